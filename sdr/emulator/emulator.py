@@ -1,0 +1,247 @@
+"""Software channel emulator: the simulated radio and the oracle of every test.
+
+It produces the baseband IQ ``[channel, sample]`` of every band exactly as the
+receiver would see it (SYSTEM.md section 3): the periodic illumination through
+the multipath channels and circuitry (fractional delays applied per
+subcarrier), the tag's BPSK and square-wave clock in the side bands, LO and
+tag clock offsets, a random sample offset, AWGN at a per-band SNR on the
+active subcarriers and ADC quantisation.  Generation is seeded, block by
+block, so any block can be reproduced on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp.packet import bits_to_symbols, build_packet
+from dsp.waveform import WaveformConfig
+from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
+from sdr.emulator.geometry import draw_paths
+from sdr.emulator.scenario import ScenarioConfig
+from sdr.emulator.truth import GroundTruth
+
+SYMBOLS_PER_BLOCK = 256
+_TAG_HARMONIC = 2 / np.pi
+
+
+@dataclass
+class Block:
+    """A run of contiguous samples: ``iq`` ``[channel, sample]`` complex64 (1.0 = full scale).
+
+    ``index`` is the continuous sample index of the first sample; ``lost_before`` the
+    number of samples dropped just before it (0 when contiguous with the previous block).
+    """
+
+    iq: np.ndarray
+    index: int
+    lost_before: int = 0
+
+
+class Emulator:
+    """Seeded emulation of one scenario.  ``truth`` holds the answer."""
+
+    def __init__(self, wf: WaveformConfig, sc: ScenarioConfig):
+        self.wf, self.sc = wf, sc
+        if wf.capture_rate_hz != wf.sample_rate_hz:
+            # the emulator produces the working rate; captures at another rate come from radios
+            wf = wf.replace(capture_rate_hz=wf.sample_rate_hz)
+            self.wf = wf
+        if sc.tag_id >= 2**wf.tag_id_bits:
+            raise ValueError(f"scenario tag_id {sc.tag_id:#x} does not fit in {wf.tag_id_bits} bits")
+        ss = np.random.SeedSequence(sc.seed)
+        geo_ss, circ_ss, imp_ss, data_ss, self._noise_ss = ss.spawn(5)
+        rng = np.random.default_rng(geo_ss)
+        self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx, tag_pos = draw_paths(sc, wf, rng)
+        self.circuits = draw_circuits(sc, np.random.default_rng(circ_ss))
+        self._draw_impairments(np.random.default_rng(imp_ss))
+        self._draw_packets(np.random.default_rng(data_ss))
+        self._build_bands()
+        self.truth = self._make_truth(tag_pos)
+
+    # ----- set-up --------------------------------------------------------
+    def _draw_impairments(self, rng: np.random.Generator) -> None:
+        sc, wf = self.sc, self.wf
+        self.lo_ppm = sc.lo_ppm if sc.lo_ppm is not None else rng.uniform(-1, 1) * sc.lo_ppm_max
+        self.tag_ppm = (
+            sc.tag_clock_ppm if sc.tag_clock_ppm is not None else rng.uniform(-1, 1) * sc.tag_clock_ppm_max
+        )
+        self.n0 = sc.sample_offset if sc.sample_offset is not None else int(rng.integers(0, wf.fft_size))
+        nu0 = self.lo_ppm * 1e-6 * wf.carrier_freq_hz
+        eps_sh = self.tag_ppm * 1e-6 * wf.tag_shift_hz
+        self.cfo_hz = {"central": nu0, "lower": nu0 - eps_sh, "upper": nu0 + eps_sh}
+        self.phase_rad = {b: float(rng.uniform(0, 2 * np.pi)) for b in ("central", "lower", "upper")}
+        self.first_packet_s = sc.first_packet_s if sc.first_packet_s is not None else rng.uniform(1e-3, 10e-3)
+
+    def _draw_packets(self, rng: np.random.Generator) -> None:
+        """Tag waveform as piecewise-constant segments: ``_edges`` (samples) and ``_values``."""
+        wf, sc = self.wf, self.sc
+        fs = wf.sample_rate_hz
+        self.tag_symbol_samples = fs / (wf.tag_symbol_rate_baud * (1 + self.tag_ppm * 1e-6))
+        n_total = round(sc.duration_s * fs)
+        self.n_total = n_total
+        if sc.mode == "cw":
+            self.packet_start = np.zeros(0)
+            self.packet_bits = np.zeros((0, wf.packet_bits), np.uint8)
+            self._edges = np.array([-np.inf])
+            self._values = np.array([1.0])
+            return
+        starts, bits = [], []
+        t = self.first_packet_s
+        while (t + wf.packet_duration_s * (1 + 1e-3)) * fs < n_total:
+            starts.append(t * fs)
+            payload = rng.integers(0, 2, wf.payload_bits).astype(np.uint8)
+            bits.append(build_packet(wf, sc.tag_id, payload))
+            t += wf.burst_period_s
+        self.packet_start = np.asarray(starts, np.float64)
+        self.packet_bits = np.asarray(bits, np.uint8).reshape(len(starts), wf.packet_bits)
+        edges, values = [-np.inf], [0.0]
+        j = np.arange(wf.packet_bits + 1)
+        for s, b in zip(self.packet_start, self.packet_bits, strict=True):
+            edges.extend(s + j * self.tag_symbol_samples)
+            values.extend(bits_to_symbols(b))
+            values.append(0.0)
+        self._edges = np.asarray(edges)
+        self._values = np.asarray(values)
+
+    def _build_bands(self) -> None:
+        """Per band: the periodic received symbol as seen from RX sample 0, noise and scale."""
+        wf, sc = self.wf, self.sc
+        f = wf.active_freqs_hz
+        centers = wf.band_centers_hz
+        h1c = self.paths_tx_tag.cfr(f, centers["central"])
+        self.cfr_prop, self.cfr_circ = {}, {}
+        for band in sc.bands:
+            if band == "central":
+                h = self.paths_tx_rx.cfr(f, centers["central"])
+                h = h + sc.structural_mode_gain * h1c * self.paths_tag_rx.cfr(f, centers["central"])
+            else:
+                h = h1c * self.paths_tag_rx.cfr(f, centers[band])
+            self.cfr_prop[band] = h
+            self.cfr_circ[band] = band_response(self.circuits, band, f)
+        self._period, self.noise_var, self.scale = {}, {}, {}
+        n = wf.fft_size
+        qlevels = 2 ** (sc.adc_bits - 1) - 1 if sc.adc_bits else 0
+        for band in sc.bands:
+            h = self.cfr_prop[band] * self.cfr_circ[band]
+            if band != "central":
+                h = h * _TAG_HARMONIC
+            spec = np.zeros(n, complex)
+            spec[wf.active_bins] = wf.zadoff_chu * h
+            y = np.fft.ifft(spec) * np.sqrt(n)  # x (*) g, one period
+            p_sig = float(np.mean(np.abs(h) ** 2))
+            snr = 10 ** (sc.snr_db[band] / 10)
+            var = p_sig / snr  # per-sample noise variance = per-subcarrier noise power
+            rms = np.sqrt(p_sig * len(f) / n + var)
+            scale = 10 ** (sc.rms_dbfs / 20) / rms
+            self._period[band] = np.roll(y, self.n0) * scale  # r[n] = y[(n - n0) mod N]
+            self.noise_var[band] = var * scale**2
+            self.scale[band] = scale
+        self._qlevels = qlevels
+
+    def _make_truth(self, tag_pos: tuple[float, float] | None) -> GroundTruth:
+        sc = self.sc
+        return GroundTruth(
+            range_true_m=self.paths_tx_tag.los_length_m + self.paths_tag_rx.los_length_m,
+            tx_rx_distance_m=self.paths_tx_rx.los_length_m,
+            tag_pos_m=tag_pos,
+            sample_offset=int(self.n0),
+            lo_ppm=float(self.lo_ppm),
+            tag_clock_ppm=float(self.tag_ppm),
+            cfo_hz={b: self.cfo_hz[b] for b in sc.bands},
+            snr_db=sc.snr_db,
+            phase_rad={b: self.phase_rad[b] for b in sc.bands},
+            noise_var=self.noise_var,
+            scale=self.scale,
+            circuitry_delay_s={b: band_delay_s(self.circuits, b) for b in sc.bands},
+            cfr_propagation=self.cfr_prop,
+            cfr_circuitry=self.cfr_circ,
+            tag_id=sc.tag_id,
+            packet_start_sample=self.packet_start,
+            packet_bits=self.packet_bits,
+            tag_symbol_samples=self.tag_symbol_samples,
+            gaps=self._gaps(),
+        )
+
+    # ----- generation ----------------------------------------------------
+    def tag_wave(self, n: np.ndarray) -> np.ndarray:
+        """Tag BPSK value (+1, -1, or 0 when idle) at continuous sample indices ``n``."""
+        return self._values[np.searchsorted(self._edges, n, side="right") - 1]
+
+    def generate_block(self, block: int) -> np.ndarray:
+        """Continuous samples of block ``block`` (``SYMBOLS_PER_BLOCK`` symbols), ``[channel, sample]``."""
+        wf, sc = self.wf, self.sc
+        n_sym, n = SYMBOLS_PER_BLOCK, wf.fft_size
+        m = block * n_sym + np.arange(n_sym)
+        start = m * n
+        fs = wf.sample_rate_hz
+        rng = np.random.default_rng(np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)))
+        out = np.empty((len(sc.bands), n_sym, n), np.complex64)
+        t_in = np.arange(n)
+        a_start = np.ones(n_sym) if sc.mode == "cw" else self.tag_wave(start)
+        if sc.mode == "burst":
+            i0 = np.searchsorted(self._edges, start, side="right")
+            i1 = np.searchsorted(self._edges, start + n - 1, side="right")
+        for c, band in enumerate(sc.bands):
+            nu = self.cfo_hz[band]
+            cyc = np.mod(nu * start / fs, 1.0)
+            phasor = np.exp(1j * (self.phase_rad[band] + 2 * np.pi * cyc))
+            base = self._period[band] * np.exp(2j * np.pi * nu * t_in / fs)
+            sideband = band != "central"
+            np.multiply((phasor * a_start if sideband else phasor)[:, None], base[None, :], out=out[c])
+            if sideband and sc.mode == "burst":
+                for k in np.flatnonzero(i0 != i1):  # a tag symbol edge inside this OFDM symbol
+                    out[c, k] = phasor[k] * base * self.tag_wave(start[k] + t_in)
+            noise = rng.standard_normal((n_sym, 2 * n), dtype=np.float32).view(np.complex64)
+            noise *= np.float32(np.sqrt(self.noise_var[band] / 2))
+            out[c] += noise
+        out = out.reshape(len(sc.bands), n_sym * n)
+        if self._qlevels:
+            v = out.view(np.float32)
+            q = np.float32(self._qlevels)
+            v *= q
+            np.rint(v, out=v)
+            np.clip(v, -q, q, out=v)
+            v /= q
+        return out
+
+    def _gaps(self) -> np.ndarray:
+        """Injected drops as ``[gap, 2]``: (continuous index of first lost sample, samples lost)."""
+        fs = self.wf.sample_rate_hz
+        rows = sorted((round(t * fs), int(k)) for t, k in self.sc.drops)
+        merged: list[list[int]] = []
+        for s, k in rows:
+            k = min(k, self.n_total - s)
+            if merged and s <= merged[-1][0] + merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], s + k - merged[-1][0])
+            elif k > 0:
+                merged.append([s, k])
+        return np.asarray(merged, np.int64).reshape(-1, 2)
+
+    def blocks(self) -> Iterator[Block]:
+        """Every sample of the scenario, in order, with the injected drops removed."""
+        per = SYMBOLS_PER_BLOCK * self.wf.fft_size
+        gaps = self.truth.gaps
+        n_blocks = -(-self.n_total // per)
+        pending_lost = 0
+        for b in range(n_blocks):
+            lo, hi = b * per, min((b + 1) * per, self.n_total)
+            iq = self.generate_block(b)[:, : hi - lo]
+            cut = lo
+            for s, k in gaps:
+                if s + k <= lo or s >= hi:
+                    continue
+                if s > cut:
+                    yield Block(iq[:, cut - lo : s - lo], cut, pending_lost)
+                    pending_lost = 0
+                pending_lost += min(s + k, hi) - max(s, cut)
+                cut = min(s + k, hi)
+            if cut < hi:
+                yield Block(iq[:, cut - lo :], cut, pending_lost)
+                pending_lost = 0
+
+    def generate(self) -> np.ndarray:
+        """The whole capture (drops removed), ``[channel, sample]`` complex64."""
+        return np.concatenate([blk.iq for blk in self.blocks()], axis=1)

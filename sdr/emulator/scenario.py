@@ -1,0 +1,129 @@
+"""Emulation scenario: geometry or explicit paths, impairments, SNRs and tag behaviour."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dsp.config_base import ConfigBase
+
+BANDS = ("central", "lower", "upper")
+MODES = ("cw", "burst")
+PathRows = tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True)
+class ScenarioConfig(ConfigBase):
+    """Everything the software channel emulator needs besides the waveform.
+
+    Geometry (SYSTEM.md section 9) is used unless all three explicit path lists
+    are given as rows ``(length_m, gain_re, gain_im)``, line of sight first.
+    Values left ``None`` are drawn from ``seed``.
+    """
+
+    seed: int = 0
+    duration_s: float = 0.25
+    mode: str = "burst"
+    bands: tuple[str, ...] = BANDS
+    # geometry
+    n_nlos: int = 0
+    tx_pos_m: tuple[float, float] = (0.0, 0.0)
+    rx_pos_m: tuple[float, float] = (20.0, 0.0)
+    tag_region_m: tuple[float, float, float, float] = (0.0, 20.0, 5.0, 15.0)
+    tag_pos_m: tuple[float, float] | None = None
+    scatter_region_m: float = 30.0
+    # explicit paths (override geometry when all three are given)
+    paths_tx_rx: PathRows | None = None
+    paths_tx_tag: PathRows | None = None
+    paths_tag_rx: PathRows | None = None
+    # signal levels
+    snr_central_db: float = 30.0
+    snr_lower_db: float = 30.0
+    snr_upper_db: float = 30.0
+    structural_mode_gain: float = 0.3
+    rms_dbfs: float = -20.0
+    adc_bits: int = 16
+    # impairments
+    lo_ppm: float | None = None
+    lo_ppm_max: float = 5.0
+    tag_clock_ppm: float | None = None
+    tag_clock_ppm_max: float = 100.0
+    sample_offset: int | None = None
+    circuitry: bool = True
+    circuitry_delay_max_s: float = 60e-9
+    circuitry_ripple_db: float = 0.5
+    circuitry_ripple_deg: float = 3.0
+    drops: tuple[tuple[float, int], ...] = ()
+    # tag
+    tag_id: int = 0xB5C0FFEE
+    first_packet_s: float | None = None
+
+    def _validate(self) -> None:
+        if self.seed < 0:
+            self._fail("seed", "must be non-negative")
+        if not (math.isfinite(self.duration_s) and 0 < self.duration_s <= 3600):
+            self._fail("duration_s", "must be in (0, 3600] s")
+        if self.mode not in MODES:
+            self._fail("mode", f"must be one of {MODES}")
+        if not self.bands or self.bands[0] != "central" or len(set(self.bands)) != len(self.bands):
+            self._fail("bands", "must start with 'central' and list each band once")
+        if any(b not in BANDS for b in self.bands) or len(self.bands) < 2:
+            self._fail("bands", f"must be 'central' and one or both of {BANDS[1:]}")
+        if not (0 <= self.n_nlos <= 64):
+            self._fail("n_nlos", "must be in [0, 64]")
+        x0, x1, y0, y1 = self.tag_region_m
+        if not (x0 <= x1 and y0 <= y1):
+            self._fail("tag_region_m", "must be (xmin, xmax, ymin, ymax) with min <= max")
+        if self.scatter_region_m <= 0:
+            self._fail("scatter_region_m", "must be positive")
+        explicit = [self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx]
+        if any(p is not None for p in explicit) and not all(p is not None for p in explicit):
+            self._fail("paths_tx_rx", "give all three explicit path lists or none")
+        for name in ("paths_tx_rx", "paths_tx_tag", "paths_tag_rx"):
+            rows = getattr(self, name)
+            if rows is not None:
+                if len(rows) == 0:
+                    self._fail(name, "needs at least the line-of-sight path")
+                if any(not (math.isfinite(r[0]) and 0 < r[0] < 1e5) for r in rows):
+                    self._fail(name, "every path length must be in (0, 1e5) m")
+                if any(not all(math.isfinite(v) for v in r) for r in rows):
+                    self._fail(name, "gains must be finite")
+                if rows[0][0] != min(r[0] for r in rows):
+                    self._fail(name, "the first (line-of-sight) path must be the shortest")
+        for name in ("snr_central_db", "snr_lower_db", "snr_upper_db"):
+            if not (-40 <= getattr(self, name) <= 80):
+                self._fail(name, "must be in [-40, 80] dB")
+        if not (-60 <= self.rms_dbfs <= -3):
+            self._fail("rms_dbfs", "must be in [-60, -3] dBFS")
+        if self.adc_bits not in (0, 8, 12, 14, 16):
+            self._fail("adc_bits", "must be 0 (no quantisation), 8, 12, 14 or 16")
+        if self.lo_ppm is not None and abs(self.lo_ppm) > 10:
+            self._fail("lo_ppm", "|lo_ppm| above 10 puts the CFO outside the estimator range")
+        if not (0 <= self.lo_ppm_max <= 10):
+            self._fail("lo_ppm_max", "must be in [0, 10]")
+        if self.tag_clock_ppm is not None and abs(self.tag_clock_ppm) > 150:
+            self._fail("tag_clock_ppm", "|tag_clock_ppm| must be at most 150")
+        if not (0 <= self.tag_clock_ppm_max <= 150):
+            self._fail("tag_clock_ppm_max", "must be in [0, 150]")
+        if self.sample_offset is not None and self.sample_offset < 0:
+            self._fail("sample_offset", "must be non-negative")
+        if not (0 <= self.circuitry_delay_max_s <= 1e-6):
+            self._fail("circuitry_delay_max_s", "must be in [0, 1e-6] s")
+        if self.circuitry_ripple_db < 0 or self.circuitry_ripple_deg < 0:
+            self._fail("circuitry_ripple_db", "ripples must be non-negative")
+        for t, n in self.drops:
+            if not (0 <= t < self.duration_s) or n <= 0:
+                msg = f"each drop is (time_s in [0, duration_s), n_samples > 0); got ({t}, {n})"
+                self._fail("drops", msg)
+        if not (0 <= self.tag_id < 2**63):
+            self._fail("tag_id", "must be a non-negative integer below 2**63")
+        if self.first_packet_s is not None and self.first_packet_s < 0:
+            self._fail("first_packet_s", "must be non-negative")
+
+    @property
+    def snr_db(self) -> dict[str, float]:
+        return {b: getattr(self, f"snr_{b}_db") for b in self.bands}
+
+    @property
+    def explicit_paths(self) -> bool:
+        return self.paths_tx_rx is not None
