@@ -1,0 +1,43 @@
+"""The ``backscatter`` console script: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backscatter.commands import bench_cmd, captures_cmd
+from backscatter.output import CliError
+from captures.format import CaptureError
+from dsp.config_base import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backscatter",
+        description="Bistatic OFDM backscatter testbed: emulate, capture, decode and range.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (captures_cmd, bench_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, CaptureError, ConfigError, FileExistsError) as exc:
+        print(f"backscatter {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"backscatter {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

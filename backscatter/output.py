@@ -1,0 +1,44 @@
+"""Shared CLI output helpers: JSON printing, progress bars, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+
+class CliError(Exception):
+    """An error the CLI reports as ``error: ...`` with exit status 2."""
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (complex, np.complexfloating)):
+        return [o.real, o.imag]
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=_default, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def progress_bar(total: int, desc: str, unit: str = "S", enabled: bool = True) -> tqdm:
+    """A progress bar on stderr; silent when disabled or when stderr is not a terminal."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        file=sys.stderr,
+        disable=(not enabled) or None,
+        leave=False,
+    )

@@ -1,0 +1,125 @@
+"""Capture writer: creates a capture and appends IQ chunks (also used by the live recorder)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+from captures.format import (
+    BAND_NAMES,
+    CHUNK_SAMPLES,
+    DATATYPES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ChannelInfo,
+    complex_to_ci16,
+)
+from captures.truth_io import write_truth
+from dsp.waveform import WaveformConfig
+from sdr.emulator.truth import GroundTruth
+
+
+class CaptureWriter:
+    """Write a capture: ``append`` chunks ``[channel, sample]``, mark gaps, close.
+
+    With ``swmr=True`` the file is switched to single-writer/multiple-reader mode
+    and flushed after every append, so readers can follow it while it grows and a
+    killed writer leaves every flushed chunk readable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        waveform: WaveformConfig,
+        channels: list[ChannelInfo],
+        sample_rate_hz: float,
+        datatype: str = "ci16_le",
+        overwrite: bool = False,
+        swmr: bool = False,
+        time_first_sample_s: float = 0.0,
+        description: str = "",
+        recorder: str = "backscatter",
+    ):
+        self.path = Path(path)
+        if datatype not in DATATYPES:
+            raise ValueError(f"datatype must be one of {DATATYPES}, got {datatype!r}")
+        bands = [c.band for c in channels]
+        if not channels or any(b not in BAND_NAMES for b in bands) or len(set(bands)) != len(bands):
+            raise ValueError(f"channels must name distinct bands from {BAND_NAMES}, got {bands}")
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
+        self.datatype = datatype
+        self.n_channels = len(channels)
+        self._f = h5py.File(self.path, "w", libver="latest")
+        f = self._f
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["core:datatype"] = datatype
+        f.attrs["core:sample_rate"] = float(sample_rate_hz)
+        f.attrs["core:datetime"] = _dt.datetime.fromtimestamp(time_first_sample_s or 0, _dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ"
+        )
+        f.attrs["time_first_sample_s"] = float(time_first_sample_s)
+        f.attrs["core:description"] = description
+        f.attrs["core:recorder"] = recorder
+        waveform.to_h5_attrs(f.create_group("config/waveform").attrs)
+        n = self.n_channels
+        if datatype == "ci16_le":
+            shape, maxshape, chunks, dtype = (n, 0, 2), (n, None, 2), (n, CHUNK_SAMPLES, 2), np.int16
+        else:
+            shape, maxshape, chunks, dtype = (n, 0), (n, None), (n, CHUNK_SAMPLES), np.complex64
+        self._iq = f.create_dataset("iq", shape, dtype, maxshape=maxshape, chunks=chunks, fletcher32=True)
+        self._iq.attrs["band"] = bands
+        self._iq.attrs["core:frequency"] = np.array([c.center_freq_hz for c in channels], np.float64)
+        self._iq.attrs["gain_db"] = np.array([c.gain_db for c in channels], np.float64)
+        self._iq.attrs["antenna"] = [c.antenna for c in channels]
+        self._gaps = f.create_dataset("gaps", (0, 2), np.int64, maxshape=(None, 2), chunks=(256, 2))
+        self.n_samples = 0
+        self.swmr = swmr
+        if swmr:
+            f.swmr_mode = True
+
+    def append(self, iq: np.ndarray) -> None:
+        """Append ``[channel, sample]`` complex samples (or int16 pairs ``[channel, sample, 2]``)."""
+        if iq.shape[0] != self.n_channels:
+            raise ValueError(f"expected {self.n_channels} channels, got array of shape {iq.shape}")
+        if self.datatype == "ci16_le":
+            data = iq if iq.dtype == np.int16 else complex_to_ci16(iq)
+        else:
+            data = iq.astype(np.complex64, copy=False)
+        k = data.shape[1]
+        self._iq.resize(self.n_samples + k, axis=1)
+        self._iq[:, self.n_samples : self.n_samples + k] = data
+        self.n_samples += k
+        if self.swmr:
+            self._iq.flush()
+
+    def add_gap(self, samples_lost: int) -> None:
+        """Record that ``samples_lost`` samples are missing before the next appended sample."""
+        g = self._gaps
+        g.resize(g.shape[0] + 1, axis=0)
+        g[-1] = (self.n_samples, int(samples_lost))
+        if self.swmr:
+            g.flush()
+
+    def write_truth(self, truth: GroundTruth, scenario_json: str | None = None) -> None:
+        if self.swmr:
+            raise RuntimeError("ground truth must be written before SWMR mode (emulated captures only)")
+        write_truth(self._f.create_group("truth"), truth, scenario_json)
+
+    def close(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
