@@ -35,12 +35,12 @@ def export_sigmf(capture_path: str | os.PathLike, out_dir: str | os.PathLike) ->
             meta = SigMFFile(
                 data_file=str(data_path),
                 global_info={
-                    SigMFFile.DATATYPE_KEY: datatype,
-                    SigMFFile.SAMPLE_RATE_KEY: cap.sample_rate_hz,
-                    SigMFFile.DESCRIPTION_KEY: f"{ch.band} band of {Path(capture_path).name}",
-                    SigMFFile.RECORDER_KEY: "backscatter export-sigmf",
-                    SigMFFile.VERSION_KEY: sigmf_version,
-                    SigMFFile.NUM_CHANNELS_KEY: 1,
+                    "core:datatype": datatype,
+                    "core:sample_rate": cap.sample_rate_hz,
+                    "core:description": f"{ch.band} band of {Path(capture_path).name}",
+                    "core:recorder": "backscatter export-sigmf",
+                    "core:version": sigmf_version,
+                    "core:num_channels": 1,
                 },
             )
             lost_total = 0
@@ -48,11 +48,11 @@ def export_sigmf(capture_path: str | os.PathLike, out_dir: str | os.PathLike) ->
             for s, k in segments:
                 lost_total += k
                 info = {
-                    SigMFFile.FREQUENCY_KEY: ch.center_freq_hz,
-                    SigMFFile.GLOBAL_INDEX_KEY: s + lost_total,
+                    "core:frequency": ch.center_freq_hz,
+                    "core:global_index": s + lost_total,
                 }
                 if s == 0 and cap.datetime:
-                    info[SigMFFile.DATETIME_KEY] = cap.datetime
+                    info["core:datetime"] = cap.datetime
                 if s < cap.n_samples or s == 0:
                     meta.add_capture(s, metadata=info)
             meta.tofile(str(out / f"{name}.sigmf-meta"))
@@ -62,8 +62,8 @@ def export_sigmf(capture_path: str | os.PathLike, out_dir: str | os.PathLike) ->
             base_path=str(out),
             metadata={
                 "collection": {
-                    SigMFCollection.VERSION_KEY: sigmf_version,
-                    SigMFCollection.DESCRIPTION_KEY: f"backscatter capture {Path(capture_path).name}",
+                    "core:version": sigmf_version,
+                    "core:description": f"backscatter capture {Path(capture_path).name}",
                 }
             },
         )

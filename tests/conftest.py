@@ -1,0 +1,39 @@
+"""Shared fixtures: the seeded emulator is the test oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsp.waveform import WaveformConfig, get_profile
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+
+
+@pytest.fixture(scope="session")
+def wf() -> WaveformConfig:
+    return get_profile("default")
+
+
+def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
+    """Least-squares CFR ``[subcarrier]`` of one band at the true timing and CFO.
+
+    Undoes the emulator's sample offset, CFO, band phase, scale and (side bands)
+    the tag's first-harmonic amplitude, so it estimates ``truth.cfr[band]``.
+    """
+    wf, tr = emu.wf, emu.truth
+    n = wf.fft_size
+    c = list(emu.sc.bands).index(band)
+    m = iq.shape[1] // n
+    t = np.arange(m * n)
+    r = iq[c, : m * n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
+    y = np.fft.fft(r.reshape(m, n).mean(axis=0)) / np.sqrt(n)
+    k = wf.active_subcarriers
+    h = y[wf.active_bins] / wf.zadoff_chu * np.exp(2j * np.pi * k * tr.sample_offset / n)
+    h *= np.exp(-1j * tr.phase_rad[band]) / tr.scale[band]
+    return h / (2 / np.pi) if band != "central" else h
+
+
+def emulate(wf: WaveformConfig, **kw) -> tuple[Emulator, np.ndarray]:
+    emu = Emulator(wf, ScenarioConfig(**kw))
+    return emu, emu.generate()

@@ -1,0 +1,126 @@
+"""The emulator against its own ground truth and against the analytic model."""
+
+import numpy as np
+import pytest
+
+from dsp.cir import analytic_cir, cfr_to_cir, nmae
+from dsp.packet import bits_to_symbols
+from dsp.waveform import SPEED_OF_LIGHT_M_S
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+from tests.conftest import emulate, known_timing_cfr
+
+LOS = {"paths_tx_rx": ((37.3, 1.0, 0.0),), "paths_tx_tag": ((12.1, 1.0, 0.0),), "paths_tag_rx": ((25.7, 0.0, 1.0),)}
+
+
+def test_single_los_path_cir_peak_at_true_delay(wf):
+    emu, iq = emulate(wf, mode="cw", duration_s=0.005, circuitry=False, seed=4, **LOS)
+    for band, length in (("central", 37.3), ("lower", 12.1 + 25.7), ("upper", 12.1 + 25.7)):
+        cir = cfr_to_cir(known_timing_cfr(emu, iq, band), wf)
+        peak_m = np.argmax(np.abs(cir)) * wf.cir_grid_step_m
+        assert abs(peak_m - length) <= wf.cir_grid_step_m / 2, band
+
+
+def test_injected_cfo_and_sample_offset_are_recovered(wf):
+    emu, iq = emulate(wf, mode="cw", duration_s=0.01, lo_ppm=3.3, tag_clock_ppm=-70, sample_offset=611, seed=9)
+    n, fs = wf.fft_size, wf.sample_rate_hz
+    for c, band in enumerate(emu.sc.bands):
+        r = iq[c].astype(complex)
+        nu = fs / (2 * np.pi * n) * np.angle(np.vdot(r[:-n], r[n:]))  # eq. (47)-(48)
+        assert nu == pytest.approx(emu.truth.cfo_hz[band], abs=2.0), band
+    # timing (53): circular correlation of one window with the known symbol
+    corr = np.fft.ifft(np.fft.fft(iq[0, :n]) * np.conj(wf.symbol_freq))
+    n_hat = int(np.argmax(np.abs(corr)))
+    delay_samples = emu.truth.tx_rx_distance_m / SPEED_OF_LIGHT_M_S * fs
+    circuitry_samples = emu.truth.circuitry_delay_s["central"] * fs
+    assert (n_hat - 611 - delay_samples - circuitry_samples + n / 2) % n - n / 2 == pytest.approx(0, abs=1.0)
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 10.0, 30.0])
+def test_measured_snr_matches_configured(wf, snr_db):
+    emu, iq = emulate(wf, mode="cw", duration_s=0.02, snr_central_db=snr_db, snr_lower_db=snr_db - 3,
+                      snr_upper_db=snr_db + 3, lo_ppm=0.0, tag_clock_ppm=0.0, seed=2)
+    n = wf.fft_size
+    for c, band in enumerate(emu.sc.bands):
+        m = iq.shape[1] // n
+        y = np.fft.fft(iq[c, : m * n].reshape(m, n), axis=1)[:, wf.active_bins]
+        mean = y.mean(0)
+        p_noise = np.mean(np.abs(y - mean) ** 2) * m / (m - 1)
+        p_sig = np.mean(np.abs(mean) ** 2) - p_noise / m
+        assert 10 * np.log10(p_sig / p_noise) == pytest.approx(emu.sc.snr_db[band], abs=0.3), band
+
+
+def test_emulated_cirs_match_the_analytic_model_over_random_scenarios(wf):
+    rng = np.random.default_rng(2024)
+    worst = {"central": 0.0, "side": 0.0}
+    for i in range(50):
+        n_nlos = int(rng.integers(0, 9))
+        emu, iq = emulate(wf, mode="cw", duration_s=0.004, n_nlos=n_nlos, seed=1000 + i, snr_central_db=30,
+                          snr_lower_db=30, snr_upper_db=30)
+        centers = wf.band_centers_hz
+        model0 = analytic_cir(emu.paths_tx_rx, wf, centers["central"])
+        est0 = cfr_to_cir(known_timing_cfr(emu, iq, "central") / emu.truth.cfr_circuitry["central"], wf)
+        worst["central"] = max(worst["central"], nmae(model0, est0))
+        for band in ("lower", "upper"):
+            model = cfr_to_cir(
+                emu.paths_tx_tag.cfr(wf.active_freqs_hz, centers["central"])
+                * emu.paths_tag_rx.cfr(wf.active_freqs_hz, centers[band]),
+                wf,
+            )
+            est = cfr_to_cir(known_timing_cfr(emu, iq, band) / emu.truth.cfr_circuitry[band], wf)
+            worst["side"] = max(worst["side"], nmae(model, est))
+    assert worst["central"] < 0.01
+    assert worst["side"] < 0.03
+
+
+def test_same_seed_same_samples_and_blocks_are_independent(wf):
+    sc = ScenarioConfig(duration_s=0.03, seed=77, n_nlos=3)
+    a, b = Emulator(wf, sc), Emulator(wf, sc)
+    np.testing.assert_array_equal(a.generate_block(2), b.generate_block(2))
+    full = a.generate()
+    per = 256 * wf.fft_size
+    np.testing.assert_array_equal(full[:, 2 * per : 3 * per], b.generate_block(2))
+    c = Emulator(wf, sc.replace(seed=78)).generate_block(2)
+    assert not np.array_equal(c, full[:, 2 * per : 3 * per])
+
+
+def test_injected_drops_remove_samples_and_are_in_the_truth(wf):
+    sc = ScenarioConfig(duration_s=0.03, seed=5, drops=((0.005, 1000), (0.02, 70000)))
+    emu = Emulator(wf, sc)
+    blocks = list(emu.blocks())
+    total = sum(b.iq.shape[1] for b in blocks)
+    assert total == emu.n_total - 71000
+    assert sum(b.lost_before for b in blocks) == 71000
+    ref = Emulator(wf, sc.replace(drops=())).generate()
+    for b in blocks:  # every delivered sample is the undropped sample at its index
+        np.testing.assert_array_equal(b.iq, ref[:, b.index : b.index + b.iq.shape[1]])
+    np.testing.assert_array_equal(emu.truth.gaps, [[153600, 1000], [614400, 70000]])
+
+
+def test_side_band_carries_the_packet_bits(wf):
+    emu, iq = emulate(wf, mode="burst", duration_s=0.08, seed=11, snr_lower_db=20, snr_upper_db=20,
+                      first_packet_s=0.004)
+    tr, n = emu.truth, wf.fft_size
+    assert len(tr.packet_start_sample) == 1
+    for band in ("lower", "upper"):
+        c = list(emu.sc.bands).index(band)
+        h = tr.cfr[band] * tr.scale[band] * 2 / np.pi * np.exp(1j * tr.phase_rad[band])
+        ref = np.fft.ifft(_spectrum(wf, h)) * np.sqrt(n)
+        ref = np.roll(ref, tr.sample_offset)
+        syms = []
+        for j in range(wf.packet_bits):
+            mid = int(tr.packet_start_sample[0] + (j + 0.5) * tr.tag_symbol_samples)
+            s = (mid // n) * n
+            t = np.arange(s, s + n)
+            r = iq[c, s : s + n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
+            syms.append(np.real(np.vdot(ref, r)))
+        np.testing.assert_array_equal(np.sign(syms), bits_to_symbols(tr.packet_bits[0]))
+        # before the packet the tag is idle: no side-band signal
+        idle = iq[c, :n].astype(complex)
+        assert abs(np.vdot(ref, idle)) < 0.2 * abs(syms[0])
+
+
+def _spectrum(wf, h):
+    spec = np.zeros(wf.fft_size, complex)
+    spec[wf.active_bins] = wf.zadoff_chu * h
+    return spec
