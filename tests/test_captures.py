@@ -112,7 +112,11 @@ def test_not_a_capture(tmp_path):
         (lambda f: f["iq"].attrs.__setitem__("band", ["central", "lower"]), "/iq", "2 bands for 3 channels"),
         (lambda f: f["iq"].attrs.__setitem__("band", ["central", "lower", "side"]), "/iq", "band"),
         (lambda f: f["iq"].attrs.__setitem__("core:frequency", [1.0, 2.0]), "/iq", "core:frequency"),
-        (lambda f: f["gaps"].resize((1, 2)) or f["gaps"].__setitem__(0, (10, -5)), "/gaps", "losses positive"),
+        (
+            lambda f: f["gaps"].resize((1, 2)) or f["gaps"].__setitem__(0, (10, -5)),
+            "/gaps",
+            "losses positive",
+        ),
     ],
 )
 def test_defects_raise_one_error_naming_file_path_and_problem(capture, tmp_path, mutate, where, words):
@@ -147,7 +151,19 @@ def test_sigmf_export_validates(capture, tmp_path):
 
 def test_cli_emulate_then_info_json(tmp_path, capsys):
     out = tmp_path / "cli.h5"
-    args = ["emulate", "--seed", "8", "--duration-s", "0.05", "--paths", "3", "--snr-db", "12", "--out", str(out)]
+    args = [
+        "emulate",
+        "--seed",
+        "8",
+        "--duration-s",
+        "0.05",
+        "--paths",
+        "3",
+        "--snr-db",
+        "12",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--json"]) == 0
     emulated = json.loads(capsys.readouterr().out)
     assert main(["info", str(out), "--json"]) == 0
@@ -165,3 +181,23 @@ def test_cli_bad_scenario_key_is_named(tmp_path, capsys):
     assert main(["emulate", "--scenario", str(bad), "--out", str(tmp_path / "o.h5")]) == 2
     err = capsys.readouterr().err
     assert "bogus" in err and str(bad) in err
+
+
+def test_capture_written_from_format_md_alone_is_accepted(tmp_path, wf):
+    """The FORMAT.md example, with bare h5py and the emulator's samples."""
+    sc = ScenarioConfig(duration_s=0.01, seed=3, bands=("central", "upper"))
+    iq = Emulator(wf, sc).generate()
+    p = tmp_path / "mine.h5"
+    with h5py.File(p, "w") as f:
+        f.attrs["format"] = "backscatter-capture"
+        f.attrs["format_version"] = 1
+        f.attrs["core:datatype"] = "ci16_le"
+        f.attrs["core:sample_rate"] = 30.72e6
+        pairs = np.stack([iq.real, iq.imag], -1) * 32767
+        d = f.create_dataset("iq", data=np.rint(pairs).astype(np.int16))  # contiguous, no checksum
+        d.attrs["band"] = ["central", "upper"]
+        d.attrs["core:frequency"] = [915e6, 960e6]
+        f.create_group("config/waveform").attrs["profile"] = "default"
+    with open_capture(p) as cap:
+        assert cap.bands == ["central", "upper"] and cap.waveform == wf and cap.truth() is None
+        np.testing.assert_allclose(cap.read(), iq, atol=1e-6)

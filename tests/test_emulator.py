@@ -10,7 +10,11 @@ from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from tests.conftest import emulate, known_timing_cfr
 
-LOS = {"paths_tx_rx": ((37.3, 1.0, 0.0),), "paths_tx_tag": ((12.1, 1.0, 0.0),), "paths_tag_rx": ((25.7, 0.0, 1.0),)}
+LOS = {
+    "paths_tx_rx": ((37.3, 1.0, 0.0),),
+    "paths_tx_tag": ((12.1, 1.0, 0.0),),
+    "paths_tag_rx": ((25.7, 0.0, 1.0),),
+}
 
 
 def test_single_los_path_cir_peak_at_true_delay(wf):
@@ -22,7 +26,9 @@ def test_single_los_path_cir_peak_at_true_delay(wf):
 
 
 def test_injected_cfo_and_sample_offset_are_recovered(wf):
-    emu, iq = emulate(wf, mode="cw", duration_s=0.01, lo_ppm=3.3, tag_clock_ppm=-70, sample_offset=611, seed=9)
+    emu, iq = emulate(
+        wf, mode="cw", duration_s=0.01, lo_ppm=3.3, tag_clock_ppm=-70, sample_offset=611, seed=9
+    )
     n, fs = wf.fft_size, wf.sample_rate_hz
     for c, band in enumerate(emu.sc.bands):
         r = iq[c].astype(complex)
@@ -38,8 +44,17 @@ def test_injected_cfo_and_sample_offset_are_recovered(wf):
 
 @pytest.mark.parametrize("snr_db", [-5.0, 10.0, 30.0])
 def test_measured_snr_matches_configured(wf, snr_db):
-    emu, iq = emulate(wf, mode="cw", duration_s=0.02, snr_central_db=snr_db, snr_lower_db=snr_db - 3,
-                      snr_upper_db=snr_db + 3, lo_ppm=0.0, tag_clock_ppm=0.0, seed=2)
+    emu, iq = emulate(
+        wf,
+        mode="cw",
+        duration_s=0.02,
+        snr_central_db=snr_db,
+        snr_lower_db=snr_db - 3,
+        snr_upper_db=snr_db + 3,
+        lo_ppm=0.0,
+        tag_clock_ppm=0.0,
+        seed=2,
+    )
     n = wf.fft_size
     for c, band in enumerate(emu.sc.bands):
         m = iq.shape[1] // n
@@ -55,8 +70,16 @@ def test_emulated_cirs_match_the_analytic_model_over_random_scenarios(wf):
     worst = {"central": 0.0, "side": 0.0}
     for i in range(50):
         n_nlos = int(rng.integers(0, 9))
-        emu, iq = emulate(wf, mode="cw", duration_s=0.004, n_nlos=n_nlos, seed=1000 + i, snr_central_db=30,
-                          snr_lower_db=30, snr_upper_db=30)
+        emu, iq = emulate(
+            wf,
+            mode="cw",
+            duration_s=0.004,
+            n_nlos=n_nlos,
+            seed=1000 + i,
+            snr_central_db=30,
+            snr_lower_db=30,
+            snr_upper_db=30,
+        )
         centers = wf.band_centers_hz
         model0 = analytic_cir(emu.paths_tx_rx, wf, centers["central"])
         est0 = cfr_to_cir(known_timing_cfr(emu, iq, "central") / emu.truth.cfr_circuitry["central"], wf)
@@ -98,8 +121,9 @@ def test_injected_drops_remove_samples_and_are_in_the_truth(wf):
 
 
 def test_side_band_carries_the_packet_bits(wf):
-    emu, iq = emulate(wf, mode="burst", duration_s=0.08, seed=11, snr_lower_db=20, snr_upper_db=20,
-                      first_packet_s=0.004)
+    emu, iq = emulate(
+        wf, mode="burst", duration_s=0.08, seed=11, snr_lower_db=20, snr_upper_db=20, first_packet_s=0.004
+    )
     tr, n = emu.truth, wf.fft_size
     assert len(tr.packet_start_sample) == 1
     for band in ("lower", "upper"):
