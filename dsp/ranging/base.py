@@ -1,0 +1,61 @@
+"""Common interface and name-to-class registry of ranging methods.
+
+A method turns the CIR/CFR of one band into the delay ``t_b`` (seconds,
+relative to the start of the CIR window) of its first path.  Bistatic range
+(eq. (77)-(78)) is then ``mod(d_0 + (t_u - t_0) c - d_cal_u, R_max)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
+
+REGISTRY: dict[str, type[RangingMethod]] = {}
+
+
+class RangingMethod(ABC):
+    """One delay estimator.  Subclasses set ``name`` and implement :meth:`first_path_delay_s`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, wf: WaveformConfig, **params: float):
+        self.wf = wf
+        self.params = params
+
+    def __init_subclass__(cls, **kw: object) -> None:
+        super().__init_subclass__(**kw)
+        if getattr(cls, "name", None):
+            REGISTRY[cls.name] = cls
+
+    @abstractmethod
+    def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray) -> float:
+        """Delay of the first path; ``cfr`` ``[subcarrier]``, ``cir`` ``[K]`` (its IFFT)."""
+
+
+def get_method(name: str, wf: WaveformConfig, **params: float) -> RangingMethod:
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown ranging method {name!r}; known: {sorted(REGISTRY)}") from None
+    return cls(wf, **params)
+
+
+def bistatic_range_m(
+    t_side_s: float, t_central_s: float, tx_rx_distance_m: float, d_cal_m: float, max_range_m: float
+) -> float:
+    """Eq. (77)-(78): TX-tag-RX path length from the side-band and central first-path delays."""
+    delta = (t_side_s - t_central_s) * SPEED_OF_LIGHT_M_S - d_cal_m
+    return float(np.mod(tx_rx_distance_m + delta, max_range_m))
+
+
+def combine_ranges(ranges_m: dict[str, float], reliability: dict[str, float]) -> float:
+    """Eq. (79): reliability-weighted mean of per-band ranges."""
+    w = np.array([max(reliability.get(b, 0.0), 0.0) for b in ranges_m])
+    r = np.array(list(ranges_m.values()))
+    if w.sum() <= 0:
+        return float(np.mean(r))
+    return float(np.sum(w * r) / w.sum())

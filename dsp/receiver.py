@@ -1,0 +1,546 @@
+"""The streaming receiver: chunks ``[channel, sample]`` in, typed results out.
+
+Work is done in fixed segments of ``segment_symbols`` OFDM windows on a window
+grid anchored by the central band's timing, so how the input is chunked never
+changes a decision or an estimate.  Per window and band the heavy work is one
+product with a ``[N, 2]`` projection matrix (tag sample and noise probe); per
+epoch, one weighted sum of windows and one FFT per band (SYSTEM.md section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
+from dsp.epoch import ranging_epoch
+from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
+from dsp.receiver_config import ReceiverConfig
+from dsp.references import guard_probe, projection_matrix, ramp, symbol_from_cfr
+from dsp.resample import StreamResampler
+from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
+from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template
+from dsp.timing import symbol_timing
+from dsp.waveform import WaveformConfig
+
+Result = PacketResult | RangingEpoch | BlockStats | GapEvent
+
+
+class ReceiverError(ValueError):
+    """The receiver cannot work on this input (bands, rates); the message says why."""
+
+
+@dataclass
+class _Segment:
+    """Consecutive windows, held as views into the input chunks where possible."""
+
+    starts: np.ndarray  # [window] continuous index of each window start
+    pieces: list[np.ndarray]  # each [band, window, N]; together ``starts.size`` windows
+    z: np.ndarray  # [band, window] tag samples (central: reference projection); nan until acquired
+
+    def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
+        """``windows[row] @ mat`` over all pieces, ``[window, ...]``."""
+        return np.concatenate([p[row] @ mat for p in self.pieces])
+
+    def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
+        """``sum_m w[m - lo] windows[row, m]`` for windows ``lo <= m < hi`` of this segment, ``[N]``."""
+        acc = np.zeros(self.pieces[0].shape[-1], np.complex64)
+        pos = 0
+        for p in self.pieces:
+            a, b = max(lo - pos, 0), min(hi - pos, p.shape[1])
+            if a < b:
+                acc += w[pos + a - lo : pos + b - lo] @ p[row, a:b]
+            pos += p.shape[1]
+        return acc
+
+
+class Receiver:
+    """Stateful bistatic backscatter receiver for one capture or stream.
+
+    ``bands`` lists the channel order of the input (``central`` required, plus
+    ``lower`` and/or ``upper``).  ``truth_packets`` (start samples, bits) lets
+    packets report their bit errors.  ``calibration`` maps band to a circuitry
+    response ``[subcarrier]`` that CFRs are divided by.
+    """
+
+    def __init__(
+        self,
+        wf: WaveformConfig,
+        bands: list[str],
+        capture_rate_hz: float | None = None,
+        config: ReceiverConfig | None = None,
+        calibration: dict[str, np.ndarray] | None = None,
+        truth_packets: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        if "central" not in bands:
+            raise ReceiverError(f"no central band among the channels {bands}: it is the timing reference")
+        sides = [b for b in bands if b in ("lower", "upper")]
+        if not sides:
+            raise ReceiverError(f"no side band (lower/upper) among the channels {bands}")
+        if len(set(bands)) != len(bands) or any(b not in ("central", "lower", "upper") for b in bands):
+            raise ReceiverError(f"channels must be distinct bands central/lower/upper, got {bands}")
+        self.wf = wf
+        self.cfg = config or ReceiverConfig()
+        self.bands = list(bands)
+        self.sides = sides
+        self.c0 = self.bands.index("central")
+        self.calibration = calibration
+        self.truth_packets = truth_packets
+        self.fs = wf.sample_rate_hz
+        self.n = wf.fft_size
+        self._resampler = None
+        rate = capture_rate_hz or wf.sample_rate_hz
+        if rate != wf.sample_rate_hz:
+            try:
+                ratio = wf.replace(capture_rate_hz=rate).resample_ratio
+            except ValueError as exc:
+                raise ReceiverError(f"capture rate {rate} Hz cannot be resampled: {exc}") from None
+            self._resampler = StreamResampler(ratio.numerator, ratio.denominator, len(bands))
+        self._chunks: list[np.ndarray] = []  # working-rate samples not yet windowed, in order
+        self._pending_index = 0  # continuous index of the first sample of _chunks[0]
+        self._next_window: int | None = None  # continuous index of the next window start
+        self._history: list[_Segment] = []
+        self._search_from: int | None = None  # continuous index: packets start at or after it
+        self._epoch_from: int | None = None
+        lo, hi = self.cfg.tag_delay_window
+        guard = self.cfg.timing_guard_samples
+        self._space = TapSpace(wf, guard + lo, hi - lo)
+        self.cfo_hz: dict[str, float | None] = dict.fromkeys(self.bands)
+        self.noise_var: dict[str, float | None] = dict.fromkeys(self.bands)
+        self._ref: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
+        self._proj: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
+        self._acq: dict[str, SubspaceAcquirer] = {}
+        self._lag0 = 0j
+        self._last_z0: complex | None = None
+        self._preamble = bits_to_symbols(preamble_bits(wf))
+        self.samples_in = 0
+        self.symbols_processed = 0
+
+    # ----- public API -----------------------------------------------------
+    @property
+    def acquired(self) -> dict[str, bool]:
+        return {b: self._ref[b] is not None for b in self.bands}
+
+    def push(self, iq: np.ndarray, samples_lost_before: int = 0) -> list[Result]:
+        """Feed ``[channel, sample]`` at the capture rate; return the results it completes.
+
+        ``samples_lost_before`` (capture-rate samples) marks a gap just before ``iq``.
+        """
+        if iq.ndim != 2 or iq.shape[0] != len(self.bands):
+            raise ReceiverError(f"expected [channel={len(self.bands)}, sample] input, got shape {iq.shape}")
+        out: list[Result] = []
+        if samples_lost_before:
+            out.extend(self._gap(samples_lost_before))
+        self.samples_in += iq.shape[1]
+        x = self._resampler.push(iq) if self._resampler else iq.astype(np.complex64, copy=False)
+        if x.shape[1]:
+            self._chunks.append(x)
+        out.extend(self._drain(final=False))
+        return out
+
+    def flush(self) -> list[Result]:
+        """Process what is left at the end of the input."""
+        return self._drain(final=True)
+
+    # ----- buffering and timing -----------------------------------------
+    def _gap(self, lost_capture: int) -> list[Result]:
+        lost = lost_capture
+        if self._resampler:  # lost input samples in working-rate samples (approximate)
+            lost = round(lost_capture * self._resampler.up / self._resampler.down)
+        dropped = self._packets_in_flight()
+        self._pending_index += self._n_pending() + lost
+        self._chunks.clear()
+        self._next_window = None
+        self._history.clear()
+        self._search_from = None
+        self._epoch_from = None
+        self._last_z0 = None
+        for b in self.sides:  # acquisition needs contiguous windows: start again
+            if self._ref[b] is None:
+                self._acq.pop(b, None)
+        return [GapEvent(self._pending_index, lost, dropped)]
+
+    def _packets_in_flight(self) -> int:
+        return int(self.cfg.tag_mode == "burst" and bool(self._history))
+
+    def _n_pending(self) -> int:
+        return sum(c.shape[1] for c in self._chunks)
+
+    def _take(self, off: int, count: int) -> np.ndarray:
+        """Samples ``[off, off + count)`` of the pending data as one array ``[channel, sample]``."""
+        pieces, pos = [], 0
+        for c in self._chunks:
+            a, b = max(off - pos, 0), min(off + count - pos, c.shape[1])
+            if a < b:
+                pieces.append(c[:, a:b])
+            pos += c.shape[1]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+
+    def _take_windows(self, off: int, count: int) -> list[np.ndarray]:
+        """``count`` windows from pending offset ``off`` as ``[band, window, N]`` pieces.
+
+        Whole windows inside one chunk are views; only a window straddling two chunks
+        is copied, so the samples are not moved in memory.
+        """
+        n, pieces, pos, m = self.n, [], 0, 0
+        for c in self._chunks:
+            if m == count:
+                break
+            start = off + m * n - pos  # position of the next window inside this chunk
+            if start >= c.shape[1]:
+                pos += c.shape[1]
+                continue
+            k = min((c.shape[1] - start) // n, count - m)
+            if k > 0:
+                pieces.append(c[:, start : start + k * n].reshape(c.shape[0], k, n))
+                m += k
+            if m < count and start + k * n < c.shape[1]:  # a straddling window: copy it
+                pieces.append(self._take(off + m * n, n)[:, None, :])
+                m += 1
+            pos += c.shape[1]
+        return pieces
+
+    def _consume(self, count: int) -> None:
+        """Forget the first ``count`` pending samples."""
+        self._pending_index += count
+        while count and self._chunks:
+            k = self._chunks[0].shape[1]
+            if count >= k:
+                self._chunks.pop(0)
+                count -= k
+            else:
+                self._chunks[0] = self._chunks[0][:, count:]
+                count = 0
+
+    def _drain(self, final: bool) -> list[Result]:
+        out: list[Result] = []
+        n, seg = self.n, self.cfg.segment_symbols
+        if self._next_window is None:
+            if self._n_pending() < 8 * n:
+                return out
+            n_hat, _ = symbol_timing(self._take(0, 8 * n)[self.c0], self.wf)
+            offset = (n_hat - self.cfg.timing_guard_samples) % n
+            self._next_window = self._pending_index + offset
+        available = self._n_pending()
+        while True:
+            off = self._next_window - self._pending_index
+            if available - off < seg * n:
+                break
+            pieces = self._take_windows(off, seg)
+            starts = self._next_window + n * np.arange(seg)
+            self._next_window += seg * n
+            out.extend(self._segment(starts, pieces))
+        self._consume(max(0, min(self._next_window - self._pending_index, available)))
+        if final:
+            out.extend(
+                self._search_packets(final=True) if self.cfg.tag_mode == "burst" else self._cw(final=True)
+            )
+        return out
+
+    # ----- per segment ---------------------------------------------------
+    def _segment(self, starts: np.ndarray, pieces: list[np.ndarray]) -> list[Result]:
+        fs = self.fs
+        seg = _Segment(starts, pieces, np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64))
+        self.symbols_processed += starts.size
+        self._central(seg)
+        for i, b in enumerate(self.bands):
+            if b == "central":
+                continue
+            if self._ref[b] is None:
+                self._acquire_step(b, seg)
+            if self._ref[b] is not None:
+                seg.z[i] = self._project(b, seg)
+        self._history.append(seg)
+        newly = [
+            b
+            for b in self.sides
+            if self._ref[b] is not None and np.isnan(self._history[0].z[self.bands.index(b)]).any()
+        ]
+        for b in newly:  # acquired now: project the windows still in the history
+            i = self.bands.index(b)
+            for s in self._history:
+                s.z[i] = self._project(b, s)
+        out: list[Result] = [
+            BlockStats(
+                time_s=starts[0] / fs,
+                symbols=starts.size,
+                timing_offset=int(starts[0] % self.n),
+                cfo_hz={b: float(v) for b, v in self.cfo_hz.items() if v is not None},
+                noise_var={b: float(v) for b, v in self.noise_var.items() if v is not None},
+                acquired=self.acquired,
+            )
+        ]
+        if any(self._ref[b] is not None for b in self.sides):
+            out.extend(self._search_packets(final=False) if self.cfg.tag_mode == "burst" else self._cw(False))
+        self._trim()
+        return out
+
+    def _update_noise(self, band: str, probe: np.ndarray) -> None:
+        guard = guard_probe(self.wf, self.cfo_hz[band] or 0.0)
+        nv = float(np.mean(np.abs(probe) ** 2) / np.vdot(guard, guard).real)
+        old = self.noise_var[band]
+        self.noise_var[band] = nv if old is None else 0.8 * old + 0.2 * nv
+
+    def _central(self, seg: _Segment) -> None:
+        wf, fs, n = self.wf, self.fs, self.n
+        if self._ref["central"] is None:  # bootstrap: first window, then a phase-aligned average
+            zz = seg.matmul(self.c0, np.conj(seg.pieces[0][self.c0, 0]))
+            w = (np.conj(zz) / np.maximum(np.abs(zz), 1e-30)).astype(np.complex64)
+            self._ref["central"] = seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size
+            self._proj["central"] = projection_matrix(self._ref["central"], guard_probe(wf, 0.0))
+        lag_ref = self._lag0
+        zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projection and noise probe
+        zz = zp[:, 0]
+        lag = np.vdot(zz[:-1], zz[1:])
+        if self._last_z0 is not None:
+            lag += np.conj(self._last_z0) * zz[0]
+        self._last_z0 = complex(zz[-1])
+        self._lag0 = self.cfg.cfo_forget * lag_ref + lag
+        self.cfo_hz["central"] = float(np.angle(self._lag0) * fs / (2 * np.pi * n))
+        seg.z[self.c0] = zz
+        self._update_noise("central", zp[:, 1])
+
+    def _project(self, band: str, seg: _Segment) -> np.ndarray:
+        """Tag samples ``[window]`` with the band's nominal CFO phase removed; updates the noise."""
+        zp = seg.matmul(self.bands.index(band), self._proj[band])
+        self._update_noise(band, zp[:, 1])
+        phase = np.mod(self.cfo_hz[band] * seg.starts / self.fs, 1.0)
+        return (zp[:, 0] * np.exp(-2j * np.pi * phase)).astype(np.complex64)
+
+    def _set_reference(self, band: str, cfr: np.ndarray) -> None:
+        ref = symbol_from_cfr(self.wf, cfr, self.cfo_hz[band])
+        self._ref[band] = ref
+        self._proj[band] = projection_matrix(ref, guard_probe(self.wf, self.cfo_hz[band]))
+
+    # ----- acquisition -----------------------------------------------------
+    def _acquire_step(self, band: str, seg: _Segment) -> None:
+        nu0 = self.cfo_hz["central"] or 0.0
+        acq = self._acq.setdefault(band, SubspaceAcquirer(self._space, self.cfg.acquisition_margin))
+        derotate = np.conj(ramp(self.wf, nu0))
+        row = self.bands.index(band)
+        acq.add(np.concatenate([self._space.features(p[row], derotate) for p in seg.pieces]), seg.starts)
+        if acq.count < self.cfg.acquisition_min_symbols:
+            return
+        pending = [b for b in self.sides if self._ref[b] is None]
+        ready = {b: self._acq[b] for b in pending if b in self._acq and self._acq[b].detected()}
+        if band != pending[-1]:
+            return  # decide once per segment, after every side band has added its features
+        timed_out = acq.count >= self.cfg.acquisition_max_symbols
+        if len(ready) < len(pending) and not (ready and timed_out):
+            if timed_out:
+                for b in pending:
+                    self._acq.pop(b, None)
+            return
+        z = {}
+        for b, a in ready.items():
+            _, _, v = a.spike()
+            st = np.concatenate(a.starts)
+            z[b] = a.tag_samples(v) * np.exp(-2j * np.pi * np.mod(nu0 * st / self.fs, 1.0))
+        eps_fsh = tag_offset_hz(z, self.wf.subcarrier_spacing_hz)
+        for b, a in ready.items():
+            self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
+            self._set_reference(b, self._space.cfr_from_taps(a.spike()[2]))
+            del self._acq[b]
+
+    # ----- packets (burst mode) ------------------------------------------
+    def _tag_symbol_samples(self) -> float:
+        wf = self.wf
+        nu0 = self.cfo_hz["central"] or 0.0
+        eps = [
+            (self.cfo_hz[b] - nu0) / wf.tag_shift_hz * (1 if b == "upper" else -1)
+            for b in self.sides
+            if self._ref[b] is not None
+        ]
+        return self.fs / (wf.tag_symbol_rate_baud * (1 + float(np.mean(eps)) if eps else 1.0))
+
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        rows = [self.bands.index(b) for b in self.sides if self._ref[b] is not None]
+        starts = np.concatenate([s.starts for s in self._history])
+        z = np.concatenate([s.z[rows] for s in self._history], axis=1).astype(complex)
+        return starts, z, rows
+
+    def _z_noise(self, rows: list[int]) -> np.ndarray:
+        out = []
+        for r in rows:
+            b = self.bands[r]
+            out.append(self.noise_var[b] / np.vdot(self._ref[b], self._ref[b]).real)
+        return np.asarray(out)
+
+    def _search_packets(self, final: bool) -> list[Result]:
+        if not self._history or not any(self._ref[b] is not None for b in self.sides):
+            return []
+        n, wf = self.n, self.wf
+        period = self._tag_symbol_samples()
+        starts, z, rows = self._stacked()
+        nv = self._z_noise(rows)
+        tpl = preamble_template(self._preamble, period, n)
+        pkt_windows = int(np.ceil(wf.packet_bits * period / n)) + 2
+        look = int(np.ceil(2 * period / n))
+        if self._search_from is None:
+            self._search_from = int(starts[0])
+        out: list[Result] = []
+        while True:
+            # the first crossing can be a partial overlap of the preamble with the packet: the
+            # true start lies within one template length after it, so look that far ahead
+            ahead = len(tpl) + look
+            i0 = int(np.searchsorted(starts, self._search_from))
+            last = len(starts) - pkt_windows - (0 if final else ahead)
+            if last < i0:
+                break
+            stat = detection_statistic(z[:, i0:], nv, tpl)
+            hits = np.flatnonzero(stat[: last - i0 + 1] > self.cfg.detect_threshold)
+            if hits.size == 0:
+                self._search_from = int(starts[last]) + n
+                break
+            k = i0 + hits[0] + int(np.argmax(stat[hits[0] : hits[0] + ahead + 1]))
+            if k + pkt_windows > len(starts):
+                break
+            result = self._decode(starts, z, rows, nv, k, period, float(stat[k - i0]))
+            out.extend(result)
+            self._search_from = int(starts[k]) + (pkt_windows - 2) * n
+        return out
+
+    def _decode(self, starts, z, rows, nv, k, period, stat) -> list[Result]:
+        wf, n = self.wf, self.n
+        pkt = wf.packet_bits
+        lo = max(0, k - 2)
+        hi = min(len(starts), k + int(np.ceil(pkt * period / n)) + 3)
+        st = starts[lo:hi]
+        zz = z[:, lo:hi]
+        # fine timing: the preamble statistic on a sub-window grid around the coarse start
+        cands = starts[k] + n * np.linspace(-1, 1, 33)
+        best, t0 = -1.0, float(starts[k])
+        for c in cands:
+            wave = self._preamble @ overlap_matrix(c, period, len(self._preamble), st, n)
+            e = wave @ wave
+            s = float(np.sum(np.abs(zz @ wave) ** 2 / (nv * e)))
+            if s > best:
+                best, t0 = s, float(c)
+        o = overlap_matrix(t0, period, pkt, st, n)
+        times = (st + n / 2) / self.fs
+        dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)
+        bits = ((1 - dem.decisions) / 2).astype(np.uint8)
+        tag_id, _, crc_ok = parse_packet(wf, bits)
+        ebn0 = float(10 * np.log10(max(float(np.sum(dem.snr_per_bit)), 1e-30)))
+        result = PacketResult(t0 / self.fs, t0, tag_id, bits, crc_ok, best, ebn0)
+        if self.truth_packets is not None and len(self.truth_packets[0]):
+            ts, tb = self.truth_packets
+            j = int(np.argmin(np.abs(ts - t0)))
+            if abs(ts[j] - t0) < period / 2:
+                result.truth_index = j
+                result.bit_errors = int(np.sum(tb[j] != bits))
+        # ranging epoch from the same windows, weighted by the re-modulated tag waveform
+        wave = dem.decisions @ o
+        weights: dict[str, np.ndarray] = {}
+        for r, b in enumerate([self.bands[i] for i in rows]):
+            g = dem.gains[r]
+            ph = np.mod(self.cfo_hz[b] * st / self.fs, 1.0)
+            weights[b] = (
+                wave * np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
+            )
+            self.cfo_hz[b] += 0.5 * dem.freq_offset_hz[r]
+        epoch = self._epoch(lo, hi, weights, t0 / self.fs)
+        for b in weights:  # refine the side-band references with this packet's estimate
+            self._refresh_reference(
+                b, epoch.cfr[b] if self.calibration is None else epoch.cfr[b] * self.calibration[b]
+            )
+        return [result, epoch]
+
+    # ----- CW mode ------------------------------------------------------------
+    def _cw(self, final: bool) -> list[Result]:
+        if not self._history:
+            return []
+        starts, z, rows = self._stacked()
+        e = self.cfg.epoch_symbols
+        if self._epoch_from is None:
+            self._epoch_from = int(starts[0])
+        out: list[Result] = []
+        while True:
+            i0 = int(np.searchsorted(starts, self._epoch_from))
+            avail = len(starts) - i0
+            if avail < e and not (final and avail >= e // 2):
+                break
+            hi = i0 + min(e, avail)
+            st = starts[i0:hi]
+            times = (st + self.n / 2) / self.fs
+            weights: dict[str, np.ndarray] = {}
+            ones = np.ones((1, hi - i0))
+            dem = demodulate(
+                z[:, i0:hi], self._z_noise(rows), ones, np.ones(1), times, self.cfg.phase_track_max_hz
+            )
+            for r, b in enumerate([self.bands[i] for i in rows]):
+                g = dem.gains[r]
+                ph = np.mod(self.cfo_hz[b] * st / self.fs, 1.0)
+                weights[b] = np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
+                self.cfo_hz[b] += 0.5 * dem.freq_offset_hz[r]
+            out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
+            self._epoch_from = int(st[-1]) + self.n
+            if hi >= len(starts):
+                break
+        return out
+
+    # ----- shared epoch maths ------------------------------------------------
+    def _window_sum(self, band_row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
+        """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments)."""
+        acc = np.zeros(self.n, complex)
+        pos = 0
+        w = w.astype(np.complex64)
+        for s in self._history:
+            m = s.starts.size
+            if pos < hi and pos + m > lo:
+                acc += s.weighted_sum(band_row, max(lo - pos, 0), min(hi - pos, m), w[max(pos - lo, 0) :])
+            pos += m
+        return acc
+
+    def _epoch(self, lo: int, hi: int, side_weights: dict[str, np.ndarray], time_s: float) -> RangingEpoch:
+        z0 = np.concatenate([s.z[self.c0] for s in self._history])[lo:hi]
+        w0 = np.conj(z0) / np.maximum(np.abs(z0), 1e-30)
+        sums = {"central": self._window_sum(self.c0, lo, hi, w0)}
+        norms = {"central": float(hi - lo)}
+        self._refresh_central(sums["central"] / (hi - lo))
+        for b, w in side_weights.items():
+            sums[b] = self._window_sum(self.bands.index(b), lo, hi, w)
+            norms[b] = float(np.sum(np.abs(w) ** 2))
+        return ranging_epoch(
+            self.wf,
+            time_s,
+            hi - lo,
+            sums,
+            norms,
+            {b: float(self.cfo_hz[b]) for b in sums},
+            {b: float(self.noise_var[b]) for b in sums},
+            self.cfg.methods,
+            self.cfg.ir_threshold,
+            self.cfg.tx_rx_distance_m,
+            self.calibration,
+        )
+
+    def _refresh_central(self, new: np.ndarray) -> None:
+        """New central reference (same phase as the old one) and noise probe at the current CFO."""
+        old = self._ref["central"]
+        new = (new * np.exp(-1j * np.angle(np.vdot(old, new)))).astype(np.complex64)
+        self._ref["central"] = new
+        self._proj["central"] = projection_matrix(new, guard_probe(self.wf, self.cfo_hz["central"]))
+
+    def _refresh_reference(self, band: str, cfr: np.ndarray) -> None:
+        old = self._ref[band]
+        new = symbol_from_cfr(self.wf, cfr, self.cfo_hz[band])
+        new = new * np.exp(-1j * np.angle(np.vdot(old, new)))
+        scale = np.sqrt(np.vdot(old, old).real / max(np.vdot(new, new).real, 1e-30))
+        a = self.cfg.reference_forget
+        ref = (a * old + (1 - a) * new * scale).astype(np.complex64)
+        self._ref[band] = ref
+        self._proj[band] = projection_matrix(ref, guard_probe(self.wf, self.cfo_hz[band]))
+
+    def _trim(self) -> None:
+        """Drop history segments no future packet or epoch can need."""
+        mark = self._search_from if self.cfg.tag_mode == "burst" else self._epoch_from
+        if mark is None:  # still acquiring: keep about one packet (or epoch) of windows
+            span = max(self.cfg.epoch_symbols, int(self.wf.packet_duration_s * self.wf.ofdm_symbol_rate_hz))
+            while sum(s.starts.size for s in self._history) > span + 2 * self.cfg.segment_symbols:
+                self._history.pop(0)
+            return
+        keep_from = mark - 3 * self.n
+        while self._history and self._history[0].starts[-1] < keep_from:
+            self._history.pop(0)

@@ -1,0 +1,60 @@
+"""Receiver configuration: one frozen, validated dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsp.config_base import ConfigBase
+
+
+@dataclass(frozen=True)
+class ReceiverConfig(ConfigBase):
+    """Tunables of the streaming receiver (defaults suit the ``default`` profile).
+
+    ``tx_rx_distance_m`` is the known TX-RX distance ``d_0`` of eq. (78); when it is
+    ``None`` the reported ranges are excess path lengths (``d_0 = 0``).
+    """
+
+    tag_mode: str = "burst"
+    segment_symbols: int = 480
+    epoch_symbols: int = 1500
+    acquisition_min_symbols: int = 960
+    acquisition_max_symbols: int = 90_000
+    acquisition_margin: float = 1.15
+    tag_delay_window: tuple[int, int] = (-8, 24)
+    timing_guard_samples: int = 32
+    detect_threshold: float = 30.0
+    ir_threshold: float = 0.3
+    methods: tuple[str, ...] = ("ir_first", "ir_first_interp")
+    tx_rx_distance_m: float | None = None
+    phase_track_max_hz: float = 4.0
+    cfo_forget: float = 0.9
+    reference_forget: float = 0.7
+
+    def _validate(self) -> None:
+        from dsp.ranging import REGISTRY
+
+        if self.tag_mode not in ("burst", "cw"):
+            self._fail("tag_mode", "must be 'burst' or 'cw'")
+        if not (16 <= self.segment_symbols <= 100_000):
+            self._fail("segment_symbols", "must be in [16, 100000]")
+        if self.epoch_symbols < 16:
+            self._fail("epoch_symbols", "must be at least 16")
+        if not (0 < self.acquisition_min_symbols <= self.acquisition_max_symbols):
+            self._fail("acquisition_min_symbols", "must be positive and at most acquisition_max_symbols")
+        lo, hi = self.tag_delay_window
+        if not (lo < 0 < hi and hi - lo <= 256):
+            self._fail("tag_delay_window", "must be (negative, positive) samples, at most 256 taps")
+        if not (0 <= self.timing_guard_samples < 256):
+            self._fail("timing_guard_samples", "must be in [0, 256)")
+        if self.detect_threshold <= 0:
+            self._fail("detect_threshold", "must be positive")
+        if not (0 < self.ir_threshold < 1):
+            self._fail("ir_threshold", "must be in (0, 1)")
+        unknown = [m for m in self.methods if m not in REGISTRY]
+        if unknown or not self.methods:
+            self._fail("methods", f"unknown ranging method(s) {unknown}; known: {sorted(REGISTRY)}")
+        if self.tx_rx_distance_m is not None and not (0 <= self.tx_rx_distance_m < 1e5):
+            self._fail("tx_rx_distance_m", "must be in [0, 1e5) m")
+        if not (0 < self.cfo_forget <= 1 and 0 <= self.reference_forget < 1):
+            self._fail("cfo_forget", "forgetting factors must be in (0, 1]")

@@ -1,0 +1,56 @@
+"""Per-band projection vectors: the expected received symbol and a noise-only guard probe.
+
+By Parseval, projecting an OFDM window on the time-domain shape of the expected
+received symbol equals the frequency-domain matched combination of eq. (63)-(64),
+at the cost of one inner product per window.  The in-window phase ramp of the
+band's CFO is folded into the vectors, so windows are never rotated sample by
+sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsp.waveform import WaveformConfig
+
+GUARD_SUBCARRIERS = (410, 440)
+
+
+def ramp(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
+    """In-window CFO phase ramp ``exp(j 2 pi nu n / fs)``, ``[N]``."""
+    return np.exp(2j * np.pi * cfo_hz * np.arange(wf.fft_size) / wf.sample_rate_hz)
+
+
+def symbol_from_cfr(wf: WaveformConfig, cfr: np.ndarray, cfo_hz: float) -> np.ndarray:
+    """Time-domain window ``[N]`` that a band with CFR ``cfr`` and CFO ``cfo_hz`` would show."""
+    spec = np.zeros(wf.fft_size, complex)
+    spec[wf.active_bins] = wf.zadoff_chu * cfr
+    return (np.fft.ifft(spec) * np.sqrt(wf.fft_size) * ramp(wf, cfo_hz)).astype(np.complex64)
+
+
+def cfr_from_symbol(wf: WaveformConfig, symbol: np.ndarray, cfo_hz: float) -> np.ndarray:
+    """Inverse of :func:`symbol_from_cfr`: ``[subcarrier]`` from a (weighted-sum) window ``[N]``."""
+    y = np.fft.fft(symbol * np.conj(ramp(wf, cfo_hz))) / np.sqrt(wf.fft_size)
+    return y[wf.active_bins] / wf.zadoff_chu
+
+
+def guard_probe(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
+    """Unit-modulus random-phase probe on unused subcarriers, ``[N]``: its projection is noise only."""
+    lo, hi = GUARD_SUBCARRIERS
+    half = wf.fft_size // 2
+    lo, hi = min(lo, half - 2), min(hi, half - 1)
+    if lo <= wf.subcarrier_max:
+        lo = min(wf.subcarrier_max + 1, half - 2)
+    k = np.concatenate([np.arange(lo, hi + 1), -np.arange(lo, hi + 1)])
+    spec = np.zeros(wf.fft_size, complex)
+    spec[np.mod(k, wf.fft_size)] = np.exp(2j * np.pi * np.random.default_rng(12345).random(k.size))
+    return (np.fft.ifft(spec) * np.sqrt(wf.fft_size) * ramp(wf, cfo_hz)).astype(np.complex64)
+
+
+def projection_matrix(reference: np.ndarray, guard: np.ndarray) -> np.ndarray:
+    """``[N, 2]`` matrix whose product with windows ``[window, N]`` gives (tag sample, noise probe).
+
+    The first column is scaled so that a window equal to ``c * reference`` projects to ``c``.
+    """
+    q = reference / np.vdot(reference, reference).real
+    return np.stack([np.conj(q), np.conj(guard)], axis=1).astype(np.complex64)

@@ -1,0 +1,71 @@
+"""Typed results the receiver emits: packets, ranging epochs, block statistics, gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class PacketResult:
+    """One detected tag packet."""
+
+    time_s: float  # start of the packet, s from the first sample
+    start_sample: float  # continuous working-rate sample index of the packet start
+    tag_id: int
+    bits: np.ndarray  # [packet_bits] uint8
+    crc_ok: bool
+    detection: float  # preamble statistic
+    ebn0_db: float  # demodulator's estimate after MRC
+    bit_errors: int | None = None  # against the truth, when known
+    truth_index: int | None = None
+
+
+@dataclass
+class RangingEpoch:
+    """Per-band CFRs/CIRs and ranges of one epoch (a packet in burst mode)."""
+
+    time_s: float
+    n_symbols: int
+    cfr: dict[str, np.ndarray]  # band -> [subcarrier]
+    cir: dict[str, np.ndarray]  # band -> [K]
+    delay_s: dict[str, dict[str, float]]  # method -> band -> first-path delay
+    range_m: dict[str, float]  # method -> combined range
+    range_band_m: dict[str, dict[str, float]]  # method -> side band -> range
+    snr_db: dict[str, float]  # band -> SNR per subcarrier
+    cfo_hz: dict[str, float]
+
+
+@dataclass
+class BlockStats:
+    """Per segment: timing, CFO, noise and throughput bookkeeping."""
+
+    time_s: float
+    symbols: int
+    timing_offset: int
+    cfo_hz: dict[str, float]
+    noise_var: dict[str, float]
+    acquired: dict[str, bool]
+
+
+@dataclass
+class GapEvent:
+    """Samples lost before ``index`` (continuous index); the receiver resynchronised."""
+
+    index: int
+    samples_lost: int
+    packets_dropped: int = 0
+
+
+@dataclass
+class Summary:
+    """Totals over a run."""
+
+    packets_detected: int = 0
+    crc_ok: int = 0
+    bits: int = 0
+    bit_errors: int = 0
+    packets: list[PacketResult] = field(default_factory=list)
+    epochs: list[RangingEpoch] = field(default_factory=list)
+    gaps: list[GapEvent] = field(default_factory=list)
