@@ -114,6 +114,8 @@ class Receiver:
         self._lag0 = 0j
         self._last_z0: complex | None = None
         self._preamble = bits_to_symbols(preamble_bits(wf))
+        probe = guard_probe(wf, 0.0)
+        self._guard_energy = float(np.vdot(probe, probe).real)
         self.samples_in = 0
         self.symbols_processed = 0
 
@@ -277,8 +279,7 @@ class Receiver:
         return out
 
     def _update_noise(self, band: str, probe: np.ndarray) -> None:
-        guard = guard_probe(self.wf, self.cfo_hz[band] or 0.0)
-        nv = float(np.mean(np.abs(probe) ** 2) / np.vdot(guard, guard).real)
+        nv = float(np.mean(np.abs(probe) ** 2) / self._guard_energy)
         old = self.noise_var[band]
         self.noise_var[band] = nv if old is None else 0.8 * old + 0.2 * nv
 
@@ -288,7 +289,8 @@ class Receiver:
             zz = seg.matmul(self.c0, np.conj(seg.pieces[0][self.c0, 0]))
             w = (np.conj(zz) / np.maximum(np.abs(zz), 1e-30)).astype(np.complex64)
             self._ref["central"] = seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size
-            self._proj["central"] = projection_matrix(self._ref["central"], guard_probe(wf, 0.0))
+            nu = float(np.angle(np.vdot(zz[:-1], zz[1:])) * fs / (2 * np.pi * n))
+            self._proj["central"] = projection_matrix(self._ref["central"], guard_probe(wf, nu))
         lag_ref = self._lag0
         zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projection and noise probe
         zz = zp[:, 0]
@@ -409,14 +411,14 @@ class Receiver:
         st = starts[lo:hi]
         zz = z[:, lo:hi]
         # fine timing: the preamble statistic on a sub-window grid around the coarse start
-        cands = starts[k] + n * np.linspace(-1, 1, 33)
+        p_end = k - lo + int(np.ceil(len(self._preamble) * period / n)) + 3
+        st_p, zz_p = st[:p_end], zz[:, :p_end]
         best, t0 = -1.0, float(starts[k])
-        for c in cands:
-            wave = self._preamble @ overlap_matrix(c, period, len(self._preamble), st, n)
-            e = wave @ wave
-            s = float(np.sum(np.abs(zz @ wave) ** 2 / (nv * e)))
-            if s > best:
-                best, t0 = s, float(c)
+        for c in starts[k] + n * np.linspace(-1, 1, 33):
+            wave = self._preamble @ overlap_matrix(c, period, len(self._preamble), st_p, n)
+            stat_c = float(np.sum(np.abs(zz_p @ wave) ** 2 / (nv * (wave @ wave))))
+            if stat_c > best:
+                best, t0 = stat_c, float(c)
         o = overlap_matrix(t0, period, pkt, st, n)
         times = (st + n / 2) / self.fs
         dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)

@@ -86,6 +86,9 @@ def demodulate(
     freq = np.zeros(n_bands)
     zc = z.copy()
     grid = np.linspace(-max_offset_hz, max_offset_hz, 33)
+    weight = overlaps.sum(1)
+    t_sym = overlaps @ times_s / np.maximum(weight, 1e-12)  # [tag_symbol] centre times
+    steer = np.exp(-2j * np.pi * np.outer(grid, t_sym))  # [grid, tag_symbol]
     decisions = preamble
     for it in range(iterations + 1):
         soft = np.real(overlaps @ ((np.conj(gains) / noise_var) @ zc))  # MRC, then matched filter
@@ -94,8 +97,9 @@ def demodulate(
         if it == iterations:
             break
         wave = decisions @ overlaps  # [window] re-modulated tag waveform
+        per_symbol = (zc @ overlaps.T) * decisions  # [band, tag_symbol], data removed
         for b in range(n_bands):
-            spectrum = np.abs(np.exp(-2j * np.pi * np.outer(grid, times_s)) @ (zc[b] * wave))
+            spectrum = np.abs(steer @ per_symbol[b])
             k = int(np.argmax(spectrum))
             f = grid[k]
             if 0 < k < len(grid) - 1:
