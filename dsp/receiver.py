@@ -20,7 +20,7 @@ from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, projection_matrix, ramp, symbol_from_cfr
 from dsp.resample import StreamResampler
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
-from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template
+from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template, shape_match
 from dsp.timing import symbol_timing
 from dsp.waveform import WaveformConfig
 
@@ -398,6 +398,9 @@ class Receiver:
             k = i0 + hits[0] + int(np.argmax(stat[hits[0] : hits[0] + ahead + 1]))
             if k + pkt_windows > len(starts):
                 break
+            if shape_match(z[:, k : k + len(tpl)], nv, tpl) < self.cfg.preamble_match:
+                self._search_from = int(starts[i0 + hits[0]]) + n  # data, not a preamble: move on
+                continue
             result = self._decode(starts, z, rows, nv, k, period, float(stat[k - i0]))
             out.extend(result)
             self._search_from = int(starts[k]) + (pkt_windows - 2) * n

@@ -24,6 +24,7 @@ class ReceiverConfig(ConfigBase):
     tag_delay_window: tuple[int, int] = (-8, 24)
     timing_guard_samples: int = 32
     detect_threshold: float = 30.0
+    preamble_match: float = 0.5
     ir_threshold: float = 0.3
     methods: tuple[str, ...] = ("ir_first", "ir_first_interp")
     tx_rx_distance_m: float | None = None
@@ -49,6 +50,8 @@ class ReceiverConfig(ConfigBase):
             self._fail("timing_guard_samples", "must be in [0, 256)")
         if self.detect_threshold <= 0:
             self._fail("detect_threshold", "must be positive")
+        if not (0 < self.preamble_match < 1):
+            self._fail("preamble_match", "must be in (0, 1)")
         if not (0 < self.ir_threshold < 1):
             self._fail("ir_threshold", "must be in (0, 1)")
         unknown = [m for m in self.methods if m not in REGISTRY]
