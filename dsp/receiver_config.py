@@ -20,7 +20,7 @@ class ReceiverConfig(ConfigBase):
     epoch_symbols: int = 1500
     acquisition_min_symbols: int = 960
     acquisition_max_symbols: int = 90_000
-    acquisition_margin: float = 1.15
+    acquisition_margin: float = 1.03
     tag_delay_window: tuple[int, int] = (-8, 24)
     timing_guard_samples: int = 32
     detect_threshold: float = 30.0
@@ -30,7 +30,7 @@ class ReceiverConfig(ConfigBase):
     tx_rx_distance_m: float | None = None
     phase_track_max_hz: float = 4.0
     cfo_forget: float = 0.9
-    reference_forget: float = 0.7
+    reference_forget: float = 0.95
 
     def _validate(self) -> None:
         from dsp.ranging import REGISTRY

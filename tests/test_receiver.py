@@ -1,0 +1,172 @@
+"""The receiver chain against the emulator's truth and the analytic model."""
+
+import numpy as np
+import pytest
+
+from dsp.cir import cfr_to_cir, nmae
+from dsp.receiver import Receiver, ReceiverError
+from dsp.receiver_config import ReceiverConfig
+from dsp.results import GapEvent, PacketResult, RangingEpoch
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+
+
+def run_receiver(wf, sc, chunk=None, mode=None, calibrate=True, **cfg):
+    emu = Emulator(wf, sc)
+    tr = emu.truth
+    rx = Receiver(
+        wf,
+        list(sc.bands),
+        config=ReceiverConfig(tag_mode=mode or sc.mode, tx_rx_distance_m=tr.tx_rx_distance_m, **cfg),
+        calibration=dict(tr.cfr_circuitry) if calibrate else None,
+        truth_packets=(tr.packet_start_sample, tr.packet_bits),
+    )
+    out = []
+    for blk in emu.blocks():
+        iq = blk.iq
+        step = chunk or iq.shape[1]
+        for i in range(0, iq.shape[1], step):
+            out += rx.push(iq[:, i : i + step], blk.lost_before if i == 0 else 0)
+    out += rx.flush()
+    return emu, out
+
+
+def packets(out):
+    return [r for r in out if isinstance(r, PacketResult)]
+
+
+def epochs(out):
+    return [r for r in out if isinstance(r, RangingEpoch)]
+
+
+def test_decodes_every_packet_and_ranges_los_at_low_side_band_snr(wf):
+    sc = ScenarioConfig(duration_s=0.45, seed=31, snr_lower_db=-28, snr_upper_db=-28)
+    emu, out = run_receiver(wf, sc)
+    pk = packets(out)
+    assert len(pk) == len(emu.truth.packet_start_sample) == 4
+    assert all(p.crc_ok and p.bit_errors == 0 and p.tag_id == sc.tag_id for p in pk)
+    np.testing.assert_allclose(
+        [p.start_sample for p in pk], emu.truth.packet_start_sample, atol=wf.fft_size / 2
+    )
+    for e in epochs(out):
+        assert abs(e.range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.3
+        assert abs(e.range_m["ir_first"] - emu.truth.range_true_m) <= wf.cir_grid_step_m
+        for band in sc.bands:
+            assert e.cfo_hz[band] == pytest.approx(emu.truth.cfo_hz[band], abs=1.0)
+            assert e.snr_db[band] == pytest.approx(sc.snr_db[band], abs=0.5)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_los_interpolated_first_peak_within_0_3_m_at_30_db(wf, seed):
+    sc = ScenarioConfig(duration_s=0.12, seed=seed, mode="cw", snr_lower_db=30, snr_upper_db=30)
+    emu, out = run_receiver(wf, sc)
+    eps = epochs(out)
+    assert len(eps) == 2
+    for e in eps:
+        assert abs(e.range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.3
+
+
+def test_chunking_does_not_change_any_decision_or_estimate(wf):
+    sc = ScenarioConfig(duration_s=0.25, seed=8, n_nlos=3, snr_lower_db=-22, snr_upper_db=-22)
+    runs = [run_receiver(wf, sc, chunk=c)[1] for c in (None, 100_003, 7_777)]
+    ref_p, ref_e = packets(runs[0]), epochs(runs[0])
+    assert len(ref_p) == 2
+    for out in runs[1:]:
+        p, e = packets(out), epochs(out)
+        assert [x.start_sample for x in p] == [x.start_sample for x in ref_p]
+        assert all(np.array_equal(a.bits, b.bits) for a, b in zip(p, ref_p, strict=True))
+        for a, b in zip(e, ref_e, strict=True):
+            assert a.range_m == pytest.approx(b.range_m, rel=1e-6)
+            for band in sc.bands:  # float summation order may differ in the last bits only
+                np.testing.assert_allclose(
+                    a.cfr[band], b.cfr[band], rtol=1e-4, atol=1e-6 * np.abs(b.cfr[band]).max()
+                )
+
+
+def test_receiver_cirs_match_the_analytic_model(wf):
+    rng = np.random.default_rng(7)
+    worst = {"central": 0.0, "side": 0.0}
+    for i in range(50):
+        sc = ScenarioConfig(
+            duration_s=0.06,
+            seed=500 + i,
+            mode="cw",
+            n_nlos=int(rng.integers(0, 9)),
+            snr_central_db=30,
+            snr_lower_db=30,
+            snr_upper_db=30,
+        )
+        emu, out = run_receiver(wf, sc, epoch_symbols=1500)
+        e = epochs(out)[0]
+        c = wf.band_centers_hz
+        worst["central"] = max(
+            worst["central"],
+            nmae(cfr_to_cir(emu.paths_tx_rx.cfr(wf.active_freqs_hz, c["central"]), wf), e.cir["central"]),
+        )
+        for band in ("lower", "upper"):
+            model = emu.paths_tx_tag.cfr(wf.active_freqs_hz, c["central"]) * emu.paths_tag_rx.cfr(
+                wf.active_freqs_hz, c[band]
+            )
+            worst["side"] = max(worst["side"], nmae(cfr_to_cir(model, wf), e.cir[band]))
+    assert worst["central"] < 0.02
+    assert worst["side"] < 0.05
+
+
+def test_one_side_band_is_enough(wf):
+    sc = ScenarioConfig(duration_s=0.25, seed=12, bands=("central", "upper"), snr_upper_db=-25)
+    emu, out = run_receiver(wf, sc)
+    pk = packets(out)
+    assert len(pk) == 2 and all(p.crc_ok and p.bit_errors == 0 for p in pk)
+    assert abs(epochs(out)[0].range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.5
+
+
+def test_gap_is_reported_and_decoding_resumes(wf):
+    sc = ScenarioConfig(duration_s=0.45, seed=14, drops=((0.13, 4321),), snr_lower_db=-25, snr_upper_db=-25)
+    emu, out = run_receiver(wf, sc)
+    gaps = [r for r in out if isinstance(r, GapEvent)]
+    assert [(g.samples_lost) for g in gaps] == [4321]
+    pk = packets(out)
+    hit = {p.truth_index for p in pk if p.crc_ok and p.bit_errors == 0}
+    # the packet cut by the gap is lost; every other one is decoded, none is invented
+    cut = [
+        i
+        for i, s in enumerate(emu.truth.packet_start_sample)
+        if s <= 0.13 * wf.sample_rate_hz <= s + 125 * emu.truth.tag_symbol_samples
+    ]
+    assert hit == set(range(len(emu.truth.packet_start_sample))) - set(cut)
+    assert all(p.crc_ok for p in pk)
+
+
+def test_bad_inputs_are_refused_with_a_reason(wf):
+    with pytest.raises(ReceiverError, match="no central band"):
+        Receiver(wf, ["lower", "upper"])
+    with pytest.raises(ReceiverError, match="no side band"):
+        Receiver(wf, ["central"])
+    with pytest.raises(ReceiverError, match="cannot be resampled"):
+        Receiver(wf, ["central", "upper"], capture_rate_hz=1e6 / 3**0.5)
+    rx = Receiver(wf, ["central", "upper"])
+    with pytest.raises(ReceiverError, match="shape"):
+        rx.push(np.zeros((3, 100), np.complex64))
+
+
+def test_x410_rate_is_resampled_and_decoded(wf):
+    """A 62.5 MS/s capture: resample the emulated working-rate signal up, then receive."""
+    import scipy.signal
+
+    from dsp.waveform import get_profile
+
+    sc = ScenarioConfig(duration_s=0.2, seed=3, mode="cw", snr_lower_db=20, snr_upper_db=20)
+    emu = Emulator(wf, sc)
+    iq = emu.generate()
+    up = scipy.signal.resample_poly(iq, 3125, 1536, axis=1).astype(np.complex64)
+    x410 = get_profile("x410-62m5")
+    rx = Receiver(
+        x410,
+        list(sc.bands),
+        x410.capture_rate_hz,
+        ReceiverConfig(tag_mode="cw", tx_rx_distance_m=emu.truth.tx_rx_distance_m),
+        calibration=dict(emu.truth.cfr_circuitry),
+    )
+    out = rx.push(up) + rx.flush()
+    e = epochs(out)
+    assert e and abs(e[-1].range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.5
