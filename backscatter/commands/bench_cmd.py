@@ -6,8 +6,13 @@ import argparse
 import statistics
 import time
 
+import numpy as np
+import scipy.signal
+
 from backscatter.output import print_json
-from dsp.waveform import get_profile
+from dsp.receiver import Receiver
+from dsp.receiver_config import ReceiverConfig
+from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import SYMBOLS_PER_BLOCK, Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
@@ -44,11 +49,64 @@ def bench_emulator(duration_s: float = 1.0, repeats: int = 3) -> dict:
     }
 
 
+def _capture(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
+    """Three-band IQ at the profile's capture rate (emulated, resampled when the rates differ)."""
+    wf = get_profile(profile)
+    sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
+    emu = Emulator(wf, sc)
+    iq = emu.generate()
+    if wf.capture_rate_hz != wf.sample_rate_hz:
+        r = wf.resample_ratio
+        iq = scipy.signal.resample_poly(iq, r.denominator, r.numerator, axis=1).astype(np.complex64)
+    return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
+
+
+def bench_receiver(profile: str, duration_s: float, repeats: int) -> dict:
+    """Receiver throughput on ``duration_s`` of three-band IQ, against a numpy copy of it."""
+    wf, bands, iq, d0 = _capture(profile, duration_s)
+    chunk = 1 << 18
+
+    def run() -> None:
+        rx = Receiver(wf, bands, wf.capture_rate_hz, ReceiverConfig(tx_rx_distance_m=d0))
+        for i in range(0, iq.shape[1], chunk):
+            rx.push(iq[:, i : i + chunk])
+        rx.flush()
+
+    dst = np.empty_like(iq)
+    t_rx = _median_time(run, repeats)
+    t_copy = _median_time(lambda: np.copyto(dst, iq), max(repeats, 5))
+    samples = iq.size
+    return {
+        "profile": profile,
+        "capture_rate_hz": wf.capture_rate_hz,
+        "bands": len(bands),
+        "signal_s": iq.shape[1] / wf.capture_rate_hz,
+        "median_wall_s": t_rx,
+        "samples_per_s": samples / t_rx,
+        "realtime_factor": iq.shape[1] / wf.capture_rate_hz / t_rx,
+        "numpy_copy_samples_per_s": samples / t_copy,
+        "receiver_over_copy": t_copy / t_rx,
+    }
+
+
 def cmd_bench(args: argparse.Namespace) -> dict:
-    out = {"emulator": bench_emulator(args.duration_s, args.repeats)}
+    out = {
+        "emulator": bench_emulator(args.duration_s, args.repeats),
+        "receiver": [
+            bench_receiver("default", args.duration_s, args.repeats),
+            bench_receiver("x410-62m5", args.x410_duration_s, 1),
+        ],
+    }
     if args.json:
         print_json(out)
     else:
+        for r in out["receiver"]:
+            print(
+                f"receiver {r['profile']:10s}: {r['samples_per_s'] / 1e6:7.1f} MS/s over {r['bands']} bands "
+                f"at {r['capture_rate_hz'] / 1e6:g} MS/s each -> {r['realtime_factor']:.2f}x real time "
+                f"(numpy copy of the same samples: {r['numpy_copy_samples_per_s'] / 1e6:.0f} MS/s, "
+                f"ratio {r['receiver_over_copy']:.3f})"
+            )
         e = out["emulator"]
         print(
             f"emulator: {e['median_wall_s']:.2f} s per {e['emulated_s']:g} s of 3-band IQ at "
@@ -62,5 +120,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed benchmarks (medians and ratios)")
     p.add_argument("--duration-s", type=float, default=1.0, help="seconds of signal per run")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--x410-duration-s", type=float, default=0.2, help="seconds of x410-62m5 signal (slow)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
