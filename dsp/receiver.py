@@ -286,7 +286,9 @@ class Receiver:
     def _central(self, seg: _Segment) -> None:
         wf, fs, n = self.wf, self.fs, self.n
         if self._ref["central"] is None:  # bootstrap: first window, then a phase-aligned average
-            zz = seg.matmul(self.c0, np.conj(seg.pieces[0][self.c0, 0]))
+            # the known symbol with the strongest path at the guard: robust at low central SNR
+            known = np.roll(self.wf.symbol_time, self.cfg.timing_guard_samples).astype(np.complex64)
+            zz = seg.matmul(self.c0, np.conj(known))
             w = (np.conj(zz) / np.maximum(np.abs(zz), 1e-30)).astype(np.complex64)
             self._ref["central"] = seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size
             nu = float(np.angle(np.vdot(zz[:-1], zz[1:])) * fs / (2 * np.pi * n))

@@ -170,7 +170,7 @@ def test_cli_emulate_then_info_json(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["samples"] == round(0.05 * 30.72e6)
     assert info["truth"]["range_true_m"] == emulated["range_true_m"]
-    assert info["truth"]["snr_db"] == {"central": 12.0, "lower": 12.0, "upper": 12.0}
+    assert info["truth"]["snr_db"] == {"central": 30.0, "lower": 12.0, "upper": 12.0}
     assert main(args) == 2  # refuses to overwrite
     assert "refusing to overwrite" in capsys.readouterr().err
 

@@ -21,7 +21,10 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", type=Path, help="scenario JSON (ScenarioConfig keys); flags override it")
     p.add_argument("--seed", type=int, help="random seed (geometry, offsets, data, noise)")
     p.add_argument("--duration-s", type=float, help="capture length in seconds")
-    p.add_argument("--snr-db", type=float, help="SNR of every band on the active subcarriers, dB")
+    p.add_argument(
+        "--snr-db", type=float, help="side-band (tag link) SNR per subcarrier on the active subcarriers, dB"
+    )
+    p.add_argument("--central-snr-db", type=float, help="central-band (direct path) SNR per subcarrier, dB")
     p.add_argument("--paths", type=int, help="number of NLoS paths (scatterers) per channel")
     p.add_argument("--mode", choices=["cw", "burst"], help="tag mode")
 
@@ -37,7 +40,9 @@ def scenario_from_args(args: argparse.Namespace, **defaults: object) -> Scenario
         if getattr(args, flag) is not None:
             data[key] = getattr(args, flag)
     if args.snr_db is not None:
-        data.update(snr_central_db=args.snr_db, snr_lower_db=args.snr_db, snr_upper_db=args.snr_db)
+        data.update(snr_lower_db=args.snr_db, snr_upper_db=args.snr_db)
+    if args.central_snr_db is not None:
+        data.update(snr_central_db=args.central_snr_db)
     try:
         return ScenarioConfig.from_dict(data)
     except ConfigError as exc:
