@@ -88,6 +88,14 @@ def print_human(s: dict, title: str) -> None:
         print(f"  gap: {g['samples_lost']} samples lost before sample {g['index']} (resynchronised)")
 
 
+def report(summary: dict, as_json: bool, title: str) -> dict:
+    if as_json:
+        print_json(summary)
+    else:
+        print_human(summary, title)
+    return summary
+
+
 def cmd_replay(args: argparse.Namespace) -> dict:
     with open_capture(args.capture) as cap:
         truth = cap.truth()
@@ -117,11 +125,7 @@ def cmd_replay(args: argparse.Namespace) -> dict:
     if args.results:
         write_results(args.results, run, summary, force=args.force)
         summary["results"] = str(args.results)
-    if args.json:
-        print_json(summary)
-    else:
-        print_human(summary, f"replay {args.capture}")
-    return summary
+    return report(summary, args.json, f"replay {args.capture}")
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
@@ -144,11 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     summary = summarise(run)
     summary["scenario"] = sc.to_dict()
     summary["calibration"] = "emulator truth (circuitry responses divided out)"
-    if args.json:
-        print_json(summary)
-    else:
-        print_human(summary, f"demo (seed {sc.seed}, {sc.mode} mode, {sc.n_nlos} NLoS paths)")
-    return summary
+    return report(summary, args.json, f"demo (seed {sc.seed}, {sc.mode} mode, {sc.n_nlos} NLoS paths)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
