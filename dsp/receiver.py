@@ -150,7 +150,6 @@ class Receiver:
         lost = lost_capture
         if self._resampler:  # lost input samples in working-rate samples (approximate)
             lost = round(lost_capture * self._resampler.up / self._resampler.down)
-        dropped = self._packets_in_flight()
         self._pending_index += self._n_pending() + lost
         self._chunks.clear()
         self._next_window = None
@@ -161,10 +160,7 @@ class Receiver:
         for b in self.sides:  # acquisition needs contiguous windows: start again
             if self._ref[b] is None:
                 self._acq.pop(b, None)
-        return [GapEvent(self._pending_index, lost, dropped)]
-
-    def _packets_in_flight(self) -> int:
-        return int(self.cfg.tag_mode == "burst" and bool(self._history))
+        return [GapEvent(self._pending_index, lost)]
 
     def _n_pending(self) -> int:
         return sum(c.shape[1] for c in self._chunks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,17 +55,3 @@ class GapEvent:
 
     index: int
     samples_lost: int
-    packets_dropped: int = 0
-
-
-@dataclass
-class Summary:
-    """Totals over a run."""
-
-    packets_detected: int = 0
-    crc_ok: int = 0
-    bits: int = 0
-    bit_errors: int = 0
-    packets: list[PacketResult] = field(default_factory=list)
-    epochs: list[RangingEpoch] = field(default_factory=list)
-    gaps: list[GapEvent] = field(default_factory=list)
