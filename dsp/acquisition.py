@@ -77,10 +77,6 @@ class SubspaceAcquirer:
         edge = (1 + np.sqrt(n / max(self.count, 1))) ** 2
         return float(w[-1] / noise), float(edge * self.margin), v[:, -1]
 
-    def detected(self) -> bool:
-        ratio, edge, _ = self.spike()
-        return ratio > edge
-
     def tag_samples(self, taps_white: np.ndarray) -> np.ndarray:
         """Tag samples ``[window]`` of the stored features projected on the spike."""
         return np.concatenate(self.features) @ taps_white.conj()

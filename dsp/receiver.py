@@ -116,8 +116,6 @@ class Receiver:
         self._preamble = bits_to_symbols(preamble_bits(wf))
         probe = guard_probe(wf, 0.0)
         self._guard_energy = float(np.vdot(probe, probe).real)
-        self.samples_in = 0
-        self.symbols_processed = 0
 
     # ----- public API -----------------------------------------------------
     @property
@@ -134,7 +132,6 @@ class Receiver:
         out: list[Result] = []
         if samples_lost_before:
             out.extend(self._gap(samples_lost_before))
-        self.samples_in += iq.shape[1]
         x = self._resampler.push(iq) if self._resampler else iq.astype(np.complex64, copy=False)
         if x.shape[1]:
             self._chunks.append(x)
@@ -240,25 +237,19 @@ class Receiver:
     def _segment(self, starts: np.ndarray, pieces: list[np.ndarray]) -> list[Result]:
         fs = self.fs
         seg = _Segment(starts, pieces, np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64))
-        self.symbols_processed += starts.size
         self._central(seg)
-        for i, b in enumerate(self.bands):
-            if b == "central":
-                continue
-            if self._ref[b] is None:
-                self._acquire_step(b, seg)
+        self._history.append(seg)
+        for b in self.sides:
+            i = self.bands.index(b)
             if self._ref[b] is not None:
                 seg.z[i] = self._project(b, seg)
-        self._history.append(seg)
-        newly = [
-            b
-            for b in self.sides
-            if self._ref[b] is not None and np.isnan(self._history[0].z[self.bands.index(b)]).any()
-        ]
-        for b in newly:  # acquired now: project the windows still in the history
+                continue
+            self._acquire_step(b, seg)
+        for b in self.sides:  # acquired in this segment: project every window still in the history
             i = self.bands.index(b)
-            for s in self._history:
-                s.z[i] = self._project(b, s)
+            if self._ref[b] is not None and np.isnan(seg.z[i]).any():
+                for s in self._history:
+                    s.z[i] = self._project(b, s)
         out: list[Result] = [
             BlockStats(
                 time_s=starts[0] / fs,
@@ -280,15 +271,14 @@ class Receiver:
         self.noise_var[band] = nv if old is None else 0.8 * old + 0.2 * nv
 
     def _central(self, seg: _Segment) -> None:
-        wf, fs, n = self.wf, self.fs, self.n
+        fs, n = self.fs, self.n
         if self._ref["central"] is None:  # bootstrap: first window, then a phase-aligned average
             # the known symbol with the strongest path at the guard: robust at low central SNR
             known = np.roll(self.wf.symbol_time, self.cfg.timing_guard_samples).astype(np.complex64)
             zz = seg.matmul(self.c0, np.conj(known))
             w = (np.conj(zz) / np.maximum(np.abs(zz), 1e-30)).astype(np.complex64)
-            self._ref["central"] = seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size
-            nu = float(np.angle(np.vdot(zz[:-1], zz[1:])) * fs / (2 * np.pi * n))
-            self._proj["central"] = projection_matrix(self._ref["central"], guard_probe(wf, nu))
+            self.cfo_hz["central"] = float(np.angle(np.vdot(zz[:-1], zz[1:])) * fs / (2 * np.pi * n))
+            self._install("central", seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size)
         lag_ref = self._lag0
         zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projection and noise probe
         zz = zp[:, 0]
@@ -308,10 +298,10 @@ class Receiver:
         phase = np.mod(self.cfo_hz[band] * seg.starts / self.fs, 1.0)
         return (zp[:, 0] * np.exp(-2j * np.pi * phase)).astype(np.complex64)
 
-    def _set_reference(self, band: str, cfr: np.ndarray) -> None:
-        ref = symbol_from_cfr(self.wf, cfr, self.cfo_hz[band])
-        self._ref[band] = ref
-        self._proj[band] = projection_matrix(ref, guard_probe(self.wf, self.cfo_hz[band]))
+    def _install(self, band: str, ref: np.ndarray) -> None:
+        """Use ``ref`` ``[N]`` as the band's reference, with a noise probe at its current CFO."""
+        self._ref[band] = ref.astype(np.complex64)
+        self._proj[band] = projection_matrix(self._ref[band], guard_probe(self.wf, self.cfo_hz[band]))
 
     # ----- acquisition -----------------------------------------------------
     def _acquire_step(self, band: str, seg: _Segment) -> None:
@@ -320,12 +310,11 @@ class Receiver:
         derotate = np.conj(ramp(self.wf, nu0))
         row = self.bands.index(band)
         acq.add(np.concatenate([self._space.features(p[row], derotate) for p in seg.pieces]), seg.starts)
-        if acq.count < self.cfg.acquisition_min_symbols:
-            return
         pending = [b for b in self.sides if self._ref[b] is None]
-        ready = {b: self._acq[b] for b in pending if b in self._acq and self._acq[b].detected()}
-        if band != pending[-1]:
+        if band != pending[-1] or acq.count < self.cfg.acquisition_min_symbols:
             return  # decide once per segment, after every side band has added its features
+        spikes = {b: self._acq[b].spike() for b in pending if b in self._acq}
+        ready = {b: v for b, (ratio, edge, v) in spikes.items() if ratio > edge}  # b -> eigenvector
         timed_out = acq.count >= self.cfg.acquisition_max_symbols
         if len(ready) < len(pending) and not (ready and timed_out):
             if timed_out:
@@ -333,14 +322,13 @@ class Receiver:
                     self._acq.pop(b, None)
             return
         z = {}
-        for b, a in ready.items():
-            _, _, v = a.spike()
-            st = np.concatenate(a.starts)
-            z[b] = a.tag_samples(v) * np.exp(-2j * np.pi * np.mod(nu0 * st / self.fs, 1.0))
+        for b, v in ready.items():
+            st = np.concatenate(self._acq[b].starts)
+            z[b] = self._acq[b].tag_samples(v) * np.exp(-2j * np.pi * np.mod(nu0 * st / self.fs, 1.0))
         eps_fsh = tag_offset_hz(z, self.wf.subcarrier_spacing_hz)
-        for b, a in ready.items():
+        for b, v in ready.items():
             self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
-            self._set_reference(b, self._space.cfr_from_taps(a.spike()[2]))
+            self._install(b, symbol_from_cfr(self.wf, self._space.cfr_from_taps(v), self.cfo_hz[b]))
             del self._acq[b]
 
     # ----- packets (burst mode) ------------------------------------------
@@ -522,9 +510,7 @@ class Receiver:
     def _refresh_central(self, new: np.ndarray) -> None:
         """New central reference (same phase as the old one) and noise probe at the current CFO."""
         old = self._ref["central"]
-        new = (new * np.exp(-1j * np.angle(np.vdot(old, new)))).astype(np.complex64)
-        self._ref["central"] = new
-        self._proj["central"] = projection_matrix(new, guard_probe(self.wf, self.cfo_hz["central"]))
+        self._install("central", new * np.exp(-1j * np.angle(np.vdot(old, new))))
 
     def _refresh_reference(self, band: str, cfr: np.ndarray) -> None:
         old = self._ref[band]
@@ -532,9 +518,7 @@ class Receiver:
         new = new * np.exp(-1j * np.angle(np.vdot(old, new)))
         scale = np.sqrt(np.vdot(old, old).real / max(np.vdot(new, new).real, 1e-30))
         a = self.cfg.reference_forget
-        ref = (a * old + (1 - a) * new * scale).astype(np.complex64)
-        self._ref[band] = ref
-        self._proj[band] = projection_matrix(ref, guard_probe(self.wf, self.cfo_hz[band]))
+        self._install(band, a * old + (1 - a) * new * scale)
 
     def _trim(self) -> None:
         """Drop history segments no future packet or epoch can need."""

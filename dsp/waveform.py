@@ -98,10 +98,7 @@ class WaveformConfig(ConfigBase):
             )
         if self.cir_fft_size < self.fft_size:
             self._fail("cir_fft_size", f"must be at least fft_size {self.fft_size}")
-        try:
-            self.resample_ratio  # noqa: B018 - validates
-        except ConfigError:
-            raise
+        self.resample_ratio  # noqa: B018 - raises ConfigError without a rational ratio
         if self.capture_rate_hz > 8 * self.sample_rate_hz or self.capture_rate_hz * 8 < self.sample_rate_hz:
             self._fail("capture_rate_hz", "must be within a factor 8 of sample_rate_hz")
 
