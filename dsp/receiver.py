@@ -414,7 +414,9 @@ class Receiver:
         bits = ((1 - dem.decisions) / 2).astype(np.uint8)
         tag_id, _, crc_ok = parse_packet(wf, bits)
         ebn0 = float(10 * np.log10(max(float(np.sum(dem.snr_per_bit)), 1e-30)))
-        result = PacketResult(t0 / self.fs, t0, tag_id, bits, crc_ok, best, ebn0)
+        result = PacketResult(
+            t0 / self.fs, t0, tag_id, bits, crc_ok, best, ebn0, soft=dem.soft.astype(np.complex64)
+        )
         if self.truth_packets is not None and len(self.truth_packets[0]):
             ts, tb = self.truth_packets
             j = int(np.argmin(np.abs(ts - t0)))

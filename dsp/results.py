@@ -18,6 +18,7 @@ class PacketResult:
     crc_ok: bool
     detection: float  # preamble statistic
     ebn0_db: float  # demodulator's estimate after MRC
+    soft: np.ndarray | None = None  # [packet_bits] complex MRC matched-filter outputs (constellation)
     bit_errors: int | None = None  # against the truth, when known
     truth_index: int | None = None
 
