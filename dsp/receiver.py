@@ -18,11 +18,11 @@ from dsp.epoch import ranging_epoch
 from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, projection_matrix, ramp, symbol_from_cfr
-from dsp.resample import StreamResampler
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
 from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template, shape_match
 from dsp.timing import symbol_timing
 from dsp.waveform import WaveformConfig
+from dsp.windows import WindowBlock, make_buffer
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
 
@@ -33,26 +33,17 @@ class ReceiverError(ValueError):
 
 @dataclass
 class _Segment:
-    """Consecutive windows, held as views into the input chunks where possible."""
+    """Consecutive windows (a :class:`~dsp.windows.WindowBlock`) and their tag samples."""
 
-    starts: np.ndarray  # [window] continuous index of each window start
-    pieces: list[np.ndarray]  # each [band, window, N]; together ``starts.size`` windows
+    starts: np.ndarray  # [window] continuous working-rate index of each window start
+    block: WindowBlock  # the windows, [band, window, N] (views or implicit)
     z: np.ndarray  # [band, window] tag samples (central: reference projection); nan until acquired
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
-        """``windows[row] @ mat`` over all pieces, ``[window, ...]``."""
-        return np.concatenate([p[row] @ mat for p in self.pieces])
+        return self.block.matmul(row, mat)
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        """``sum_m w[m - lo] windows[row, m]`` for windows ``lo <= m < hi`` of this segment, ``[N]``."""
-        acc = np.zeros(self.pieces[0].shape[-1], np.complex64)
-        pos = 0
-        for p in self.pieces:
-            a, b = max(lo - pos, 0), min(hi - pos, p.shape[1])
-            if a < b:
-                acc += w[pos + a - lo : pos + b - lo] @ p[row, a:b]
-            pos += p.shape[1]
-        return acc
+        return self.block.weighted_sum(row, lo, hi, w)
 
 
 class Receiver:
@@ -89,16 +80,15 @@ class Receiver:
         self.truth_packets = truth_packets
         self.fs = wf.sample_rate_hz
         self.n = wf.fft_size
-        self._resampler = None
         rate = capture_rate_hz or wf.sample_rate_hz
+        up = down = 1
         if rate != wf.sample_rate_hz:
             try:
                 ratio = wf.replace(capture_rate_hz=rate).resample_ratio
             except ValueError as exc:
                 raise ReceiverError(f"capture rate {rate} Hz cannot be resampled: {exc}") from None
-            self._resampler = StreamResampler(ratio.numerator, ratio.denominator, len(bands))
-        self._chunks: list[np.ndarray] = []  # working-rate samples not yet windowed, in order
-        self._pending_index = 0  # continuous index of the first sample of _chunks[0]
+            up, down = ratio.numerator, ratio.denominator
+        self._buf = make_buffer(self.n, up, down)
         self._next_window: int | None = None  # continuous index of the next window start
         self._history: list[_Segment] = []
         self._search_from: int | None = None  # continuous index: packets start at or after it
@@ -132,9 +122,7 @@ class Receiver:
         out: list[Result] = []
         if samples_lost_before:
             out.extend(self._gap(samples_lost_before))
-        x = self._resampler.push(iq) if self._resampler else iq.astype(np.complex64, copy=False)
-        if x.shape[1]:
-            self._chunks.append(x)
+        self._buf.push(iq)
         out.extend(self._drain(final=False))
         return out
 
@@ -144,11 +132,7 @@ class Receiver:
 
     # ----- buffering and timing -----------------------------------------
     def _gap(self, lost_capture: int) -> list[Result]:
-        lost = lost_capture
-        if self._resampler:  # lost input samples in working-rate samples (approximate)
-            lost = round(lost_capture * self._resampler.up / self._resampler.down)
-        self._pending_index += self._n_pending() + lost
-        self._chunks.clear()
+        lost = self._buf.gap(lost_capture)
         self._next_window = None
         self._history.clear()
         self._search_from = None
@@ -157,76 +141,24 @@ class Receiver:
         for b in self.sides:  # acquisition needs contiguous windows: start again
             if self._ref[b] is None:
                 self._acq.pop(b, None)
-        return [GapEvent(self._pending_index, lost)]
-
-    def _n_pending(self) -> int:
-        return sum(c.shape[1] for c in self._chunks)
-
-    def _take(self, off: int, count: int) -> np.ndarray:
-        """Samples ``[off, off + count)`` of the pending data as one array ``[channel, sample]``."""
-        pieces, pos = [], 0
-        for c in self._chunks:
-            a, b = max(off - pos, 0), min(off + count - pos, c.shape[1])
-            if a < b:
-                pieces.append(c[:, a:b])
-            pos += c.shape[1]
-        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
-
-    def _take_windows(self, off: int, count: int) -> list[np.ndarray]:
-        """``count`` windows from pending offset ``off`` as ``[band, window, N]`` pieces.
-
-        Whole windows inside one chunk are views; only a window straddling two chunks
-        is copied, so the samples are not moved in memory.
-        """
-        n, pieces, pos, m = self.n, [], 0, 0
-        for c in self._chunks:
-            if m == count:
-                break
-            start = off + m * n - pos  # position of the next window inside this chunk
-            if start >= c.shape[1]:
-                pos += c.shape[1]
-                continue
-            k = min((c.shape[1] - start) // n, count - m)
-            if k > 0:
-                pieces.append(c[:, start : start + k * n].reshape(c.shape[0], k, n))
-                m += k
-            if m < count and start + k * n < c.shape[1]:  # a straddling window: copy it
-                pieces.append(self._take(off + m * n, n)[:, None, :])
-                m += 1
-            pos += c.shape[1]
-        return pieces
-
-    def _consume(self, count: int) -> None:
-        """Forget the first ``count`` pending samples."""
-        self._pending_index += count
-        while count and self._chunks:
-            k = self._chunks[0].shape[1]
-            if count >= k:
-                self._chunks.pop(0)
-                count -= k
-            else:
-                self._chunks[0] = self._chunks[0][:, count:]
-                count = 0
+        return [GapEvent(self._buf.first_index(), lost)]
 
     def _drain(self, final: bool) -> list[Result]:
         out: list[Result] = []
-        n, seg = self.n, self.cfg.segment_symbols
+        n, seg, buf = self.n, self.cfg.segment_symbols, self._buf
         if self._next_window is None:
-            if self._n_pending() < 8 * n:
+            first = buf.first_index()
+            if buf.windows_available(first) < 8:
                 return out
-            n_hat, _ = symbol_timing(self._take(0, 8 * n)[self.c0], self.wf)
-            offset = (n_hat - self.cfg.timing_guard_samples) % n
-            self._next_window = self._pending_index + offset
-        available = self._n_pending()
-        while True:
-            off = self._next_window - self._pending_index
-            if available - off < seg * n:
-                break
-            pieces = self._take_windows(off, seg)
+            central = buf.block(first, 8).windows(self.c0).reshape(-1)
+            n_hat, _ = symbol_timing(central, self.wf)
+            self._next_window = first + (n_hat - self.cfg.timing_guard_samples) % n
+        while buf.windows_available(self._next_window) >= seg:
+            block = buf.block(self._next_window, seg)
             starts = self._next_window + n * np.arange(seg)
             self._next_window += seg * n
-            out.extend(self._segment(starts, pieces))
-        self._consume(max(0, min(self._next_window - self._pending_index, available)))
+            out.extend(self._segment(starts, block))
+        buf.drop_before(self._next_window)
         if final:
             out.extend(
                 self._search_packets(final=True) if self.cfg.tag_mode == "burst" else self._cw(final=True)
@@ -234,9 +166,9 @@ class Receiver:
         return out
 
     # ----- per segment ---------------------------------------------------
-    def _segment(self, starts: np.ndarray, pieces: list[np.ndarray]) -> list[Result]:
+    def _segment(self, starts: np.ndarray, block: WindowBlock) -> list[Result]:
         fs = self.fs
-        seg = _Segment(starts, pieces, np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64))
+        seg = _Segment(starts, block, np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64))
         self._central(seg)
         self._history.append(seg)
         for b in self.sides:
@@ -307,9 +239,8 @@ class Receiver:
     def _acquire_step(self, band: str, seg: _Segment) -> None:
         nu0 = self.cfo_hz["central"] or 0.0
         acq = self._acq.setdefault(band, SubspaceAcquirer(self._space, self.cfg.acquisition_margin))
-        derotate = np.conj(ramp(self.wf, nu0))
-        row = self.bands.index(band)
-        acq.add(np.concatenate([self._space.features(p[row], derotate) for p in seg.pieces]), seg.starts)
+        features = seg.matmul(self.bands.index(band), self._space.feature_matrix(np.conj(ramp(self.wf, nu0))))
+        acq.add(features, seg.starts)
         pending = [b for b in self.sides if self._ref[b] is None]
         if band != pending[-1] or acq.count < self.cfg.acquisition_min_symbols:
             return  # decide once per segment, after every side band has added its features
@@ -458,9 +389,13 @@ class Receiver:
             st = starts[i0:hi]
             times = (st + self.n / 2) / self.fs
             weights: dict[str, np.ndarray] = {}
-            ones = np.ones((1, hi - i0))
+            # CW: the tag's data is known (constant); cut the epoch into known "symbols" so the
+            # residual-frequency search sees the phase evolve across the epoch
+            n_sub = max(1, min(32, (hi - i0) // 8))
+            blocks = np.zeros((n_sub, hi - i0))
+            blocks[np.arange(hi - i0) * n_sub // (hi - i0), np.arange(hi - i0)] = 1.0
             dem = demodulate(
-                z[:, i0:hi], self._z_noise(rows), ones, np.ones(1), times, self.cfg.phase_track_max_hz
+                z[:, i0:hi], self._z_noise(rows), blocks, np.ones(n_sub), times, self.cfg.phase_track_max_hz
             )
             for r, b in enumerate([self.bands[i] for i in rows]):
                 g = dem.gains[r]
