@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# one BLAS thread, before numpy loads (as backscatter/__init__.py does for the CLI): oversubscribed
+# BLAS threads on a 2-core machine make small products several times slower
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import numpy as np
 import pytest
 

@@ -1,0 +1,261 @@
+"""MUSIC delay estimation on the CFR of one band (SYSTEM.md section 5).
+
+The CFR on the active subcarriers is ``H[k] = sum_l a_l exp(-j 2 pi k df tau_l) + w[k]``.
+Sub-vectors of ``L`` adjacent subcarriers all share the steering vector
+``a(tau)[m] = exp(-j 2 pi m df tau)``, ``m = 0..L-1`` (the offset of the first
+subcarrier only rotates each path's gain), so their sample covariance, averaged
+with its forward-backward (conjugate, reversed) copy, restores the rank that
+coherent paths destroy.
+
+**DC hole.**  Spatial smoothing needs uniformly spaced subcarriers.  The active
+set is split into its contiguous runs (``-400..-1`` and ``1..400`` by default);
+every run at least ``L`` long contributes all its sub-vectors to one pooled
+covariance, so both sides of the band are used and no value is invented at DC.
+Runs shorter than ``L`` are skipped.
+
+The model order comes from MDL (or AIC) on the eigenvalues, clamped to
+``[1, max_order]``.  The pseudo-spectrum ``P(tau) = 1 / norm(E_n^H a(tau))**2`` is
+evaluated on the CIR grid ``tau_q = q / (K df)`` (the grid of
+:func:`dsp.cir.cfr_to_cir` and :class:`~dsp.ranging.ir_first.IRFirst`) with one
+zero-padded ``K``-point FFT per noise eigenvector.  The first significant peak is
+the earliest of the ``order`` largest (circular) local maxima lying within
+``peak_threshold_db`` of the largest; it is refined below the grid by parabolic
+interpolation of the (smooth) denominator ``norm(E_n^H a(tau))**2``, repeated on
+finer local grids.  Delays are in ``[0, 1 / df)`` like the CIR window.
+
+Peak heights of ``P`` are not path powers: they grow with the SNR and depend on
+how close the paths are (an 80 dB CFR put a line of sight 30 dB below a nearby
+reflection's peak).  The model order is therefore the main guard against
+spurious peaks, and the default threshold (50 dB) only drops candidates near the
+noise floor of ``P``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+import scipy.linalg
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dsp.ranging.base import RangingMethod
+from dsp.waveform import WaveformConfig
+
+CRITERIA = ("mdl", "aic")
+DEFAULT_MAX_ORDER = 32
+DEFAULT_PEAK_THRESHOLD_DB = 50.0
+MAX_DEFAULT_SUBVECTOR_LEN = 256
+_REFINE_STEPS = 3  # parabolic refinements: on the grid, then on grids 4x and 16x finer
+
+
+@dataclass(frozen=True)
+class MusicEstimate:
+    """One MUSIC estimate: first-path delay, model order and the intermediate results.
+
+    ``eigenvalues`` ``[L]`` of the smoothed covariance in descending order;
+    ``pseudo_spectrum`` ``[K]`` on the CIR delay grid.
+    """
+
+    delay_s: float
+    order: int
+    eigenvalues: np.ndarray
+    pseudo_spectrum: np.ndarray
+
+
+def contiguous_runs(subcarriers: np.ndarray) -> list[np.ndarray]:
+    """Split ``subcarriers`` ``[subcarrier]`` (increasing) into runs of consecutive indices.
+
+    Returns one array of positions into ``subcarriers`` per run.
+    """
+    k = np.asarray(subcarriers)
+    breaks = np.flatnonzero(np.diff(k) != 1) + 1
+    return np.split(np.arange(k.size), breaks)
+
+
+def smoothed_covariance(
+    cfr: np.ndarray, runs: list[np.ndarray], subvector_len: int
+) -> tuple[np.ndarray, int]:
+    """Forward-backward spatially smoothed covariance ``[L, L]`` and its number of sub-vectors.
+
+    ``cfr`` is ``[..., subcarrier]``; sub-vectors of ``subvector_len`` adjacent
+    subcarriers are taken inside each run of ``runs`` (positions into the last
+    axis) and from every leading index (snapshot).
+    """
+    length = subvector_len
+    cfr = np.asarray(cfr)
+    parts = [
+        sliding_window_view(cfr[..., r], length, axis=-1).reshape(-1, length)
+        for r in runs
+        if r.size >= length
+    ]
+    if not parts:
+        raise ValueError(f"no run of adjacent subcarriers is at least subvector_len = {length} long")
+    x = np.concatenate(parts, axis=0)  # [sub-vector, L]
+    n = x.shape[0]
+    r = x.T @ x.conj() / n  # E[x x^H]
+    return 0.5 * (r + r[::-1, ::-1].conj()), n
+
+
+def estimate_order(
+    eigenvalues: np.ndarray, n_snapshots: int, criterion: str = "mdl", max_order: int | None = None
+) -> int:
+    """Number of signals by MDL or AIC (Wax-Kailath) from covariance eigenvalues ``[L]``.
+
+    ``eigenvalues`` in any order; the result lies in ``[0, min(max_order, L - 1)]``.
+    ``n_snapshots`` is the nominal number of (here overlapping) sub-vectors.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    lam = np.sort(np.asarray(eigenvalues, np.float64))[::-1]
+    length = lam.size
+    top = length - 1 if max_order is None else min(int(max_order), length - 1)
+    lam = np.maximum(lam, max(lam[0], 1e-300) * 1e-15)  # rounding can leave tiny negatives
+    k = np.arange(top + 1)
+    tail_n = length - k
+    # sums over the smallest L - k eigenvalues, for every k at once
+    tail_sum = np.cumsum(lam[::-1])[::-1][: top + 1]
+    tail_log = np.cumsum(np.log(lam[::-1]))[::-1][: top + 1]
+    log_ratio = tail_log / tail_n - np.log(tail_sum / tail_n)  # log(geometric / arithmetic mean) <= 0
+    n = float(n_snapshots)
+    free = k * (2 * length - k)
+    if criterion == "mdl":
+        cost = -n * tail_n * log_ratio + 0.5 * free * np.log(n)
+    else:
+        cost = -2 * n * tail_n * log_ratio + 2 * free
+    return int(np.argmin(cost))
+
+
+def _denominator(noise_h: np.ndarray, delays_s: np.ndarray, spacing_hz: float) -> np.ndarray:
+    """``norm(E_n^H a(tau))**2`` at ``delays_s`` ``[d]``; ``noise_h`` is ``E_n^H`` ``[vector, L]``."""
+    m = np.arange(noise_h.shape[1])
+    steer = np.exp(-2j * np.pi * spacing_hz * np.outer(m, delays_s))  # [L, d]
+    g = noise_h @ steer
+    return np.sum(g.real**2 + g.imag**2, axis=0)
+
+
+def _int_param(name: str, value: object, lo: int, hi: int | None, why: str = "") -> int:
+    """``value`` as an integer in ``[lo, hi]``, or ``ValueError`` naming the parameter."""
+    try:
+        ok = float(value).is_integer() and lo <= int(value) and (hi is None or int(value) <= hi)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        span = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(
+            f"music: {name} must be an integer {' '.join(filter(None, [span, why]))}, got {value!r}"
+        )
+    return int(value)
+
+
+class Music(RangingMethod):
+    """MUSIC with forward-backward spatial smoothing and MDL/AIC model order.
+
+    Parameters (keyword, via :func:`dsp.ranging.get_method`):
+
+    * ``subvector_len`` ``L``: default half the longest contiguous run of active
+      subcarriers, at most 256 (200 for the default profile);
+    * ``max_order``: clamp of the model order (default 32, at most ``L - 1``);
+    * ``criterion``: ``"mdl"`` (default) or ``"aic"``;
+    * ``peak_threshold_db``: how far below the pseudo-spectrum maximum a peak may
+      lie and still count as the first path (default 50 dB);
+    * ``threshold``: the receiver's IR First amplitude threshold, passed to every
+      method; accepted and ignored, since pseudo-spectrum heights are not path
+      amplitudes (see ``peak_threshold_db``).
+    """
+
+    name = "music"
+
+    def __init__(self, wf: WaveformConfig, **params: float | str):
+        known = {"subvector_len", "max_order", "criterion", "peak_threshold_db", "threshold"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"music: unknown parameter(s) {unknown}; known: {sorted(known)}")
+        super().__init__(wf, **params)
+        self.runs = contiguous_runs(wf.active_subcarriers)
+        longest = max(r.size for r in self.runs)
+        length = params.get("subvector_len")
+        if length is None:
+            length = min(longest // 2, MAX_DEFAULT_SUBVECTOR_LEN)
+        self.subvector_len = _int_param(
+            "subvector_len", length, 2, longest, "(the longest run of adjacent active subcarriers)"
+        )
+        max_order = _int_param("max_order", params.get("max_order", DEFAULT_MAX_ORDER), 1, None)
+        self.max_order = min(max_order, self.subvector_len - 1)
+        criterion = params.get("criterion", "mdl")
+        if criterion not in CRITERIA:
+            raise ValueError(f"music: criterion must be one of {CRITERIA}, got {criterion!r}")
+        self.criterion = str(criterion)
+        thr = float(params.get("peak_threshold_db", DEFAULT_PEAK_THRESHOLD_DB))
+        if not (np.isfinite(thr) and thr > 0):
+            raise ValueError(f"music: peak_threshold_db must be positive and finite, got {thr!r}")
+        self.peak_threshold_db = thr
+
+    def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
+        """Delay of the first path; ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``; ``cir`` unused."""
+        return self.estimate(cfr).delay_s
+
+    def _check(self, cfr: np.ndarray) -> np.ndarray:
+        arr = np.asarray(cfr)
+        n_act = len(self.wf.active_subcarriers)
+        if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(
+                f"music: cfr must be numeric [subcarrier] or [snapshot, subcarrier], got shape {arr.shape} "
+                f"and dtype {arr.dtype}"
+            )
+        if arr.shape[-1] != n_act:
+            raise ValueError(
+                f"music: cfr has {arr.shape[-1]} subcarriers, the waveform has {n_act} active subcarriers"
+            )
+        if arr.size == 0:
+            raise ValueError("music: cfr has no snapshots")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("music: cfr contains NaN or infinite values")
+        if not np.any(arr):
+            raise ValueError("music: cfr is identically zero")
+        return arr.astype(np.complex128, copy=False)
+
+    def estimate(self, cfr: np.ndarray) -> MusicEstimate:
+        """Full estimate from ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``."""
+        arr = self._check(cfr)
+        wf = self.wf
+        r, n_sub = smoothed_covariance(arr, self.runs, self.subvector_len)
+        w, v = scipy.linalg.eigh(r)  # ascending
+        order = max(1, estimate_order(w, n_sub, self.criterion, self.max_order))
+        noise_h = v[:, : self.subvector_len - order].T.conj()  # E_n^H, [vector, L]
+        k_fft = wf.cir_fft_size
+        # E_n^H a(q / (K df)) = FFT_K(conj(e))[q] for every noise eigenvector e
+        spec = scipy.fft.fft(noise_h, n=k_fft, axis=-1)
+        re, im = spec.real, spec.imag
+        den = np.einsum("vq,vq->q", re, re) + np.einsum("vq,vq->q", im, im)  # [K]
+        den = np.maximum(den, np.finfo(np.float64).tiny)
+        pseudo = 1.0 / den
+        q = self._first_peak(pseudo, order)
+        delay = self._refine(noise_h, den, q)
+        return MusicEstimate(delay, order, w[::-1].copy(), pseudo)
+
+    def _first_peak(self, pseudo: np.ndarray, order: int) -> int:
+        """Earliest of the ``order`` highest circular local maxima within the threshold of the top."""
+        peaks = np.flatnonzero((pseudo >= np.roll(pseudo, 1)) & (pseudo > np.roll(pseudo, -1)))
+        if peaks.size == 0:  # flat spectrum
+            return int(np.argmax(pseudo))
+        peaks = peaks[np.argsort(pseudo[peaks])[::-1][:order]]
+        level = pseudo[peaks[0]] * 10 ** (-self.peak_threshold_db / 10)
+        return int(peaks[pseudo[peaks] >= level].min())
+
+    def _refine(self, noise_h: np.ndarray, den: np.ndarray, q: int) -> float:
+        """Sub-grid minimum of the denominator near grid index ``q``, in ``[0, 1 / df)``."""
+        wf = self.wf
+        step = wf.cir_grid_step_s
+        k_fft = den.size
+        y = den[[(q - 1) % k_fft, q, (q + 1) % k_fft]]
+        tau, h = q * step, step
+        for i in range(_REFINE_STEPS):
+            if i > 0:
+                y = _denominator(noise_h, tau + np.array([-h, 0.0, h]), wf.subcarrier_spacing_hz)
+            curv = y[0] - 2 * y[1] + y[2]
+            if curv <= 0:
+                break
+            tau += float(np.clip(0.5 * (y[0] - y[2]) / curv, -1.0, 1.0)) * h
+            h /= 4
+        return float(np.mod(tau, k_fft * step))

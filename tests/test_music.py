@@ -1,0 +1,197 @@
+"""MUSIC first-path delay on analytic CFRs with known delays and AWGN at a known SNR."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dsp.channel import Paths
+from dsp.cir import cfr_to_cir
+from dsp.ranging import REGISTRY, get_method
+from dsp.ranging.music import Music, estimate_order
+from dsp.waveform import SPEED_OF_LIGHT_M_S
+
+
+def noisy_cfr(wf, paths, snr_db, rng, snapshots=None):
+    """CFR ``[subcarrier]`` (or ``[snapshot, subcarrier]``) of ``paths`` in the central band plus
+    complex AWGN whose variance is ``mean(abs(H)**2) / 10**(snr_db / 10)`` per subcarrier."""
+    h = paths.cfr(wf.active_freqs_hz, wf.carrier_freq_hz)
+    if snr_db is None:
+        return h
+    var = np.mean(np.abs(h) ** 2) / 10 ** (snr_db / 10)
+    shape = h.shape if snapshots is None else (snapshots, h.size)
+    return h + np.sqrt(var / 2) * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+
+
+def unit_gains(rng, powers_db):
+    p = np.asarray(powers_db, float)
+    return 10 ** (p / 20) * np.exp(2j * np.pi * rng.uniform(size=p.size))
+
+
+def test_registered_and_accepts_the_receiver_threshold(wf):
+    assert REGISTRY["music"] is Music
+    m = get_method("music", wf, threshold=0.3)
+    assert isinstance(m, Music)
+    # default profile: runs -400..-1 and 1..400, L = half a run
+    assert [r.size for r in m.runs] == [400, 400]
+    assert m.subvector_len == 200
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_los_at_30_db_within_one_grid_step(wf, seed):
+    rng = np.random.default_rng(seed)
+    m = get_method("music", wf)
+    step = wf.cir_grid_step_s
+    # anywhere in the window, off the grid
+    for delay_s in rng.uniform(0.02, 0.98, 3) / wf.subcarrier_spacing_hz:
+        paths = Paths([delay_s * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0]))
+        est = m.estimate(noisy_cfr(wf, paths, 30.0, rng))
+        assert est.order == 1
+        assert abs(est.delay_s - delay_s) < step
+
+
+def test_agrees_with_ir_first_on_the_same_channel(wf):
+    """Same delay axis: IR First lands on the nearest grid point, the interpolated one on the delay."""
+    rng = np.random.default_rng(7)
+    step = wf.cir_grid_step_s
+    music = get_method("music", wf, threshold=0.3)
+    ir = get_method("ir_first", wf, threshold=0.3)
+    ir_interp = get_method("ir_first_interp", wf, threshold=0.3)
+    window_s = 1 / wf.subcarrier_spacing_hz
+    for delay_s in (37.3 * step, 1000.6 * step, window_s - 2.7 * step):
+        paths = Paths([delay_s * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0]))
+        h = noisy_cfr(wf, paths, None, rng)
+        cir = cfr_to_cir(h, wf)
+        t_music = music.first_path_delay_s(h, cir)
+        assert 0 <= t_music < window_s
+        assert abs(t_music - ir.first_path_delay_s(h, cir)) <= 0.5 * step + 1e-3 * step
+        assert abs(t_music - ir_interp.first_path_delay_s(h, cir)) < 0.05 * step
+        assert abs(t_music - delay_s) < 1e-3 * step  # noise-free: only rounding remains
+
+
+@pytest.mark.parametrize("nlos_db", [0.0, -6.0])
+@pytest.mark.parametrize("separation_cells", [1.0, 1.5])
+def test_resolves_two_paths_one_resolution_cell_apart(wf, nlos_db, separation_cells):
+    """NLoS ``separation_cells * c / B_occ`` behind the LoS: the earlier one is reported."""
+    rng = np.random.default_rng(11)
+    m = get_method("music", wf)
+    resolution_s = 1 / wf.occupied_bandwidth_hz
+    assert resolution_s > 4 * wf.cir_grid_step_s  # the paths are several grid steps apart
+    for _ in range(3):
+        t0 = rng.uniform(0.05, 0.9) / wf.subcarrier_spacing_hz
+        delays = np.array([t0, t0 + separation_cells * resolution_s])
+        paths = Paths(delays * SPEED_OF_LIGHT_M_S, unit_gains(rng, [0.0, nlos_db]))
+        est = m.estimate(noisy_cfr(wf, paths, 30.0, rng))
+        assert est.order == 2
+        assert abs(est.delay_s - t0) < wf.cir_grid_step_s
+
+
+@pytest.mark.parametrize("n_paths", [1, 2, 3])
+def test_mdl_finds_the_number_of_well_separated_paths(wf, n_paths):
+    rng = np.random.default_rng(100 + n_paths)
+    m = get_method("music", wf, criterion="mdl")
+    resolution_s = 1 / wf.occupied_bandwidth_hz
+    for _ in range(3):
+        t0 = rng.uniform(0.05, 0.5) / wf.subcarrier_spacing_hz
+        delays = t0 + 8 * resolution_s * np.arange(n_paths)
+        paths = Paths(delays * SPEED_OF_LIGHT_M_S, unit_gains(rng, -3.0 * np.arange(n_paths)))
+        assert m.estimate(noisy_cfr(wf, paths, 40.0, rng)).order == n_paths
+
+
+@pytest.mark.parametrize("criterion", ["mdl", "aic"])
+def test_order_criteria_on_exact_eigenvalues(criterion):
+    noise = np.ones(50)
+    assert estimate_order(noise, 400, criterion) == 0
+    lam = noise.copy()
+    lam[:3] = [1e4, 1e3, 1e2]
+    assert estimate_order(lam[::-1], 400, criterion) == 3  # any order of the eigenvalues
+    assert estimate_order(lam, 400, criterion, max_order=2) == 2  # clamped
+
+
+def test_order_is_clamped_to_max_order(wf):
+    rng = np.random.default_rng(5)
+    resolution_s = 1 / wf.occupied_bandwidth_hz
+    delays = 1e-6 + 8 * resolution_s * np.arange(4)
+    paths = Paths(delays * SPEED_OF_LIGHT_M_S, unit_gains(rng, np.zeros(4)))
+    h = noisy_cfr(wf, paths, 40.0, rng)
+    assert get_method("music", wf).estimate(h).order == 4
+    est = get_method("music", wf, max_order=2).estimate(h)
+    assert est.order == 2
+    assert est.pseudo_spectrum.shape == (wf.cir_fft_size,)
+    assert est.eigenvalues.shape == (200,)
+    assert np.all(np.diff(est.eigenvalues) <= 0)
+
+
+def test_snapshots_are_pooled(wf):
+    rng = np.random.default_rng(3)
+    delay_s = 2.5e-6
+    paths = Paths([delay_s * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0]))
+    m = get_method("music", wf)
+    h = noisy_cfr(wf, paths, 20.0, rng)
+    assert m.first_path_delay_s(h[None, :]) == m.first_path_delay_s(h)
+    many = noisy_cfr(wf, paths, 5.0, rng, snapshots=8)
+    assert abs(m.first_path_delay_s(many) - delay_s) < wf.cir_grid_step_s
+
+
+def test_dc_hole_variants(wf):
+    """One contiguous band (DC used) and a lopsided band whose short side is skipped."""
+    rng = np.random.default_rng(9)
+    delay_s = 4.1e-6
+    paths = Paths([delay_s * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0]))
+    full = wf.replace(null_dc=False)
+    m_full = get_method("music", full)
+    assert [r.size for r in m_full.runs] == [801]
+    lopsided = wf.replace(subcarrier_min=-100)
+    m_lop = get_method("music", lopsided)
+    assert [r.size for r in m_lop.runs] == [100, 400] and m_lop.subvector_len == 200
+    for w, m in ((full, m_full), (lopsided, m_lop)):
+        assert abs(m.first_path_delay_s(noisy_cfr(w, paths, 30.0, rng)) - delay_s) < w.cir_grid_step_s
+
+
+def test_bad_input_raises_value_error_naming_the_problem(wf):
+    m = get_method("music", wf)
+    n = len(wf.active_subcarriers)
+    good = np.exp(-2j * np.pi * wf.active_freqs_hz * 1e-6)
+    with pytest.raises(ValueError, match=f"799 subcarriers.*{n} active"):
+        m.first_path_delay_s(good[:-1])
+    bad = good.copy()
+    bad[17] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.first_path_delay_s(bad)
+    bad[17] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        m.first_path_delay_s(bad)
+    with pytest.raises(ValueError, match="shape"):
+        m.first_path_delay_s(good.reshape(1, 1, n))
+    with pytest.raises(ValueError, match="identically zero"):
+        m.first_path_delay_s(np.zeros(n, complex))
+    with pytest.raises(ValueError, match="subvector_len"):
+        get_method("music", wf, subvector_len=401)
+    with pytest.raises(ValueError, match="criterion"):
+        get_method("music", wf, criterion="bic")
+    with pytest.raises(ValueError, match="max_order"):
+        get_method("music", wf, max_order=0)
+    with pytest.raises(ValueError, match="peak_threshold_db"):
+        get_method("music", wf, peak_threshold_db=-3)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        get_method("music", wf, subvector_length=100)
+
+
+def test_latency_on_one_core():
+    """The bench figure in a fresh process with one BLAS thread (as the ``backscatter`` script runs).
+
+    Target 50 ms (measured ~18 ms); the bound leaves 2x for a shared, loaded machine.
+    """
+    code = (
+        "import json; from backscatter.commands.bench_music import music_latency; "
+        "from dsp.waveform import get_profile; "
+        "print(json.dumps(music_latency(get_profile('default'), repeats=9)))"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout)
+    assert res["subcarriers"] == 800 and res["repeats"] == 9
+    assert res["min_s"] <= res["median_s"] < 2 * res["target_s"]
