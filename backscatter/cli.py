@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backscatter.commands import bench_cmd, captures_cmd, crlb_cmd, receive_cmd
+from backscatter.commands import bench_cmd, captures_cmd, crlb_cmd, gui_cmd, pipeline_cmd, receive_cmd
 from backscatter.output import CliError
 from captures.format import CaptureError
 from dsp.config_base import ConfigError
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bistatic OFDM backscatter testbed: emulate, capture, decode and range.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (captures_cmd, receive_cmd, crlb_cmd, bench_cmd):
+    for module in (captures_cmd, receive_cmd, pipeline_cmd, gui_cmd, crlb_cmd, bench_cmd):
         module.register(sub)
     return parser
 

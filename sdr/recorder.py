@@ -1,0 +1,188 @@
+"""Record a live IQ stream into a capture file (``captures/FORMAT.md``) that can be read while it grows.
+
+The file is written with :class:`~captures.writer.CaptureWriter` in SWMR mode and flushed after
+every chunk, so a reader (``open_capture(path, swmr=True)``) can follow it and a recorder that is
+killed leaves every flushed chunk readable.  Such a file stays flagged as open for writing:
+open it with ``swmr=True`` (``sdr.sources.ReplaySource`` does so by itself).
+
+Gaps: a chunk's ``lost_before`` (the streamer's drops plus the samples of messages lost in
+transport, as :class:`~sdr.transport.IQSubscriber` reports them) becomes a ``/gaps`` row.  The
+waveform, sample rate and channels come from the first header.  A streamer restart (new
+``stream_id``) with the same rate, channels and waveform continues the file after a gap
+estimated from the stream times (at least one sample, so a receiver resynchronises); a restart
+with a different setup stops the recording with :class:`StreamChanged` instead of mixing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from captures.format import ChannelInfo
+from captures.writer import CaptureWriter
+from sdr.transport import IQHeader, IQMessage, IQSubscriber, sc16_to_complex
+
+
+class StreamChanged(Exception):
+    """The stream's rate, channels or waveform changed under a recording."""
+
+
+def _describe(h: IQHeader) -> str:
+    bands = ", ".join(f"{c.band} {c.rf_center_hz / 1e6:g} MHz" for c in h.channels)
+    return f"{h.sample_rate_hz / 1e6:g} MS/s, [{bands}], waveform profile {h.waveform.profile!r}"
+
+
+class Recorder:
+    """Appends IQ chunks of one stream setup to ``path``: ``write(msg)`` or ``append(header, iq, lost)``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        origin: str = "",
+        recorder: str = "backscatter record",
+    ):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
+        self.overwrite, self.origin, self.recorder = overwrite, origin, recorder
+        self._w: CaptureWriter | None = None
+        self.first_header: IQHeader | None = None
+        self._last: IQHeader | None = None
+        self.messages = 0
+        self.gaps = 0
+        self.samples_lost = 0
+        self.stream_ids: list[str] = []
+
+    @property
+    def n_samples(self) -> int:
+        """Samples stored so far."""
+        return 0 if self._w is None else self._w.n_samples
+
+    def _open(self, h: IQHeader, lost_before: int) -> CaptureWriter:
+        start = h.first_sample - lost_before
+        desc = (
+            f"recorded {h.source} stream {h.stream_id}{f' from {self.origin}' if self.origin else ''}; "
+            f"stored sample 0 is stream sample {start}"
+        )
+        return CaptureWriter(
+            self.path,
+            h.waveform,
+            [ChannelInfo(c.band, c.rf_center_hz) for c in h.channels],
+            h.sample_rate_hz,
+            datatype="ci16_le" if h.format == "sc16" else "cf32_le",
+            overwrite=self.overwrite,
+            swmr=True,
+            time_first_sample_s=h.time_s,
+            description=desc,
+            recorder=self.recorder,
+        )
+
+    def append(self, header: IQHeader, iq: np.ndarray, lost_before: int) -> None:
+        """Store one chunk (``iq`` complex64 ``[channel, sample]`` or sc16 ``[channel, sample, 2]``).
+
+        ``lost_before``: samples lost just before it.  Raises :class:`StreamChanged` (writing
+        nothing) when ``header`` belongs to a new stream with another setup.
+        """
+        h = header
+        if self._w is None:
+            self._w = self._open(h, lost_before)
+            self.first_header = h
+            self.stream_ids.append(h.stream_id)
+            # samples lost before the very start of the stream are a gap at stored sample 0;
+            # a recorder joining late simply starts at its first message
+            if not (lost_before > 0 and h.first_sample == lost_before):
+                lost_before = 0
+        elif h.stream_id != self._last.stream_id:  # type: ignore[union-attr]
+            first = self.first_header
+            assert first is not None and self._last is not None
+            if not first.same_stream_setup(h):
+                raise StreamChanged(
+                    f"the stream changed under the recording: new stream {h.stream_id} has "
+                    f"{_describe(h)}; {self.path} holds {_describe(first)}. Stopped; record the new "
+                    "stream into another file"
+                )
+            self.stream_ids.append(h.stream_id)
+            expected_s = self._last.time_s + self._last.n_samples / h.sample_rate_hz
+            lost_before = max(1, round((h.time_s - expected_s) * h.sample_rate_hz))
+        w = self._w
+        if lost_before > 0:
+            w.add_gap(lost_before)
+            self.gaps += 1
+            self.samples_lost += lost_before
+        if w.datatype == "cf32_le" and iq.dtype == np.int16:
+            iq = sc16_to_complex(iq)
+        w.append(iq)  # flushed by the SWMR writer
+        self.messages += 1
+        self._last = h
+
+    def write(self, msg: IQMessage) -> None:
+        """Store a received message (its ``lost_before`` includes transport losses)."""
+        self.append(msg.header, msg.iq, msg.lost_before)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def record(
+    subscriber: IQSubscriber,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
+    idle_timeout_s: float | None = None,
+    max_messages: int | None = None,
+) -> dict[str, Any]:
+    """Record ``subscriber``'s stream into ``path`` until ``stop``, idleness, a count or a stream change.
+
+    Returns a summary: ``file`` (``None`` if nothing arrived), ``messages``, ``samples``,
+    ``gaps``, ``samples_lost``, ``messages_missed``, ``drops`` (by reason), ``stream_ids``,
+    ``stop_reason`` (``stopped``, ``idle``, ``count`` or ``stream_changed``) and ``message``.
+    """
+    rec = Recorder(path, overwrite=overwrite, origin=subscriber.endpoint)
+    reason, message = "stopped", ""
+    last_s = time.monotonic()
+    try:
+        while not (stop is not None and stop.is_set()):
+            if max_messages is not None and rec.messages >= max_messages:
+                reason = "count"
+                break
+            msg = subscriber.recv(timeout_s=0.1)  # short slices: ``stop`` is seen promptly
+            if msg is None:
+                if idle_timeout_s is not None and time.monotonic() - last_s >= idle_timeout_s:
+                    reason = "idle"
+                    break
+                continue
+            last_s = time.monotonic()
+            try:
+                rec.write(msg)
+            except StreamChanged as exc:
+                reason, message = "stream_changed", str(exc)
+                break
+    finally:
+        rec.close()
+    return {
+        "file": str(rec.path) if rec.first_header is not None else None,
+        "messages": rec.messages,
+        "samples": rec.n_samples,
+        "gaps": rec.gaps,
+        "samples_lost": rec.samples_lost,
+        "messages_missed": subscriber.counters.messages_missed,
+        "drops": dict(subscriber.drops),
+        "stream_ids": rec.stream_ids,
+        "stop_reason": reason,
+        "message": message,
+    }

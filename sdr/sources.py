@@ -1,0 +1,295 @@
+"""IQ sources for the streamer: the :class:`IQSource` interface, emulator and replay sources, pacing.
+
+A source describes its stream (rate, channels, waveform) and yields :class:`Chunk` objects in
+sample order.  ``backscatter stream`` sends every chunk as one IQ message
+(``sdr/MESSAGES.md``), paced by a :class:`Pacer` unless the source is live (a radio delivers
+samples at its own rate) or ``--as-fast-as-possible`` is given.
+
+Implementations here: :class:`EmulatorSource` (the software channel emulator) and
+:class:`ReplaySource` (a capture file).  ``sdr/uhd_source.py`` provides the radio source
+(``make_uhd_source(args) -> IQSource``) against the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from captures.format import CaptureError
+from captures.reader import Capture, open_capture
+from dsp.waveform import WaveformConfig
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+from sdr.emulator.truth import GroundTruth
+
+DEFAULT_CHUNK_SAMPLES = 1 << 18  # 8.5 ms at 30.72 MS/s: one emulator block, 3 MiB of 3-band sc16
+
+
+class ChunkLike(Protocol):
+    """What the streamer reads from a chunk (``Chunk`` here, ``UHDChunk`` in ``sdr/uhd_source.py``)."""
+
+    iq: np.ndarray
+    first_sample: int
+    time_s: float
+    lost_before: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of contiguous samples from a source.
+
+    ``iq``: complex64 ``[channel, sample]`` (1.0 = full scale), or the radio's native sc16 as
+    int16, interleaved I/Q with 32767 = 1.0, either ``[channel, sample, 2]`` or
+    ``[channel, 2 * sample]`` (same memory; :func:`chunk_iq` normalises to the former).  The
+    streamer converts to the wire format only when they differ.  Every chunk must own its
+    array (never a buffer the source reuses): the transport sends it zero-copy.
+    ``first_sample``: index of the first sample in the stream at ``sample_rate_hz``, counting
+    lost samples (0 for the first sample the source produced).
+    ``time_s``: time of the first sample (radio time for UHD, ``first_sample / rate`` for the
+    emulator, the capture's ``time_first_sample_s`` plus the offset for replay).
+    ``lost_before``: samples lost immediately before this chunk (overflow, injected drop, gap);
+    ``first_sample`` already counts them.
+    """
+
+    iq: np.ndarray
+    first_sample: int
+    time_s: float
+    lost_before: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.iq.shape[1])
+
+
+def chunk_iq(chunk: ChunkLike) -> np.ndarray:
+    """A chunk's samples as complex ``[channel, sample]`` or sc16 int16 ``[channel, sample, 2]``.
+
+    int16 ``[channel, 2 * sample]`` is viewed (not copied) as ``[channel, sample, 2]``.
+    """
+    iq = chunk.iq
+    if iq.dtype == np.int16 and iq.ndim == 2:
+        if iq.shape[1] % 2:
+            raise ValueError(f"interleaved sc16 [channel, 2 * sample] needs an even row length: {iq.shape}")
+        return np.ascontiguousarray(iq).reshape(iq.shape[0], iq.shape[1] // 2, 2)
+    return iq
+
+
+@runtime_checkable
+class IQSource(Protocol):
+    """What the streamer needs from a source of IQ (emulator, capture replay, radio).
+
+    Attributes (constant for the life of the source):
+
+    * ``name``: ``"emulator"``, ``"replay"`` or ``"uhd"`` (the ``source`` field on the wire).
+    * ``sample_rate_hz``: rate of every channel as delivered (the capture rate).
+    * ``channels``: one ``(band, rf_center_hz)`` per row of the chunks' ``iq``, bands from
+      ``central``, ``lower``, ``upper``, each at most once.
+    * ``waveform``: the transmitted :class:`~dsp.waveform.WaveformConfig`; its
+      ``capture_rate_hz`` should equal ``sample_rate_hz`` (consumers override it with the rate).
+
+    Methods:
+
+    * ``__iter__()``: yields chunks (:class:`ChunkLike`: ``iq``, ``first_sample``, ``time_s``,
+      ``lost_before``, as documented on :class:`Chunk`) in sample order (``first_sample``
+      strictly increasing, contiguous unless ``lost_before`` says otherwise); ends when the
+      source is exhausted or after ``stop()``.
+    * ``stop()``: ask the iteration to end soon; called from the SIGINT/SIGTERM handler, so it
+      must only set a flag.  A live source should return from a blocking receive at least
+      about once a second to notice it.
+    * ``close()``: release the file or device; idempotent.  The streamer calls it once it has
+      stopped iterating (the iterator may be left unfinished).
+
+    Optional attributes, read with ``getattr``: ``is_live`` (``True`` when the source itself
+    delivers samples in real time, so the streamer never paces it; default: ``name == "uhd"``)
+    and ``total_samples`` (stream length for a progress bar, lost samples included).
+    """
+
+    name: str
+    sample_rate_hz: float
+    channels: list[tuple[str, float]]
+    waveform: WaveformConfig
+
+    def __iter__(self) -> Iterator[ChunkLike]: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _split(
+    iq: np.ndarray, first_sample: int, lost_before: int, fs: float, t0: float, chunk: int
+) -> Iterator[Chunk]:
+    """Pieces of at most ``chunk`` samples of one contiguous run, as :class:`Chunk`."""
+    n = iq.shape[1]
+    for off in range(0, n, chunk):
+        s = first_sample + off
+        yield Chunk(iq[:, off : off + chunk], s, t0 + s / fs, lost_before if off == 0 else 0)
+
+
+class EmulatorSource:
+    """The software channel emulator as a source: complex64 chunks at the working rate.
+
+    Like ``captures.emulated`` (emulated captures), the emulator produces the receiver's
+    working rate: ``sample_rate_hz`` is ``waveform.sample_rate_hz`` and ``waveform`` is the
+    emulator's configuration, whose ``capture_rate_hz`` equals it (so the ``x410-62m5``
+    profile streams at 30.72 MS/s, not 62.5).  Injected drops (``scenario.drops``) come out as
+    ``lost_before``.  ``seed`` and ``duration_s`` override the scenario's.
+    """
+
+    name = "emulator"
+    is_live = False
+
+    def __init__(
+        self,
+        scenario: ScenarioConfig,
+        waveform: WaveformConfig,
+        *,
+        seed: int | None = None,
+        duration_s: float | None = None,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    ):
+        if chunk_samples < 1:
+            raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
+        changes: dict[str, object] = {}
+        if seed is not None:
+            changes["seed"] = seed
+        if duration_s is not None:
+            changes["duration_s"] = duration_s
+        self.scenario = scenario.replace(**changes) if changes else scenario
+        self._emu = Emulator(waveform, self.scenario)
+        self.waveform: WaveformConfig = self._emu.wf
+        self.sample_rate_hz = float(self.waveform.sample_rate_hz)
+        centers = self.waveform.band_centers_hz
+        self.channels = [(b, float(centers[b])) for b in self.scenario.bands]
+        self.chunk_samples = int(chunk_samples)
+        self._stop = False
+
+    @property
+    def truth(self) -> GroundTruth:
+        return self._emu.truth
+
+    @property
+    def total_samples(self) -> int:
+        """Samples in the scenario, lost ones included."""
+        return int(self._emu.n_total)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        fs = self.sample_rate_hz
+        for blk in self._emu.blocks():
+            for chunk in _split(blk.iq, blk.index, blk.lost_before, fs, 0.0, self.chunk_samples):
+                if self._stop:
+                    return
+                yield chunk
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def close(self) -> None:
+        self._stop = True
+
+
+def _open_capture_any(path: Path) -> Capture:
+    """Open a capture; a recording whose writer was killed is opened in SWMR mode."""
+    try:
+        return open_capture(path)
+    except CaptureError as exc:
+        if "already open for write" not in str(exc):
+            raise
+        return open_capture(path, swmr=True)
+
+
+class ReplaySource:
+    """A capture file as a source: complex64 chunks at the capture's rate, gaps as ``lost_before``.
+
+    A recording left behind by a killed recorder (still flagged open for SWMR writing) is
+    read up to its last flush.
+    """
+
+    name = "replay"
+    is_live = False
+
+    def __init__(self, path: str | os.PathLike, *, chunk_samples: int = DEFAULT_CHUNK_SAMPLES):
+        if chunk_samples < 1:
+            raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
+        self.path = Path(path)
+        self._cap = _open_capture_any(self.path)
+        self.waveform: WaveformConfig = self._cap.waveform
+        self.sample_rate_hz = float(self._cap.sample_rate_hz)
+        self.channels = [(c.band, float(c.center_freq_hz)) for c in self._cap.channels]
+        self.chunk_samples = int(chunk_samples)
+        self.time_first_sample_s = float(self._cap.time_first_sample_s)
+        self._stop = False
+
+    @property
+    def total_samples(self) -> int:
+        """Samples in the stream, lost ones included."""
+        return self._cap.n_samples + int(self._cap.gaps[:, 1].sum())
+
+    def __iter__(self) -> Iterator[Chunk]:
+        fs, t0 = self.sample_rate_hz, self.time_first_sample_s
+        lost_total = 0
+        for start, iq, lost in self._cap.iter_chunks(self.chunk_samples):
+            if self._stop:
+                return
+            lost_total += lost
+            s = start + lost_total
+            yield Chunk(iq, s, t0 + s / fs, lost)
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def close(self) -> None:
+        self._stop = True
+        self._cap.close()
+
+
+class Pacer:
+    """Releases chunks at the sample rate: a chunk leaves when its last sample would have
+    been received, by the wall clock measured from the first chunk (no drift accumulates).
+
+    ``realtime=False`` never waits.  ``clock`` and ``sleep`` are injectable for tests (a
+    ``stop`` event, when given, is waited on instead of ``sleep``).  ``lag_s`` is the largest
+    lateness seen (the pipeline slower than real time).
+    """
+
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        realtime: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not sample_rate_hz > 0:
+            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.realtime = realtime
+        self._clock, self._sleep = clock, sleep
+        self._t0: float | None = None
+        self._s0 = 0
+        self.lag_s = 0.0
+
+    def due_s(self, first_sample: int, n_samples: int) -> float:
+        """Clock time at which the chunk is due (starts the clock on the first call)."""
+        if self._t0 is None:
+            self._t0, self._s0 = self._clock(), first_sample
+        return self._t0 + (first_sample + n_samples - self._s0) / self.sample_rate_hz
+
+    def wait(self, first_sample: int, n_samples: int, stop: threading.Event | None = None) -> bool:
+        """Wait until the chunk is due; ``False`` if ``stop`` was set meanwhile."""
+        due = self.due_s(first_sample, n_samples)
+        if not self.realtime:
+            return not (stop is not None and stop.is_set())
+        while (delay := due - self._clock()) > 0:
+            if stop is None:
+                self._sleep(delay)
+            elif stop.wait(delay):
+                return False
+        self.lag_s = max(self.lag_s, -delay)
+        return not (stop is not None and stop.is_set())
