@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backscatter.commands import bench_cmd, captures_cmd, crlb_cmd, gui_cmd, pipeline_cmd, receive_cmd
+from backscatter.commands import (
+    bench_cmd,
+    calibrate_cmd,
+    captures_cmd,
+    crlb_cmd,
+    gui_cmd,
+    pipeline_cmd,
+    receive_cmd,
+    worker_cmd,
+)
 from backscatter.output import CliError
+from calibration.store import CalibrationError
 from captures.format import CaptureError
 from dsp.config_base import ConfigError
 
@@ -17,7 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bistatic OFDM backscatter testbed: emulate, capture, decode and range.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (captures_cmd, receive_cmd, pipeline_cmd, gui_cmd, crlb_cmd, bench_cmd):
+    for module in (
+        captures_cmd,
+        receive_cmd,
+        pipeline_cmd,
+        worker_cmd,
+        calibrate_cmd,
+        gui_cmd,
+        crlb_cmd,
+        bench_cmd,
+    ):
         module.register(sub)
     return parser
 
@@ -27,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CliError, CaptureError, ConfigError, FileExistsError) as exc:
+    except (CliError, CaptureError, CalibrationError, ConfigError, FileExistsError) as exc:
         print(f"backscatter {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

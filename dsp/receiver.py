@@ -52,7 +52,8 @@ class Receiver:
     ``bands`` lists the channel order of the input (``central`` required, plus
     ``lower`` and/or ``upper``).  ``truth_packets`` (start samples, bits) lets
     packets report their bit errors.  ``calibration`` maps band to a circuitry
-    response ``[subcarrier]`` that CFRs are divided by.
+    response ``[subcarrier]`` that CFRs are divided by, ``d_cal_m`` side band to the
+    calibrated circuitry distance of eq. (77).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Receiver:
         config: ReceiverConfig | None = None,
         calibration: dict[str, np.ndarray] | None = None,
         truth_packets: tuple[np.ndarray, np.ndarray] | None = None,
+        d_cal_m: dict[str, float] | None = None,
     ):
         if "central" not in bands:
             raise ReceiverError(f"no central band among the channels {bands}: it is the timing reference")
@@ -77,6 +79,7 @@ class Receiver:
         self.sides = sides
         self.c0 = self.bands.index("central")
         self.calibration = calibration
+        self.d_cal_m = d_cal_m
         self.truth_packets = truth_packets
         self.fs = wf.sample_rate_hz
         self.n = wf.fft_size
@@ -442,6 +445,7 @@ class Receiver:
             self.cfg.ir_threshold,
             self.cfg.tx_rx_distance_m,
             self.calibration,
+            self.d_cal_m,
         )
 
     def _refresh_central(self, new: np.ndarray) -> None:

@@ -13,9 +13,27 @@ import sys
 from pathlib import Path
 
 
+def source_arguments(source: str) -> list[str]:
+    """``--source ...`` for what the form names: an IQ endpoint, a capture file, ``emulator``, ``uhd``."""
+    if "://" in source:
+        return ["--source", "stream", "--connect", source]
+    if source in ("emulator", "uhd"):
+        return ["--source", source]
+    return ["--source", "replay", "--file", source]
+
+
 def calibrate_arguments(source: str, known_range_m: float, out_path: str) -> list[str]:
     """``backscatter`` arguments of a CW calibration run."""
-    return ["calibrate", "--source", source, "--range-m", f"{known_range_m:g}", "--out", out_path]
+    return [
+        "calibrate",
+        *source_arguments(source),
+        "--known-range-m",
+        f"{known_range_m:g}",
+        "--out",
+        out_path,
+        "--force",
+        "--progress-json",
+    ]
 
 
 def backscatter_program() -> tuple[str, list[str]]:

@@ -180,14 +180,18 @@ def test_calibration_tab_progress_and_process_failures(window, qtbot, tmp_path):
     cal.range_spin.setValue(12.5)
     cal.out_edit.setText(str(tmp_path / "cal.h5"))
     _, args = cal.command()
-    assert args[-7:] == [
+    assert args[-11:] == [
         "calibrate",
         "--source",
+        "stream",
+        "--connect",
         "tcp://127.0.0.1:5555",
-        "--range-m",
+        "--known-range-m",
         "12.5",
         "--out",
         str(tmp_path / "cal.h5"),
+        "--force",
+        "--progress-json",
     ]
 
     for i, state in enumerate(["running", "running", "done"]):

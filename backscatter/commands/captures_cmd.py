@@ -27,6 +27,11 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--central-snr-db", type=float, help="central-band (direct path) SNR per subcarrier, dB")
     p.add_argument("--paths", type=int, help="number of NLoS paths (scatterers) per channel")
     p.add_argument("--mode", choices=["cw", "burst"], help="tag mode")
+    p.add_argument(
+        "--circuitry-seed",
+        type=int,
+        help="seed of the radio's circuitry (the same hardware across scenarios)",
+    )
 
 
 def scenario_from_args(args: argparse.Namespace, **defaults: object) -> ScenarioConfig:
@@ -36,8 +41,14 @@ def scenario_from_args(args: argparse.Namespace, **defaults: object) -> Scenario
             data.update(json.loads(args.scenario.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise CliError(f"{args.scenario}: cannot read scenario JSON: {exc}") from None
-    for flag, key in (("seed", "seed"), ("duration_s", "duration_s"), ("paths", "n_nlos"), ("mode", "mode")):
-        if getattr(args, flag) is not None:
+    for flag, key in (
+        ("seed", "seed"),
+        ("duration_s", "duration_s"),
+        ("paths", "n_nlos"),
+        ("mode", "mode"),
+        ("circuitry_seed", "circuitry_seed"),
+    ):
+        if getattr(args, flag, None) is not None:
             data[key] = getattr(args, flag)
     if args.snr_db is not None:
         data.update(snr_lower_db=args.snr_db, snr_upper_db=args.snr_db)

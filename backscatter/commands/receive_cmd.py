@@ -9,6 +9,8 @@ from pathlib import Path
 from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
 from backscatter.output import CliError, print_json, progress_bar
 from backscatter.runner import Run, receive, summarise
+from calibration.store import BandSetting, RadioSettings
+from calibration.workflow import apply_calibration, settings_from_capture
 from captures.reader import open_capture
 from captures.results_io import write_results
 from dsp.config_base import ConfigError
@@ -32,6 +34,16 @@ def add_receiver_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--receiver-config", type=Path, help="JSON of ReceiverConfig keys")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_calibration_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--calibration", type=Path, help="calibration file from `backscatter calibrate`")
+    g.add_argument(
+        "--truth-calibration",
+        action="store_true",
+        help="divide out the emulator's true circuitry responses (emulated captures only)",
+    )
 
 
 def receiver_config(args: argparse.Namespace, truth: GroundTruth | None, mode: str | None) -> ReceiverConfig:
@@ -96,6 +108,12 @@ def report(summary: dict, as_json: bool, title: str) -> dict:
     return summary
 
 
+def _calibration_note(args: argparse.Namespace) -> str | None:
+    if args.calibration is not None:
+        return str(args.calibration)
+    return "emulator truth (circuitry responses divided out)" if args.truth_calibration else None
+
+
 def cmd_replay(args: argparse.Namespace) -> dict:
     with open_capture(args.capture) as cap:
         truth = cap.truth()
@@ -103,17 +121,23 @@ def cmd_replay(args: argparse.Namespace) -> dict:
         if cap.scenario_json:
             mode = json.loads(cap.scenario_json).get("mode")
         cfg = receiver_config(args, truth, mode)
-        calibration = truth_calibration(truth) if (args.truth_calibration and truth) else None
         if args.truth_calibration and truth is None:
             raise CliError(f"{args.capture}: --truth-calibration needs a capture with ground truth")
+        cal_kwargs: dict = {}
+        if args.truth_calibration:
+            cal_kwargs = {"calibration": truth_calibration(truth)}
+        elif args.calibration is not None:
+            cal_kwargs = apply_calibration(
+                args.calibration, settings_from_capture(cap), f"capture {args.capture}"
+            )
         try:
             rx = Receiver(
                 cap.waveform,
                 cap.bands,
                 cap.sample_rate_hz,
                 cfg,
-                calibration,
-                (truth.packet_start_sample, truth.packet_bits) if truth else None,
+                truth_packets=(truth.packet_start_sample, truth.packet_bits) if truth else None,
+                **cal_kwargs,
             )
         except ReceiverError as exc:
             raise CliError(f"{args.capture}: {exc}") from None
@@ -122,6 +146,7 @@ def cmd_replay(args: argparse.Namespace) -> dict:
             run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["file"] = str(args.capture)
+    summary["calibration"] = _calibration_note(args)
     if args.results:
         write_results(args.results, run, summary, force=args.force)
         summary["results"] = str(args.results)
@@ -134,20 +159,27 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     emu = Emulator(wf, sc)
     truth = emu.truth
     cfg = receiver_config(args, truth, sc.mode)
+    if args.calibration is not None:
+        channels = tuple(BandSetting(b, emu.wf.band_centers_hz[b]) for b in sc.bands)
+        settings = RadioSettings(emu.wf, emu.wf.sample_rate_hz, channels)
+        cal_kwargs = apply_calibration(args.calibration, settings, "the demo's emulated radio")
+    else:
+        cal_kwargs = {"calibration": truth_calibration(truth)}
     rx = Receiver(
         emu.wf,
         list(sc.bands),
         None,
         cfg,
-        truth_calibration(truth),
-        (truth.packet_start_sample, truth.packet_bits),
+        truth_packets=(truth.packet_start_sample, truth.packet_bits),
+        **cal_kwargs,
     )
     blocks = [(b.iq, b.lost_before) for b in emu.blocks()]
     with progress_bar(emu.n_total, "demo", enabled=not args.json) as bar:
         run: Run = receive(rx, blocks, emu.wf, sc.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["scenario"] = sc.to_dict()
-    summary["calibration"] = "emulator truth (circuitry responses divided out)"
+    args.truth_calibration = args.calibration is None
+    summary["calibration"] = _calibration_note(args)
     return report(summary, args.json, f"demo (seed {sc.seed}, {sc.mode} mode, {sc.n_nlos} NLoS paths)")
 
 
@@ -157,14 +189,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_receiver_args(p)
     p.add_argument("--results", type=Path, help="write every packet and ranging epoch to this HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite --results")
-    p.add_argument(
-        "--truth-calibration",
-        action="store_true",
-        help="divide out the emulator's true circuitry responses (emulated captures only)",
-    )
+    add_calibration_args(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("demo", help="emulate the default scenario and receive it (no files needed)")
     add_scenario_args(p)
     add_receiver_args(p)
+    p.add_argument(
+        "--calibration", type=Path, help="calibration file (default: the emulator's true circuitry responses)"
+    )
     p.set_defaults(func=cmd_demo)

@@ -55,6 +55,8 @@ class Emulator:
         geo_ss, circ_ss, imp_ss, data_ss, self._noise_ss = ss.spawn(5)
         rng = np.random.default_rng(geo_ss)
         self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx, tag_pos = draw_paths(sc, wf, rng)
+        if sc.circuitry_seed is not None:  # the radio's hardware, independent of the scenario
+            circ_ss = np.random.SeedSequence([sc.circuitry_seed, 0xC1C])
         self.circuits = draw_circuits(sc, np.random.default_rng(circ_ss))
         self._draw_impairments(np.random.default_rng(imp_ss))
         self._draw_packets(np.random.default_rng(data_ss))

@@ -50,6 +50,7 @@ class ScenarioConfig(ConfigBase):
     tag_clock_ppm_max: float = 100.0
     sample_offset: int | None = None
     circuitry: bool = True
+    circuitry_seed: int | None = None  # the same radio hardware across scenarios (None: from seed)
     circuitry_delay_max_s: float = 60e-9
     circuitry_ripple_db: float = 0.5
     circuitry_ripple_deg: float = 3.0
@@ -105,6 +106,8 @@ class ScenarioConfig(ConfigBase):
             self._fail("tag_clock_ppm", "|tag_clock_ppm| must be at most 150")
         if not (0 <= self.tag_clock_ppm_max <= 150):
             self._fail("tag_clock_ppm_max", "must be in [0, 150]")
+        if self.circuitry_seed is not None and self.circuitry_seed < 0:
+            self._fail("circuitry_seed", "must be non-negative")
         if self.sample_offset is not None and self.sample_offset < 0:
             self._fail("sample_offset", "must be non-negative")
         if not (0 <= self.circuitry_delay_max_s <= 1e-6):

@@ -1,0 +1,104 @@
+"""``worker``: run the receiver on a live IQ stream and publish its results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import zmq
+
+from backscatter.commands.pipeline_cmd import (
+    StopOnSignal,
+    add_keys_arg,
+    client_keys_from_args,
+    server_keys_from_args,
+)
+from backscatter.commands.receive_cmd import add_receiver_args, receiver_config
+from backscatter.output import CliError, print_json
+from calibration.store import CalibrationError
+from calibration.workflow import apply_calibration, settings_from_header
+from dsp.receiver import Receiver, ReceiverError
+from sdr.security import SecurityError
+from sdr.transport import IQHeader, IQSubscriber, ResultPublisher
+from sdr.worker import StreamWorker
+
+DEFAULT_RESULTS_ENDPOINT = "tcp://127.0.0.1:5556"
+
+
+def status_line(h: dict) -> str:
+    """The one-line status printed each second."""
+    rate = h.get("sample_rate_hz")
+    lat = h.get("latency_p95_s")
+    dropped = sum(h["messages_dropped"].values())
+    return (
+        f"[{h['stream_state']:7s}] {h['throughput_sps'] / 1e6:6.1f} MS/s"
+        + (f" at {rate / 1e6:g} MS/s/ch" if rate else "")
+        + f", {h['realtime_factor']:.1f}x rt, queue {h['queue_depth']}, "
+        f"packets {h['packets']}, epochs {h['epochs']}, lost {h['samples_lost']} samples, "
+        f"dropped {dropped} msgs" + (f", p95 latency {lat * 1e3:.0f} ms" if lat is not None else "")
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> dict:
+    cfg = receiver_config(args, None, None)
+
+    def make_receiver(h: IQHeader) -> Receiver:
+        try:
+            kwargs = {}
+            if args.calibration is not None:
+                kwargs = apply_calibration(args.calibration, settings_from_header(h), f"stream {h.stream_id}")
+            return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, **kwargs)
+        except (CalibrationError, ReceiverError) as exc:  # counted as unreceivable; say why once
+            print(f"worker: cannot receive stream {h.stream_id}: {exc}", file=sys.stderr, flush=True)
+            raise
+
+    with StopOnSignal() as signals:
+        try:
+            sub = IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
+        except zmq.ZMQError as exc:
+            raise CliError(f"cannot connect {args.connect}: {exc}") from None
+        try:
+            try:
+                pub = ResultPublisher(
+                    args.bind, server_keys=server_keys_from_args(args), insecure=args.insecure
+                )
+            except (SecurityError, zmq.ZMQError) as exc:
+                raise CliError(f"cannot bind {args.bind}: {exc}") from None
+            with pub:
+                echo = None if args.quiet else (lambda h: print(status_line(h), file=sys.stderr, flush=True))
+                worker = StreamWorker(sub, pub, make_receiver, status=echo)
+                summary = worker.run(signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s)
+        finally:
+            sub.close()
+    summary.update(connect=args.connect, results=args.bind)
+    if args.json:
+        print_json(summary)
+    else:
+        lat = summary["latency"]
+        p95 = f"{lat['p95_s'] * 1e3:.0f} ms" if lat["p95_s"] is not None else "n/a"
+        print(
+            f"worker: {summary['stream_s']:.2f} s of stream in {summary['messages']} messages, "
+            f"{summary['packets']} packets ({summary['crc_ok']} CRC ok), {summary['epochs']} epochs, "
+            f"{summary['samples_lost']} samples lost, p95 latency {p95}, "
+            f"receiver {summary['realtime_factor'] or 0:.1f}x real time"
+        )
+    return summary
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run the receiver on a live IQ stream and publish results")
+    p.add_argument("--connect", required=True, help="streamer endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument(
+        "--socket", choices=["sub", "pull"], default="sub", help="sub for a pub stream, pull for push"
+    )
+    p.add_argument(
+        "--bind", default=DEFAULT_RESULTS_ENDPOINT, help="results endpoint to bind (default %(default)s)"
+    )
+    add_keys_arg(p, server=True)
+    add_receiver_args(p)
+    p.add_argument("--calibration", type=Path, help="calibration file from `backscatter calibrate`")
+    p.add_argument("--idle-exit-s", type=float, help="exit after this long without IQ (once some came)")
+    p.add_argument("--duration-s", type=float, help="exit after this long")
+    p.add_argument("--quiet", action="store_true", help="no status line each second")
+    p.set_defaults(func=cmd_worker)

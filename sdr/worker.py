@@ -1,0 +1,309 @@
+"""The streaming DSP worker: IQ messages in, receiver results out (a thin shell around ``dsp``).
+
+A reader thread takes IQ messages off the subscriber (so ZeroMQ keeps draining while the
+receiver works) into a bounded queue; the calling thread runs the :class:`~dsp.receiver.Receiver`
+and publishes every result (``sdr/MESSAGES.md``), plus ``health`` each second and a ``spectrum``
+twice a second.  A new stream id or a changed stream set-up (rate, channels, waveform) starts a
+new receiver; a sequence or sample gap is passed to the receiver, which resynchronises and
+reports it.  Latency is measured per result: from the arrival of the message holding the newest
+sample the result depends on, to its publication.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.signal
+
+from dsp.receiver import Receiver
+from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
+from sdr.results_wire import result_to_wire, spectrum_to_wire
+from sdr.transport import IQHeader, IQMessage, IQSubscriber, ResultPublisher
+
+SPECTRUM_BINS = 512
+STALLED_AFTER_S = 1.0
+
+
+@dataclass
+class _Arrivals:
+    """Capture-rate end index and arrival time of recent messages, to time results."""
+
+    ends: deque = field(default_factory=lambda: deque(maxlen=4096))
+
+    def add(self, end_index: int, t: float) -> None:
+        self.ends.append((end_index, t))
+
+    def arrival_of(self, index: float) -> float | None:
+        """Arrival time of the first message whose samples reach ``index``."""
+        for end, t in self.ends:
+            if end > index:
+                return t
+        return None
+
+
+@dataclass
+class WorkerStats:
+    """What the worker has done so far (the ``health`` message and the final summary)."""
+
+    messages: int = 0
+    samples: int = 0  # per channel, capture rate
+    busy_s: float = 0.0
+    packets: int = 0
+    crc_ok: int = 0
+    epochs: int = 0
+    gaps: int = 0
+    restarts: int = 0
+    queue_dropped: int = 0
+    published: Counter = field(default_factory=Counter)
+    latencies_s: list = field(default_factory=list)  # packets and epochs
+    stats_latencies_s: list = field(default_factory=list)
+
+    def latency(self, values: list) -> dict:
+        if not values:
+            return {"p50_s": None, "p95_s": None, "max_s": None, "count": 0}
+        a = np.asarray(values)
+        return {
+            "p50_s": float(np.percentile(a, 50)),
+            "p95_s": float(np.percentile(a, 95)),
+            "max_s": float(a.max()),
+            "count": int(a.size),
+        }
+
+
+class StreamWorker:
+    """Runs receivers over an IQ subscription and publishes their results.
+
+    ``make_receiver(header)`` builds a receiver for a stream's set-up (it may raise
+    ``ValueError`` for a stream it cannot receive: that stream's messages are then counted
+    as dropped with reason ``unreceivable``).
+    """
+
+    def __init__(
+        self,
+        sub: IQSubscriber,
+        pub: ResultPublisher,
+        make_receiver: Callable[[IQHeader], Receiver],
+        *,
+        queue_max: int = 64,
+        health_period_s: float = 1.0,
+        spectrum_period_s: float = 0.5,
+        status: Callable[[dict], None] | None = None,
+    ):
+        self.sub, self.pub, self.make_receiver = sub, pub, make_receiver
+        self.health_period_s, self.spectrum_period_s = health_period_s, spectrum_period_s
+        self.status = status
+        self.stats = WorkerStats()
+        self._q: queue.Queue = queue.Queue(maxsize=queue_max)
+        self._rx: Receiver | None = None
+        self._header: IQHeader | None = None
+        self._first_index = 0  # capture index of the receiver's first sample
+        self._arrivals = _Arrivals()
+        self._last_msg_t: float | None = None
+        self._unreceivable: Counter = Counter()
+        self._reader_error: BaseException | None = None
+
+    # ----- reader thread --------------------------------------------------------------------------
+    def _read(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                msg = self.sub.recv(timeout_s=0.1)
+                if msg is None:
+                    continue
+                item = (msg, time.monotonic())
+                while not stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # surfaced by run(); the worker must not die silently
+            self._reader_error = exc
+            stop.set()
+
+    # ----- main loop ------------------------------------------------------------------------------
+    def run(
+        self, stop: threading.Event, *, idle_exit_s: float | None = None, duration_s: float | None = None
+    ) -> dict:
+        """Work until ``stop`` is set, ``idle_exit_s`` passes without IQ after some, or ``duration_s``."""
+        reader = threading.Thread(target=self._read, args=(stop,), name="iq-reader", daemon=True)
+        reader.start()
+        t_start = time.monotonic()
+        next_health = t_start + self.health_period_s
+        next_spectrum = t_start
+        period = {"samples": 0, "busy_s": 0.0, "lat": []}
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if duration_s is not None and now - t_start >= duration_s:
+                    break
+                if idle_exit_s is not None and self._last_msg_t and now - self._last_msg_t > idle_exit_s:
+                    break
+                try:
+                    msg, t_arrival = self._q.get(timeout=0.05)
+                except queue.Empty:
+                    msg = None
+                if msg is not None:
+                    n_lat = len(self.stats.latencies_s)
+                    busy = self._process(msg, t_arrival)
+                    period["samples"] += msg.header.n_samples
+                    period["busy_s"] += busy
+                    period["lat"].extend(self.stats.latencies_s[n_lat:])
+                    if time.monotonic() >= next_spectrum:
+                        self._publish_spectrum(msg)
+                        next_spectrum = time.monotonic() + self.spectrum_period_s
+                now = time.monotonic()
+                if now >= next_health:
+                    self._publish_health(now, period)
+                    period = {"samples": 0, "busy_s": 0.0, "lat": []}
+                    next_health = now + self.health_period_s
+        finally:
+            stop.set()
+            reader.join(timeout=2.0)
+            if self._rx is not None:
+                self._emit(self._rx.flush(), time.monotonic())
+        if self._reader_error is not None:
+            raise self._reader_error
+        return self.summary(time.monotonic() - t_start)
+
+    def _process(self, msg: IQMessage, t_arrival: float) -> float:
+        h = msg.header
+        t0 = time.perf_counter()
+        self._last_msg_t = t_arrival
+        fresh = self._header is None or msg.new_stream or not h.same_stream_setup(self._header)
+        if fresh:
+            if self._rx is not None:
+                self._emit(self._rx.flush(), time.monotonic())
+                self.stats.restarts += 1
+            try:
+                self._rx = self.make_receiver(h)
+            except ValueError:
+                self._unreceivable["unreceivable"] += 1
+                self._rx, self._header = None, None
+                return 0.0
+            self._header = h
+            self._first_index = h.first_sample
+            self._arrivals = _Arrivals()
+        assert self._rx is not None
+        self.stats.messages += 1
+        self.stats.samples += h.n_samples
+        lost = 0 if fresh else msg.lost_before
+        self.stats.gaps += lost > 0
+        self._arrivals.add(h.first_sample + h.n_samples - self._first_index, t_arrival)
+        results = self._rx.push(msg.complex64(), lost)
+        self._emit(results, None)
+        busy = time.perf_counter() - t0
+        self.stats.busy_s += busy
+        return busy
+
+    def _last_sample(self, r: object) -> float | None:
+        """Capture index (from the receiver's first sample) of the newest sample ``r`` depends on."""
+        h = self._header
+        wf = h.waveform
+        scale = h.sample_rate_hz / wf.sample_rate_hz
+        if isinstance(r, PacketResult):
+            end = r.start_sample + wf.packet_duration_s * wf.sample_rate_hz
+        elif isinstance(r, RangingEpoch):
+            end = r.time_s * wf.sample_rate_hz + r.n_symbols * wf.fft_size
+        elif isinstance(r, BlockStats):
+            end = r.time_s * wf.sample_rate_hz + r.symbols * wf.fft_size
+        else:
+            return None
+        return end * scale
+
+    def _emit(self, results: list, t_flush: float | None) -> None:
+        h = self._header
+        if h is None:
+            return
+        offset_s = self._first_index / h.sample_rate_hz
+        for r in results:
+            kind, fields, arrays = result_to_wire(r, h.waveform)
+            fields["time_s"] = fields["time_s"] + offset_s
+            self.pub.send(kind, fields, arrays)
+            self.stats.published[kind] += 1
+            now = time.monotonic()
+            last = self._last_sample(r)
+            t_arr = None if last is None else self._arrivals.arrival_of(last)
+            if t_arr is not None and t_flush is None:
+                lat = self.stats.stats_latencies_s if isinstance(r, BlockStats) else self.stats.latencies_s
+                lat.append(now - t_arr)
+            if isinstance(r, PacketResult):
+                self.stats.packets += 1
+                self.stats.crc_ok += bool(r.crc_ok)
+            elif isinstance(r, RangingEpoch):
+                self.stats.epochs += 1
+            elif isinstance(r, GapEvent):
+                pass
+
+    def _publish_spectrum(self, msg: IQMessage) -> None:
+        h = msg.header
+        iq = msg.iq[:, : 16 * SPECTRUM_BINS]
+        x = iq.astype(np.float32).view(np.complex64)[..., 0] if h.format == "sc16" else iq
+        if x.shape[1] < SPECTRUM_BINS:
+            return
+        f, p = scipy.signal.welch(
+            x, fs=h.sample_rate_hz, nperseg=SPECTRUM_BINS, return_onesided=False, axis=-1
+        )
+        p = np.fft.fftshift(p, axes=-1)
+        scale = 1.0 / 32767**2 if h.format == "sc16" else 1.0
+        psd = {c.band: 10 * np.log10(p[i] * scale + 1e-30) for i, c in enumerate(h.channels)}
+        first = {c.band: c.rf_center_hz - h.sample_rate_hz / 2 for c in h.channels}
+        self.pub.send(*spectrum_to_wire(h.first_sample / h.sample_rate_hz, psd, first, float(f[1] - f[0])))
+
+    def state(self, now: float) -> str:
+        if self._last_msg_t is None:
+            return "waiting"
+        return "live" if now - self._last_msg_t < STALLED_AFTER_S else "stalled"
+
+    def _publish_health(self, now: float, period: dict) -> None:
+        h = self._header
+        rate = h.sample_rate_hz if h else None
+        n_ch = h.n_channels if h else 0
+        stream_s = period["samples"] / rate if rate else 0.0
+        lat = self.stats.latency(period["lat"])
+        fields = {
+            "time_s": (h.first_sample / rate) if h else 0.0,
+            "throughput_sps": period["samples"] * n_ch / self.health_period_s,
+            "realtime_factor": stream_s / period["busy_s"] if period["busy_s"] > 0 else 0.0,
+            "queue_depth": self._q.qsize(),
+            "messages_received": self.sub.counters.received,
+            "messages_dropped": {**dict(self.sub.drops), **dict(self._unreceivable)},
+            "samples_lost": self.sub.samples_lost,
+            "gaps": self.stats.gaps,
+            "stream_state": self.state(now),
+            "sample_rate_hz": rate,
+            "latency_p95_s": lat["p95_s"],
+            "packets": self.stats.packets,
+            "epochs": self.stats.epochs,
+        }
+        self.pub.send("health", fields, {})
+        if self.status:
+            self.status(fields)
+
+    def summary(self, wall_s: float) -> dict:
+        s, h = self.stats, self._header
+        stream_s = s.samples / h.sample_rate_hz if h else 0.0
+        return {
+            "messages": s.messages,
+            "samples_per_channel": s.samples,
+            "stream_s": stream_s,
+            "wall_s": wall_s,
+            "busy_s": s.busy_s,
+            "realtime_factor": stream_s / s.busy_s if s.busy_s > 0 else None,
+            "packets": s.packets,
+            "crc_ok": s.crc_ok,
+            "epochs": s.epochs,
+            "published": dict(s.published),
+            "samples_lost": self.sub.samples_lost,
+            "gaps": s.gaps,
+            "messages_dropped": {**dict(self.sub.drops), **dict(self._unreceivable)},
+            "messages_missed": self.sub.counters.messages_missed,
+            "restarts": s.restarts,
+            "latency": s.latency(s.latencies_s),
+            "stats_latency": s.latency(s.stats_latencies_s),
+        }
