@@ -9,6 +9,7 @@ import time
 import numpy as np
 import scipy.signal
 
+from backscatter.commands.bench_music import music_latency
 from backscatter.output import print_json
 from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
@@ -90,12 +91,15 @@ def bench_receiver(profile: str, duration_s: float, repeats: int) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict:
+    if args.pipeline or args.soak:
+        return cmd_bench_pipeline(args)
     out = {
         "emulator": bench_emulator(args.duration_s, args.repeats),
         "receiver": [
             bench_receiver("default", args.duration_s, args.repeats),
-            bench_receiver("x410-62m5", args.x410_duration_s, 1),
+            bench_receiver("x410-62m5", args.x410_duration_s, args.repeats),
         ],
+        "music": music_latency(get_profile("default")),
     }
     if args.json:
         print_json(out)
@@ -113,6 +117,12 @@ def cmd_bench(args: argparse.Namespace) -> dict:
             f"{e['sample_rate_hz'] / 1e6:g} MS/s (median of {args.repeats}; target <= 3 s), "
             f"{e['samples_per_s'] / 1e6:.0f} MS/s"
         )
+        m = out["music"]
+        print(
+            f"MUSIC: {m['median_s'] * 1e3:.1f} ms median per estimate over {m['subcarriers']} subcarriers "
+            f"(sub-vectors of {m['subvector_len']}, {m['repeats']} runs; "
+            f"target <= {m['target_s'] * 1e3:.0f} ms)"
+        )
     return out
 
 
@@ -120,6 +130,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed benchmarks (medians and ratios)")
     p.add_argument("--duration-s", type=float, default=1.0, help="seconds of signal per run")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--x410-duration-s", type=float, default=0.2, help="seconds of x410-62m5 signal (slow)")
+    p.add_argument("--x410-duration-s", type=float, default=1.0, help="seconds of x410-62m5 signal")
+    p.add_argument(
+        "--pipeline", action="store_true", help="streamer -> worker over loopback in real time (60 s)"
+    )
+    p.add_argument("--pipeline-duration-s", type=float, default=60.0, help="length of the --pipeline run")
+    p.add_argument("--soak", type=float, metavar="MINUTES", help="streamer, worker and recorder for MINUTES")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench_pipeline(args: argparse.Namespace) -> dict:
+    """``--pipeline`` and ``--soak``: the live pipeline's figures (see bench_pipeline.py)."""
+    from backscatter.commands import bench_pipeline
+
+    if args.soak:
+        out = bench_pipeline.bench_soak(args.soak)
+    else:
+        out = bench_pipeline.bench_pipeline(args.pipeline_duration_s)
+    if args.json:
+        print_json(out)
+    else:
+        print(bench_pipeline.describe(out))
+    return out
