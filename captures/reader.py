@@ -43,9 +43,15 @@ class Capture:
                 h5py.File(self.path, "r", swmr=swmr, libver="latest") if swmr else h5py.File(self.path, "r")
             )
         except OSError as exc:
-            raise CaptureError(
-                self.path, "/", f"not a readable HDF5 file (truncated or corrupt?): {exc}"
-            ) from None
+            if swmr or "already open for write" not in str(exc):
+                raise CaptureError(
+                    self.path, "/", f"not a readable HDF5 file (truncated or corrupt?): {exc}"
+                ) from None
+            # a recording still being written, or whose recorder was killed: read it in SWMR mode
+            try:
+                self._f = h5py.File(self.path, "r", swmr=True, libver="latest")
+            except OSError as exc2:
+                raise CaptureError(self.path, "/", f"not a readable HDF5 file: {exc2}") from None
         try:
             self._validate()
         except CaptureError:

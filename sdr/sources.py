@@ -22,8 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from captures.format import CaptureError
-from captures.reader import Capture, open_capture
+from captures.reader import open_capture
 from dsp.waveform import WaveformConfig
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
@@ -195,16 +194,6 @@ class EmulatorSource:
         self._stop = True
 
 
-def _open_capture_any(path: Path) -> Capture:
-    """Open a capture; a recording whose writer was killed is opened in SWMR mode."""
-    try:
-        return open_capture(path)
-    except CaptureError as exc:
-        if "already open for write" not in str(exc):
-            raise
-        return open_capture(path, swmr=True)
-
-
 class ReplaySource:
     """A capture file as a source: complex64 chunks at the capture's rate, gaps as ``lost_before``.
 
@@ -219,7 +208,7 @@ class ReplaySource:
         if chunk_samples < 1:
             raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
         self.path = Path(path)
-        self._cap = _open_capture_any(self.path)
+        self._cap = open_capture(self.path)
         self.waveform: WaveformConfig = self._cap.waveform
         self.sample_rate_hz = float(self._cap.sample_rate_hz)
         self.channels = [(c.band, float(c.center_freq_hz)) for c in self._cap.channels]
