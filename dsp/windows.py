@@ -242,9 +242,10 @@ class ResampledWindows:
         self.g, self.period, self.length = g, period, length
         self.count = sum(r.count for r in runs)
         self.n = kernels[0].matrix.shape[0]
+        self._views = [list(self._make_phases(r)) for r in runs]  # strided views, made once
 
-    def _phases(self, run: _Run):
-        """``(i0, kernel, frames[window, length])`` for each phase of a run; frames are strided views."""
+    def _make_phases(self, run: _Run):
+        """``(i0, kernel, frames[channel, window, length])`` for each phase of a run (strided views)."""
         for i0 in range(min(self.g, run.count)):
             x = run.buf[:, run.offsets[i0] :]
             n_i = len(range(i0, run.count, self.g))
@@ -254,23 +255,26 @@ class ResampledWindows:
             )
             yield i0, self.kernels[(run.m0 + i0) % self.g], frames
 
+    def _phases(self, run_index: int):
+        return self._views[run_index]
+
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         if mat.ndim == 1:
             return self.matmul(row, mat[:, None])[:, 0]
         out = np.empty((self.count, mat.shape[1]), np.complex64)
-        for run in self.runs:
+        for k, run in enumerate(self.runs):
             part = out[run.m0 : run.m0 + run.count]
-            for i0, kernel, frames in self._phases(run):
+            for i0, kernel, frames in self._phases(k):
                 part[i0 :: self.g] = frames[row] @ kernel.pull(mat)
         return out
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
         per_phase = np.zeros((self.g, self.length), np.complex64)  # frame sums before the kernels
-        for run in self.runs:
+        for k, run in enumerate(self.runs):
             a, b = max(lo, run.m0), min(hi, run.m0 + run.count)
             if a >= b:
                 continue
-            for i0, _, frames in self._phases(run):
+            for i0, _, frames in self._phases(k):
                 first = a + (run.m0 + i0 - a) % self.g  # first window of this phase at or after a
                 if first >= b:
                     continue
@@ -283,9 +287,9 @@ class ResampledWindows:
 
     def windows(self, row: int) -> np.ndarray:
         out = np.empty((self.count, self.n), np.complex64)
-        for run in self.runs:
+        for k, run in enumerate(self.runs):
             part = out[run.m0 : run.m0 + run.count]
-            for i0, kernel, frames in self._phases(run):
+            for i0, kernel, frames in self._phases(k):
                 part[i0 :: self.g] = (kernel.matrix @ frames[row].T).T
         return out
 
@@ -341,7 +345,7 @@ class ResamplingBuffer:
         _check_block(start, count, self.first_index(), self.windows_available(start))
         n, g = self.n, self.g
         kernels = [self._kernel((start + p * n) * self.down % self.up) for p in range(min(g, count))]
-        frame = np.array([self._frame_start(start + m * n) for m in range(count)])
+        frame = (start + n * np.arange(count, dtype=np.int64)) * self.down // self.up - self.half_span
         # chunk of each frame's first and last sample
         edges = np.cumsum([0] + [c.shape[1] for c in self._q.chunks]) + self._q.index
         c_first = np.searchsorted(edges, frame, side="right") - 1
