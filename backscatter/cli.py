@@ -13,6 +13,7 @@ from backscatter.commands import (
     gui_cmd,
     pipeline_cmd,
     receive_cmd,
+    sweep_cmd,
     worker_cmd,
 )
 from backscatter.output import CliError
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         calibrate_cmd,
         gui_cmd,
         crlb_cmd,
+        sweep_cmd,
         bench_cmd,
     ):
         module.register(sub)

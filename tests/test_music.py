@@ -195,3 +195,20 @@ def test_latency_on_one_core():
     res = json.loads(out.stdout)
     assert res["subcarriers"] == 800 and res["repeats"] == 9
     assert res["min_s"] <= res["median_s"] < 2 * res["target_s"]
+
+
+def test_the_cir_gates_the_search_around_ir_firsts_first_peak(wf):
+    """With the band's CIR, MUSIC only looks within two resolution cells before IR First's first
+    peak and one after: on the same channel nothing changes, and a pseudo-spectrum peak far from
+    any energy in the CIR can never be reported (here: a CIR of another channel)."""
+    rng = np.random.default_rng(3)
+    m = get_method("music", wf, threshold=0.3)
+    near, far = 0.2 / wf.subcarrier_spacing_hz, 0.6 / wf.subcarrier_spacing_hz
+    cfr = noisy_cfr(wf, Paths([near * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0])), 30.0, rng)
+    same = m.first_path_delay_s(cfr, cfr_to_cir(cfr, wf))
+    assert same == pytest.approx(m.first_path_delay_s(cfr), abs=1e-12)
+    other = noisy_cfr(wf, Paths([far * SPEED_OF_LIGHT_M_S], unit_gains(rng, [0.0])), 30.0, rng)
+    gated = m.first_path_delay_s(cfr, cfr_to_cir(other, wf))
+    cell_s = 1 / (len(wf.active_subcarriers) * wf.subcarrier_spacing_hz)
+    step = wf.cir_grid_step_s
+    assert -2 * cell_s - step <= gated - far <= cell_s + step  # inside the gate, not near 0.2 / df

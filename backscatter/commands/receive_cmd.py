@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
@@ -114,22 +115,21 @@ def _calibration_note(args: argparse.Namespace) -> str | None:
     return "emulator truth (circuitry responses divided out)" if args.truth_calibration else None
 
 
-def cmd_replay(args: argparse.Namespace) -> dict:
-    with open_capture(args.capture) as cap:
+def replay_file(path: Path, args: argparse.Namespace, progress: bool = True) -> tuple[dict, Run]:
+    """The receiver over one capture: its summary and the run."""
+    with open_capture(path) as cap:
         truth = cap.truth()
         mode = None
         if cap.scenario_json:
             mode = json.loads(cap.scenario_json).get("mode")
         cfg = receiver_config(args, truth, mode)
         if args.truth_calibration and truth is None:
-            raise CliError(f"{args.capture}: --truth-calibration needs a capture with ground truth")
+            raise CliError(f"{path}: --truth-calibration needs a capture with ground truth")
         cal_kwargs: dict = {}
         if args.truth_calibration:
             cal_kwargs = {"calibration": truth_calibration(truth)}
         elif args.calibration is not None:
-            cal_kwargs = apply_calibration(
-                args.calibration, settings_from_capture(cap), f"capture {args.capture}"
-            )
+            cal_kwargs = apply_calibration(args.calibration, settings_from_capture(cap), f"capture {path}")
         try:
             rx = Receiver(
                 cap.waveform,
@@ -140,17 +140,57 @@ def cmd_replay(args: argparse.Namespace) -> dict:
                 **cal_kwargs,
             )
         except ReceiverError as exc:
-            raise CliError(f"{args.capture}: {exc}") from None
-        with progress_bar(cap.n_samples, "replay", enabled=not args.json) as bar:
+            raise CliError(f"{path}: {exc}") from None
+        with progress_bar(cap.n_samples, "replay", enabled=progress) as bar:
             chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK))
             run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
-    summary["file"] = str(args.capture)
+    summary["file"] = str(path)
     summary["calibration"] = _calibration_note(args)
+    return summary, run
+
+
+def replay_summary(path: str, options: dict) -> dict:
+    """One file's summary for the fan-out (a picklable module-level function)."""
+    return replay_file(Path(path), argparse.Namespace(**options), progress=False)[0]
+
+
+def cmd_replay(args: argparse.Namespace) -> dict:
+    from experiments.replay import expand_captures
+
+    target = str(args.capture)
+    files = [target] if Path(target).is_file() else expand_captures(target)
+    if len(files) > 1 or args.scheduler:
+        return cmd_replay_many(files, args)
+    summary, run = replay_file(Path(files[0]), args, progress=not args.json)
     if args.results:
         write_results(args.results, run, summary, force=args.force)
         summary["results"] = str(args.results)
-    return report(summary, args.json, f"replay {args.capture}")
+    return report(summary, args.json, f"replay {files[0]}")
+
+
+def cmd_replay_many(files: list[str], args: argparse.Namespace) -> dict:
+    """``replay DIR_OR_GLOB``: one task per file on the sweep engine, summaries merged."""
+    from experiments.replay import replay_many
+
+    if args.results:
+        raise CliError("--results is for one capture; with many files use one replay per file")
+    options = {k: v for k, v in vars(args).items() if k != "func"}
+    merged = replay_many(files, partial(replay_summary, options=options), args.scheduler, not args.json)
+    if args.json:
+        print_json(merged)
+        return merged
+    ber = f"{merged['ber']:.2e}" if merged.get("ber") is not None else "n/a"
+    print(
+        f"replay of {merged['files']} captures, {merged['duration_s']:.3g} s of signal in "
+        f"{merged['elapsed_s']:.1f} s: {merged['packets_detected']} of {merged['packets_sent']} packets "
+        f"detected, {merged['crc_ok']} CRC ok, BER {ber} ({merged['bit_errors']}/{merged['bits']} bits)"
+    )
+    for m, r in (merged.get("range_rmse_m") or {}).items():
+        print(f"  range RMSE {m:16s} {r:8.3f} m over {merged['ranging_epochs']} epochs")
+    for f in merged.get("failed", []):
+        print(f"  failed: {f}")
+    return merged
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
@@ -184,8 +224,11 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="decode and range a capture file")
-    p.add_argument("capture", type=Path)
+    p = sub.add_parser("replay", help="decode and range a capture file (or many: a directory or a glob)")
+    p.add_argument("capture", type=Path, help="capture file, directory of captures, or a quoted glob")
+    p.add_argument(
+        "--scheduler", help="dask scheduler for many files (default: a local cluster), e.g. tcp://host:8786"
+    )
     add_receiver_args(p)
     p.add_argument("--results", type=Path, help="write every packet and ranging epoch to this HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite --results")

@@ -40,6 +40,7 @@ import scipy.linalg
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dsp.ranging.base import RangingMethod
+from dsp.ranging.ir_first import first_peak_index
 from dsp.waveform import WaveformConfig
 
 CRITERIA = ("mdl", "aic")
@@ -192,8 +193,13 @@ class Music(RangingMethod):
         self.peak_threshold_db = thr
 
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
-        """Delay of the first path; ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``; ``cir`` unused."""
-        return self.estimate(cfr).delay_s
+        """Delay of the first path; ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``.
+
+        With the band's ``cir`` ``[K]``, the search is gated around IR First's first peak (two
+        resolution cells before it, one after): MUSIC refines that detection and cannot jump to
+        a spurious pseudo-spectrum peak far from any energy in the CIR.
+        """
+        return self.estimate(cfr, cir).delay_s
 
     def _check(self, cfr: np.ndarray) -> np.ndarray:
         arr = np.asarray(cfr)
@@ -215,8 +221,8 @@ class Music(RangingMethod):
             raise ValueError("music: cfr is identically zero")
         return arr.astype(np.complex128, copy=False)
 
-    def estimate(self, cfr: np.ndarray) -> MusicEstimate:
-        """Full estimate from ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``."""
+    def estimate(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> MusicEstimate:
+        """Full estimate from ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]`` (``cir``: gate)."""
         arr = self._check(cfr)
         wf = self.wf
         r, n_sub = smoothed_covariance(arr, self.runs, self.subvector_len)
@@ -230,13 +236,35 @@ class Music(RangingMethod):
         den = np.einsum("vq,vq->q", re, re) + np.einsum("vq,vq->q", im, im)  # [K]
         den = np.maximum(den, np.finfo(np.float64).tiny)
         pseudo = 1.0 / den
-        q = self._first_peak(pseudo, order)
+        q = self._first_peak(pseudo, order, self._gate(cir, k_fft))
         delay = self._refine(noise_h, den, q)
         return MusicEstimate(delay, order, w[::-1].copy(), pseudo)
 
-    def _first_peak(self, pseudo: np.ndarray, order: int) -> int:
-        """Earliest of the ``order`` highest circular local maxima within the threshold of the top."""
+    def _gate(self, cir: np.ndarray | None, k_fft: int) -> tuple[int, np.ndarray] | None:
+        """IR First's first-peak index and the grid indices MUSIC may pick from, or ``None``."""
+        if cir is None:
+            return None
+        mag = np.abs(np.asarray(cir))
+        if mag.shape != (k_fft,) or not np.all(np.isfinite(mag)) or not mag.any():
+            return None
+        q_ir = first_peak_index(mag, float(self.params.get("threshold", 0.3)))
+        cell = int(np.ceil(k_fft / len(self.wf.active_subcarriers)))  # grid bins per 1 / B_occ
+        return q_ir, np.arange(q_ir - 2 * cell, q_ir + cell + 1) % k_fft
+
+    def _first_peak(self, pseudo: np.ndarray, order: int, gate: tuple[int, np.ndarray] | None = None) -> int:
+        """Earliest of the ``order`` highest circular local maxima within the threshold of the top
+        (inside the gate when there is one; IR First's own peak when MUSIC has none there)."""
         peaks = np.flatnonzero((pseudo >= np.roll(pseudo, 1)) & (pseudo > np.roll(pseudo, -1)))
+        if gate is not None:
+            q_ir, allowed = gate
+            peaks = np.intersect1d(peaks, allowed)
+            if peaks.size == 0:
+                return q_ir
+            # earliest in the gate's own order (it may wrap around index 0)
+            pos = {int(q): i for i, q in enumerate(allowed)}
+            peaks = peaks[np.argsort(pseudo[peaks])[::-1][:order]]
+            level = pseudo[peaks[0]] * 10 ** (-self.peak_threshold_db / 10)
+            return int(min(peaks[pseudo[peaks] >= level], key=lambda q: pos[int(q)]))
         if peaks.size == 0:  # flat spectrum
             return int(np.argmax(pseudo))
         peaks = peaks[np.argsort(pseudo[peaks])[::-1][:order]]

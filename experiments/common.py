@@ -1,0 +1,261 @@
+"""What every sweep shares: the attenuation-to-SNR map, emulate-and-receive, and the output writers.
+
+**Attenuation.**  The paper set the backscatter SNR with an attenuator on the tag-RX
+link.  The noise floor of the receiver is fixed and the attenuator scales only the
+backscatter, so the side-band SNR per subcarrier falls dB for dB:
+``snr_side_db = side_snr_at_zero_attenuation_db - attenuation_db``.  The central
+band (the direct TX-RX signal) does not pass the attenuator and keeps its SNR.
+``side_snr_at_zero_attenuation_db = 8`` puts the paper's 12..48 dB on -4..-40 dB per
+subcarrier, the lowest the emulator takes, i.e. ``Eb/N0`` (eq. (103) with the
+coherent gain of the ``K_act`` subcarriers, docs/RECEIVER.md) of 36.8..0.8 dB with
+one side band.
+
+**Acquisition.**  At these side-band SNRs the receiver's blind acquisition needs up
+to seconds of signal (docs/RECEIVER.md).  A sweep run that measures one CFR should
+not emulate that much, so by default (``acquisition = "seeded"``) each run gives
+the receiver its side-band reference the way a receiver that had acquired the tag
+earlier would hold it: the tag-observed channel and the tag's carrier offset, here
+taken from the emulator's truth.  Every CFR, CIR, range and bit still comes from
+the run's own samples; the reference only steers the per-window projections and
+phase tracking.  ``acquisition = "blind"`` runs the receiver as it is.  The seeding
+goes through private attributes of :class:`~dsp.receiver.Receiver` until it has a
+public hook (see :func:`seed_side_band_references`).
+
+**Calibration.**  Every sweep divides out the emulator's true circuitry responses
+(``calibration = truth.cfr_circuitry``), as the receiver tests do; the calibration
+workflow itself is not exercised here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from matplotlib.figure import Figure
+
+from backscatter.runner import Run
+from dsp.receiver import Receiver
+from dsp.receiver_config import ReceiverConfig
+from dsp.references import symbol_from_cfr
+from dsp.waveform import WaveformConfig
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+
+ACQUISITION_MODES = ("seeded", "blind")
+TAG_FIRST_HARMONIC = 2 / np.pi  # amplitude of the tag's first harmonic (SYSTEM.md section 1)
+PAPER = "Next-generation backscatter networks (shared/seeds)"
+
+
+# ----- SNR conventions -----------------------------------------------------------------------------
+def side_snr_db(attenuation_db: float, side_snr_at_zero_attenuation_db: float) -> float:
+    """Side-band SNR per subcarrier behind a tag-RX attenuation of ``attenuation_db``."""
+    return side_snr_at_zero_attenuation_db - attenuation_db
+
+
+def ebn0_gain_db(wf: WaveformConfig, n_side_bands: int = 1) -> float:
+    """``Eb/N0 - SNR`` in dB: ``n_side_bands * K_act * T_tag / T_ofdm`` (eq. (103), docs/RECEIVER.md)."""
+    return float(10 * np.log10(n_side_bands * len(wf.active_subcarriers) * wf.ofdm_symbols_per_tag_symbol))
+
+
+def bpsk_ber(ebn0_db: np.ndarray | float) -> np.ndarray:
+    """BPSK theory ``Q(sqrt(2 Eb/N0))``."""
+    from scipy.special import erfc
+
+    return 0.5 * erfc(np.sqrt(10 ** (np.asarray(ebn0_db, float) / 10)))
+
+
+def duration_for_windows(wf: WaveformConfig, n_windows: int) -> float:
+    """Capture length that holds ``n_windows`` whole windows after the receiver's timing offset."""
+    return (n_windows + 1) * wf.fft_size / wf.sample_rate_hz
+
+
+# ----- emulate and receive -------------------------------------------------------------------------
+def seed_side_band_references(rx: Receiver, emu: Emulator) -> None:
+    """Install each side band's reference and CFO from the emulator's truth, skipping blind acquisition.
+
+    Must be called once the receiver has its timing (``rx._next_window`` set) and
+    before it processes a segment.  In a window starting at continuous sample ``s``
+    the side band is ``(2/pi) * scale * exp(j theta) * H[k] exp(j 2 pi k (s - n0) / N)``
+    (``H`` = propagation x circuitry) with the band's CFO ramp; the constant phase is
+    left to the receiver's gain estimate.
+
+    Uses the private ``Receiver._next_window`` and ``Receiver._install``; the public
+    hook proposed for :class:`~dsp.receiver.Receiver` is
+    ``seed_reference(band, cfr, cfo_hz, index0=0)``: ``cfr`` as seen in a window
+    starting at continuous sample ``index0``, rotated to the window grid once the
+    timing is known.
+    """
+    s0 = rx._next_window
+    if s0 is None:
+        raise RuntimeError("seed_side_band_references: the receiver has no timing yet")
+    wf, tr = emu.wf, emu.truth
+    k = wf.active_subcarriers
+    for band in rx.sides:
+        shift = np.exp(2j * np.pi * k * ((s0 - tr.sample_offset) % wf.fft_size) / wf.fft_size)
+        cfr = TAG_FIRST_HARMONIC * tr.scale[band] * tr.cfr[band] * shift
+        rx.cfo_hz[band] = tr.cfo_hz[band]
+        rx._install(band, symbol_from_cfr(wf, cfr, tr.cfo_hz[band]))
+
+
+def receive_emulated(
+    wf: WaveformConfig, sc: ScenarioConfig, cfg: ReceiverConfig, acquisition: str = "seeded"
+) -> tuple[Emulator, Run]:
+    """Emulate ``sc`` block by block into a receiver calibrated with the truth; return both and the run."""
+    if acquisition not in ACQUISITION_MODES:
+        raise ValueError(f"acquisition must be one of {ACQUISITION_MODES}, got {acquisition!r}")
+    emu = Emulator(wf, sc)
+    tr = emu.truth
+    rx = Receiver(
+        emu.wf,
+        list(sc.bands),
+        config=cfg,
+        calibration=dict(tr.cfr_circuitry),
+        truth_packets=(tr.packet_start_sample, tr.packet_bits),
+    )
+    run = Run(emu.wf, list(sc.bands), sc.duration_s, tr)
+    pending_seed = acquisition == "seeded"
+    head = 9 * wf.fft_size  # timing needs 8 whole windows; a segment needs many more
+    for blk in emu.blocks():
+        iq, lost = blk.iq, blk.lost_before
+        if pending_seed and iq.shape[1] > head:
+            run.add(rx.push(iq[:, :head], lost))
+            seed_side_band_references(rx, emu)
+            pending_seed = False
+            iq, lost = iq[:, head:], 0
+        run.add(rx.push(iq, lost))
+    run.add(rx.flush())
+    return emu, run
+
+
+# ----- outputs --------------------------------------------------------------------------------------
+def _column(values: list[Any]) -> np.ndarray:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, str) for v in present):
+        return np.array([v if v is not None else "" for v in values], dtype=h5py.string_dtype())
+    if present and all(isinstance(v, bool) for v in present):
+        return np.array([bool(v) for v in values])
+    if (
+        present
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+        and len(present) == len(values)
+    ):
+        return np.array(values, np.int64)
+    return np.array([math.nan if v is None else float(v) for v in values], np.float64)
+
+
+def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Union of the rows' keys, in order of first appearance."""
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    return list(names)
+
+
+def write_runs(
+    out_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    attrs: dict[str, Any],
+    arrays: dict[str, np.ndarray] | None = None,
+    timing: Sequence[dict[str, Any]] | None = None,
+) -> list[Path]:
+    """Raw results: ``runs.h5`` and ``runs.csv``.
+
+    ``runs.h5`` holds group ``runs`` (one dataset per column, one row per measurement),
+    ``arrays`` (per-task arrays) and ``timing`` (per-task wall time and worker).
+    """
+    h5_path, csv_path = out_dir / "runs.h5", out_dir / "runs.csv"
+    names = columns(rows)
+    tmp = h5_path.with_suffix(".h5.tmp")
+    with h5py.File(tmp, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = _attr(v)
+        g = f.create_group("runs")
+        for name in names:
+            g.create_dataset(name, data=_column([r.get(name) for r in rows]))
+        if arrays:
+            ga = f.create_group("arrays")
+            for name, arr in arrays.items():
+                ga.create_dataset(name, data=np.asarray(arr))
+        if timing:
+            gt = f.create_group("timing")
+            for name in columns(timing):
+                gt.create_dataset(name, data=_column([t.get(name) for t in timing]))
+    tmp.replace(h5_path)
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=names)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _csv_value(r.get(k)) for k in names})
+    return [h5_path, csv_path]
+
+
+def _attr(v: Any) -> Any:
+    """An HDF5 attribute value: big integers (a 128-bit root seed) and anything else as text."""
+    if isinstance(v, bool | float | str) or (isinstance(v, int) and abs(v) < 2**63):
+        return v
+    return str(v)
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.9g}"
+    return "" if v is None else v
+
+
+def read_runs(path: Path) -> dict[str, np.ndarray]:
+    """The ``runs`` group of a ``runs.h5`` as column arrays (strings decoded)."""
+    with h5py.File(path, "r") as f:
+        out = {}
+        for name, ds in f["runs"].items():
+            out[name] = ds.asstr()[...] if h5py.check_string_dtype(ds.dtype) else ds[...]
+        return out
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table; floats as given (format them before)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(v: float | None, spec: str = ".3g") -> str:
+    """A number for a table; ``-`` when missing or not finite."""
+    if v is None or not math.isfinite(v):
+        return "-"
+    return format(v, spec)
+
+
+def new_figure(width_in: float = 7.0, height_in: float = 4.5) -> Figure:
+    """A matplotlib figure without pyplot (no global state, no GUI backend)."""
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def attenuation_axis(ax: Any, side_snr_at_zero_attenuation_db: float, gain_db: float) -> Any:
+    """A top axis giving the tag-RX attenuation of an ``Eb/N0`` bottom axis (one side band)."""
+    snr0 = side_snr_at_zero_attenuation_db
+    top = ax.secondary_xaxis("top", functions=(lambda e: snr0 - (e - gain_db), lambda a: snr0 - a + gain_db))
+    top.set_xlabel("tag-RX attenuation (dB)", fontsize=8)
+    return top
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    path.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    return path
+
+
+def rmse(errors: Sequence[float] | np.ndarray) -> float:
+    """Root mean square of finite values, ``nan`` when there are none."""
+    e = np.asarray([x for x in np.ravel(errors) if x is not None], float)
+    e = e[np.isfinite(e)]
+    return float(np.sqrt(np.mean(e**2))) if e.size else math.nan
