@@ -173,48 +173,58 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"{path}: cannot open as HDF5: {exc}") from None
     with f:
-        if f.attrs.get("format") != CAL_FORMAT:
-            raise fail("/@format", f"is {f.attrs.get('format')!r}, not {CAL_FORMAT!r}")
-        version = f.attrs.get("format_version")
-        if version != CAL_VERSION:
-            raise fail("/@format_version", f"is {version!r}; this build reads version {CAL_VERSION}")
         try:
-            wf = WaveformConfig.from_json(str(f.attrs["waveform"]))
-            settings = RadioSettings.from_json(wf, str(f.attrs["settings"]))
-            quality = json.loads(str(f.attrs.get("quality", "{}")))
-            known = float(f.attrs["known_range_m"])
-            d0 = float(f.attrs["tx_rx_distance_m"])
-        except KeyError as exc:
-            raise fail(f"/@{exc.args[0]}", "missing") from None
-        except (ConfigError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise fail("/@waveform or /@settings", str(exc)) from None
-        if "bands" not in f or "central" not in f["bands"]:
-            raise fail("/bands", "needs at least the central band's response")
-        response, gd, d_cal = {}, {}, {}
-        n_k = len(wf.active_subcarriers)
-        for band in f["bands"]:
-            d = f["bands"][band].get("response")
-            if d is None or d.shape != (n_k,) or not np.iscomplexobj(d):
-                raise fail(f"/bands/{band}/response", f"must be complex [{n_k}] for this waveform")
-            r = d[()]
-            if not np.all(np.isfinite(r)) or np.any(r == 0):
-                raise fail(f"/bands/{band}/response", "has non-finite or zero values")
-            response[band] = r
-            gd[band] = float(d.attrs.get("group_delay_s", np.nan))
-            if band != "central":
-                if "d_cal_m" not in d.attrs or not np.isfinite(d.attrs["d_cal_m"]):
-                    raise fail(f"/bands/{band}/response@d_cal_m", "missing or not finite")
-                d_cal[band] = float(d.attrs["d_cal_m"])
-        hist = f["history/group_delay_s"][()] if "history/group_delay_s" in f else None
-        return Calibration(
-            settings,
-            response,
-            gd,
-            d_cal,
-            known,
-            d0,
-            quality,
-            hist,
-            str(f.attrs.get("source", "")),
-            str(f.attrs.get("created_utc", "")),
-        )
+            return _read(f, fail)
+        except CalibrationError:
+            raise
+        except Exception as exc:  # h5py and numpy errors of a corrupt file still name the file
+            raise CalibrationError(f"{path}: malformed calibration: {type(exc).__name__}: {exc}") from None
+
+
+def _read(f: h5py.File, fail) -> Calibration:
+    """The calibration in an open file (``fail(where, problem)`` makes the error)."""
+    if f.attrs.get("format") != CAL_FORMAT:
+        raise fail("/@format", f"is {f.attrs.get('format')!r}, not {CAL_FORMAT!r}")
+    version = f.attrs.get("format_version")
+    if version != CAL_VERSION:
+        raise fail("/@format_version", f"is {version!r}; this build reads version {CAL_VERSION}")
+    try:
+        wf = WaveformConfig.from_json(str(f.attrs["waveform"]))
+        settings = RadioSettings.from_json(wf, str(f.attrs["settings"]))
+        quality = json.loads(str(f.attrs.get("quality", "{}")))
+        known = float(f.attrs["known_range_m"])
+        d0 = float(f.attrs["tx_rx_distance_m"])
+    except KeyError as exc:
+        raise fail(f"/@{exc.args[0]}", "missing") from None
+    except (ConfigError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise fail("/@waveform or /@settings", str(exc)) from None
+    if "bands" not in f or "central" not in f["bands"]:
+        raise fail("/bands", "needs at least the central band's response")
+    response, gd, d_cal = {}, {}, {}
+    n_k = len(wf.active_subcarriers)
+    for band in f["bands"]:
+        d = f["bands"][band].get("response")
+        if d is None or d.shape != (n_k,) or not np.iscomplexobj(d):
+            raise fail(f"/bands/{band}/response", f"must be complex [{n_k}] for this waveform")
+        r = d[()]
+        if not np.all(np.isfinite(r)) or np.any(r == 0):
+            raise fail(f"/bands/{band}/response", "has non-finite or zero values")
+        response[band] = r
+        gd[band] = float(d.attrs.get("group_delay_s", np.nan))
+        if band != "central":
+            if "d_cal_m" not in d.attrs or not np.isfinite(d.attrs["d_cal_m"]):
+                raise fail(f"/bands/{band}/response@d_cal_m", "missing or not finite")
+            d_cal[band] = float(d.attrs["d_cal_m"])
+    hist = f["history/group_delay_s"][()] if "history/group_delay_s" in f else None
+    return Calibration(
+        settings,
+        response,
+        gd,
+        d_cal,
+        known,
+        d0,
+        quality,
+        hist,
+        str(f.attrs.get("source", "")),
+        str(f.attrs.get("created_utc", "")),
+    )

@@ -345,38 +345,56 @@ def bench_pipeline(
 
 
 # ----- soak ---------------------------------------------------------------------------------------
+SETTLE_S = 30.0  # after a recorder window, the worker drains the backlog it left: not a quiet period
+
+
 def disk_write_bytes_per_s(directory: str | os.PathLike, megabytes: int = 256) -> float:
     """Sequential write speed of ``directory`` (fsync'ed), from a temporary file deleted after."""
     block = np.random.default_rng(0).integers(0, 255, 1 << 22, dtype=np.uint8).tobytes()
+    blocks = max(1, megabytes // 4)
     fd, name = tempfile.mkstemp(prefix="disk-speed-", dir=directory)
     try:
         t0 = time.perf_counter()
         with os.fdopen(fd, "wb") as f:
-            for _ in range(max(1, megabytes // 4)):
+            for _ in range(blocks):
                 f.write(block)
             f.flush()
             os.fsync(f.fileno())
-        return max(1, megabytes // 4) * len(block) / (time.perf_counter() - t0)
+        return blocks * len(block) / (time.perf_counter() - t0)
     finally:
         os.unlink(name)
 
 
-def memory_growth(samples: list[tuple[float, int]], t0: float, warmup_s: float, window_s: float) -> dict:
-    """Growth of resident memory: median over the last ``window_s`` against the first window after
-    ``warmup_s`` (times relative to ``t0``), with the peak and the least-squares slope."""
-    pts = [(t - t0, m) for t, m in samples if t - t0 >= warmup_s]
+def memory_growth(
+    samples: list[tuple[float, int]],
+    t0: float,
+    warmup_s: float,
+    window_s: float,
+    exclude: list[tuple[float, float]] = (),  # type: ignore[assignment]
+) -> dict:
+    """Growth of resident memory: the median over the last ``window_s`` against the median over
+    the first ``window_s`` after ``warmup_s``, with the peak and the least-squares slope.
+
+    Times are relative to ``t0``; samples inside ``exclude`` intervals (recorder windows and the
+    backlog they leave in the worker's queues) are left out, so queue occupancy is not taken for
+    a leak.
+    """
+    pts = [
+        (t - t0, m)
+        for t, m in samples
+        if t - t0 >= warmup_s and not any(a <= t - t0 <= b for a, b in exclude)
+    ]
     if len(pts) < 2:
         return {"growth_pct": None, "samples": len(pts)}
-    t_end = pts[-1][0]
     base = [m for t, m in pts if t <= pts[0][0] + window_s]
-    last = [m for t, m in pts if t >= t_end - window_s]
+    last = [m for t, m in pts if t >= pts[-1][0] - window_s]
     b, e = statistics.median(base), statistics.median(last)
     ts, ms = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)
     slope = float(np.polyfit(ts, ms, 1)[0]) if np.ptp(ts) > 0 else 0.0
     return {
         "baseline_mb": b / 1e6,
         "final_mb": e / 1e6,
-        "peak_mb": max(ms) / 1e6,
+        "peak_mb": float(max(m for _, m in samples)) / 1e6,
         "growth_pct": 100.0 * (e - b) / b,
         "slope_mb_per_min": slope * 60 / 1e6,
         "samples": len(pts),
@@ -405,24 +423,70 @@ def _per_minute(health: list[tuple[float, dict]], t0: float) -> list[dict]:
     return [{"minute": minute, **health_summary(hs)} for minute, hs in sorted(rows.items())]
 
 
-def _recording(proc: _Process, path: Path, keep: bool, t0: float, timeout_s: float) -> dict:
-    """Wait for one recorder window, measure its file and delete it unless ``keep``."""
-    row: dict[str, Any] = {"file": str(path) if keep else None, "started_s": proc.started - t0}
-    try:
-        summary = proc.wait(timeout_s)
-        row.update(
-            {k: summary[k] for k in ("messages", "samples", "gaps", "samples_lost", "messages_missed")}
-        )
-        row["bytes"] = path.stat().st_size if path.exists() else 0
-        with open_capture(path) as cap:
-            row["duration_s"] = cap.duration_s
-    except (RuntimeError, CaptureError, OSError) as exc:
-        row["error"] = str(exc)
-    finally:
-        if not keep:
-            path.unlink(missing_ok=True)
-    row["memory"] = memory_growth(proc.memory, proc.started, 0.0, 2.0)
-    return row
+class _RecorderWindows:
+    """``backscatter record --count N`` windows of ``record_s`` seconds, the first at ``first_s``,
+    then every ``every_s`` (``record_s=None``: one recorder for the rest of the soak).  Each file
+    is measured (size, duration, losses, the recorder's memory) and deleted unless ``keep``."""
+
+    def __init__(self, endpoint: str, out_dir: Path, logs: Path, *, record_s: float | None,
+                 every_s: float, first_s: float, duration_s: float, messages_per_s: float,
+                 bytes_per_s: float, keep: bool):  # fmt: skip
+        self.endpoint, self.out_dir, self.logs, self.keep = endpoint, out_dir, logs, keep
+        self.record_s, self.every_s, self.duration_s = record_s, every_s, duration_s
+        self.messages_per_s, self.bytes_per_s = messages_per_s, bytes_per_s
+        self.next_s = first_s
+        self.running: tuple[_Process, Path] | None = None
+        self.rows: list[dict] = []
+        self.skipped: list[dict] = []
+
+    def poll(self, now_s: float, t0: float) -> None:
+        """Start a window when one is due; measure a window that has ended (times from ``t0``)."""
+        if self.running is not None and self.running[0].popen.poll() is not None:
+            self._collect(t0, 30.0)
+        span = self.duration_s - now_s - 2.0 if self.record_s is None else self.record_s
+        if self.running is not None or now_s < self.next_s or span <= 0 or now_s + span > self.duration_s - 2:
+            return
+        self.next_s = now_s + (self.every_s if self.record_s is not None else math.inf)
+        free = shutil.disk_usage(self.out_dir).free
+        if self.bytes_per_s * span > 0.5 * free:
+            self.skipped.append({"at_s": now_s, "needed_bytes": self.bytes_per_s * span, "free_bytes": free})
+            return
+        k = len(self.rows) + len(self.skipped)
+        path = self.out_dir / f"soak-{k}.h5"
+        argv = backscatter_argv("record", "--connect", self.endpoint, "--socket", "sub", "--out", str(path),
+                                "--count", str(math.ceil(span * self.messages_per_s)),
+                                "--idle-timeout-s", "10", "--force", "--json")  # fmt: skip
+        self.running = (_Process(f"recorder-{k}", argv, self.logs), path)
+        self.running[0].sample_memory(time.monotonic())
+
+    def _collect(self, t0: float, timeout_s: float) -> None:
+        proc, path = self.running  # type: ignore[misc]
+        self.running = None
+        row: dict[str, Any] = {"file": str(path) if self.keep else None, "started_s": proc.started - t0}
+        try:
+            summary = proc.wait(timeout_s)
+            keys = ("messages", "samples", "gaps", "samples_lost", "messages_missed", "stop_reason")
+            row.update({k: summary[k] for k in keys})
+            row["bytes"] = path.stat().st_size if path.exists() else 0
+            with open_capture(path) as cap:
+                row["duration_s"] = cap.duration_s
+        except (RuntimeError, CaptureError, OSError) as exc:
+            row["error"] = str(exc)
+        finally:
+            if not self.keep:
+                path.unlink(missing_ok=True)
+        row["ended_s"] = time.monotonic() - t0
+        row["wall_s"] = row["ended_s"] - row["started_s"]
+        row["memory"] = memory_growth(proc.memory, proc.started, 0.0, 2.0)
+        self.rows.append(row)
+
+    def finish(self, t0: float) -> None:
+        if self.running is not None:
+            self._collect(t0, 60.0)
+
+    def busy_intervals(self, settle_s: float) -> list[tuple[float, float]]:
+        """Recorder windows (from their start to ``settle_s`` after their end), from ``t0``."""
+        return [(r["started_s"], r["ended_s"] + settle_s) for r in self.rows]
 
 
 def bench_soak(
@@ -439,9 +503,14 @@ def bench_soak(
     record_dir: str | os.PathLike | None = None,
     keep_recording: bool = False,
     measure_disk_mb: int = 256,
+    settle_s: float = SETTLE_S,
     log_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Streamer, worker and windowed recorder for ``minutes``; see the module docstring."""
+    """Streamer, worker and windowed recorder for ``minutes``; see the module docstring.
+
+    The first recorder window starts after the warm-up (default: a fifth of the soak, at most
+    60 s); memory growth leaves out recorder windows and the ``settle_s`` after each.
+    """
     duration_s = 60.0 * minutes
     wf, _, n_loop, truth = _plan(profile, seed, loop_s)
     fs = wf.sample_rate_hz
@@ -460,9 +529,12 @@ def bench_soak(
                 f"recording the whole {duration_s:.0f} s soak needs {rate_bytes * duration_s / 1e9:.0f} GB; "
                 f"{rec_dir} has {shutil.disk_usage(rec_dir).free / 1e9:.0f} GB free: give record_s"
             )
+        windows = _RecorderWindows(iq_ep, rec_dir, logs, record_s=record_s, every_s=record_every_s,
+                                   first_s=warmup, duration_s=duration_s,
+                                   messages_per_s=fs / chunk_samples, bytes_per_s=rate_bytes,
+                                   keep=keep_recording)  # fmt: skip
         listener = _Listener(res_ep)
         procs: list[_Process] = []
-        recordings, skipped = [], []
         try:
             worker = _Process(
                 "worker",
@@ -477,52 +549,25 @@ def bench_soak(
                 logs,
             )
             procs += [worker, stream]
-            deadline = time.monotonic() + _startup_budget_s(loop_s)
-            while not any(h["stream_state"] == "live" for _, h in listener.health):
-                if stream.popen.poll() is not None:
-                    stream.wait(0)  # raises with the streamer's last stderr lines
-                    raise RuntimeError("the streamer ended before the worker saw its stream")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the stream did not reach the worker within {_startup_budget_s(loop_s)} s"
-                    )
-                time.sleep(0.05)
-            t0 = next(t for t, h in listener.health if h["stream_state"] == "live")  # live since
-            recorder: tuple[_Process, Path, float] | None = None
-            next_rec, next_sample, k = t0, t0, 0
+            t0 = _wait_live(listener, stream, _startup_budget_s(loop_s))
+            next_sample = t0
             while stream.popen.poll() is None:
                 now = time.monotonic()
                 if now >= next_sample:
-                    for p in (*procs, *([recorder[0]] if recorder else [])):
+                    running = [windows.running[0]] if windows.running else []
+                    for p in (*procs, *running):
                         p.sample_memory(now)
                     next_sample += sample_period_s
-                if recorder is None and now >= next_rec and now - t0 < duration_s - (record_s or 0) - 2:
-                    span = duration_s - (now - t0) - 2 if record_s is None else record_s
-                    need = rate_bytes * span
-                    if need > 0.5 * shutil.disk_usage(rec_dir).free:
-                        skipped.append({"at_s": now - t0, "needed_bytes": need})
-                    else:
-                        path = rec_dir / f"soak-{k}.h5"
-                        count = math.ceil(span * fs / chunk_samples)
-                        argv = backscatter_argv("record", "--connect", iq_ep, "--socket", "sub", "--out",
-                                                str(path), "--count", str(count), "--idle-timeout-s", "10",
-                                                "--force", "--json")  # fmt: skip
-                        recorder = (_Process(f"recorder-{k}", argv, logs), path, span)
-                        recorder[0].sample_memory(now)
-                        k += 1
-                    next_rec = now + record_every_s
-                if recorder is not None and recorder[0].popen.poll() is not None:
-                    recordings.append(_recording(recorder[0], recorder[1], keep_recording, t0, 30))
-                    recorder = None
+                windows.poll(now - t0, t0)
                 time.sleep(min(0.2, max(0.0, next_sample - time.monotonic())))
-            if recorder is not None:
-                recordings.append(_recording(recorder[0], recorder[1], keep_recording, t0, 60))
+            windows.finish(t0)
             s_sum = stream.wait(DRAIN_S + 30)
             w_sum = worker.wait(60)
             time.sleep(0.3)
         finally:
-            _stop_all(procs)
+            _stop_all([*procs, *([windows.running[0]] if windows.running else [])])
             listener.close()
+    busy = windows.busy_intervals(settle_s)
     return {
         "kind": "soak",
         "minutes": minutes,
@@ -532,7 +577,9 @@ def bench_soak(
         "loop_s": n_loop / fs,
         "warmup_s": warmup,
         "sample_period_s": sample_period_s,
-        "memory": {p.name: memory_growth(p.memory, t0, warmup, window) for p in procs},
+        "settle_s": settle_s,
+        "memory": {p.name: memory_growth(p.memory, t0, warmup, window, busy) for p in procs},
+        "memory_excluded_s": busy,
         "memory_target_pct": TARGET_MEMORY_GROWTH_PCT,
         "samples_lost": {"worker": w_sum["samples_lost"], "streamer": s_sum["samples_lost"]},
         "worker": {
@@ -546,11 +593,24 @@ def bench_soak(
             "disk_write_bytes_per_s": disk,
             "record_s": record_s,
             "record_every_s": record_every_s,
-            "windows": recordings,
-            "skipped": skipped,
+            "windows": windows.rows,
+            "skipped": windows.skipped,
         },
         "results": {"epochs_received": listener.counts["epoch"], "messages_missed": listener.messages_missed},
     }
+
+
+def _wait_live(listener: _Listener, stream: _Process, budget_s: float) -> float:
+    """When the worker first reported a live stream (its ``health``); raises if it never does."""
+    deadline = time.monotonic() + budget_s
+    while not (live := [t for t, h in listener.health if h["stream_state"] == "live"]):
+        if stream.popen.poll() is not None:
+            stream.wait(0)  # raises with the streamer's last stderr lines
+            raise RuntimeError("the streamer ended before the worker saw its stream")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the stream did not reach the worker within {budget_s:.0f} s")
+        time.sleep(0.05)
+    return live[0]
 
 
 # ----- report -------------------------------------------------------------------------------------
@@ -578,37 +638,36 @@ def describe(out: dict) -> str:
                 f"  targets: {ok}",
             ]
         )
-    lines = [f"soak: {out['minutes']:g} min, warm-up {out['warmup_s']:.0f} s"]
+    lines = [
+        f"soak: {out['minutes']:g} min, warm-up {out['warmup_s']:.0f} s, memory every "
+        f"{out['sample_period_s']:g} s outside recorder windows (+{out['settle_s']:.0f} s)"
+    ]
     for name, m in out["memory"].items():
         if m.get("growth_pct") is not None:
             lines.append(
-                f"  {name}: RSS {m['baseline_mb']:.0f} -> {m['final_mb']:.0f} MB "
-                f"({m['growth_pct']:+.1f} %, target < {out['memory_target_pct']:g} %), "
-                f"peak {m['peak_mb']:.0f} MB"
+                f"  {name}: RSS {m['baseline_mb']:.0f} -> {m['final_mb']:.0f} MB ({m['growth_pct']:+.1f} %, "
+                f"target < {out['memory_target_pct']:g} %), peak {m['peak_mb']:.0f} MB"
             )
     lines.append(f"  samples lost: {out['samples_lost']}")
-    for row in out["latency_per_minute"]:
+    for r in out["latency_per_minute"]:
         lines.append(
-            f"  minute {row['minute']}: p95 latency median {_ms(row['latency_p95_s_median'])}, "
-            f"max {_ms(row['latency_p95_s_max'])}, queue <= {row['queue_depth_max']}"
+            f"  minute {r['minute']}: p95 latency median {_ms(r['latency_p95_s_median'])}, max "
+            f"{_ms(r['latency_p95_s_max'])}, queue <= {r['queue_depth_max']}, "
+            f"{r['samples_lost_total']} samples lost so far"
         )
-    rec = out["recording"]
-    disk = rec["disk_write_bytes_per_s"]
+    rec, disk = out["recording"], out["recording"]["disk_write_bytes_per_s"]
     lines.append(
         f"  recording: stream {rec['stream_bytes_per_s'] / 1e6:.0f} MB/s, disk "
         + ("not measured" if disk is None else f"{disk / 1e6:.0f} MB/s")
     )
     for w in rec["windows"]:
-        lines.append(
-            f"    at {w['started_s']:.0f} s: "
-            + (
-                w["error"]
-                if "error" in w
-                else f"{w['bytes'] / 1e9:.2f} GB, {w['duration_s']:.2f} s, "
-                f"{w['messages_missed']} messages missed"
-            )
+        what = w.get("error") or (
+            f"{w['bytes'] / 1e9:.2f} GB, {w['duration_s']:.2f} s of signal in "
+            f"{w['wall_s']:.1f} s, {w['messages_missed']} messages missed"
         )
-    return "\n".join(lines)
+        lines.append(f"    at {w['started_s']:.0f} s: {what}")
+    lines += [f"    skipped at {s['at_s']:.0f} s: not enough free disk" for s in rec["skipped"]]
+    return "\n".join(lines)  # fmt: skip
 
 
 # ----- the looping streamer (until `backscatter stream` has --loop-s) ------------------------------

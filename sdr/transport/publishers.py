@@ -1,0 +1,231 @@
+"""Producers: :class:`IQPublisher` (XPUB or PUSH) and :class:`ResultPublisher` (PUB).
+
+Payloads go out zero-copy (``send_multipart(copy=False)``): a sent array must not be modified
+afterwards.  Both bind under the policy of :mod:`sdr.security` (loopback, CURVE keys or an
+explicit ``insecure``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import zmq
+
+from dsp.waveform import WaveformConfig
+from sdr.security import CurveServer, ServerKeys, check_bind
+from sdr.transport.codec import encode_iq, encode_result
+from sdr.transport.wire import (
+    IQ_FORMATS,
+    IQ_HWM,
+    IQ_SOURCES,
+    IQ_TOPIC,
+    LINGER_MS,
+    RESULT_HWM,
+    Channel,
+    IQHeader,
+    as_wire_array,
+    new_stream_id,
+)
+
+
+def _close_socket(sock: zmq.Socket, linger_ms: int) -> None:
+    if not sock.closed:
+        sock.close(linger=linger_ms)
+
+
+class IQPublisher:
+    """Sends one stream of IQ chunks: ``send(iq, first_sample, time_s, lost_before)``.
+
+    ``mode`` ``"pub"`` (XPUB: drops whole messages for a slow subscriber) or ``"push"`` (lossless
+    to one consumer: ``send`` waits while the consumer's queue is full).  Binds ``endpoint``
+    under the bind policy of :mod:`sdr.security`: CURVE ``server_keys`` or ``insecure=True``
+    unless the endpoint is loopback.  ``endpoint`` may use port ``*``; :attr:`endpoint` then
+    holds the port actually bound.  Raises ``ConfigError`` when ``waveform`` cannot be read at
+    ``sample_rate_hz`` (consumers would drop every message).  With ``server_keys`` the
+    publisher runs a ZAP authenticator on its context: give it a context of its own (the
+    default), as ZeroMQ allows one authenticator per context.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        sample_rate_hz: float,
+        channels: Sequence[tuple[str, float]],
+        waveform: WaveformConfig,
+        source: str,
+        mode: str = "pub",
+        fmt: str = "sc16",
+        server_keys: ServerKeys | None = None,
+        insecure: bool = False,
+        sndhwm: int = IQ_HWM,
+        context: zmq.Context | None = None,
+    ):
+        if mode not in ("pub", "push"):
+            raise ValueError(f"mode must be 'pub' or 'push', got {mode!r}")
+        if fmt not in IQ_FORMATS:
+            raise ValueError(f"format must be one of {IQ_FORMATS}, got {fmt!r}")
+        if source not in IQ_SOURCES:
+            raise ValueError(f"source must be one of {IQ_SOURCES}, got {source!r}")
+        # consumers read the waveform at the stream's rate: refuse a pair they would drop
+        waveform = waveform.replace(capture_rate_hz=float(sample_rate_hz))
+        check_bind(endpoint, curve=server_keys is not None, insecure=insecure)
+        self.mode, self.fmt, self.source = mode, fmt, source
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.channels = [Channel(str(b), float(f)) for b, f in channels]
+        self.waveform = waveform
+        self._wf_dict = waveform.to_dict()
+        self.stream_id = new_stream_id()
+        self.seq = 0
+        self.bytes_sent = 0
+        self._own_ctx = context is None
+        self._ctx = zmq.Context() if context is None else context
+        self._curve: CurveServer | None = None
+        self._sock = self._ctx.socket(zmq.XPUB if mode == "pub" else zmq.PUSH)
+        try:
+            self._sock.setsockopt(zmq.SNDHWM, sndhwm)
+            self._sock.setsockopt(zmq.LINGER, LINGER_MS)
+            if server_keys is not None:
+                self._curve = CurveServer(self._ctx, server_keys)
+                self._curve.apply(self._sock)
+            self._sock.bind(endpoint)
+            self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close(linger_s=0)
+            raise
+
+    def wait_for_subscriber(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """PUB only: wait until a subscriber has subscribed to ``iq`` (slow-joiner guard)."""
+        if self.mode != "pub":
+            return True
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0 and not (stop and stop.is_set()):
+            if self._sock.poll(int(min(remaining, 0.1) * 1000) + 1, zmq.POLLIN):
+                msg = self._sock.recv()
+                if msg[:1] == b"\x01" and IQ_TOPIC.encode().startswith(msg[1:]):
+                    return True
+        return False
+
+    def send(
+        self,
+        iq: np.ndarray,
+        first_sample: int,
+        time_s: float,
+        lost_before: int = 0,
+        stop: threading.Event | None = None,
+    ) -> IQHeader | None:
+        """Send one chunk (complex ``[channel, sample]`` or sc16 ``[channel, sample, 2]``).
+
+        The payload is sent zero-copy: do not modify ``iq`` afterwards.  In push mode this
+        waits while the consumer's queue is full; it returns ``None`` if ``stop`` is set
+        meanwhile (nothing was sent).  Returns the header sent.
+        """
+        payload = as_wire_array(iq, self.fmt)
+        frames = encode_iq(
+            stream_id=self.stream_id,
+            seq=self.seq,
+            first_sample=first_sample,
+            time_s=time_s,
+            sample_rate_hz=self.sample_rate_hz,
+            channels=self.channels,
+            waveform=self._wf_dict,
+            source=self.source,
+            iq=payload,
+            lost_before=lost_before,
+            fmt=self.fmt,
+        )
+        while True:  # XPUB never blocks (it drops); PUSH waits for room, watching ``stop``
+            try:
+                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                break
+            except zmq.Again:
+                if stop is not None and stop.is_set():
+                    return None
+                self._sock.poll(100, zmq.POLLOUT)
+        header = IQHeader(
+            stream_id=self.stream_id,
+            seq=self.seq,
+            first_sample=int(first_sample),
+            time_s=float(time_s),
+            sample_rate_hz=self.sample_rate_hz,
+            channels=tuple(self.channels),
+            format=self.fmt,
+            n_samples=payload.shape[1],
+            lost_before=int(lost_before),
+            waveform=self.waveform,
+            source=self.source,
+        )
+        self.seq += 1
+        self.bytes_sent += payload.nbytes
+        return header
+
+    def close(self, linger_s: float = LINGER_MS / 1000) -> None:
+        """Close, letting queued messages go out for at most ``linger_s``."""
+        _close_socket(self._sock, int(linger_s * 1000))
+        if self._curve is not None:
+            self._curve.stop()
+        if self._own_ctx and not self._ctx.closed:
+            self._ctx.term()
+
+    def __enter__(self) -> IQPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ResultPublisher:
+    """Publishes receiver results on PUB: ``send(kind, fields, arrays)`` (a ``results_wire`` tuple)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        server_keys: ServerKeys | None = None,
+        insecure: bool = False,
+        sndhwm: int = RESULT_HWM,
+        context: zmq.Context | None = None,
+    ):
+        check_bind(endpoint, curve=server_keys is not None, insecure=insecure)
+        self.stream_id = new_stream_id()
+        self.seq = 0
+        self._own_ctx = context is None
+        self._ctx = zmq.Context() if context is None else context
+        self._curve: CurveServer | None = None
+        self._sock = self._ctx.socket(zmq.PUB)
+        try:
+            self._sock.setsockopt(zmq.SNDHWM, sndhwm)
+            self._sock.setsockopt(zmq.LINGER, LINGER_MS)
+            if server_keys is not None:
+                self._curve = CurveServer(self._ctx, server_keys)
+                self._curve.apply(self._sock)
+            self._sock.bind(endpoint)
+            self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(
+        self, kind: str, fields: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None
+    ) -> None:
+        """Publish one result; never blocks (a slow subscriber loses messages, and sees the seq gap)."""
+        frames = encode_result(kind, fields, arrays or {}, stream_id=self.stream_id, seq=self.seq)
+        self._sock.send_multipart(frames, copy=False)
+        self.seq += 1
+
+    def close(self) -> None:
+        _close_socket(self._sock, LINGER_MS)
+        if self._curve is not None:
+            self._curve.stop()
+        if self._own_ctx and not self._ctx.closed:
+            self._ctx.term()
+
+    def __enter__(self) -> ResultPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
