@@ -214,14 +214,17 @@ class Capture:
             return None
         try:
             return read_truth(self._f["truth"])
-        except (KeyError, ValueError, TypeError, OSError) as exc:
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as exc:  # RuntimeError: corrupt
             raise self._err("/truth", f"malformed ground truth: {exc}") from None
 
     @property
     def scenario_json(self) -> str | None:
         if not self.has_truth:
             return None
-        v = self._f["truth"].attrs.get("scenario")
+        try:
+            v = self._f["truth"].attrs.get("scenario")
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as exc:
+            raise self._err("/truth@scenario", f"unreadable: {exc}") from None
         return None if v is None else _str(v)
 
     def close(self) -> None:

@@ -135,6 +135,8 @@ class Receiver:
 
     # ----- buffering and timing -----------------------------------------
     def _gap(self, lost_capture: int) -> list[Result]:
+        # finish what arrived before the gap: the last windows and packets that ended in them
+        out = self._drain(final=True)
         lost = self._buf.gap(lost_capture)
         self._next_window = None
         self._history.clear()
@@ -144,7 +146,7 @@ class Receiver:
         for b in self.sides:  # acquisition needs contiguous windows: start again
             if self._ref[b] is None:
                 self._acq.pop(b, None)
-        return [GapEvent(self._buf.first_index(), lost)]
+        return [*out, GapEvent(self._buf.first_index(), lost)]
 
     def _drain(self, final: bool) -> list[Result]:
         out: list[Result] = []
@@ -160,6 +162,12 @@ class Receiver:
             block = buf.block(self._next_window, seg)
             starts = self._next_window + n * np.arange(seg)
             self._next_window += seg * n
+            out.extend(self._segment(starts, block))
+        left = buf.windows_available(self._next_window) if final else 0
+        if left > 0:  # the end of the input (or of a run before a gap): a shorter last segment
+            block = buf.block(self._next_window, left)
+            starts = self._next_window + n * np.arange(left)
+            self._next_window += left * n
             out.extend(self._segment(starts, block))
         buf.drop_before(self._next_window)
         if final:

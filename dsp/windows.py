@@ -344,7 +344,7 @@ class ResamplingBuffer:
         """``count`` windows from working index ``start``: runs of views, copies only across chunks."""
         _check_block(start, count, self.first_index(), self.windows_available(start))
         n, g = self.n, self.g
-        kernels = [self._kernel((start + p * n) * self.down % self.up) for p in range(min(g, count))]
+        kernels = [self._kernel((start + p * n) * self.down % self.up) for p in range(g)]
         frame = (start + n * np.arange(count, dtype=np.int64)) * self.down // self.up - self.half_span
         # chunk of each frame's first and last sample
         edges = np.cumsum([0] + [c.shape[1] for c in self._q.chunks]) + self._q.index

@@ -157,12 +157,6 @@ def test_duplicate_and_reordered_iq_messages_are_dropped_counted_and_survived(wf
     assert health["messages_dropped"] == {"stale": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Receiver._gap clears the window history without a final packet search: a packet that "
-    "ended less than about a segment (480 symbols, 16 ms) plus the preamble look-ahead before the gap "
-    "is lost although every sample of it arrived; fix in dsp/receiver.py (see the report)",
-)
 def test_a_gap_just_after_a_complete_packet_does_not_lose_it(wf, burst):
     """Samples are lost 5 ms after packet 1 ended (every sample of packet 1 arrived).
 

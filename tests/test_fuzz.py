@@ -333,12 +333,6 @@ def test_fuzz_capture_reader_on_corrupt_and_truncated_files(capture_bytes, edits
         assert str(path) in str(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Capture.truth() converts only KeyError/ValueError/TypeError/OSError; h5py raises "
-    "RuntimeError for corrupt attribute metadata (and scenario_json converts nothing): fix in "
-    "captures/reader.py Capture.truth and Capture.scenario_json",
-)
 def test_truth_of_a_capture_with_corrupt_metadata_raises_capture_error(capture_bytes):
     """A capture whose ground-truth attribute metadata fails its checksum (one byte of an attribute
     name): ``truth()`` raises ``CaptureError`` naming the file (found by the fuzzer above)."""
