@@ -20,13 +20,17 @@
     ``latency_p95_s`` over each second) and the recordings' sizes and durations.
 
     The recorder cannot run for the whole soak here: the default rate is 92 MS/s x 4 bytes =
-    368 MB/s (221 GB per 10 minutes) and this machine's disk writes about 200 MB/s with 77 GB
-    free.  It therefore records in windows: ``record_s`` seconds (one ``backscatter record
-    --count N`` process, N messages) every ``record_every_s`` seconds, each file measured and
-    deleted (unless ``keep_recording``).  The write speed of ``record_dir`` is measured first and
-    reported; a window that would not fit in half the free space is skipped and reported.
-    ``record_s=None`` records the whole soak with one recorder (a machine with a fast, large
-    disk), refused when it cannot fit.  A recorder window's memory growth is reported too.
+    368 MB/s (221 GB per 10 minutes); this machine's disk writes 200-380 MB/s with 77 GB free,
+    and on two shared cores the recorder (HDF5 with checksums, a flush per message) and the
+    worker cannot both keep up with the stream.  So it records in windows: ``record_s`` seconds
+    (one ``backscatter record --count N`` process) after the warm-up and then every
+    ``record_every_s`` seconds (default: 10 s every 5 minutes), each file measured and deleted
+    (unless ``keep_recording``).  The write speed of ``record_dir`` is measured first and
+    reported; a window that would not fit in half the free space is skipped and reported;
+    ``record_s=None`` records the rest of the soak with one recorder (a machine with a fast,
+    large disk), refused when it cannot fit.  Memory growth leaves out the recorder windows and
+    ``settle_s`` after each: the backlog a window leaves in the worker's queues is occupancy, not
+    a leak (each window's own figures show its effect).
 
 The streamer runs as ``python -m backscatter.commands.bench_pipeline loop-stream ...`` (this
 module's entry point: a :class:`LoopSource` sent with ``pipeline_cmd.run_stream``) until
@@ -53,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zmq
 
 from backscatter.commands.pipeline_cmd import (
     DRAIN_S,
@@ -77,6 +82,16 @@ TARGET_LATENCY_P95_S = 0.1
 TARGET_TRANSPORT_RATIO = 0.8
 TARGET_MEMORY_GROWTH_PCT = 5.0
 SC16_BYTES = 4
+WORKER_KEYS = (
+    "stream_s",
+    "realtime_factor",
+    "packets",
+    "crc_ok",
+    "epochs",
+    "gaps",
+    "latency",
+    "messages_dropped",
+)
 
 
 # ----- processes ----------------------------------------------------------------------------------
@@ -188,6 +203,10 @@ class _Listener:
         self._thread.join(10)
         if self._error is not None:
             raise self._error
+
+
+def _pick(d: dict, *keys: str) -> dict:
+    return {k: d.get(k) for k in keys}
 
 
 def _stop_all(procs: list[_Process]) -> None:
@@ -306,23 +325,10 @@ def bench_pipeline(
         "duration_s": duration_s,
         "loop_s": n_loop / fs,
         "packets_per_loop": complete_packets(truth, wf, n_loop, n_loop),
-        "streamer": {
-            k: s_sum[k] for k in ("messages", "samples_sent", "stream_s", "wall_s", "realtime_factor")
-        }
-        | {"max_lag_s": s_sum["max_lag_s"], "generate_s": s_sum.get("generate_s")},
-        "worker": {
-            k: w_sum[k]
-            for k in (
-                "messages",
-                "stream_s",
-                "realtime_factor",
-                "packets",
-                "crc_ok",
-                "epochs",
-                "samples_lost",
-            )
-        }
-        | {"messages_dropped": w_sum["messages_dropped"], "gaps": w_sum["gaps"], "latency": lat},
+        "streamer": _pick(
+            s_sum, *"messages samples_sent stream_s wall_s realtime_factor max_lag_s generate_s".split()
+        ),
+        "worker": _pick(w_sum, *WORKER_KEYS, "messages", "samples_lost"),
         "results": {
             "epochs_received": listener.counts["epoch"],
             "packets_received": listener.counts["packet"],
@@ -477,7 +483,7 @@ class _RecorderWindows:
                 path.unlink(missing_ok=True)
         row["ended_s"] = time.monotonic() - t0
         row["wall_s"] = row["ended_s"] - row["started_s"]
-        row["memory"] = memory_growth(proc.memory, proc.started, 0.0, 2.0)
+        row["memory"] = memory_growth(proc.memory, proc.started, 3.0, 2.0)  # after start-up
         self.rows.append(row)
 
     def finish(self, t0: float) -> None:
@@ -582,10 +588,7 @@ def bench_soak(
         "memory_excluded_s": busy,
         "memory_target_pct": TARGET_MEMORY_GROWTH_PCT,
         "samples_lost": {"worker": w_sum["samples_lost"], "streamer": s_sum["samples_lost"]},
-        "worker": {
-            k: w_sum[k] for k in ("stream_s", "realtime_factor", "packets", "crc_ok", "epochs", "gaps")
-        }
-        | {"latency": w_sum["latency"], "messages_dropped": w_sum["messages_dropped"]},
+        "worker": _pick(w_sum, *WORKER_KEYS),
         "streamer": {"max_lag_s": s_sum["max_lag_s"], "realtime_factor": s_sum["realtime_factor"]},
         "latency_per_minute": _per_minute(listener.health, t0),
         "recording": {
@@ -705,6 +708,8 @@ def cmd_loop_stream(args: argparse.Namespace) -> dict:
                                   insecure=args.insecure)  # fmt: skip
             except SecurityError as exc:
                 raise CliError(str(exc)) from None
+            except zmq.ZMQError as exc:  # address in use, malformed endpoint
+                raise CliError(f"cannot bind {args.bind}: {exc}") from None
             completed = False
             try:
                 seen = (
