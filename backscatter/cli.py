@@ -20,6 +20,7 @@ from backscatter.output import CliError
 from calibration.store import CalibrationError
 from captures.format import CaptureError
 from dsp.config_base import ConfigError
+from sdr.security import SecurityError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CliError, CaptureError, CalibrationError, ConfigError, FileExistsError) as exc:
+    except (CliError, CaptureError, CalibrationError, ConfigError, FileExistsError, SecurityError) as exc:
         print(f"backscatter {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

@@ -543,13 +543,13 @@ def test_bench_pipeline_report_has_every_figure_and_loses_nothing(tmp_path):
 
 @pytest.mark.skipif(not LONG_TESTS, reason="about 12 s: runs with `make fuzz` (HYPOTHESIS_PROFILE=fuzz)")
 def test_bench_soak_samples_memory_latency_and_a_recording(tmp_path):
-    """A 5 s soak with one 0.5 s recording window.
+    """A 6 s soak with one 0.5 s recording window (memory sampled outside it).
 
     Expected: memory samples for streamer and worker, latency rows per minute from health, one
     recording measured (size, duration) and deleted, no sample lost by the worker.
     """
     out = bench_soak(
-        5 / 60, loop_s=0.1, sample_period_s=0.5, warmup_s=0.0, record_s=0.5, record_every_s=60.0,
+        6 / 60, loop_s=0.1, sample_period_s=0.25, warmup_s=0.0, record_s=0.5, record_every_s=60.0,
         record_dir=tmp_path, measure_disk_mb=8, settle_s=0.0, log_dir=tmp_path / "logs",
     )  # fmt: skip
     assert out["kind"] == "soak"

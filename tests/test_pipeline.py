@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from backscatter import cli
 from backscatter.commands import pipeline_cmd
 from captures.emulated import write_emulated_capture
 from captures.format import CaptureError, complex_to_ci16
@@ -54,7 +55,7 @@ def _wait_for(cond: Callable[[], Any], timeout_s: float = 60.0, what: str = "con
 
 
 def _cli(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "backscatter.commands.pipeline_cmd", *argv]
+    return [sys.executable, "-m", "backscatter.cli", *argv]
 
 
 def _ipc(tmp_path: Path, name: str) -> str:
@@ -219,7 +220,7 @@ def test_stream_to_recorder_equals_the_emulated_capture(tmp_path, wf, capsys, so
     )
     th.start()
     try:
-        rc = pipeline_cmd.main(
+        rc = cli.main(
             ["stream", "--scenario", str(_scenario_file(tmp_path)), "--bind", ep, "--socket", socket,
              "--chunk-samples", "100000", "--as-fast-as-possible", "--wait-subscriber-s", "30",
              "--record", str(tmp_path / "local.h5"), "--json"]
@@ -385,7 +386,7 @@ def test_listen_prints_results_one_json_object_per_line(capsys):
     th = threading.Thread(target=publish)
     th.start()
     try:
-        assert pipeline_cmd.main(["listen", "--connect", pub.endpoint, "--json", "--count", "4",
+        assert cli.main(["listen", "--connect", pub.endpoint, "--json", "--count", "4",
                                   "--timeout-s", "60"]) == 0  # fmt: skip
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 4
@@ -395,7 +396,7 @@ def test_listen_prints_results_one_json_object_per_line(capsys):
             n: {"dtype": "complex64", "shape": [4096]} for n in ("cir_central", "cir_upper")
         }
         assert ep["range_m"] == {"music": 25.0} and ep["stream_id"] == pub.stream_id
-        assert pipeline_cmd.main(["listen", "--connect", pub.endpoint, "--kind", "gap", "--count", "2",
+        assert cli.main(["listen", "--connect", pub.endpoint, "--kind", "gap", "--count", "2",
                                   "--timeout-s", "60"]) == 0  # fmt: skip
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 2 and all("5 samples lost before sample 99" in line for line in lines)
@@ -407,16 +408,16 @@ def test_listen_prints_results_one_json_object_per_line(capsys):
 
 def test_keys_command_and_bind_policy(tmp_path, capsys):
     d = tmp_path / "keys"
-    assert pipeline_cmd.main(["keys", "--out", str(d), "--json"]) == 0
+    assert cli.main(["keys", "--out", str(d), "--json"]) == 0
     paths = json.loads(capsys.readouterr().out)
     assert Path(paths["server_secret"]) == d / "server.key_secret"
     assert (d / "authorized_clients" / "client.key").is_file()
-    assert pipeline_cmd.main(["keys", "--out", str(d)]) == 2
+    assert cli.main(["keys", "--out", str(d)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert pipeline_cmd.main(["stream", "--duration-s", "0.001", "--bind", "tcp://0.0.0.0:5599"]) == 2
+    assert cli.main(["stream", "--duration-s", "0.001", "--bind", "tcp://0.0.0.0:5599"]) == 2
     err = capsys.readouterr().err
     assert "tcp://0.0.0.0:5599" in err and "--insecure" in err
-    assert pipeline_cmd.main(["stream", "--source", "replay"]) == 2
+    assert cli.main(["stream", "--source", "replay"]) == 2
     assert "--file" in capsys.readouterr().err
 
 
@@ -445,7 +446,7 @@ class _FakeRadio:
 
 def test_uhd_source_is_loaded_lazily(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sdr.uhd_source", None)  # not importable
-    assert pipeline_cmd.main(["stream", "--source", "uhd"]) == 2
+    assert cli.main(["stream", "--source", "uhd"]) == 2
     assert "sdr/uhd_source.py" in capsys.readouterr().err
     radio = _FakeRadio()
     monkeypatch.setitem(
@@ -454,9 +455,7 @@ def test_uhd_source_is_loaded_lazily(tmp_path, monkeypatch, capsys):
     ep = _ipc(tmp_path, "u")
     sub = IQSubscriber(ep, mode="pull")
     try:
-        assert (
-            pipeline_cmd.main(["stream", "--source", "uhd", "--bind", ep, "--socket", "push", "--json"]) == 0
-        )
+        assert cli.main(["stream", "--source", "uhd", "--bind", ep, "--socket", "push", "--json"]) == 0
         got = [sub.recv(timeout_s=30) for _ in range(3)]
     finally:
         sub.close()

@@ -6,9 +6,6 @@ capture file that can be read while it grows; ``listen`` prints the results a wo
 
 The socket pattern is ``--socket pub|push`` on ``stream`` and ``--socket sub|pull`` on
 ``record``: ``--mode`` is the tag mode (cw/burst) of the shared scenario flags.
-
-Until ``backscatter/cli.py`` registers this module, run it as
-``python -m backscatter.commands.pipeline_cmd COMMAND ...``.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ import zmq
 
 from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
 from backscatter.output import CliError, print_json, progress_bar
-from captures.format import CaptureError
-from dsp.config_base import ConfigError
 from dsp.waveform import get_profile
 from sdr.recorder import Recorder, record
 from sdr.security import ClientKeys, SecurityError, ServerKeys, create_keys
@@ -474,24 +469,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace existing keys")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one pipeline command (for ``python -m``, until the main CLI registers this module)."""
-    parser = argparse.ArgumentParser(prog="backscatter")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (CliError, CaptureError, ConfigError, FileExistsError, SecurityError) as exc:
-        print(f"backscatter {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"backscatter {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
