@@ -586,6 +586,7 @@ def bench_soak(
         "settle_s": settle_s,
         "memory": {p.name: memory_growth(p.memory, t0, warmup, window, busy) for p in procs},
         "memory_excluded_s": busy,
+        "memory_samples": {p.name: len(p.memory) for p in procs},
         "memory_target_pct": TARGET_MEMORY_GROWTH_PCT,
         "samples_lost": {"worker": w_sum["samples_lost"], "streamer": s_sum["samples_lost"]},
         "worker": _pick(w_sum, *WORKER_KEYS),
