@@ -27,6 +27,7 @@ import zmq
 from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
 from backscatter.output import CliError, print_json, progress_bar
 from dsp.waveform import get_profile
+from sdr.loop_source import LoopSource
 from sdr.recorder import Recorder, record
 from sdr.security import ClientKeys, SecurityError, ServerKeys, create_keys
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, EmulatorSource, IQSource, Pacer, ReplaySource, chunk_iq
@@ -102,6 +103,18 @@ def make_source(args: argparse.Namespace) -> IQSource:
         raise CliError(f"--file is only for --source replay, not {args.source}")
     if args.source == "uhd":
         return _uhd_source(args)
+    if getattr(args, "loop_s", None) is not None:  # --duration-s is then the stream length
+        sc = scenario_from_args(argparse.Namespace(**{**vars(args), "duration_s": args.loop_s}))
+        try:
+            return LoopSource(
+                sc,
+                get_profile(args.profile),
+                loop_s=args.loop_s,
+                duration_s=args.duration_s,
+                chunk_samples=args.chunk_samples,
+            )
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     sc = scenario_from_args(args, duration_s=1.0)
     return EmulatorSource(sc, get_profile(args.profile), chunk_samples=args.chunk_samples)
 
@@ -429,6 +442,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=IQ_FORMATS, default="sc16", help="wire sample format")
     p.add_argument("--chunk-samples", type=int, default=DEFAULT_CHUNK_SAMPLES, help="samples per message")
     p.add_argument("--as-fast-as-possible", action="store_true", help="do not pace to the sample rate")
+    p.add_argument(
+        "--loop-s",
+        type=float,
+        help="emulator: generate this many seconds once (whole burst periods) and repeat them, so the "
+        "stream keeps real time; --duration-s is then the stream length",
+    )
     p.add_argument(
         "--wait-subscriber-s",
         type=float,
