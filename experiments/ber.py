@@ -23,11 +23,11 @@ from scipy.stats import beta
 from backscatter.runner import summarise
 from dsp.config_base import ConfigBase
 from dsp.receiver_config import ReceiverConfig
-from dsp.waveform import PROFILES, get_profile
+from dsp.waveform import get_profile
 from experiments.common import (
-    ACQUISITION_MODES,
     attenuation_axis,
     bpsk_ber,
+    check_common_fields,
     ebn0_gain_db,
     fmt,
     markdown_table,
@@ -61,8 +61,7 @@ class Config(ConfigBase):
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
-        if self.profile not in PROFILES:
-            self._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
+        check_common_fields(self)
         wf = get_profile(self.profile)
         lowest = -40 + ebn0_gain_db(wf)
         if not self.ebn0_db or any(not (lowest <= e <= 40) for e in self.ebn0_db):
@@ -75,10 +74,6 @@ class Config(ConfigBase):
             self._fail("packets_per_run", "must be at least 1")
         if not (0 <= self.n_nlos <= 64):
             self._fail("n_nlos", "must be in [0, 64]")
-        if self.band not in ("lower", "upper"):
-            self._fail("band", "must be 'lower' or 'upper'")
-        if self.acquisition not in ACQUISITION_MODES:
-            self._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
 
     def runs_per_level(self, ebn0_db: float) -> int:
         wf = get_profile(self.profile)

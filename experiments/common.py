@@ -48,6 +48,26 @@ from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
 ACQUISITION_MODES = ("seeded", "blind")
+
+
+def check_common_fields(cfg: Any) -> None:
+    """The checks every sweep configuration shares, on whichever of these fields it has:
+    ``profile``, ``epoch_symbols``, ``band``, ``methods``, ``acquisition`` (``cfg._fail`` raises)."""
+    from dsp.ranging import REGISTRY
+    from dsp.waveform import PROFILES
+
+    if hasattr(cfg, "profile") and cfg.profile not in PROFILES:
+        cfg._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
+    if hasattr(cfg, "epoch_symbols") and not (16 <= cfg.epoch_symbols <= 100_000):
+        cfg._fail("epoch_symbols", "must be in [16, 100000]")
+    if hasattr(cfg, "band") and cfg.band not in ("lower", "upper"):
+        cfg._fail("band", "must be 'lower' or 'upper'")
+    if hasattr(cfg, "methods") and any(m not in REGISTRY for m in cfg.methods):
+        cfg._fail("methods", f"unknown method; known: {sorted(REGISTRY)}")
+    if hasattr(cfg, "acquisition") and cfg.acquisition not in ACQUISITION_MODES:
+        cfg._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
+
+
 TAG_FIRST_HARMONIC = 2 / np.pi  # amplitude of the tag's first harmonic (SYSTEM.md section 1)
 PAPER = "Next-generation backscatter networks (shared/seeds)"
 

@@ -20,9 +20,9 @@ from dsp.cir import analytic_cir, analytic_compound_cfr, cfr_to_cir, nmae
 from dsp.config_base import ConfigBase
 from dsp.receiver_config import ReceiverConfig
 from dsp.results import RangingEpoch
-from dsp.waveform import PROFILES, get_profile
+from dsp.waveform import get_profile
 from experiments.common import (
-    ACQUISITION_MODES,
+    check_common_fields,
     duration_for_windows,
     fmt,
     markdown_table,
@@ -66,18 +66,11 @@ class Config(ConfigBase):
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
-        if self.profile not in PROFILES:
-            self._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
+        check_common_fields(self)
         if not self.n_nlos or any(not (0 <= p <= 64) for p in self.n_nlos):
             self._fail("n_nlos", "must list path counts in [0, 64]")
         if self.n_scenarios < 1:
             self._fail("n_scenarios", "must be at least 1")
-        if not (16 <= self.epoch_symbols <= 100_000):
-            self._fail("epoch_symbols", "must be in [16, 100000]")
-        if self.band not in ("lower", "upper"):
-            self._fail("band", "must be 'lower' or 'upper'")
-        if self.acquisition not in ACQUISITION_MODES:
-            self._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
 
 
 QUICK = Config(n_scenarios=8)

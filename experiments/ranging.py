@@ -31,10 +31,10 @@ from dsp.config_base import ConfigBase
 from dsp.crlb import stochastic_range_bound
 from dsp.ranging import REGISTRY
 from dsp.receiver_config import ReceiverConfig
-from dsp.waveform import PROFILES, get_profile
+from dsp.waveform import get_profile
 from experiments.common import (
-    ACQUISITION_MODES,
     attenuation_axis,
+    check_common_fields,
     duration_for_windows,
     ebn0_gain_db,
     fmt,
@@ -72,8 +72,7 @@ class Config(ConfigBase):
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
-        if self.profile not in PROFILES:
-            self._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
+        check_common_fields(self)
         if not self.n_nlos or any(not (0 <= p <= 64) for p in self.n_nlos):
             self._fail("n_nlos", "must list path counts in [0, 64]")
         if self.n_scenarios < 1:
@@ -85,14 +84,6 @@ class Config(ConfigBase):
             self._fail("attenuation_db", f"puts the side band at {lo:g} dB, below the emulator's -40 dB")
         if self.n_measurements < 1:
             self._fail("n_measurements", "must be at least 1")
-        if not (16 <= self.epoch_symbols <= 100_000):
-            self._fail("epoch_symbols", "must be in [16, 100000]")
-        if self.band not in ("lower", "upper"):
-            self._fail("band", "must be 'lower' or 'upper'")
-        if any(m not in REGISTRY for m in self.methods):
-            self._fail("methods", f"unknown method; known: {sorted(REGISTRY)}")
-        if self.acquisition not in ACQUISITION_MODES:
-            self._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
 
     @property
     def method_names(self) -> tuple[str, ...]:

@@ -21,9 +21,9 @@ from matplotlib.colors import LogNorm
 from dsp.config_base import ConfigBase
 from dsp.ranging import REGISTRY
 from dsp.receiver_config import ReceiverConfig
-from dsp.waveform import PROFILES, SPEED_OF_LIGHT_M_S, get_profile
+from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
 from experiments.common import (
-    ACQUISITION_MODES,
+    check_common_fields,
     duration_for_windows,
     fmt,
     markdown_table,
@@ -61,8 +61,7 @@ class Config(ConfigBase):
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
-        if self.profile not in PROFILES:
-            self._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
+        check_common_fields(self)
         if not self.cases or any(c not in CASES for c in self.cases):
             self._fail("cases", f"must list cases from {CASES}")
         if not self.excess_m or any(not (0 < e < 1000) for e in self.excess_m):
@@ -73,14 +72,6 @@ class Config(ConfigBase):
             self._fail("repetitions", "must be at least 1")
         if min(self.tx_rx_m, self.tx_tag_m, self.tag_rx_m) <= 0:
             self._fail("tx_rx_m", "LoS lengths must be positive")
-        if not (16 <= self.epoch_symbols <= 100_000):
-            self._fail("epoch_symbols", "must be in [16, 100000]")
-        if self.band not in ("lower", "upper"):
-            self._fail("band", "must be 'lower' or 'upper'")
-        if any(m not in REGISTRY for m in self.methods):
-            self._fail("methods", f"unknown method; known: {sorted(REGISTRY)}")
-        if self.acquisition not in ACQUISITION_MODES:
-            self._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
 
     @property
     def method_names(self) -> tuple[str, ...]:
