@@ -23,6 +23,9 @@ from captures.truth_io import write_truth
 from dsp.waveform import WaveformConfig
 from sdr.emulator.truth import GroundTruth
 
+METADATA_MARGIN_BYTES = 256 * 1024
+"""Room kept for metadata on top of the data chunks an append allocates."""
+
 
 class CaptureWriter:
     """Write a capture: ``append`` chunks ``[channel, sample]``, mark gaps, close.
@@ -79,6 +82,7 @@ class CaptureWriter:
         self._iq.attrs["gain_db"] = np.array([c.gain_db for c in channels], np.float64)
         self._iq.attrs["antenna"] = [c.antenna for c in channels]
         self._gaps = f.create_dataset("gaps", (0, 2), np.int64, maxshape=(None, 2), chunks=(256, 2))
+        self._chunk_bytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize
         self.n_samples = 0
         self.swmr = swmr
         if swmr:
@@ -94,10 +98,34 @@ class CaptureWriter:
             data = iq.astype(np.complex64, copy=False)
         k = data.shape[1]
         self._iq.resize(self.n_samples + k, axis=1)
-        self._iq[:, self.n_samples : self.n_samples + k] = data
+        try:
+            self._iq[:, self.n_samples : self.n_samples + k] = data
+            if self.swmr:
+                self._iq.flush()
+        except BaseException:
+            self._shrink_back()
+            raise
         self.n_samples += k
-        if self.swmr:
-            self._iq.flush()
+
+    def _shrink_back(self) -> None:
+        """After a failed write, return the extent to the samples really written (best effort:
+        a reader must not see samples that never reached the file)."""
+        try:
+            self._iq.resize(self.n_samples, axis=1)
+            if self.swmr:
+                self._iq.flush()
+        except (OSError, RuntimeError):
+            pass
+
+    def bytes_to_append(self, n_samples: int) -> int:
+        """Upper bound of the bytes the file grows by when ``n_samples`` more are appended.
+
+        Chunks are allocated whole, so this counts every chunk the append starts, plus a margin
+        for the metadata that grows with them (chunk index, gap rows, superblock).
+        """
+        c = CHUNK_SAMPLES
+        new_chunks = -(-(self.n_samples + n_samples) // c) - (-(-self.n_samples // c))
+        return new_chunks * self._chunk_bytes + METADATA_MARGIN_BYTES
 
     def add_gap(self, samples_lost: int) -> None:
         """Record that ``samples_lost`` samples are missing before the next appended sample."""

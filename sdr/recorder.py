@@ -11,11 +11,16 @@ waveform, sample rate and channels come from the first header.  A streamer resta
 ``stream_id``) with the same rate, channels and waveform continues the file after a gap
 estimated from the stream times (at least one sample, so a receiver resynchronises); a restart
 with a different setup stops the recording with :class:`StreamChanged` instead of mixing.
+
+A full disk: before each chunk the recorder checks that the chunks it would allocate, plus a
+metadata margin, fit in the free space and under the process's file-size limit; if not it stops
+with :class:`RecordingStopped` (``disk_full``) and the file closes cleanly with every chunk so far.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -30,6 +35,32 @@ from sdr.transport import IQHeader, IQMessage, IQSubscriber, sc16_to_complex
 
 class StreamChanged(Exception):
     """The stream's rate, channels or waveform changed under a recording."""
+
+
+class RecordingStopped(Exception):
+    """The recording cannot go on; ``reason`` is ``disk_full`` or ``write_error``.
+
+    ``disk_full``: the next chunk would not fit (free space on the file system, or the process's
+    file-size limit); nothing of it was written and the file is intact and closable.
+    ``write_error``: a write failed anyway (a disk filled by someone else, an I/O error); every
+    chunk flushed before it is readable, but HDF5 may crash closing the broken file, so
+    :meth:`Recorder.close` leaves it alone (a command then ends with ``os._exit``).
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def room_bytes(path: Path) -> tuple[int, str]:
+    """Bytes ``path`` can still grow by, and what limits it (free space or ``RLIMIT_FSIZE``)."""
+    st = os.statvfs(path.parent if not path.exists() else path)
+    size = path.stat().st_size if path.exists() else 0
+    room, what = st.f_bavail * st.f_frsize, f"free space on the file system of {path}"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit - size < room:
+        room, what = limit - size, f"the process's file-size limit (RLIMIT_FSIZE {limit} bytes)"
+    return max(0, room), what
 
 
 def _describe(h: IQHeader) -> str:
@@ -59,6 +90,8 @@ class Recorder:
         self.gaps = 0
         self.samples_lost = 0
         self.stream_ids: list[str] = []
+        self.broken = False
+        self._failure: BaseException | None = None
 
     @property
     def n_samples(self) -> int:
@@ -92,7 +125,11 @@ class Recorder:
         """
         h = header
         if self._w is None:
-            self._w = self._open(h, lost_before)
+            try:
+                self._w = self._open(h, lost_before)
+            except OSError as exc:  # no room even for the file's header, or not writable
+                msg = f"{self.path}: cannot create the capture ({exc})"
+                raise RecordingStopped("write_error", msg) from None
             self.first_header = h
             self.stream_ids.append(h.stream_id)
             # samples lost before the very start of the stream are a gap at stored sample 0;
@@ -112,13 +149,32 @@ class Recorder:
             expected_s = self._last.time_s + self._last.n_samples / h.sample_rate_hz
             lost_before = max(1, round((h.time_s - expected_s) * h.sample_rate_hz))
         w = self._w
-        if lost_before > 0:
-            w.add_gap(lost_before)
-            self.gaps += 1
-            self.samples_lost += lost_before
-        if w.datatype == "cf32_le" and iq.dtype == np.int16:
-            iq = sc16_to_complex(iq)
-        w.append(iq)  # flushed by the SWMR writer
+        need = w.bytes_to_append(iq.shape[1])
+        room, what = room_bytes(self.path)
+        if need > room:
+            raise RecordingStopped(
+                "disk_full",
+                f"{self.path}: disk full: the next chunk needs up to {need} bytes but {what} leaves "
+                f"{room}; stopped after {w.n_samples} samples, every one of them readable",
+            )
+        try:
+            if lost_before > 0:
+                w.add_gap(lost_before)
+                self.gaps += 1
+                self.samples_lost += lost_before
+            if w.datatype == "cf32_le" and iq.dtype == np.int16:
+                iq = sc16_to_complex(iq)
+            w.append(iq)  # flushed by the SWMR writer
+        except (OSError, RuntimeError) as exc:  # h5py reports failed writes as either
+            self.broken = True
+            # releasing the HDF5 objects of the failed write makes HDF5 write again (and fail
+            # noisily): the exception, its traceback and their frames stay alive with the recorder
+            self._failure = exc
+            raise RecordingStopped(
+                "write_error",
+                f"{self.path}: write failed after {self.n_samples} samples ({exc}); the chunks "
+                "flushed before it are readable with open_capture(path, swmr=True)",
+            ) from None
         self.messages += 1
         self._last = h
 
@@ -127,7 +183,8 @@ class Recorder:
         self.append(msg.header, msg.iq, msg.lost_before)
 
     def close(self) -> None:
-        if self._w is not None:
+        """Close the file; a broken one (see :class:`RecordingStopped`) is left to the process's end."""
+        if self._w is not None and not self.broken:
             self._w.close()
 
     def __enter__(self) -> Recorder:
@@ -150,7 +207,9 @@ def record(
 
     Returns a summary: ``file`` (``None`` if nothing arrived), ``messages``, ``samples``,
     ``gaps``, ``samples_lost``, ``messages_missed``, ``drops`` (by reason), ``stream_ids``,
-    ``stop_reason`` (``stopped``, ``idle``, ``count`` or ``stream_changed``) and ``message``.
+    ``stop_reason`` (``stopped``, ``idle``, ``count``, ``stream_changed``, ``disk_full`` or
+    ``write_error``, see :class:`RecordingStopped`), ``message`` and ``broken`` (the file could
+    not be closed: end the process with ``os._exit``, since HDF5 may crash closing it).
     """
     rec = Recorder(path, overwrite=overwrite, origin=subscriber.endpoint)
     reason, message = "stopped", ""
@@ -172,6 +231,9 @@ def record(
             except StreamChanged as exc:
                 reason, message = "stream_changed", str(exc)
                 break
+            except RecordingStopped as exc:
+                reason, message = exc.reason, str(exc)
+                break
     finally:
         rec.close()
     return {
@@ -185,4 +247,5 @@ def record(
         "stream_ids": rec.stream_ids,
         "stop_reason": reason,
         "message": message,
+        "broken": rec.broken,
     }

@@ -335,16 +335,28 @@ def _limit_file_size() -> None:  # runs in the child before exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_LIMIT_BYTES, _FILE_LIMIT_BYTES))
 
 
-@pytest.fixture(scope="module")
-def full_disk_recording(wf, tmp_path_factory):
-    """``backscatter record`` whose file cannot grow past 1.5 MB, fed 40 chunks of 20,000 samples."""
+# the recorder with its room check blinded: the write itself then fails (a disk someone else fills)
+_BLIND_RECORDER = (
+    "import sys, sdr.recorder as r; r.room_bytes = lambda path: (1 << 60, 'nothing');"
+    "from backscatter.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.fixture(scope="module", params=["room_check", "write_fails"])
+def full_disk_recording(request, wf, tmp_path_factory):
+    """``backscatter record`` whose file cannot grow past 1.5 MB, fed 40 chunks of 20,000 samples.
+
+    ``room_check``: the recorder as shipped, which sees the limit coming; ``write_fails``: its
+    room check blinded, so an HDF5 write fails with EFBIG half-way through a chunk.
+    """
     tmp = tmp_path_factory.mktemp("full")
     ep, out = f"ipc://{tmp / 'iq'}", tmp / "full.h5"
     channels = [("central", 915e6), ("upper", 960e6)]
     pub = IQPublisher(ep, sample_rate_hz=wf.sample_rate_hz, channels=channels, waveform=wf,
                       source="replay", mode="push")  # fmt: skip
+    argv = ["record", "--connect", ep, "--socket", "pull", "--out", str(out), "--idle-timeout-s", "5"]
     proc = subprocess.Popen(
-        _cli("record", "--connect", ep, "--socket", "pull", "--out", str(out), "--idle-timeout-s", "5"),
+        _cli(*argv) if request.param == "room_check" else [sys.executable, "-c", _BLIND_RECORDER, *argv],
         preexec_fn=_limit_file_size,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -372,7 +384,7 @@ def full_disk_recording(wf, tmp_path_factory):
         halt.set()
         watchdog.join(70)
         pub.close(linger_s=0)
-    return proc.returncode, err, out, np.concatenate(sent, axis=1)
+    return proc.returncode, err, out, np.concatenate(sent, axis=1), request.param
 
 
 def test_disk_full_keeps_every_flushed_chunk_readable(full_disk_recording):
@@ -381,27 +393,46 @@ def test_disk_full_keeps_every_flushed_chunk_readable(full_disk_recording):
     Expected: the recorder stops, and what it flushed before the failure stays readable: every
     stored sample equals what was sent.
     """
-    _, _, path, sent = full_disk_recording
+    _, _, path, sent, _ = full_disk_recording
     with open_capture(path, swmr=True) as cap:
         n = cap.n_samples
         assert 0 < n < sent.shape[1] and os.path.getsize(path) <= _FILE_LIMIT_BYTES
         np.testing.assert_array_equal(np.stack([cap.read_raw(c, 0, n) for c in range(2)]), sent[:, :n])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record() lets the HDF5 write error escape as a traceback, and HDF5 then segfaults at "
-    "exit closing the broken file; fix in sdr/recorder.py (check free space / RLIMIT_FSIZE before "
-    "each append and stop with stop_reason 'disk_full'; catch OSError/RuntimeError from append as "
-    "'write_error') and pipeline_cmd.cmd_record (raise CliError naming the file) - see the report",
-)
 def test_disk_full_stops_the_recorder_with_a_clear_error(full_disk_recording):
-    """Expected: the recorder exits with status 2 and one ``error:`` line naming the file and the
-    cause (no traceback, no crash by signal)."""
-    rc, err, path, _ = full_disk_recording
-    assert rc == 2, f"exit status {rc}"
+    """Expected (either way the disk fills): the recorder exits with status 2 and one ``error:``
+    line naming the file and the cause (no traceback, no crash by signal)."""
+    rc, err, path, _, how = full_disk_recording
+    assert rc == 2, f"exit status {rc}: {err}"
     assert "Traceback" not in err
-    assert "error:" in err and str(path) in err
+    assert err.startswith("backscatter record: error:") and str(path) in err
+    assert ("disk full" if how == "room_check" else "write failed") in err
+
+
+def test_a_stream_whose_recording_fills_the_disk_keeps_streaming(wf, tmp_path):
+    """``stream --record`` on a file that cannot grow past 1.5 MB.
+
+    Expected: the recording stops with a warning naming the file, the stream still sends every
+    message, and the command ends with status 2 and an ``error:`` line naming the file.
+    """
+    out = tmp_path / "local.h5"
+    scenario = tmp_path / "sc.json"
+    scenario.write_text(json.dumps({"duration_s": 0.05, "seed": 3, "bands": ["central", "upper"]}))
+    proc = subprocess.run(
+        _cli("stream", "--scenario", str(scenario), "--bind", f"ipc://{tmp_path / 'iq'}", "--socket", "pub",
+             "--chunk-samples", "50000", "--as-fast-as-possible", "--record", str(out), "--json"),
+        preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "warning: recording stopped" in proc.stderr and str(out) in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("backscatter stream: error:")
+    summary = json.loads(proc.stdout)
+    n = round(0.05 * wf.sample_rate_hz)
+    assert summary["samples_sent"] + summary["samples_lost"] == n and not summary["interrupted"]
+    assert summary["record_error"]["reason"] == "disk_full"
+    with open_capture(out, swmr=True) as cap:
+        assert 0 < cap.n_samples < n
 
 
 # ----- a replay file truncated while being read ----------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_a
 from backscatter.output import CliError, print_json, progress_bar
 from dsp.waveform import get_profile
 from sdr.loop_source import LoopSource
-from sdr.recorder import Recorder, record
+from sdr.recorder import Recorder, RecordingStopped, record
 from sdr.security import ClientKeys, SecurityError, ServerKeys, create_keys
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, EmulatorSource, IQSource, Pacer, ReplaySource, chunk_iq
 from sdr.transport import (
@@ -128,8 +129,13 @@ def run_stream(
     recorder: Recorder | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Send every chunk of ``source`` through ``publisher`` (and into ``recorder``) until done or ``stop``."""
+    """Send every chunk of ``source`` through ``publisher`` (and into ``recorder``) until done or ``stop``.
+
+    A recording that cannot go on (:class:`~sdr.recorder.RecordingStopped`: disk full, write
+    error) stops, is warned about on stderr and named in ``record_error``; the stream goes on.
+    """
     messages = samples = lost = 0
+    record_error = None
     t0 = time.perf_counter()
     stopped = False
     for chunk in source:
@@ -142,8 +148,12 @@ def run_stream(
         if header is None:
             stopped = True
             break
-        if recorder is not None:
-            recorder.append(header, payload, chunk.lost_before)
+        if recorder is not None and record_error is None:
+            try:
+                recorder.append(header, payload, chunk.lost_before)
+            except RecordingStopped as exc:
+                record_error = {"reason": exc.reason, "message": str(exc)}
+                print(f"backscatter stream: warning: recording stopped: {exc}", file=sys.stderr, flush=True)
         messages += 1
         samples += n
         lost += chunk.lost_before
@@ -171,6 +181,7 @@ def run_stream(
         "paced": pacer.realtime,
         "interrupted": stopped,
         "record": None if recorder is None else str(recorder.path),
+        "record_error": record_error,
     }
 
 
@@ -256,6 +267,10 @@ def cmd_stream(args: argparse.Namespace) -> dict:
             print(f"  {summary['samples_lost']} samples lost at the source")
         if summary["record"]:
             print(f"  recorded to {summary['record']}")
+    if summary["record_error"] is not None:
+        if rec is not None and rec.broken:
+            _exit_leaving_broken_file("stream", summary["record_error"]["message"])
+        raise CliError(f"the stream completed, the recording did not: {summary['record_error']['message']}")
     return summary
 
 
@@ -282,6 +297,8 @@ def cmd_record(args: argparse.Namespace) -> dict:
             )
         finally:
             sub.close()
+    if summary["broken"]:  # HDF5 may crash closing a file whose write failed: say why, then leave
+        _exit_leaving_broken_file("record", summary["message"])
     if args.json:
         print_json(summary)
     else:
@@ -292,9 +309,16 @@ def cmd_record(args: argparse.Namespace) -> dict:
             f"({summary['samples_lost']} samples lost, "
             f"{summary['messages_missed']} messages missed), drops {summary['drops'] or 'none'}"
         )
-    if summary["stop_reason"] == "stream_changed":
+    if summary["stop_reason"] in ("stream_changed", "disk_full", "write_error"):
         raise CliError(summary["message"])
     return summary
+
+
+def _exit_leaving_broken_file(command: str, message: str) -> None:
+    """Report a failed write and end the process without HDF5's exit-time close of the file."""
+    sys.stdout.flush()
+    print(f"backscatter {command}: error: {message}", file=sys.stderr, flush=True)
+    os._exit(2)
 
 
 # ----- listen -----------------------------------------------------------------------------------
