@@ -21,6 +21,7 @@ from captures.format import (
     ChannelInfo,
     ci16_to_complex,
 )
+from captures.swmr import open_swmr_reader
 from captures.truth_io import read_truth
 from dsp.config_base import ConfigError
 from dsp.waveform import PROFILES, WaveformConfig
@@ -39,9 +40,7 @@ class Capture:
         if not self.path.exists():
             raise CaptureError(self.path, "/", "no such file")
         try:
-            self._f = (
-                h5py.File(self.path, "r", swmr=swmr, libver="latest") if swmr else h5py.File(self.path, "r")
-            )
+            self._f = open_swmr_reader(self.path) if swmr else h5py.File(self.path, "r")
         except OSError as exc:
             if swmr or "already open for write" not in str(exc):
                 raise CaptureError(
@@ -49,7 +48,7 @@ class Capture:
                 ) from None
             # a recording still being written, or whose recorder was killed: read it in SWMR mode
             try:
-                self._f = h5py.File(self.path, "r", swmr=True, libver="latest")
+                self._f = open_swmr_reader(self.path)
             except OSError as exc2:
                 raise CaptureError(self.path, "/", f"not a readable HDF5 file: {exc2}") from None
         try:

@@ -355,13 +355,6 @@ except CaptureError as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HDF5 retries unreadable metadata in SWMR mode with back-off: a corrupt file opened with "
-    "swmr=True (also the automatic fallback for a recording still flagged open) blocked for more than "
-    "15 minutes instead of raising CaptureError; fix in captures/reader.py: open SWMR files with a "
-    "file-access property list limiting H5Pset_metadata_read_attempts (a few; see the report)",
-)
 def test_opening_a_corrupt_capture_in_swmr_mode_fails_fast(capture_bytes):
     """A capture with one corrupt byte in its root attributes' metadata: ``open_capture(swmr=True)``
     raises ``CaptureError`` within seconds, as the plain open does at once."""
