@@ -23,6 +23,7 @@ import scipy.signal
 
 from dsp.receiver import Receiver
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
+from sdr.latency import LatencyHistogram
 from sdr.results_wire import result_to_wire, spectrum_to_wire
 from sdr.transport import IQHeader, IQMessage, IQSubscriber, ResultPublisher
 
@@ -61,19 +62,22 @@ class WorkerStats:
     restarts: int = 0
     queue_dropped: int = 0
     published: Counter = field(default_factory=Counter)
-    latencies_s: list = field(default_factory=list)  # packets and epochs
-    stats_latencies_s: list = field(default_factory=list)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # packets and epochs
+    stats_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    period_latencies_s: list = field(default_factory=list)  # packets and epochs since the last health
 
-    def latency(self, values: list) -> dict:
-        if not values:
-            return {"p50_s": None, "p95_s": None, "max_s": None, "count": 0}
-        a = np.asarray(values)
-        return {
-            "p50_s": float(np.percentile(a, 50)),
-            "p95_s": float(np.percentile(a, 95)),
-            "max_s": float(a.max()),
-            "count": int(a.size),
-        }
+
+def latency_summary(values: list) -> dict:
+    """Exact ``p50_s``, ``p95_s``, ``max_s`` and ``count`` of a short list (one health period)."""
+    if not values:
+        return {"p50_s": None, "p95_s": None, "max_s": None, "count": 0}
+    a = np.asarray(values)
+    return {
+        "p50_s": float(np.percentile(a, 50)),
+        "p95_s": float(np.percentile(a, 95)),
+        "max_s": float(a.max()),
+        "count": int(a.size),
+    }
 
 
 class StreamWorker:
@@ -107,6 +111,7 @@ class StreamWorker:
         self._last_msg_t: float | None = None
         self._unreceivable: Counter = Counter()
         self._reader_error: BaseException | None = None
+        self._stream_time_s = 0.0  # stream time just after the newest sample processed
 
     # ----- reader thread --------------------------------------------------------------------------
     def _read(self, stop: threading.Event) -> None:
@@ -136,7 +141,7 @@ class StreamWorker:
         t_start = time.monotonic()
         next_health = t_start + self.health_period_s
         next_spectrum = t_start
-        period = {"samples": 0, "busy_s": 0.0, "lat": []}
+        period = {"samples": 0, "busy_s": 0.0}
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -149,18 +154,16 @@ class StreamWorker:
                 except queue.Empty:
                     msg = None
                 if msg is not None:
-                    n_lat = len(self.stats.latencies_s)
                     busy = self._process(msg, t_arrival)
                     period["samples"] += msg.header.n_samples
                     period["busy_s"] += busy
-                    period["lat"].extend(self.stats.latencies_s[n_lat:])
                     if time.monotonic() >= next_spectrum:
                         self._publish_spectrum(msg)
                         next_spectrum = time.monotonic() + self.spectrum_period_s
                 now = time.monotonic()
                 if now >= next_health:
                     self._publish_health(now, period)
-                    period = {"samples": 0, "busy_s": 0.0, "lat": []}
+                    period = {"samples": 0, "busy_s": 0.0}
                     next_health = now + self.health_period_s
         finally:
             stop.set()
@@ -195,6 +198,7 @@ class StreamWorker:
         lost = 0 if fresh else msg.lost_before
         self.stats.gaps += lost > 0
         self._arrivals.add(h.first_sample + h.n_samples - self._first_index, t_arrival)
+        self._stream_time_s = (h.first_sample + h.n_samples) / h.sample_rate_hz
         results = self._rx.push(msg.complex64(), lost)
         self._emit(results, None)
         busy = time.perf_counter() - t0
@@ -230,8 +234,11 @@ class StreamWorker:
             last = self._last_sample(r)
             t_arr = None if last is None else self._arrivals.arrival_of(last)
             if t_arr is not None and t_flush is None:
-                lat = self.stats.stats_latencies_s if isinstance(r, BlockStats) else self.stats.latencies_s
-                lat.append(now - t_arr)
+                if isinstance(r, BlockStats):
+                    self.stats.stats_latency.add(now - t_arr)
+                else:
+                    self.stats.latency.add(now - t_arr)
+                    self.stats.period_latencies_s.append(now - t_arr)
             if isinstance(r, PacketResult):
                 self.stats.packets += 1
                 self.stats.crc_ok += bool(r.crc_ok)
@@ -265,9 +272,10 @@ class StreamWorker:
         rate = h.sample_rate_hz if h else None
         n_ch = h.n_channels if h else 0
         stream_s = period["samples"] / rate if rate else 0.0
-        lat = self.stats.latency(period["lat"])
+        lat = latency_summary(self.stats.period_latencies_s)
+        self.stats.period_latencies_s.clear()
         fields = {
-            "time_s": (h.first_sample / rate) if h else 0.0,
+            "time_s": self._stream_time_s,
             "throughput_sps": period["samples"] * n_ch / self.health_period_s,
             "realtime_factor": stream_s / period["busy_s"] if period["busy_s"] > 0 else 0.0,
             "queue_depth": self._q.qsize(),
@@ -304,6 +312,6 @@ class StreamWorker:
             "messages_dropped": {**dict(self.sub.drops), **dict(self._unreceivable)},
             "messages_missed": self.sub.counters.messages_missed,
             "restarts": s.restarts,
-            "latency": s.latency(s.latencies_s),
-            "stats_latency": s.latency(s.stats_latencies_s),
+            "latency": s.latency.summary(),
+            "stats_latency": s.stats_latency.summary(),
         }
