@@ -32,7 +32,9 @@ class CaptureWriter:
 
     With ``swmr=True`` the file is switched to single-writer/multiple-reader mode
     and flushed after every append, so readers can follow it while it grows and a
-    killed writer leaves every flushed chunk readable.
+    killed writer leaves every flushed chunk readable.  ``writeback_bytes > 0`` also
+    syncs the file to disk and drops it from the page cache after that many bytes
+    (see :meth:`_write_back`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class CaptureWriter:
         time_first_sample_s: float = 0.0,
         description: str = "",
         recorder: str = "backscatter",
+        writeback_bytes: int = 0,
     ):
         self.path = Path(path)
         if datatype not in DATATYPES:
@@ -83,6 +86,9 @@ class CaptureWriter:
         self._iq.attrs["antenna"] = [c.antenna for c in channels]
         self._gaps = f.create_dataset("gaps", (0, 2), np.int64, maxshape=(None, 2), chunks=(256, 2))
         self._chunk_bytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize
+        self.writeback_bytes = writeback_bytes
+        self._unsynced_bytes = 0
+        self._fd = os.open(self.path, os.O_RDONLY) if writeback_bytes > 0 else None
         self.n_samples = 0
         self.swmr = swmr
         if swmr:
@@ -106,6 +112,25 @@ class CaptureWriter:
             self._shrink_back()
             raise
         self.n_samples += k
+        if self._fd is not None:
+            self._unsynced_bytes += data.nbytes
+            if self._unsynced_bytes >= self.writeback_bytes:
+                self._write_back()
+
+    def _write_back(self) -> None:
+        """Put what was written on the disk and drop it from the page cache.
+
+        A recorder writing hundreds of MB/s otherwise piles up gigabytes of dirty pages; once the
+        kernel's background writeback starts, every further write costs several times the CPU
+        (measured on the development VM: 2.6 s instead of 0.85 s per 786 MB, enough to fall
+        behind a 368 MB/s stream).  Writing back every ``writeback_bytes`` keeps the cost flat
+        and bounds what a power cut can take.  Raises ``OSError`` (``EIO``, or ``ENOSPC`` that
+        delayed allocation only reports here).
+        """
+        assert self._fd is not None
+        self._unsynced_bytes = 0
+        os.fdatasync(self._fd)
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def _shrink_back(self) -> None:
         """After a failed write, return the extent to the samples really written (best effort:
@@ -143,6 +168,9 @@ class CaptureWriter:
     def close(self) -> None:
         if self._f.id.valid:
             self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> CaptureWriter:
         return self

@@ -32,6 +32,9 @@ from captures.format import ChannelInfo
 from captures.writer import CaptureWriter
 from sdr.transport import IQHeader, IQMessage, IQSubscriber, sc16_to_complex
 
+WRITEBACK_BYTES = 64 * 2**20
+"""The recorder syncs its file and drops it from the page cache every this many bytes."""
+
 
 class StreamChanged(Exception):
     """The stream's rate, channels or waveform changed under a recording."""
@@ -115,6 +118,7 @@ class Recorder:
             time_first_sample_s=h.time_s,
             description=desc,
             recorder=self.recorder,
+            writeback_bytes=WRITEBACK_BYTES,
         )
 
     def append(self, header: IQHeader, iq: np.ndarray, lost_before: int) -> None:

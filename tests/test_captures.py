@@ -1,6 +1,7 @@
 """Capture format: round trip, validation errors that name file and path, SigMF export."""
 
 import json
+import os
 import shutil
 
 import h5py
@@ -201,3 +202,24 @@ def test_capture_written_from_format_md_alone_is_accepted(tmp_path, wf):
     with open_capture(p) as cap:
         assert cap.bands == ["central", "upper"] and cap.waveform == wf and cap.truth() is None
         np.testing.assert_allclose(cap.read(), iq, atol=1e-6)
+
+
+def test_writeback_syncs_and_drops_every_n_bytes_and_keeps_every_sample(tmp_path, wf, monkeypatch):
+    """``writeback_bytes``: the live recorder's steady write-back (fdatasync + drop from cache)."""
+    from captures.format import ChannelInfo
+    from captures.writer import CaptureWriter
+
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    chans = [ChannelInfo("central", 915e6), ChannelInfo("upper", 960e6)]
+    rng = np.random.default_rng(5)
+    chunks = [rng.integers(-3000, 3000, (2, 10_000, 2)).astype(np.int16) for _ in range(7)]  # 80 kB each
+    path = tmp_path / "wb.h5"
+    with CaptureWriter(path, wf, chans, wf.sample_rate_hz, swmr=True, writeback_bytes=200_000) as w:
+        for c in chunks:
+            w.append(c)
+    assert len(synced) == 2  # after 240 kB and 480 kB; the rest is left to close
+    with open_capture(path) as cap:
+        got = np.stack([cap.read_raw(ch, 0, cap.n_samples) for ch in range(2)])
+    np.testing.assert_array_equal(got, np.concatenate(chunks, axis=1))
