@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
+from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor, QPalette
 from PyQt5.QtWidgets import QApplication, QLabel
 
@@ -86,6 +87,13 @@ def styled_plot(plot: pg.PlotItem, bottom: str, left: str, title: str | None = N
 
 def clipped_label(text: str = "") -> QLabel:
     """A label whose long text is clipped instead of forcing the window wider."""
-    label = QLabel(text)
+    label = plain_label(text)
     label.setMinimumWidth(1)
+    return label
+
+
+def plain_label(text: str = "") -> QLabel:
+    """A label that shows its text as typed: strings from messages never render as rich text."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
     return label

@@ -34,6 +34,7 @@ loop.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -145,12 +146,15 @@ class LoopSource:
         self.chunk_samples = int(chunk_samples)
         self.truth: GroundTruth = emu.truth
         self._chunks: list[tuple[int, np.ndarray, int]] = []  # (loop offset, sc16 iq, lost_before)
+        t0 = time.perf_counter()
         for c in emu:
             iq = complex_to_sc16(c.iq)
             iq.flags.writeable = False
             self._chunks.append((c.first_sample, iq, c.lost_before))
             if progress is not None:
                 progress(c.n_samples + c.lost_before)
+        self.generate_s = time.perf_counter() - t0
+        """Seconds it took to emulate the loop."""
         last_off, last_iq, _ = self._chunks[-1]
         # samples dropped at the very end of the loop: lost before the next loop's first chunk
         self._tail_lost = self.loop_samples - (last_off + last_iq.shape[1])

@@ -14,6 +14,13 @@ Key layout (``backscatter keys --out DIR``, :func:`create_keys`)::
     DIR/client.key_secret            client secret key: stays on the client host (mode 0600)
     DIR/authorized_clients/client.key  public keys a server accepts (one .key file per client)
 
+Connect policy
+    Likewise a socket connects to a loopback endpoint freely; connecting to any other endpoint
+    needs keys (so the peer is authenticated) or ``insecure=True`` (:func:`check_connect`).
+
+Secret key files must not be readable by group or others (like ssh's private keys): a secret
+file with any of the mode bits 0o077 set is refused, naming the file and the ``chmod`` to run.
+
 The binding side (streamer, worker) loads ``server.key_secret`` and accepts exactly the public
 keys found in ``authorized_clients/`` (:class:`ServerKeys`).  The connecting side (recorder,
 worker's input, ``listen``) loads its ``client.key_secret`` and the server's ``server.key``
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +71,26 @@ def check_bind(endpoint: str, *, curve: bool, insecure: bool) -> None:
     )
 
 
+def check_connect(endpoint: str, *, curve: bool, insecure: bool) -> None:
+    """Raise :class:`SecurityError` unless connecting to ``endpoint`` is allowed by the policy."""
+    if curve or insecure or is_loopback(endpoint):
+        return
+    raise SecurityError(
+        f"refusing to connect to {endpoint} without keys: anyone on the network could pose as "
+        "that stream; give CURVE keys (--keys DIR, see `backscatter keys`) or accept an "
+        "unauthenticated, unencrypted connection with --insecure"
+    )
+
+
 def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
     if not path.is_file():
         raise SecurityError(f"{path}: key file not found")
+    if secret:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise SecurityError(
+                f"{path}: secret key is readable by others (mode {mode:04o}); run `chmod 600 {path}`"
+            )
     try:
         public, secret_key = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
@@ -124,18 +149,46 @@ def apply_client_keys(sock: zmq.Socket, keys: ClientKeys) -> None:
     sock.curve_serverkey = keys.server_public_key
 
 
+def _listing(d: Path) -> tuple:
+    """What decides the authorised keys: every ``*.key`` file's name, size and mtime."""
+    try:
+        return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in d.glob("*.key")))
+    except OSError:
+        return ()
+
+
 class CurveServer:
     """A ZAP authenticator on ``context`` that admits only the authorised client keys.
 
     ``apply(sock)`` (before ``bind``) makes a socket a CURVE server; ``stop()`` ends the
     authenticator thread (call it after closing the sockets, before terminating the context).
+    ``authorized_clients/`` is read again within ``reload_period_s`` of a change, so adding or
+    removing a client key takes effect without a restart (for new connections: ZeroMQ
+    authenticates a peer once, at its handshake, so a revoked client that is already connected
+    stays connected until it reconnects or the server restarts).
     """
 
-    def __init__(self, context: zmq.Context, keys: ServerKeys):
+    def __init__(self, context: zmq.Context, keys: ServerKeys, reload_period_s: float = 1.0):
         self.keys = keys
         self._auth = ThreadAuthenticator(context)
         self._auth.start()
+        self._seen = _listing(keys.authorized_dir)
         self._auth.configure_curve(domain="*", location=str(keys.authorized_dir))
+        self.reloads = 0
+        self._stop = threading.Event()
+        self._watch = threading.Thread(
+            target=self._watch_keys, args=(reload_period_s,), name="curve-keys", daemon=True
+        )
+        self._watch.start()
+
+    def _watch_keys(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            now = _listing(self.keys.authorized_dir)
+            if now != self._seen:
+                self._seen = now
+                # one dict assignment inside pyzmq: the authenticator thread sees old or new keys
+                self._auth.configure_curve(domain="*", location=str(self.keys.authorized_dir))
+                self.reloads += 1
 
     def apply(self, sock: zmq.Socket) -> None:
         sock.curve_secretkey = self.keys.secret_key
@@ -143,6 +196,7 @@ class CurveServer:
         sock.curve_server = True
 
     def stop(self) -> None:
+        self._stop.set()
         if self._auth.is_alive():
             self._auth.stop()
 

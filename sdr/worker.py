@@ -95,6 +95,7 @@ class StreamWorker:
         make_receiver: Callable[[IQHeader], Receiver],
         *,
         queue_max: int = 64,
+        queue_max_bytes: int = 1 << 30,
         health_period_s: float = 1.0,
         spectrum_period_s: float = 0.5,
         status: Callable[[dict], None] | None = None,
@@ -104,6 +105,11 @@ class StreamWorker:
         self.status = status
         self.stats = WorkerStats()
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
+        # a byte budget too: 64 valid messages may each be 384 MiB; the reader waits (and
+        # ZeroMQ's own bounded queue then fills, the sender dropping or blocking) past either
+        self.queue_max_bytes = queue_max_bytes
+        self._queued_bytes = 0
+        self._queued_lock = threading.Lock()
         self._rx: Receiver | None = None
         self._header: IQHeader | None = None
         self._first_index = 0  # capture index of the receiver's first sample
@@ -121,12 +127,20 @@ class StreamWorker:
                 if msg is None:
                     continue
                 item = (msg, time.monotonic())
+                nbytes = msg.iq.nbytes
                 while not stop.is_set():
+                    with self._queued_lock:
+                        fits = self._queued_bytes == 0 or self._queued_bytes + nbytes <= self.queue_max_bytes
+                    if not fits:
+                        time.sleep(0.005)
+                        continue
                     try:
                         self._q.put(item, timeout=0.1)
-                        break
                     except queue.Full:
                         continue
+                    with self._queued_lock:
+                        self._queued_bytes += nbytes
+                    break
         except BaseException as exc:  # surfaced by run(); the worker must not die silently
             self._reader_error = exc
             stop.set()
@@ -151,6 +165,8 @@ class StreamWorker:
                     break
                 try:
                     msg, t_arrival = self._q.get(timeout=0.05)
+                    with self._queued_lock:
+                        self._queued_bytes -= msg.iq.nbytes
                 except queue.Empty:
                     msg = None
                 if msg is not None:
@@ -279,6 +295,7 @@ class StreamWorker:
             "throughput_sps": period["samples"] * n_ch / self.health_period_s,
             "realtime_factor": stream_s / period["busy_s"] if period["busy_s"] > 0 else 0.0,
             "queue_depth": self._q.qsize(),
+            "queue_bytes": self._queued_bytes,
             "messages_received": self.sub.counters.received,
             "messages_dropped": {**dict(self.sub.drops), **dict(self._unreceivable)},
             "samples_lost": self.sub.samples_lost,

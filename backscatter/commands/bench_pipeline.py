@@ -32,15 +32,12 @@
     ``settle_s`` after each: the backlog a window leaves in the worker's queues is occupancy, not
     a leak (each window's own figures show its effect).
 
-The streamer runs as ``python -m backscatter.commands.bench_pipeline loop-stream ...`` (this
-module's entry point: a :class:`LoopSource` sent with ``pipeline_cmd.run_stream``) until
-``backscatter stream`` has a ``--loop-s`` option; the worker and recorder are the ordinary
-``backscatter worker`` and ``backscatter record`` commands.
+Every process is an ordinary command: ``backscatter stream --source emulator --loop-s ...``,
+``backscatter worker`` and ``backscatter record``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -57,26 +54,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zmq
 
 from backscatter.commands.pipeline_cmd import (
     DRAIN_S,
-    StopOnSignal,
-    add_keys_arg,
-    run_stream,
-    server_keys_from_args,
 )
-from backscatter.output import CliError, print_json
 from captures.format import CaptureError
 from captures.reader import open_capture
-from dsp.config_base import ConfigError
-from dsp.waveform import PROFILES, get_profile
+from dsp.waveform import get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
-from sdr.loop_source import LoopSource, complete_packets, loop_samples_for
-from sdr.security import SecurityError
-from sdr.sources import DEFAULT_CHUNK_SAMPLES, Pacer
-from sdr.transport import IQ_FORMATS, IQPublisher, ResultSubscriber, compare_pushpull_throughput
+from sdr.loop_source import complete_packets, loop_samples_for
+from sdr.sources import DEFAULT_CHUNK_SAMPLES
+from sdr.transport import ResultSubscriber, compare_pushpull_throughput
 
 TARGET_LATENCY_P95_S = 0.1
 TARGET_TRANSPORT_RATIO = 0.8
@@ -217,9 +206,10 @@ def _stop_all(procs: list[_Process]) -> None:
 def _loop_stream_argv(
     bind: str, socket_type: str, loop_s: float, duration_s: float, seed: int, profile: str, chunk: int
 ) -> list[str]:
-    argv = [sys.executable, "-m", "backscatter.commands.bench_pipeline", "loop-stream", "--bind", bind]
-    argv += ["--socket", socket_type, "--loop-s", f"{loop_s!r}", "--duration-s", f"{duration_s!r}"]
-    argv += ["--seed", str(seed), "--profile", profile, "--chunk-samples", str(chunk), "--json"]
+    """``backscatter stream`` of an emulated loop (``--loop-s``), paced in real time."""
+    argv = backscatter_argv("stream", "--source", "emulator", "--bind", bind, "--socket", socket_type)
+    argv += ["--loop-s", f"{loop_s!r}", "--duration-s", f"{duration_s!r}", "--seed", str(seed)]
+    argv += ["--profile", profile, "--chunk-samples", str(chunk), "--json"]
     return argv + (["--wait-subscriber-s", "60"] if socket_type == "pub" else [])
 
 
@@ -307,6 +297,7 @@ def bench_pipeline(
             procs.append(stream)
             budget = _startup_budget_s(loop_s) + 1.5 * duration_s
             s_sum = stream.wait(budget)
+            s_sum["generate_s"] = s_sum["loop"]["generate_s"]
             w_sum = worker.wait(idle_exit_s + 60.0)
             time.sleep(0.3)  # the last results are in flight to the listener
         finally:
@@ -672,106 +663,3 @@ def describe(out: dict) -> str:
         lines.append(f"    at {w['started_s']:.0f} s: {what}")
     lines += [f"    skipped at {s['at_s']:.0f} s: not enough free disk" for s in rec["skipped"]]
     return "\n".join(lines)  # fmt: skip
-
-
-# ----- the looping streamer (until `backscatter stream` has --loop-s) ------------------------------
-def cmd_loop_stream(args: argparse.Namespace) -> dict:
-    """Stream a :class:`LoopSource` like ``backscatter stream`` streams the emulator."""
-    data: dict = {}
-    if args.scenario is not None:
-        try:
-            data = json.loads(args.scenario.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"{args.scenario}: cannot read scenario JSON: {exc}") from None
-    data.update({k: v for k, v in (("seed", args.seed), ("mode", args.mode)) if v is not None})
-    data["duration_s"] = args.loop_s
-    with StopOnSignal() as signals:
-        stop = signals.event
-
-        def interrupt_generation(_: int) -> None:
-            if stop.is_set():
-                raise KeyboardInterrupt
-
-        t0 = time.perf_counter()
-        try:
-            source = LoopSource(ScenarioConfig.from_dict(data), get_profile(args.profile), loop_s=args.loop_s,
-                                duration_s=args.duration_s, chunk_samples=args.chunk_samples,
-                                progress=interrupt_generation)  # fmt: skip
-        except (ConfigError, ValueError) as exc:
-            raise CliError(str(exc)) from None
-        generate_s = time.perf_counter() - t0
-        signals.on_stop.append(source.stop)
-        try:
-            try:
-                pub = IQPublisher(args.bind, sample_rate_hz=source.sample_rate_hz, channels=source.channels,
-                                  waveform=source.waveform, source=source.name, mode=args.socket,
-                                  fmt=args.format, server_keys=server_keys_from_args(args),
-                                  insecure=args.insecure)  # fmt: skip
-            except SecurityError as exc:
-                raise CliError(str(exc)) from None
-            except zmq.ZMQError as exc:  # address in use, malformed endpoint
-                raise CliError(f"cannot bind {args.bind}: {exc}") from None
-            completed = False
-            try:
-                seen = (
-                    pub.wait_for_subscriber(args.wait_subscriber_s, stop) if args.wait_subscriber_s else None
-                )
-                pacer = Pacer(source.sample_rate_hz, realtime=not args.as_fast_as_possible)
-                summary = run_stream(source, pub, pacer=pacer, stop=stop)
-                completed = not summary["interrupted"]
-            finally:
-                pub.close(linger_s=DRAIN_S if completed else 0.2)
-        finally:
-            source.close()
-    summary.update(
-        subscriber_seen=seen,
-        loop_s=source.loop_s,
-        loop_bytes=source.bytes_per_loop,
-        packets_per_loop=source.truth_packets_per_loop,
-        generate_s=generate_s,
-    )
-    if args.json:
-        print_json(summary)
-    else:
-        print(
-            f"loop stream: {summary['stream_s']:.2f} s ({summary['stream_s'] / source.loop_s:.1f} loops of "
-            f"{source.loop_s:g} s) in {summary['wall_s']:.2f} s to {summary['endpoint']}, "
-            f"max lag {summary['max_lag_s'] * 1e3:.0f} ms"
-        )
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m backscatter.commands.bench_pipeline loop-stream ...``: the looping streamer."""
-    parser = argparse.ArgumentParser(prog="python -m backscatter.commands.bench_pipeline")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("loop-stream", help="stream a pre-generated emulator loop in real time")
-    p.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    p.add_argument("--scenario", type=Path, help="scenario JSON (ScenarioConfig keys)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--mode", choices=["cw", "burst"])
-    p.add_argument("--loop-s", type=float, default=1.0, help="seconds generated and looped (default 1)")
-    p.add_argument("--duration-s", type=float, help="stream length (default: until SIGINT/SIGTERM)")
-    p.add_argument("--bind", default="tcp://127.0.0.1:5555")
-    p.add_argument("--socket", choices=["pub", "push"], default="pub")
-    p.add_argument("--format", choices=IQ_FORMATS, default="sc16")
-    p.add_argument("--chunk-samples", type=int, default=DEFAULT_CHUNK_SAMPLES)
-    p.add_argument("--as-fast-as-possible", action="store_true")
-    p.add_argument("--wait-subscriber-s", type=float, default=0.0)
-    add_keys_arg(p, server=True)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_loop_stream)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except CliError as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

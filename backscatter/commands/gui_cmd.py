@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from backscatter.commands.pipeline_cmd import add_keys_arg
 from backscatter.output import CliError
 from dsp.ranging import REGISTRY
 
@@ -68,11 +69,12 @@ def cmd_gui(args: argparse.Namespace) -> dict:
         source = _replay_source(args)
         calibration_source = str(args.replay)
     else:
+        from backscatter.commands.pipeline_cmd import client_keys_from_args
         from gui.source import ZmqSource
-        from sdr.security import ClientKeys, SecurityError
+        from sdr.security import SecurityError
 
         try:
-            keys = None if args.keys is None else ClientKeys.from_dir(args.keys)
+            keys = client_keys_from_args(args)
         except SecurityError as exc:
             raise CliError(str(exc)) from None
         source = ZmqSource(args.connect, keys)
@@ -108,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--connect", metavar="RESULTS_ENDPOINT", help="subscribe to a worker's results")
     src.add_argument("--replay", type=Path, metavar="FILE.h5", help="run the receiver over a capture")
-    p.add_argument("--keys", type=Path, help="CURVE key directory (client.key_secret, server.key)")
+    add_keys_arg(p, server=False)
     p.add_argument(
         "--speed", type=float, default=1.0, help="replay speed: 1 real time, 0 as fast as possible"
     )

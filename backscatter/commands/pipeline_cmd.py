@@ -30,7 +30,7 @@ from backscatter.output import CliError, print_json, progress_bar
 from dsp.waveform import get_profile
 from sdr.loop_source import LoopSource
 from sdr.recorder import Recorder, RecordingStopped, record
-from sdr.security import ClientKeys, SecurityError, ServerKeys, create_keys
+from sdr.security import ClientKeys, SecurityError, ServerKeys, check_connect, create_keys
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, EmulatorSource, IQSource, Pacer, ReplaySource, chunk_iq
 from sdr.transport import (
     IQ_FORMATS,
@@ -94,8 +94,12 @@ def _uhd_source(args: argparse.Namespace) -> IQSource:
     return make(args)
 
 
-def make_source(args: argparse.Namespace) -> IQSource:
-    """The source ``--source`` names, built from the command's arguments."""
+def make_source(args: argparse.Namespace, stop: threading.Event | None = None) -> IQSource:
+    """The source ``--source`` names, built from the command's arguments.
+
+    ``stop``: set by a signal; a loop being generated (``--loop-s``) then stops with
+    ``KeyboardInterrupt`` instead of finishing seconds of emulation first.
+    """
     if args.source == "replay":
         if args.file is None:
             raise CliError("--source replay needs --file CAPTURE.h5")
@@ -106,6 +110,11 @@ def make_source(args: argparse.Namespace) -> IQSource:
         return _uhd_source(args)
     if getattr(args, "loop_s", None) is not None:  # --duration-s is then the stream length
         sc = scenario_from_args(argparse.Namespace(**{**vars(args), "duration_s": args.loop_s}))
+
+        def interrupt_generation(_: int) -> None:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+
         try:
             return LoopSource(
                 sc,
@@ -113,6 +122,7 @@ def make_source(args: argparse.Namespace) -> IQSource:
                 loop_s=args.loop_s,
                 duration_s=args.duration_s,
                 chunk_samples=args.chunk_samples,
+                progress=interrupt_generation,
             )
         except ValueError as exc:
             raise CliError(str(exc)) from None
@@ -191,7 +201,9 @@ def server_keys_from_args(args: argparse.Namespace) -> ServerKeys | None:
 
 
 def client_keys_from_args(args: argparse.Namespace) -> ClientKeys | None:
-    """``--keys DIR`` of a connecting command (see :func:`add_keys_arg`)."""
+    """``--keys DIR`` of a connecting command (see :func:`add_keys_arg`), after the connect
+    policy (``sdr.security.check_connect``) has passed ``--connect``."""
+    check_connect(args.connect, curve=args.keys is not None, insecure=args.insecure)
     return None if args.keys is None else ClientKeys.from_dir(args.keys)
 
 
@@ -202,7 +214,7 @@ def cmd_stream(args: argparse.Namespace) -> dict:
         raise CliError(f"{args.record} exists; refusing to overwrite without --force")
     with StopOnSignal() as signals:
         stop = signals.event
-        source = make_source(args)
+        source = make_source(args, stop)
         signals.on_stop.append(source.stop)
         try:
             try:
@@ -247,6 +259,13 @@ def cmd_stream(args: argparse.Namespace) -> dict:
                     if rec is not None:
                         rec.close()
                 summary["subscriber_seen"] = subscriber_seen
+                if isinstance(source, LoopSource):
+                    summary["loop"] = {
+                        "loop_s": source.loop_s,
+                        "loop_bytes": source.bytes_per_loop,
+                        "packets_per_loop": source.truth_packets_per_loop,
+                        "generate_s": source.generate_s,
+                    }
                 completed = not summary["interrupted"]
             finally:
                 # a stream that ended normally lets its queue drain to the consumers
@@ -420,21 +439,21 @@ def cmd_keys(args: argparse.Namespace) -> dict:
 
 # ----- parser -----------------------------------------------------------------------------------
 def add_keys_arg(p: argparse.ArgumentParser, server: bool) -> None:
-    """``--keys DIR`` (and, for a binding command, ``--insecure``) as in ``sdr/security.py``."""
+    """``--keys DIR`` or ``--insecure``, as in ``sdr/security.py`` (bind and connect policies)."""
+    g = p.add_mutually_exclusive_group()
     if server:
-        g = p.add_mutually_exclusive_group()
         g.add_argument(
             "--keys",
             type=Path,
             help="CURVE key directory (server.key_secret, authorized_clients/); see `keys`",
         )
-        g.add_argument(
-            "--insecure",
-            action="store_true",
-            help="allow binding a non-loopback endpoint without authentication or encryption",
-        )
     else:
-        p.add_argument("--keys", type=Path, help="CURVE key directory (client.key_secret, server.key)")
+        g.add_argument("--keys", type=Path, help="CURVE key directory (client.key_secret, server.key)")
+    g.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback endpoint without authentication or encryption",
+    )
 
 
 def _add_uhd_args(p: argparse.ArgumentParser) -> None:

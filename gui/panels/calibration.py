@@ -21,7 +21,7 @@ from PyQt5.QtWidgets import (
 
 from gui.calibration_cmd import backscatter_program, calibrate_arguments, failure_text, progress_from_line
 from gui.model import ResultsModel
-from gui.theme import BAND_COLORS, BANDS, Theme, styled_plot
+from gui.theme import BAND_COLORS, BANDS, Theme, plain_label, styled_plot
 
 ERROR_STYLE = "color: #e0556a; font-weight: bold;"
 
@@ -44,10 +44,10 @@ class CalibrationPanel(QWidget):
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.state_label = QLabel("idle")
-        self.result_label = QLabel("")
+        self.state_label = plain_label("idle")
+        self.result_label = plain_label("")
         self.result_label.setWordWrap(True)
-        self.error_label = QLabel("")
+        self.error_label = plain_label("")
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet(ERROR_STYLE)
         self.log = QPlainTextEdit()

@@ -28,10 +28,11 @@ TOPICS = (IQ_TOPIC, *RESULT_KINDS)
 IQ_FORMATS = ("sc16", "fc32")
 IQ_SOURCES = ("uhd", "emulator", "replay")
 BAND_NAMES = ("central", "lower", "upper")
+# the largest frame a valid message has: an fc32 IQ payload of one channel per (distinct) band
+MAX_PAYLOAD_BYTES = len(BAND_NAMES) * MAX_SAMPLES * 8
 RESULT_DTYPES = ("complex64", "float32", "float64", "uint8", "int64")
 SC16_FULL_SCALE = 32767.0
 _BYTES_PER_SAMPLE = {"sc16": 4, "fc32": 8}
-MAX_PAYLOAD_BYTES = MAX_CHANNELS * MAX_SAMPLES * 8
 
 IQ_HWM = 32
 RESULT_HWM = 200
