@@ -11,6 +11,8 @@ sample the result depends on, to its publication.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import queue
 import threading
 import time
@@ -29,6 +31,29 @@ from sdr.transport import IQHeader, IQMessage, IQSubscriber, ResultPublisher
 
 SPECTRUM_BINS = 512
 STALLED_AFTER_S = 1.0
+
+
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``, or a no-op where there is none (musl, macOS).
+
+    IQ messages are allocated in ZeroMQ's I/O thread and freed in the worker's thread; after a
+    backlog (dozens of 3 MB messages queued at once) glibc keeps the freed memory in its arenas,
+    so the resident size stays at the backlog's high-water mark for the rest of the run.
+    Trimming once a second when the queue is empty (about 1 ms) hands it back.
+    """
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+release_free_memory = _malloc_trim()
 
 
 @dataclass
@@ -178,6 +203,8 @@ class StreamWorker:
                         next_spectrum = time.monotonic() + self.spectrum_period_s
                 now = time.monotonic()
                 if now >= next_health:
+                    if self._q.empty():
+                        release_free_memory()
                     self._publish_health(now, period)
                     period = {"samples": 0, "busy_s": 0.0}
                     next_health = now + self.health_period_s
