@@ -486,3 +486,27 @@ def test_every_result_kind_renders_as_a_line_and_as_json():
         assert obj["arrays"] == {
             n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays.items()
         }
+
+
+def test_a_source_slower_than_real_time_is_warned_about_once(tmp_path, wf, capsys):
+    """A paced emulator that falls more than a second behind the sample clock: one warning on
+    stderr that names the source and points to ``--loop-s``; the stream itself goes on."""
+    sc = ScenarioConfig(duration_s=0.02, seed=2, bands=("central", "upper"))
+    source = EmulatorSource(sc, wf, chunk_samples=50_000)
+    now = [0.0]
+
+    def clock() -> float:  # every look at the clock finds it 0.5 s later: ever further behind
+        now[0] += 0.5
+        return now[0]
+
+    pub = IQPublisher(_ipc(tmp_path, "iq"), sample_rate_hz=wf.sample_rate_hz, channels=source.channels,
+                      waveform=wf, source="emulator", mode="pub")  # fmt: skip
+    try:
+        pacer = pipeline_cmd.Pacer(wf.sample_rate_hz, clock=clock)
+        summary = pipeline_cmd.run_stream(source, pub, pacer=pacer, stop=threading.Event())
+    finally:
+        pub.close(linger_s=0)
+    err = capsys.readouterr().err
+    assert summary["messages"] == len(list(EmulatorSource(sc, wf, chunk_samples=50_000)))
+    assert summary["max_lag_s"] > pipeline_cmd.BEHIND_WARNING_S
+    assert err.count("warning:") == 1 and "emulator source is" in err and "--loop-s" in err

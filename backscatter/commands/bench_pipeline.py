@@ -20,17 +20,15 @@
     ``latency_p95_s`` over each second) and the recordings' sizes and durations.
 
     The recorder cannot run for the whole soak here: the default rate is 92 MS/s x 4 bytes =
-    368 MB/s (221 GB per 10 minutes); this machine's disk writes 200-380 MB/s with 77 GB free,
-    and on two shared cores the recorder (HDF5 with checksums, a flush per message) and the
-    worker cannot both keep up with the stream.  So it records in windows: ``record_s`` seconds
-    (one ``backscatter record --count N`` process) after the warm-up and then every
-    ``record_every_s`` seconds (default: 10 s every 5 minutes), each file measured and deleted
-    (unless ``keep_recording``).  The write speed of ``record_dir`` is measured first and
-    reported; a window that would not fit in half the free space is skipped and reported;
-    ``record_s=None`` records the rest of the soak with one recorder (a machine with a fast,
-    large disk), refused when it cannot fit.  Memory growth leaves out the recorder windows and
-    ``settle_s`` after each: the backlog a window leaves in the worker's queues is occupancy, not
-    a leak (each window's own figures show its effect).
+    368 MB/s (221 GB per 10 minutes) and this machine has about 77 GB free.  So it records in
+    windows: ``record_s`` seconds (one ``backscatter record --count N`` process) after the
+    warm-up and then every ``record_every_s`` seconds (default: 30 s every 150 s, four windows in
+    10 minutes), each file measured and deleted (unless ``keep_recording``).  The write speed of
+    ``record_dir`` is measured first and reported; a window that would not fit in half the free
+    space is skipped and reported; ``record_s=None`` records the rest of the soak with one
+    recorder (a machine with a fast, large disk), refused when it cannot fit.  Memory growth
+    leaves out the recorder windows and ``settle_s`` after each: the backlog a window may leave
+    in the worker's queues is occupancy, not a leak (each window's own figures show its effect).
 
 Every process is an ordinary command: ``backscatter stream --source emulator --loop-s ...``,
 ``backscatter worker`` and ``backscatter record``.

@@ -130,6 +130,10 @@ def make_source(args: argparse.Namespace, stop: threading.Event | None = None) -
     return EmulatorSource(sc, get_profile(args.profile), chunk_samples=args.chunk_samples)
 
 
+BEHIND_WARNING_S = 1.0
+"""A paced source this far behind the sample clock gets one warning."""
+
+
 def run_stream(
     source: IQSource,
     publisher: IQPublisher,
@@ -146,6 +150,7 @@ def run_stream(
     """
     messages = samples = lost = 0
     record_error = None
+    behind_warned = False
     t0 = time.perf_counter()
     stopped = False
     for chunk in source:
@@ -154,6 +159,17 @@ def run_stream(
         if stop.is_set() or not pacer.wait(chunk.first_sample, n, stop):
             stopped = True
             break
+        if pacer.realtime and pacer.lag_s > BEHIND_WARNING_S and not behind_warned:
+            behind_warned = True
+            looping = isinstance(source, LoopSource)
+            hint = "; --loop-s streams a pre-generated loop in real time" if source.name == "emulator" else ""
+            hint = "" if looping else hint
+            print(
+                f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
+                f"sample clock: it produces samples slower than real time{hint}",
+                file=sys.stderr,
+                flush=True,
+            )
         header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
         if header is None:
             stopped = True
