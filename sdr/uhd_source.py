@@ -3,7 +3,9 @@
 ``UHDSource`` is a thin driver: its only side effects are UHD calls on the
 ``MultiUSRP`` and its ``RXStreamer``. The ``uhd`` module is imported only when a
 source is opened (``open``, ``with``, or iteration), so the rest of the project
-never needs it (Debian's ``python3-uhd`` is built against numpy 1.x).
+never needs it (Debian's ``python3-uhd`` is built against numpy 1.x). The errors,
+``StreamEvent`` and ``import_uhd`` live in ``sdr.uhd_support``, the ``--source uhd``
+flags and ``make_uhd_source`` in ``sdr.uhd_cli``; all are re-exported here.
 
 Set-up order (``open``), and why:
 
@@ -39,26 +41,57 @@ the previous chunk.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import logging
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import Any, Self
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from dsp.config_base import ConfigError
 from dsp.waveform import WaveformConfig, get_profile
-from sdr.radio_config import BANDS, REF_SOURCES, RadioConfig, load_radio_config, radio_config_for
+from sdr.radio_config import RadioConfig
 from sdr.sources import Chunk
+from sdr.uhd_support import (
+    INSTALL_HINT,
+    NUMPY_ABI_MARKERS,
+    StreamEvent,
+    UHDError,
+    UHDSetupError,
+    UHDStreamError,
+    UHDUnavailableError,
+    check_radio_matches_waveform,
+    import_uhd,
+    waveform_for_radio,
+)
+
+if TYPE_CHECKING:
+    from sdr.uhd_cli import DEFAULT_GAIN_DB, add_uhd_args, make_uhd_source
+
+__all__ = [
+    "DEFAULT_GAIN_DB",
+    "DRAIN_TIMEOUT_S",
+    "INSTALL_HINT",
+    "LOCK_POLL_S",
+    "MAX_DRAIN_RECVS",
+    "MAX_EVENTS",
+    "NUMPY_ABI_MARKERS",
+    "SC16_DTYPE",
+    "WIRE_FORMAT",
+    "StreamEvent",
+    "UHDError",
+    "UHDSetupError",
+    "UHDSource",
+    "UHDStreamError",
+    "UHDUnavailableError",
+    "add_uhd_args",
+    "check_radio_matches_waveform",
+    "import_uhd",
+    "make_uhd_source",
+    "waveform_for_radio",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,123 +104,17 @@ MAX_EVENTS = 10_000
 LOCK_POLL_S = 0.01
 DRAIN_TIMEOUT_S = 0.1
 MAX_DRAIN_RECVS = 100  # in-flight data after stop_cont is a few packets
-DEFAULT_GAIN_DB = 30.0
 
-#: what numpy prints when a module built for numpy 1.x is imported under numpy 2
-NUMPY_ABI_MARKERS = ("_ARRAY_API not found", "compiled using NumPy 1.x")
-INSTALL_HINT = (
-    "Install UHD's Python API with `sudo apt-get install python3-uhd uhd-host` (pip has no build "
-    "for this platform) and run from a virtual environment that sees /usr/lib/python3/dist-packages "
-    "(e.g. `/usr/bin/python3 -m venv --system-site-packages`) with numpy<2: Debian's UHD 4.3 is "
-    "compiled against numpy 1.x."
-)
+#: names re-exported from ``sdr.uhd_cli``, loaded on first use (it imports this module)
+_CLI_NAMES = frozenset({"DEFAULT_GAIN_DB", "add_uhd_args", "make_uhd_source"})
 
 
-class UHDError(RuntimeError):
-    """Base of the UHD source's errors."""
+def __getattr__(name: str) -> Any:
+    if name in _CLI_NAMES:
+        from sdr import uhd_cli
 
-
-class UHDUnavailableError(UHDError):
-    """The ``uhd`` Python module cannot be imported."""
-
-
-class UHDSetupError(UHDError):
-    """The radio could not be configured (lock, rate, ...)."""
-
-
-class UHDStreamError(UHDError):
-    """Streaming failed beyond the bounded retries (timeouts, late commands)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One metadata event: ``kind`` is ``lost``, ``overflow``, ``sequence_error``,
-    ``late_command``, ``timeout``, ``broken_chain``, ``alignment``, ``bad_packet``,
-    ``time_error``, ``error`` or ``stop_error``.
-
-    ``first_sample`` is the stream index where it applies (for ``lost``: the first
-    sample after the gap), ``time_s`` the device time when the metadata had one.
-    """
-
-    kind: str
-    first_sample: int
-    time_s: float | None = None
-    samples_lost: int = 0
-    detail: str = ""
-
-
-def import_uhd() -> ModuleType:
-    """Import UHD's Python module, or raise ``UHDUnavailableError`` saying how to install it.
-
-    A UHD build compiled against numpy 1.x still imports under numpy 2 after printing
-    ``_ARRAY_API not found`` (its array calls are then unusable): that is refused too.
-    """
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            import uhd  # imported here only: the rest of the project never needs it
-    except (ImportError, AttributeError) as exc:
-        hint = ""
-        if int(np.__version__.split(".")[0]) >= 2:
-            hint = f" This interpreter has numpy {np.__version__}."
-        raise UHDUnavailableError(
-            f"cannot import the UHD Python module 'uhd' ({exc}). {INSTALL_HINT}{hint}"
-        ) from exc
-    printed = captured.getvalue()
-    if any(marker in printed for marker in NUMPY_ABI_MARKERS):
-        raise UHDUnavailableError(
-            f"the UHD Python module was compiled against numpy 1.x and cannot pass arrays with "
-            f"numpy {np.__version__}. {INSTALL_HINT}"
-        )
-    if printed:
-        sys.stderr.write(printed)
-    return uhd
-
-
-def waveform_for_radio(wf: WaveformConfig, radio: RadioConfig) -> WaveformConfig:
-    """``wf`` with its carrier, tag shift and capture rate taken from ``radio``'s channels."""
-    centers = {ch.band: ch.rf_center_hz for ch in radio.channels}
-    carrier = centers["central"]
-    shifts = []
-    for band, sign in (("lower", -1.0), ("upper", 1.0)):
-        if band in centers:
-            shift = sign * (centers[band] - carrier)
-            if shift <= 0:
-                raise ConfigError(
-                    f"RadioConfig.channels: the {band} band at {centers[band]:.9g} Hz is on the wrong side "
-                    f"of the central band at {carrier:.9g} Hz"
-                )
-            shifts.append(shift)
-    if len(shifts) == 2 and abs(shifts[0] - shifts[1]) > 1.0:
-        raise ConfigError(
-            f"RadioConfig.channels: side bands are not symmetric about the central band "
-            f"(-{shifts[0]:.9g} Hz, +{shifts[1]:.9g} Hz)"
-        )
-    changes: dict[str, float] = {}
-    if carrier != wf.carrier_freq_hz:
-        changes["carrier_freq_hz"] = carrier
-    if shifts and shifts[0] != wf.tag_shift_hz:
-        changes["tag_shift_hz"] = shifts[0]
-    if radio.rate_hz != wf.capture_rate_hz:
-        changes["capture_rate_hz"] = radio.rate_hz
-    return wf.replace(**changes) if changes else wf
-
-
-def check_radio_matches_waveform(radio: RadioConfig, wf: WaveformConfig) -> None:
-    """Raise ``ConfigError`` unless the radio receives ``wf``'s bands at ``wf.capture_rate_hz``."""
-    if not math.isclose(radio.rate_hz, wf.capture_rate_hz, rel_tol=1e-9):
-        raise ConfigError(
-            f"RadioConfig.channels[0].rate_hz = {radio.rate_hz!r} differs from the waveform's "
-            f"capture_rate_hz {wf.capture_rate_hz!r}"
-        )
-    want = wf.band_centers_hz
-    for i, ch in enumerate(radio.channels):
-        if abs(ch.rf_center_hz - want[ch.band]) > 1.0:
-            raise ConfigError(
-                f"RadioConfig.channels[{i}].rf_center_hz = {ch.rf_center_hz!r}: the waveform puts the "
-                f"{ch.band} band at {want[ch.band]!r} Hz (carrier {wf.carrier_freq_hz!r}, "
-                f"tag shift {wf.tag_shift_hz!r})"
-            )
+        return getattr(uhd_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UHDSource:
@@ -523,63 +450,3 @@ def _strerror(md: Any) -> str:
         return str(md.strerror())
     except Exception:
         return ""
-
-
-def add_uhd_args(p: argparse.ArgumentParser) -> None:
-    """Flags of ``stream --source uhd`` (``--profile`` comes from the scenario flags)."""
-    g = p.add_argument_group("radio (--source uhd)")
-    g.add_argument("--radio-config", type=Path, help="RadioConfig JSON; replaces the other radio flags")
-    g.add_argument("--center-freq-hz", type=float, help="carrier / central band (default: the profile's)")
-    g.add_argument("--gain-db", type=float, help=f"RX gain of every channel (default {DEFAULT_GAIN_DB:g})")
-    g.add_argument("--device-args", default="", help="UHD device args, e.g. addr=192.168.10.2")
-    g.add_argument("--clock-source", choices=REF_SOURCES, help="10 MHz reference (default internal)")
-    g.add_argument("--time-source", choices=REF_SOURCES, help="PPS source (default internal)")
-    g.add_argument("--antenna", help="RX antenna port of every channel (default RX1)")
-    g.add_argument(
-        "--rx-bands", nargs="+", choices=BANDS, help="bands to receive (default: central lower upper)"
-    )
-
-
-def make_uhd_source(args: Any) -> UHDSource:
-    """Build a ``UHDSource`` from ``stream --source uhd`` arguments (nothing is opened).
-
-    Either ``args.radio_config`` (path to a ``RadioConfig`` JSON; the waveform
-    profile ``args.profile`` then takes its carrier, tag shift and capture rate
-    from the radio's channels), or ``args.profile`` + ``args.center_freq_hz``
-    (default: the profile's carrier) + ``args.gain_db`` (default 30 dB) +
-    ``args.device_args``. Optional attributes used when present and not ``None``:
-    ``clock_source``, ``time_source``, ``antenna``, ``rx_bands``, ``cpu_format``;
-    ``chunk_samples`` sets ``samples_per_chunk`` in both cases.
-    """
-    wf = get_profile(getattr(args, "profile", None) or "default")
-    chunk = getattr(args, "chunk_samples", None)
-    per_chunk = {} if chunk is None else {"samples_per_chunk": int(chunk)}
-    path = getattr(args, "radio_config", None)
-    if path:
-        radio = load_radio_config(path)
-        if per_chunk:
-            radio = radio.replace(**per_chunk)
-        return UHDSource(radio, waveform_for_radio(wf, radio))
-    center = getattr(args, "center_freq_hz", None)
-    if center is not None and float(center) != wf.carrier_freq_hz:
-        wf = wf.replace(carrier_freq_hz=float(center))
-    gain = getattr(args, "gain_db", None)
-    extra: dict[str, Any] = dict(per_chunk)
-    for name, key in (
-        ("clock_source", "clock_source"),
-        ("time_source", "time_source"),
-        ("antenna", "antenna"),
-        ("rx_bands", "bands"),
-        ("cpu_format", "cpu_format"),
-    ):
-        value = getattr(args, name, None)
-        if value is not None:
-            extra[key] = value
-    radio = radio_config_for(
-        wf,
-        wf.carrier_freq_hz,
-        DEFAULT_GAIN_DB if gain is None else float(gain),
-        device_args=getattr(args, "device_args", None) or "",
-        **extra,
-    )
-    return UHDSource(radio, wf)
