@@ -19,7 +19,13 @@ from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, projection_matrix, ramp, symbol_from_cfr
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
-from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template, shape_match
+from dsp.tagdemod import (
+    demodulate,
+    detection_statistic,
+    overlap_matrix,
+    preamble_template,
+    shape_match,
+)
 from dsp.timing import symbol_timing
 from dsp.waveform import WaveformConfig
 from dsp.windows import WindowBlock, make_buffer
@@ -38,6 +44,7 @@ class _Segment:
     starts: np.ndarray  # [window] continuous working-rate index of each window start
     block: WindowBlock  # the windows, [band, window, N] (views or implicit)
     z: np.ndarray  # [band, window] tag samples (central: reference projection); nan until acquired
+    ph: np.ndarray  # [band, window] nominal CFO phase (cycles) removed from the side bands' z
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         return self.block.matmul(row, mat)
@@ -104,6 +111,9 @@ class Receiver:
         self._ref: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
         self._proj: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
         self._acq: dict[str, SubspaceAcquirer] = {}
+        # side bands: the nominal CFO phase is continuous across CFO updates; it is
+        # anchor_phase + cfo * (index - anchor_index) / fs (see _nominal_phase, _set_cfo)
+        self._anchor: dict[str, tuple[int, float]] = {b: (0, 0.0) for b in self.bands}
         self._lag0 = 0j
         self._last_z0: complex | None = None
         self._preamble = bits_to_symbols(preamble_bits(wf))
@@ -179,7 +189,12 @@ class Receiver:
     # ----- per segment ---------------------------------------------------
     def _segment(self, starts: np.ndarray, block: WindowBlock) -> list[Result]:
         fs = self.fs
-        seg = _Segment(starts, block, np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64))
+        seg = _Segment(
+            starts,
+            block,
+            np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64),
+            np.zeros((len(self.bands), starts.size)),
+        )
         self._central(seg)
         self._history.append(seg)
         for b in self.sides:
@@ -235,11 +250,29 @@ class Receiver:
         self._update_noise("central", zp[:, 1])
 
     def _project(self, band: str, seg: _Segment) -> np.ndarray:
-        """Tag samples ``[window]`` with the band's nominal CFO phase removed; updates the noise."""
-        zp = seg.matmul(self.bands.index(band), self._proj[band])
+        """Tag samples ``[window]`` with the band's nominal CFO phase removed (and stored in
+        ``seg.ph``); updates the noise."""
+        row = self.bands.index(band)
+        zp = seg.matmul(row, self._proj[band])
         self._update_noise(band, zp[:, 1])
-        phase = np.mod(self.cfo_hz[band] * seg.starts / self.fs, 1.0)
-        return (zp[:, 0] * np.exp(-2j * np.pi * phase)).astype(np.complex64)
+        seg.ph[row] = self._nominal_phase(band, seg.starts)
+        return (zp[:, 0] * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
+
+    def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
+        """Nominal CFO phase (cycles, mod 1) of a side band at continuous working-rate ``index``."""
+        at, phase = self._anchor[band]
+        return np.mod(phase + self.cfo_hz[band] * (index - at) / self.fs, 1.0)
+
+    def _set_cfo(self, band: str, cfo_hz: float) -> None:
+        """Change a side band's CFO keeping its nominal phase continuous at the newest window.
+
+        Referencing the phase to sample 0 instead (``cfo * index / fs``) would make every small
+        correction jump the phase by ``2 pi * delta_cfo * t``: after minutes of stream, enough to
+        flip the tail of a packet whose windows straddle the correction.
+        """
+        at = int(self._history[-1].starts[-1]) if self._history else self._anchor[band][0]
+        self._anchor[band] = (at, float(self._nominal_phase(band, np.asarray(at))))
+        self.cfo_hz[band] = cfo_hz
 
     def _install(self, band: str, ref: np.ndarray) -> None:
         """Use ``ref`` ``[N]`` as the band's reference, with a noise probe at its current CFO."""
@@ -289,6 +322,10 @@ class Receiver:
         starts = np.concatenate([s.starts for s in self._history])
         z = np.concatenate([s.z[rows] for s in self._history], axis=1).astype(complex)
         return starts, z, rows
+
+    def _phases(self, rows: list[int], lo: int, hi: int) -> np.ndarray:
+        """Stored nominal phases ``[row, window]`` of history windows ``lo..hi``."""
+        return np.concatenate([s.ph[rows] for s in self._history], axis=1)[:, lo:hi]
 
     def _z_noise(self, rows: list[int]) -> np.ndarray:
         out = []
@@ -368,13 +405,13 @@ class Receiver:
         # ranging epoch from the same windows, weighted by the re-modulated tag waveform
         wave = dem.decisions @ o
         weights: dict[str, np.ndarray] = {}
+        phases = self._phases(rows, lo, hi)
         for r, b in enumerate([self.bands[i] for i in rows]):
             g = dem.gains[r]
-            ph = np.mod(self.cfo_hz[b] * st / self.fs, 1.0)
             weights[b] = (
-                wave * np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
+                wave * np.exp(-2j * np.pi * (phases[r] + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
             )
-            self.cfo_hz[b] += 0.5 * dem.freq_offset_hz[r]
+            self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
         epoch = self._epoch(lo, hi, weights, t0 / self.fs)
         for b in weights:  # refine the side-band references with this packet's estimate
             self._refresh_reference(
@@ -408,11 +445,12 @@ class Receiver:
             dem = demodulate(
                 z[:, i0:hi], self._z_noise(rows), blocks, np.ones(n_sub), times, self.cfg.phase_track_max_hz
             )
+            phases = self._phases(rows, i0, hi)
             for r, b in enumerate([self.bands[i] for i in rows]):
                 g = dem.gains[r]
-                ph = np.mod(self.cfo_hz[b] * st / self.fs, 1.0)
+                ph = phases[r]
                 weights[b] = np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
-                self.cfo_hz[b] += 0.5 * dem.freq_offset_hz[r]
+                self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
             out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
             self._epoch_from = int(st[-1]) + self.n
             if hi >= len(starts):

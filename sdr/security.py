@@ -85,18 +85,18 @@ def check_connect(endpoint: str, *, curve: bool, insecure: bool) -> None:
 def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
     if not path.is_file():
         raise SecurityError(f"{path}: key file not found")
-    if secret:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise SecurityError(
-                f"{path}: secret key is readable by others (mode {mode:04o}); run `chmod 600 {path}`"
-            )
     try:
         public, secret_key = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
         raise SecurityError(f"{path}: not a ZeroMQ certificate: {exc}") from None
     if secret and not secret_key:
         raise SecurityError(f"{path}: holds no secret key (use the .key_secret file)")
+    if secret:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise SecurityError(
+                f"{path}: secret key is readable by others (mode {mode:04o}); run `chmod 600 {path}`"
+            )
     return public, secret_key
 
 

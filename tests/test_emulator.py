@@ -148,3 +148,25 @@ def _spectrum(wf, h):
     spec = np.zeros(wf.fft_size, complex)
     spec[wf.active_bins] = wf.zadoff_chu * h
     return spec
+
+
+def test_box_muller_noise_is_unit_power_circular_gaussian():
+    """``complex_gaussian``: E|z|^2 = 1, I and Q independent N(0, 1/2), Gaussian by a KS test,
+    |z| within the 24-bit bound, and the same generator state gives the same noise."""
+    import scipy.stats
+
+    from sdr.emulator.noise import complex_gaussian
+
+    z = complex_gaussian(np.random.default_rng(11), np.empty((64, 4096), np.complex64))
+    n = z.size
+    assert abs(np.mean(np.abs(z) ** 2) - 1) < 5 / np.sqrt(n)  # |z|^2 ~ Exp(1): std 1
+    tol_var = 5 * 0.5 * np.sqrt(2 / n)  # 5 standard deviations of a sample variance of N(0, 1/2)
+    assert abs(np.var(z.real) - 0.5) < tol_var and abs(np.var(z.imag) - 0.5) < tol_var
+    assert abs(np.mean(z.real * z.imag)) < 5 * 0.5 / np.sqrt(n)
+    for part in (z.real, z.imag):
+        assert scipy.stats.kstest(part.ravel()[:100_000] * np.sqrt(2), "norm").pvalue > 1e-3
+    assert np.abs(z).max() <= np.sqrt(24 * np.log(2)) * (1 + 1e-6)
+    again = complex_gaussian(np.random.default_rng(11), np.empty((64, 4096), np.complex64))
+    np.testing.assert_array_equal(z, again)
+    with pytest.raises(ValueError, match="complex64"):
+        complex_gaussian(np.random.default_rng(0), np.empty(8, np.complex128))

@@ -20,6 +20,7 @@ from dsp.packet import bits_to_symbols, build_packet
 from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.geometry import draw_paths
+from sdr.emulator.noise import complex_gaussian
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.emulator.truth import GroundTruth
 
@@ -179,11 +180,11 @@ class Emulator:
         m = block * n_sym + np.arange(n_sym)
         start = m * n
         fs = wf.sample_rate_hz
-        # SFC64 and a preallocated buffer: Gaussian noise dominates the cost of emulation
+        # SFC64 and Box-Muller (sdr/emulator/noise.py): Gaussian noise dominates the cost
         rng = np.random.Generator(
             np.random.SFC64(np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)))
         )
-        noise = np.empty((n_sym, 2 * n), np.float32)
+        noise = np.empty((n_sym, n), np.complex64)
         out = np.empty((len(sc.bands), n_sym, n), np.complex64)
         t_in = np.arange(n)
         a_start = np.ones(n_sym) if sc.mode == "cw" else self.tag_wave(start)
@@ -200,9 +201,9 @@ class Emulator:
             if sideband and sc.mode == "burst":
                 for k in np.flatnonzero(i0 != i1):  # a tag symbol edge inside this OFDM symbol
                     out[c, k] = phasor[k] * base * self.tag_wave(start[k] + t_in)
-            rng.standard_normal(dtype=np.float32, out=noise)
-            noise *= np.float32(np.sqrt(self.noise_var[band] / 2))
-            out[c] += noise.view(np.complex64)
+            complex_gaussian(rng, noise)
+            noise *= np.float32(np.sqrt(self.noise_var[band]))
+            out[c] += noise
         out = out.reshape(len(sc.bands), n_sym * n)
         if self._qlevels:
             v = out.view(np.float32)
