@@ -173,3 +173,22 @@ def test_x410_rate_is_received_without_resampling_and_chunk_invariant(wf):
         assert e and abs(e[-1].range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.3
         ranges.append([x.range_m["ir_first_interp"] for x in e])
     np.testing.assert_allclose(ranges[0], ranges[1], atol=1e-6)
+
+
+def test_a_cfo_correction_keeps_the_side_band_phase_continuous(wf):
+    """After ``_set_cfo`` the nominal phase at the newest window is unchanged, however late in
+    the stream: referencing it to sample 0 would jump it by ``delta_f * t`` cycles (here, 100 s
+    into the stream, a 0.005 Hz correction would flip it by half a cycle)."""
+    from dsp.receiver import _Segment
+
+    rx = Receiver(wf, ["central", "upper"])
+    late = 100 * wf.sample_rate_hz  # continuous index 100 s into the stream
+    starts = late + wf.fft_size * np.arange(4)
+    rx._history = [_Segment(starts, None, np.zeros((2, 4), np.complex64), np.zeros((2, 4)))]
+    rx.cfo_hz["upper"] = 1234.5
+    before = rx._nominal_phase("upper", starts)
+    rx._set_cfo("upper", 1234.5 + 0.005)
+    after = rx._nominal_phase("upper", starts)
+    assert abs(np.mod(after[-1] - before[-1] + 0.5, 1.0) - 0.5) < 1e-9  # continuous at the newest window
+    step = np.mod(np.diff(after)[0], 1.0)  # and the new frequency from there on
+    assert step == pytest.approx(np.mod((1234.5 + 0.005) * wf.fft_size / wf.sample_rate_hz, 1.0), abs=1e-9)
