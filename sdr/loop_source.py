@@ -1,6 +1,6 @@
 """A looping emulator source: a few seconds of emulated IQ, generated once, streamed forever.
 
-The emulator takes about 2.2 s of one core per second of three-band signal at 30.72 MS/s, so it
+The emulator takes about 1.1 s of one core per second of three-band signal at 30.72 MS/s, so it
 cannot feed the streamer in real time.  :class:`LoopSource` pre-generates ``loop_s`` seconds of
 an :class:`~sdr.sources.EmulatorSource` into memory as sc16 (int16 ``[channel, sample, 2]``,
 the radio's native format, 4 bytes a complex sample: 368 MB per second of three bands) and then

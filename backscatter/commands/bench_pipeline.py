@@ -3,8 +3,9 @@
 :func:`bench_pipeline`
     A streamer and a worker as separate processes, PUSH -> PULL over tcp loopback, three bands of
     the default profile at 30.72 MS/s in sc16, paced in real time.  The emulator is too slow to
-    do that live (about 2.2 s per second of signal), so the streamer sends a pre-generated loop
-    (:class:`sdr.loop_source.LoopSource`).  An in-process listener counts the worker's results.
+    do that live beside the worker on two cores (about 1.1 s per second of signal), so the
+    streamer sends a pre-generated loop (:class:`sdr.loop_source.LoopSource`).  An in-process
+    listener counts the worker's results.
     Reported: samples lost at the worker (target 0), ranging epochs received against the packets
     the stream holds (target: all), the worker's 95th-percentile latency from the arrival of a
     sample to the publication of the result that contains it (target <= 0.1 s), its real-time
