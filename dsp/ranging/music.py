@@ -195,9 +195,11 @@ class Music(RangingMethod):
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
         """Delay of the first path; ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``.
 
-        With the band's ``cir`` ``[K]``, the search is gated around IR First's first peak (two
-        resolution cells before it, one after): MUSIC refines that detection and cannot jump to
-        a spurious pseudo-spectrum peak far from any energy in the CIR.
+        With the band's ``cir`` ``[K]``, the search is gated around IR First's first peak
+        (``gate_cells_before`` resolution cells before it, default 2, and one after): MUSIC
+        refines that detection and cannot jump to a spurious pseudo-spectrum peak far from any
+        energy in the CIR.  Five cells before (the full ranging sweep, seed 2025) left the RMSE
+        at the top SNR unchanged and brought back 15-35 m outliers below 32 dB of attenuation.
         """
         return self.estimate(cfr, cir).delay_s
 
@@ -249,7 +251,8 @@ class Music(RangingMethod):
             return None
         q_ir = first_peak_index(mag, float(self.params.get("threshold", 0.3)))
         cell = int(np.ceil(k_fft / len(self.wf.active_subcarriers)))  # grid bins per 1 / B_occ
-        return q_ir, np.arange(q_ir - 2 * cell, q_ir + cell + 1) % k_fft
+        before = int(self.params.get("gate_cells_before", 2))
+        return q_ir, np.arange(q_ir - before * cell, q_ir + cell + 1) % k_fft
 
     def _first_peak(self, pseudo: np.ndarray, order: int, gate: tuple[int, np.ndarray] | None = None) -> int:
         """Earliest of the ``order`` highest circular local maxima within the threshold of the top
