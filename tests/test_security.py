@@ -61,7 +61,9 @@ def _delivered(ctx: zmq.Context, endpoint: str, keys: ClientKeys, server: zmq.So
     apply_client_keys(push, keys)
     push.connect(endpoint)
     try:
-        push.send(b"hello", zmq.NOBLOCK) if push.poll(int(wait_s * 1000), zmq.POLLOUT) else None
+        if not push.poll(int(wait_s * 1000), zmq.POLLOUT):  # no authenticated peer to send to
+            return False
+        push.send(b"hello", zmq.NOBLOCK)
         return server.poll(int(wait_s * 1000)) != 0 and server.recv() == b"hello"
     finally:
         push.close()

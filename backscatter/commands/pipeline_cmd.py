@@ -161,9 +161,8 @@ def run_stream(
             break
         if pacer.realtime and pacer.lag_s > BEHIND_WARNING_S and not behind_warned:
             behind_warned = True
-            looping = isinstance(source, LoopSource)
-            hint = "; --loop-s streams a pre-generated loop in real time" if source.name == "emulator" else ""
-            hint = "" if looping else hint
+            fresh_emulation = source.name == "emulator" and not isinstance(source, LoopSource)
+            hint = "; --loop-s streams a pre-generated loop in real time" if fresh_emulation else ""
             print(
                 f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
                 f"sample clock: it produces samples slower than real time{hint}",
