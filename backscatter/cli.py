@@ -11,6 +11,7 @@ from backscatter.commands import (
     captures_cmd,
     crlb_cmd,
     gui_cmd,
+    methods_cmd,
     pipeline_cmd,
     receive_cmd,
     sweep_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         calibrate_cmd,
         gui_cmd,
         crlb_cmd,
+        methods_cmd,
         sweep_cmd,
         bench_cmd,
     ):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from dsp.config_base import ConfigBase
 
@@ -13,6 +14,9 @@ class ReceiverConfig(ConfigBase):
 
     ``tx_rx_distance_m`` is the known TX-RX distance ``d_0`` of eq. (78); when it is
     ``None`` the reported ranges are excess path lengths (``d_0 = 0``).
+    ``method_params`` maps a ranging method to its parameters (``{"music":
+    {"gate_cells_before": 5}}``; ``backscatter methods`` lists them); ``ir_threshold``
+    is passed to every method that has a ``threshold`` and is not set there.
     """
 
     tag_mode: str = "burst"
@@ -27,6 +31,7 @@ class ReceiverConfig(ConfigBase):
     preamble_match: float = 0.5
     ir_threshold: float = 0.3
     methods: tuple[str, ...] = ("ir_first", "ir_first_interp")
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tx_rx_distance_m: float | None = None
     phase_track_max_hz: float = 4.0
     cfo_forget: float = 0.9
@@ -57,6 +62,16 @@ class ReceiverConfig(ConfigBase):
         unknown = [m for m in self.methods if m not in REGISTRY]
         if unknown or not self.methods:
             self._fail("methods", f"unknown ranging method(s) {unknown}; known: {sorted(REGISTRY)}")
+        from dsp.config_base import ConfigError
+        from dsp.ranging.params import MethodList, validate_method_params
+
+        try:
+            params = validate_method_params(self.method_params)
+        except ConfigError as exc:
+            raise ConfigError(f"ReceiverConfig.method_params: {exc}") from None
+        object.__setattr__(self, "method_params", params)
+        # the receiver passes ``methods`` to dsp.epoch.ranging_epoch: carry the parameters with it
+        object.__setattr__(self, "methods", MethodList(self.methods, params))
         if self.tx_rx_distance_m is not None and not (0 <= self.tx_rx_distance_m < 1e5):
             self._fail("tx_rx_distance_m", "must be in [0, 1e5) m")
         if not (0 < self.cfo_forget <= 1 and 0 <= self.reference_forget < 1):

@@ -64,6 +64,13 @@ def check_common_fields(cfg: Any) -> None:
         cfg._fail("band", "must be 'lower' or 'upper'")
     if hasattr(cfg, "methods") and any(m not in REGISTRY for m in cfg.methods):
         cfg._fail("methods", f"unknown method; known: {sorted(REGISTRY)}")
+    if hasattr(cfg, "method_params"):
+        from dsp.ranging.params import validate_method_params
+
+        try:
+            object.__setattr__(cfg, "method_params", validate_method_params(cfg.method_params))
+        except ValueError as exc:
+            cfg._fail("method_params", str(exc))
     if hasattr(cfg, "acquisition") and cfg.acquisition not in ACQUISITION_MODES:
         cfg._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
 

@@ -20,7 +20,7 @@ over ``epoch_symbols`` symbols, at the same SNRs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class Config(ConfigBase):
     side_snr_at_zero_attenuation_db: float = 8.0
     band: str = "upper"
     methods: tuple[str, ...] = ()
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
@@ -145,6 +146,7 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
         segment_symbols=_segment(e),
         epoch_symbols=e,
         methods=cfg.method_names,
+        method_params=cfg.method_params,
         tx_rx_distance_m=tx_rx.los_length_m,
     )
     emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition)

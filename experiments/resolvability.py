@@ -11,7 +11,7 @@ the two-path resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Config(ConfigBase):
     snr_side_db: float = 20.0
     band: str = "upper"
     methods: tuple[str, ...] = ()
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     acquisition: str = "seeded"
 
     def _validate(self) -> None:
@@ -110,6 +111,7 @@ def run_cell(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
         segment_symbols=cfg.epoch_symbols if cfg.epoch_symbols <= 1000 else 500,
         epoch_symbols=cfg.epoch_symbols,
         methods=cfg.method_names,
+        method_params=cfg.method_params,
         tx_rx_distance_m=cfg.tx_rx_m,
     )
     rows = []

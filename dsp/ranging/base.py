@@ -8,23 +8,39 @@ relative to the start of the CIR window) of its first path.  Bistatic range
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from dsp.ranging.params import MethodParams
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 REGISTRY: dict[str, type[RangingMethod]] = {}
 
 
 class RangingMethod(ABC):
-    """One delay estimator.  Subclasses set ``name`` and implement :meth:`first_path_delay_s`."""
+    """One delay estimator.  Subclasses set ``name``, ``Params`` and implement :meth:`first_path_delay_s`.
+
+    ``params`` is an instance of the method's frozen, validated ``Params``
+    (:mod:`dsp.ranging.params`); :func:`get_method` builds it from keywords.
+    """
 
     name: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
 
-    def __init__(self, wf: WaveformConfig, **params: float):
+    def __init__(self, wf: WaveformConfig, params: MethodParams | None = None):
+        if params is None:
+            params = self.Params()
+        if not isinstance(params, self.Params):
+            raise TypeError(
+                f"ranging method {self.name!r}: params must be {self.Params.__name__}, got {params!r}"
+            )
         self.wf = wf
         self.params = params
+
+    def delay_and_std_s(self, cfr: np.ndarray, cir: np.ndarray) -> tuple[float, float]:
+        """First-path delay and its standard deviation (s; ``nan`` when the method gives none)."""
+        return self.first_path_delay_s(cfr, cir), float("nan")
 
     def __init_subclass__(cls, **kw: object) -> None:
         super().__init_subclass__(**kw)
@@ -36,12 +52,13 @@ class RangingMethod(ABC):
         """Delay of the first path; ``cfr`` ``[subcarrier]``, ``cir`` ``[K]`` (its IFFT)."""
 
 
-def get_method(name: str, wf: WaveformConfig, **params: float) -> RangingMethod:
+def get_method(name: str, wf: WaveformConfig, **params: Any) -> RangingMethod:
+    """Method ``name`` with keyword parameters checked by its ``Params`` (``ConfigError`` naming them)."""
     try:
         cls = REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown ranging method {name!r}; known: {sorted(REGISTRY)}") from None
-    return cls(wf, **params)
+    return cls(wf, cls.Params.from_dict(params))
 
 
 def bistatic_range_m(

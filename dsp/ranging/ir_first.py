@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dsp.ranging.base import RangingMethod
+from dsp.ranging.params import MethodParams, param
 
 
 def first_peak_index(mag: np.ndarray, threshold: float) -> int:
@@ -16,13 +19,39 @@ def first_peak_index(mag: np.ndarray, threshold: float) -> int:
     return int(peaks[0]) if peaks.size else int(np.argmax(mag))
 
 
+THRESHOLD_DOC = "first peak above this fraction of the CIR maximum (eta, eq. (80)-(83))"
+
+
+@dataclass(frozen=True)
+class IRFirstParams(MethodParams):
+    method = "ir_first"
+    threshold: float = param(0.3, THRESHOLD_DOC, "(0, 1)")
+
+    def _validate(self) -> None:
+        if not 0 < self.threshold < 1:
+            self._fail("threshold", "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class IRFirstInterpParams(IRFirstParams):
+    method = "ir_first_interp"
+    oversample: int = param(16, "fine-grid points per CIR grid step around the first peak", "[2, 1024]")
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not 2 <= self.oversample <= 1024:
+            self._fail("oversample", "must be in [2, 1024]")
+
+
 class IRFirst(RangingMethod):
     """First local peak of ``abs(cir)`` above ``threshold * max``; granularity one grid step."""
 
     name = "ir_first"
+    Params = IRFirstParams
+    params: IRFirstParams
 
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray) -> float:
-        q = first_peak_index(np.abs(cir), self.params.get("threshold", 0.3))
+        q = first_peak_index(np.abs(cir), self.params.threshold)
         return q * self.wf.cir_grid_step_s
 
 
@@ -35,11 +64,13 @@ class IRFirstInterp(RangingMethod):
     """
 
     name = "ir_first_interp"
+    Params = IRFirstInterpParams
+    params: IRFirstInterpParams
 
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray) -> float:
         wf = self.wf
-        q = first_peak_index(np.abs(cir), self.params.get("threshold", 0.3))
-        over = int(self.params.get("oversample", 16))
+        q = first_peak_index(np.abs(cir), self.params.threshold)
+        over = self.params.oversample
         step = wf.cir_grid_step_s
         taus = (q + np.arange(-over, over + 1) / over) * step
         mag = np.abs(np.exp(2j * np.pi * np.outer(taus, wf.active_freqs_hz)) @ cfr)

@@ -39,8 +39,10 @@ import scipy.fft
 import scipy.linalg
 from numpy.lib.stride_tricks import sliding_window_view
 
+from dsp.config_base import ConfigError
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.ir_first import first_peak_index
+from dsp.ranging.params import MethodParams, param
 from dsp.waveform import WaveformConfig
 
 CRITERIA = ("mdl", "aic")
@@ -135,62 +137,68 @@ def _denominator(noise_h: np.ndarray, delays_s: np.ndarray, spacing_hz: float) -
     return np.sum(g.real**2 + g.imag**2, axis=0)
 
 
-def _int_param(name: str, value: object, lo: int, hi: int | None, why: str = "") -> int:
-    """``value`` as an integer in ``[lo, hi]``, or ``ValueError`` naming the parameter."""
-    try:
-        ok = float(value).is_integer() and lo <= int(value) and (hi is None or int(value) <= hi)
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        span = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(
-            f"music: {name} must be an integer {' '.join(filter(None, [span, why]))}, got {value!r}"
-        )
-    return int(value)
+@dataclass(frozen=True)
+class MusicParams(MethodParams):
+    method = "music"
+    subvector_len: int | None = param(
+        None,
+        "sub-vector length L (default: half the longest run of adjacent active subcarriers, <= 256)",
+        "[2, longest run of adjacent active subcarriers]",
+    )
+    max_order: int = param(DEFAULT_MAX_ORDER, "clamp of the model order (at most L - 1)", ">= 1")
+    criterion: str = param("mdl", "model-order criterion", "'mdl' or 'aic'")
+    peak_threshold_db: float = param(
+        DEFAULT_PEAK_THRESHOLD_DB,
+        "how far below the pseudo-spectrum maximum the first peak may lie",
+        "(0, inf) dB",
+    )
+    gate_cells_before: int = param(
+        2, "resolution cells before IR First's first peak that MUSIC may search", "[0, 64]"
+    )
+    threshold: float = param(0.3, "IR First threshold of the gate (see ir_first)", "(0, 1)")
+
+    def _validate(self) -> None:
+        if self.subvector_len is not None and self.subvector_len < 2:
+            self._fail("subvector_len", "must be at least 2")
+        if self.max_order < 1:
+            self._fail("max_order", "must be at least 1")
+        if self.criterion not in CRITERIA:
+            self._fail("criterion", f"must be one of {CRITERIA}")
+        self._check_range("peak_threshold_db", 0.0, None, open_lo=True)
+        self._check_range("gate_cells_before", 0, 64)
+        if not 0 < self.threshold < 1:
+            self._fail("threshold", "must be in (0, 1)")
 
 
 class Music(RangingMethod):
     """MUSIC with forward-backward spatial smoothing and MDL/AIC model order.
 
-    Parameters (keyword, via :func:`dsp.ranging.get_method`):
-
-    * ``subvector_len`` ``L``: default half the longest contiguous run of active
-      subcarriers, at most 256 (200 for the default profile);
-    * ``max_order``: clamp of the model order (default 32, at most ``L - 1``);
-    * ``criterion``: ``"mdl"`` (default) or ``"aic"``;
-    * ``peak_threshold_db``: how far below the pseudo-spectrum maximum a peak may
-      lie and still count as the first path (default 50 dB);
-    * ``threshold``: the receiver's IR First amplitude threshold, passed to every
-      method; accepted and ignored, since pseudo-spectrum heights are not path
-      amplitudes (see ``peak_threshold_db``).
+    Parameters: :class:`MusicParams` (``backscatter methods`` lists them).  The
+    receiver's IR First ``threshold`` sets the gate; pseudo-spectrum heights are not
+    path amplitudes (see ``peak_threshold_db``).
     """
 
     name = "music"
+    Params = MusicParams
+    params: MusicParams
 
-    def __init__(self, wf: WaveformConfig, **params: float | str):
-        known = {"subvector_len", "max_order", "criterion", "peak_threshold_db", "threshold"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"music: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        super().__init__(wf, **params)
+    def __init__(self, wf: WaveformConfig, params: MusicParams | None = None):
+        super().__init__(wf, params)
+        p = self.params
         self.runs = contiguous_runs(wf.active_subcarriers)
         longest = max(r.size for r in self.runs)
-        length = params.get("subvector_len")
-        if length is None:
-            length = min(longest // 2, MAX_DEFAULT_SUBVECTOR_LEN)
-        self.subvector_len = _int_param(
-            "subvector_len", length, 2, longest, "(the longest run of adjacent active subcarriers)"
+        length = (
+            p.subvector_len if p.subvector_len is not None else min(longest // 2, MAX_DEFAULT_SUBVECTOR_LEN)
         )
-        max_order = _int_param("max_order", params.get("max_order", DEFAULT_MAX_ORDER), 1, None)
-        self.max_order = min(max_order, self.subvector_len - 1)
-        criterion = params.get("criterion", "mdl")
-        if criterion not in CRITERIA:
-            raise ValueError(f"music: criterion must be one of {CRITERIA}, got {criterion!r}")
-        self.criterion = str(criterion)
-        thr = float(params.get("peak_threshold_db", DEFAULT_PEAK_THRESHOLD_DB))
-        if not (np.isfinite(thr) and thr > 0):
-            raise ValueError(f"music: peak_threshold_db must be positive and finite, got {thr!r}")
-        self.peak_threshold_db = thr
+        if not 2 <= length <= longest:
+            raise ConfigError(
+                f"ranging method 'music': subvector_len = {length!r} must be in [2, {longest}] "
+                "(the longest run of adjacent active subcarriers)"
+            )
+        self.subvector_len = int(length)
+        self.max_order = min(p.max_order, self.subvector_len - 1)
+        self.criterion = p.criterion
+        self.peak_threshold_db = p.peak_threshold_db
 
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
         """Delay of the first path; ``cfr`` ``[subcarrier]`` or ``[snapshot, subcarrier]``.
@@ -249,9 +257,9 @@ class Music(RangingMethod):
         mag = np.abs(np.asarray(cir))
         if mag.shape != (k_fft,) or not np.all(np.isfinite(mag)) or not mag.any():
             return None
-        q_ir = first_peak_index(mag, float(self.params.get("threshold", 0.3)))
+        q_ir = first_peak_index(mag, self.params.threshold)
         cell = int(np.ceil(k_fft / len(self.wf.active_subcarriers)))  # grid bins per 1 / B_occ
-        before = int(self.params.get("gate_cells_before", 2))
+        before = self.params.gate_cells_before
         return q_ir, np.arange(q_ir - before * cell, q_ir + cell + 1) % k_fft
 
     def _first_peak(self, pseudo: np.ndarray, order: int, gate: tuple[int, np.ndarray] | None = None) -> int:
