@@ -130,6 +130,11 @@ def make_source(args: argparse.Namespace, stop: threading.Event | None = None) -
     return EmulatorSource(sc, get_profile(args.profile), chunk_samples=args.chunk_samples)
 
 
+def _gnuradio_args() -> Any:
+    """``backscatter.commands.gnuradio_args``, imported when used (it imports this module)."""
+    return importlib.import_module("backscatter.commands.gnuradio_args")
+
+
 BEHIND_WARNING_S = 1.0
 """A paced source this far behind the sample clock gets one warning."""
 
@@ -142,6 +147,7 @@ def run_stream(
     stop: threading.Event,
     recorder: Recorder | None = None,
     progress: Any = None,
+    also: Any = None,
 ) -> dict[str, Any]:
     """Send every chunk of ``source`` through ``publisher`` (and into ``recorder``) until done or ``stop``.
 
@@ -170,6 +176,9 @@ def run_stream(
                 flush=True,
             )
         header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
+        if also is not None and header is not None:  # GNU Radio sockets (--gnuradio-bind)
+            if not also.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop):
+                header = None
         if header is None:
             stopped = True
             break
@@ -249,10 +258,16 @@ def cmd_stream(args: argparse.Namespace) -> dict:
             except zmq.ZMQError as exc:  # address in use, malformed endpoint
                 raise CliError(f"cannot bind {args.bind}: {exc}") from None
             completed = False
+            gr_pub = None
             try:
+                gr_pub = _gnuradio_args().gnuradio_publisher_from_args(
+                    args, source.sample_rate_hz, source.channels
+                )
                 subscriber_seen = None
                 if args.wait_subscriber_s > 0:
                     subscriber_seen = pub.wait_for_subscriber(args.wait_subscriber_s, stop)
+                    if gr_pub is not None:
+                        subscriber_seen = gr_pub.wait_for_subscribers(args.wait_subscriber_s, stop)
                 live = bool(getattr(source, "is_live", source.name == "uhd"))
                 pacer = Pacer(source.sample_rate_hz, realtime=not (live or args.as_fast_as_possible))
                 rec = None
@@ -264,7 +279,13 @@ def cmd_stream(args: argparse.Namespace) -> dict:
                 try:
                     with progress_bar(total or 0, "stream", enabled=bool(total) and not args.json) as bar:
                         summary = run_stream(
-                            source, pub, pacer=pacer, stop=stop, recorder=rec, progress=bar.update
+                            source,
+                            pub,
+                            pacer=pacer,
+                            stop=stop,
+                            recorder=rec,
+                            progress=bar.update,
+                            also=gr_pub,
                         )
                 except RuntimeError as exc:  # the radio's set-up and stream errors
                     if source.name != "uhd":
@@ -274,6 +295,10 @@ def cmd_stream(args: argparse.Namespace) -> dict:
                     if rec is not None:
                         rec.close()
                 summary["subscriber_seen"] = subscriber_seen
+                summary["gnuradio"] = gr_pub and {
+                    "endpoints": gr_pub.endpoints,
+                    "items_sent": gr_pub.items_sent,
+                }
                 if isinstance(source, LoopSource):
                     summary["loop"] = {
                         "loop_s": source.loop_s,
@@ -285,6 +310,8 @@ def cmd_stream(args: argparse.Namespace) -> dict:
             finally:
                 # a stream that ended normally lets its queue drain to the consumers
                 pub.close(linger_s=DRAIN_S if completed else 0.2)
+                if gr_pub is not None:
+                    gr_pub.close(linger_s=DRAIN_S if completed else 0.2)
         finally:
             source.close()
     if args.json:
@@ -314,8 +341,11 @@ def cmd_record(args: argparse.Namespace) -> dict:
         raise CliError(f"{args.out} exists; refusing to overwrite without --force")
     with StopOnSignal() as signals:
         stop = signals.event
+        sub = _gnuradio_args().gnuradio_subscriber_from_args(args)
+        if sub is None and not args.connect:
+            raise CliError("give --connect ENDPOINT (our stream) or --gnuradio BAND=ENDPOINT per band")
         try:
-            sub = IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
+            sub = sub or IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
         except SecurityError as exc:
             raise CliError(str(exc)) from None
         except zmq.ZMQError as exc:  # malformed endpoint
@@ -514,16 +544,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--record", type=Path, help="also record what is sent to this capture file")
     p.add_argument("--force", action="store_true", help="overwrite --record")
+    _gnuradio_args().add_gnuradio_output_args(p)
     add_keys_arg(p, server=True)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("record", help="record an IQ stream to a capture file (readable while it grows)")
-    p.add_argument("--connect", required=True, help="streamer endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--connect", help="streamer endpoint, e.g. tcp://127.0.0.1:5555 (or --gnuradio)")
     p.add_argument("--out", type=Path, required=True, help="capture file to write (.h5)")
     p.add_argument(
         "--socket", choices=["sub", "pull"], default="sub", help="sub for a pub stream, pull for push"
     )
+    _gnuradio_args().add_gnuradio_input_args(p)
     p.add_argument("--idle-timeout-s", type=float, help="stop after this long without IQ")
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.add_argument("--force", action="store_true", help="overwrite --out")

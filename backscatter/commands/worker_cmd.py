@@ -8,6 +8,7 @@ from pathlib import Path
 
 import zmq
 
+from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio_subscriber_from_args
 from backscatter.commands.pipeline_cmd import (
     StopOnSignal,
     add_keys_arg,
@@ -54,10 +55,14 @@ def cmd_worker(args: argparse.Namespace) -> dict:
             raise
 
     with StopOnSignal() as signals:
-        try:
-            sub = IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
-        except zmq.ZMQError as exc:
-            raise CliError(f"cannot connect {args.connect}: {exc}") from None
+        sub = gnuradio_subscriber_from_args(args)
+        if sub is None:
+            if not args.connect:
+                raise CliError("give --connect ENDPOINT (our stream) or --gnuradio BAND=ENDPOINT per band")
+            try:
+                sub = IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
+            except zmq.ZMQError as exc:
+                raise CliError(f"cannot connect {args.connect}: {exc}") from None
         try:
             try:
                 pub = ResultPublisher(
@@ -71,7 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> dict:
                 summary = worker.run(signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s)
         finally:
             sub.close()
-    summary.update(connect=args.connect, results=args.bind)
+    summary.update(connect=args.connect or sub.endpoint, results=args.bind)
     if args.json:
         print_json(summary)
     else:
@@ -88,10 +93,11 @@ def cmd_worker(args: argparse.Namespace) -> dict:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run the receiver on a live IQ stream and publish results")
-    p.add_argument("--connect", required=True, help="streamer endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--connect", help="streamer endpoint, e.g. tcp://127.0.0.1:5555 (or --gnuradio)")
     p.add_argument(
         "--socket", choices=["sub", "pull"], default="sub", help="sub for a pub stream, pull for push"
     )
+    add_gnuradio_input_args(p)
     p.add_argument(
         "--bind", default=DEFAULT_RESULTS_ENDPOINT, help="results endpoint to bind (default %(default)s)"
     )

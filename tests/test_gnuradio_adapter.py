@@ -1,0 +1,217 @@
+"""The GNU Radio adapter without GNU Radio: tag headers, PMTs, alignment, gaps, malformed input.
+
+``tests/test_gnuradio.py`` runs the same paths against a real GNU Radio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backscatter import cli
+from dsp.waveform import get_profile
+from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioPublisher, GnuRadioSubscriber
+from sdr.transport.gr_align import Aligner
+from sdr.transport.gr_tags import (
+    GrHeaderError,
+    GrTag,
+    Pair,
+    decode_tag_header,
+    encode_tag_header,
+    pmt_decode,
+    pmt_double,
+    pmt_rx_time,
+)
+
+# pmt.serialize_str(...).hex() printed by GNU Radio 3.10.5's Python bindings
+GR_SERIALISED = {
+    "02000772785f74696d65": "rx_time",
+    "0c000000020b0000000000000005043fd0000000000000": (5, 0.25),
+    "04417d4c0000000000": 30.72e6,
+    "01": False,
+    "06": None,
+    "03fffffffd": -3,
+    "0d0000010000000000": 2**40,
+    "0b0000010000000000": 2**40,
+    "07020001610300000001": Pair("a", 1),
+    "09070200016a030000000209070200016b030000000106": {"j": 2, "k": 1},
+    "08000000020000": [True, True],
+    "053ff00000000000004000000000000000": 1 + 2j,
+}
+
+
+@pytest.mark.parametrize("hexstr", sorted(GR_SERIALISED))
+def test_pmts_serialised_by_gnuradio_decode(hexstr):
+    buf = memoryview(bytes.fromhex(hexstr))
+    value, end = pmt_decode(buf)
+    assert end == len(buf)
+    assert value == GR_SERIALISED[hexstr]
+
+
+def test_uniform_vectors_decode_to_native_arrays():
+    v, _ = pmt_decode(memoryview(bytes.fromhex("0a080000000201003f80000040000000")))
+    np.testing.assert_array_equal(v, np.array([1.0, 2.0], np.float32))
+    v, _ = pmt_decode(memoryview(bytes.fromhex("0a0a0000000101003f8000003f800000")))
+    assert v.dtype == np.complex64 and v[0] == 1 + 1j
+
+
+def test_rx_time_is_written_as_gr_uhd_writes_it():
+    assert pmt_rx_time(5.25).hex() == "0c000000020b0000000000000005043fd0000000000000"
+
+
+def test_tag_header_round_trip():
+    head = encode_tag_header(1000, [(1000, "rx_time", pmt_rx_time(2.5)), (1003, "rx_rate", pmt_double(1e6))])
+    offset, tags, n = decode_tag_header(memoryview(head + b"\0" * 16))
+    assert (offset, n) == (1000, len(head))
+    assert tags == [GrTag(1000, "rx_time", (2, 0.5)), GrTag(1003, "rx_rate", 1e6)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"\xf0\x5f",
+        b"\x00" * 19,
+        encode_tag_header(0, [(0, "k", b"\x0e")]),
+        b"\xf0\x5f\x01" + b"\xff" * 16,
+    ],
+)
+def test_malformed_headers_raise_only_grheadererror(bad):
+    with pytest.raises(GrHeaderError):
+        decode_tag_header(memoryview(bad))
+
+
+def _tag(o: int, t: float) -> GrTag:
+    return GrTag(o, "rx_time", (int(t), t - int(t)))
+
+
+def _all(al: Aligner) -> list:
+    out = []
+    while (c := al.take(flush=True)) is not None:
+        out.append(c)
+    return out
+
+
+def test_offset_alignment_joins_late_sockets_and_reports_a_dropped_message_as_a_gap():
+    x = np.arange(100, dtype=np.complex64)
+    al = Aligner(2, 1e3, align="offset", chunk_samples=1000)
+    al.add(0, 10, x[10:40])  # lane 0 joined at item 10, lane 1 at item 20
+    al.add(1, 20, x[20:50] + 1000)
+    al.add(0, 40, x[40:70])
+    al.add(1, 60, x[60:70] + 1000)  # lane 1 lost items 50..59
+    chunks = _all(al)
+    assert [(c.first_sample, c.lost_before, c.iq.shape[1]) for c in chunks] == [(0, 0, 30), (40, 10, 10)]
+    np.testing.assert_array_equal(chunks[0].iq[0], x[20:50])
+    np.testing.assert_array_equal(chunks[0].iq[1], x[20:50] + 1000)
+    np.testing.assert_array_equal(chunks[1].iq[1], x[60:70] + 1000)
+
+
+def test_time_alignment_uses_rx_time_and_sees_an_overflow_in_a_retagged_time():
+    rate = 1000.0
+    x = np.arange(300, dtype=np.complex64)
+    al = Aligner(2, rate, align="auto", chunk_samples=1000)
+    # two flowgraphs, different offsets, same device time: lane 1 started 5 samples later
+    al.add(0, 0, x[0:100], [_tag(0, 7.0)])
+    al.add(1, 50, x[5:105], [_tag(50, 7.005)])
+    assert al.mode == "time"
+    # an overflow on lane 0: 20 samples lost, the offsets run on, rx_time says so
+    al.add(0, 100, x[120:200], [_tag(100, 7.120)])
+    al.add(1, 150, x[105:205])
+    chunks = _all(al)
+    assert [(c.index, c.lost_before, c.iq.shape[1]) for c in chunks] == [(7005, 0, 95), (7120, 20, 80)]
+    np.testing.assert_array_equal(chunks[0].iq[0], chunks[0].iq[1])
+    np.testing.assert_array_equal(chunks[1].iq[0], chunks[1].iq[1])
+
+
+def test_an_offset_going_back_restarts_the_stream():
+    x = np.ones(10, np.complex64)
+    al = Aligner(2, 1e3, align="offset", chunk_samples=1000)
+    al.add(0, 100, x)
+    al.add(1, 100, x)
+    assert _all(al)[0].new_stream
+    assert al.add(0, 0, x) is False
+    al.add(1, 0, x)
+    c = _all(al)
+    assert al.restarts == 1 and c[0].new_stream and c[0].first_sample == 0 and c[0].lost_before == 0
+
+
+def test_a_stalled_socket_overflows_its_neighbours_into_a_gap():
+    al = Aligner(2, 1e3, align="offset", chunk_samples=10, max_buffer_samples=30)
+    al.add(0, 0, np.zeros(10, np.complex64))
+    al.add(1, 0, np.zeros(10, np.complex64))
+    assert al.take().first_sample == 0
+    for k in range(1, 10):  # lane 1 stalls while lane 0 runs on
+        al.add(0, 10 * k, np.full(10, k, np.complex64))
+    al.add(1, 10, np.zeros(90, np.complex64))
+    chunks = _all(al)
+    assert al.overflow_samples == 60
+    assert (chunks[0].first_sample, chunks[0].lost_before) == (70, 60)
+    assert sum(c.iq.shape[1] for c in chunks) == 30
+
+
+def _pair(socket_in: str, tags: bool, fmt: str = "fc32") -> tuple[GnuRadioPublisher, GnuRadioSubscriber]:
+    wf = get_profile("default")
+    rows = (("central", "tcp://127.0.0.1:*"), ("upper", "tcp://127.0.0.1:*"))
+    centres = (wf.band_centers_hz["central"], wf.band_centers_hz["upper"])
+    pub_cfg = GnuRadioConfig(
+        endpoints=rows,
+        rf_centers_hz=centres,
+        sample_rate_hz=30.72e6,
+        socket="push",
+        item_format=fmt,
+        tags=tags,
+    )
+    pub = GnuRadioPublisher(pub_cfg)
+    sub_rows = tuple((b, e) for (b, _), e in zip(rows, pub.endpoints, strict=True))
+    sub_cfg = pub_cfg.replace(endpoints=sub_rows, socket=socket_in, chunk_samples=4096)
+    return pub, GnuRadioSubscriber(sub_cfg, wf)
+
+
+@pytest.mark.parametrize("fmt", ["fc32", "sc16"])
+def test_publisher_to_subscriber_keeps_samples_and_reports_a_source_gap(fmt):
+    pub, sub = _pair("pull", tags=True, fmt=fmt)
+    rng = np.random.default_rng(1)
+    iq = (rng.standard_normal((2, 3000)) * 0.1 + 1j * rng.standard_normal((2, 3000)) * 0.1).astype(
+        np.complex64
+    )
+    try:
+        pub.send(iq[:, :1000], 0, 0.0)
+        pub.send(iq[:, 1500:3000], 1500, 1500 / 30.72e6, lost_before=500)  # a source gap: rx_time re-tagged
+        got = []
+        while sum(m.header.n_samples for m in got) < 2500:
+            m = sub.recv(timeout_s=5.0)
+            assert m is not None, "timed out"
+            got.append(m)
+    finally:
+        pub.close(0)
+        sub.close()
+    assert [(m.header.first_sample, m.lost_before) for m in got] == [(0, 0), (1500, 500)]
+    assert sub.samples_lost == 500 and sub.gaps == 1 and not sub.drops
+    assert got[0].header.source == "gnuradio" and got[0].header.bands == ["central", "upper"]
+    tol = 0 if fmt == "fc32" else 1 / 32767
+    np.testing.assert_allclose(
+        np.concatenate([m.complex64() for m in got], axis=1), iq[:, np.r_[0:1000, 1500:3000]], atol=tol
+    )
+
+
+def test_malformed_messages_are_counted_and_dropped():
+    pub, sub = _pair("pull", tags=True)
+    try:
+        for s in pub._socks:  # garbage on the publisher's own sockets, then a good chunk
+            s.send(b"\x01\x02\x03")  # no tag header
+            s.send(encode_tag_header(0, []) + b"\x00" * 5)  # payload not whole items
+            s.send_multipart([b"a", b"b", b"c"])  # three frames
+        pub.send(np.ones((2, 100), np.complex64), 0, 0.0)
+        m = sub.recv(timeout_s=5.0)
+    finally:
+        pub.close(0)
+        sub.close()
+    assert m is not None and m.header.n_samples == 100
+    assert dict(sub.drops) == {"gr_header": 2, "payload": 2, "frames": 2}
+
+
+def test_worker_needs_an_input(capsys):
+    assert cli.main(["worker", "--duration-s", "0.1"]) == 2
+    assert "--gnuradio" in capsys.readouterr().err
+    assert cli.main(["worker", "--gnuradio", "upper=tcp://127.0.0.1:1"]) == 2
+    assert "central" in capsys.readouterr().err
