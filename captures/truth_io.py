@@ -19,6 +19,7 @@ def write_truth(group: h5py.Group, truth: GroundTruth, scenario_json: str | None
     for k in _SCALAR_KEYS:
         group.attrs[k] = getattr(truth, k)
     group.attrs["tag_symbol_samples"] = truth.tag_symbol_samples
+    group.attrs["sample_clock_ppm"] = truth.sample_clock_ppm
     group.attrs["tag_pos_m"] = json.dumps(list(truth.tag_pos_m) if truth.tag_pos_m else None)
     for k in _BAND_KEYS:
         group.attrs[k] = json.dumps(getattr(truth, k))
@@ -50,6 +51,7 @@ def read_truth(group: h5py.Group) -> GroundTruth:
         tag_clock_ppm=float(a["tag_clock_ppm"]),
         tag_id=int(a["tag_id"]),
         tag_symbol_samples=float(a["tag_symbol_samples"]),
+        sample_clock_ppm=float(a.get("sample_clock_ppm", 0.0)),  # absent in captures before drift
         cfr_propagation={b: prop[i] for i, b in enumerate(bands)},
         cfr_circuitry={b: circ[i] for i, b in enumerate(bands)},
         packet_start_sample=np.asarray(group["packet_start_sample"], np.float64),

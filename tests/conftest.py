@@ -25,8 +25,10 @@ def wf() -> WaveformConfig:
 def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
     """Least-squares CFR ``[subcarrier]`` of one band at the true timing and CFO.
 
-    Undoes the emulator's sample offset, CFO, band phase, scale and (side bands)
-    the tag's first-harmonic amplitude, so it estimates ``truth.cfr[band]``.
+    Undoes the emulator's sample offset (drifting with the sample clock: each window at
+    its own true delay, ``truth.illumination_delay_samples`` at the window's centre), CFO,
+    band phase, scale and (side bands) the tag's first-harmonic amplitude, so it estimates
+    ``truth.cfr[band]``.
     """
     wf, tr = emu.wf, emu.truth
     n = wf.fft_size
@@ -34,9 +36,10 @@ def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
     m = iq.shape[1] // n
     t = np.arange(m * n)
     r = iq[c, : m * n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
-    y = np.fft.fft(r.reshape(m, n).mean(axis=0)) / np.sqrt(n)
+    y = np.fft.fft(r.reshape(m, n), axis=1)[:, wf.active_bins] / np.sqrt(n)  # [window, subcarrier]
     k = wf.active_subcarriers
-    h = y[wf.active_bins] / wf.zadoff_chu * np.exp(2j * np.pi * k * tr.sample_offset / n)
+    delay = tr.illumination_delay_samples(np.arange(m) * n + (n - 1) / 2)  # [window]
+    h = np.mean(y * np.exp(2j * np.pi * np.outer(delay, k) / n), axis=0) / wf.zadoff_chu
     h *= np.exp(-1j * tr.phase_rad[band]) / tr.scale[band]
     return h / (2 / np.pi) if band != "central" else h
 

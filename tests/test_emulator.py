@@ -129,13 +129,15 @@ def test_side_band_carries_the_packet_bits(wf):
     for band in ("lower", "upper"):
         c = list(emu.sc.bands).index(band)
         h = tr.cfr[band] * tr.scale[band] * 2 / np.pi * np.exp(1j * tr.phase_rad[band])
-        ref = np.fft.ifft(_spectrum(wf, h)) * np.sqrt(n)
-        ref = np.roll(ref, tr.sample_offset)
+        k = np.fft.fftfreq(n, 1 / n)
         syms = []
         for j in range(wf.packet_bits):
             mid = int(tr.packet_start_sample[0] + (j + 0.5) * tr.tag_symbol_samples)
             s = (mid // n) * n
             t = np.arange(s, s + n)
+            # the reference at the window's true (drifting) delay
+            delay = tr.illumination_delay_samples(s + (n - 1) / 2)
+            ref = np.fft.ifft(_spectrum(wf, h) * np.exp(-2j * np.pi * k * delay / n)) * np.sqrt(n)
             r = iq[c, s : s + n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
             syms.append(np.real(np.vdot(ref, r)))
         np.testing.assert_array_equal(np.sign(syms), bits_to_symbols(tr.packet_bits[0]))

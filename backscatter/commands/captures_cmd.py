@@ -32,6 +32,11 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
         type=int,
         help="seed of the radio's circuitry (the same hardware across scenarios)",
     )
+    p.add_argument(
+        "--ideal",
+        action="store_true",
+        help="switch every emulator impairment off (sample-clock drift, ...): the bare model",
+    )
 
 
 def scenario_from_args(args: argparse.Namespace, **defaults: object) -> ScenarioConfig:
@@ -54,6 +59,8 @@ def scenario_from_args(args: argparse.Namespace, **defaults: object) -> Scenario
         data.update(snr_lower_db=args.snr_db, snr_upper_db=args.snr_db)
     if args.central_snr_db is not None:
         data.update(snr_central_db=args.central_snr_db)
+    if getattr(args, "ideal", False):
+        data["ideal"] = True
     try:
         return ScenarioConfig.from_dict(data)
     except ConfigError as exc:

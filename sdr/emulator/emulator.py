@@ -4,7 +4,8 @@ It produces the baseband IQ ``[channel, sample]`` of every band exactly as the
 receiver would see it (SYSTEM.md section 3): the periodic illumination through
 the multipath channels and circuitry (fractional delays applied per
 subcarrier), the tag's BPSK and square-wave clock in the side bands, LO and
-tag clock offsets, a random sample offset, AWGN at a per-band SNR on the
+tag clock offsets, the sample-clock drift tied to the LO offset (sdr/emulator/drift.py), a
+random sample offset, AWGN at a per-band SNR on the
 active subcarriers and ADC quantisation.  Generation is seeded, block by
 block, so any block can be reproduced on its own.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from dsp.packet import bits_to_symbols, build_packet
 from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
+from sdr.emulator.drift import DriftingPeriodic
 from sdr.emulator.geometry import draw_paths
 from sdr.emulator.noise import complex_gaussian
 from sdr.emulator.scenario import ScenarioConfig
@@ -72,6 +74,8 @@ class Emulator:
             sc.tag_clock_ppm if sc.tag_clock_ppm is not None else rng.uniform(-1, 1) * sc.tag_clock_ppm_max
         )
         self.n0 = sc.sample_offset if sc.sample_offset is not None else int(rng.integers(0, wf.fft_size))
+        # one reference per node: the TX-RX offset also stretches the illumination (SYSTEM.md 3)
+        self.sample_clock_ppm = self.lo_ppm if sc.sample_clock_tied and not sc.ideal else 0.0
         nu0 = self.lo_ppm * 1e-6 * wf.carrier_freq_hz
         eps_sh = self.tag_ppm * 1e-6 * wf.tag_shift_hz
         self.cfo_hz = {"central": nu0, "lower": nu0 - eps_sh, "upper": nu0 + eps_sh}
@@ -124,22 +128,29 @@ class Emulator:
                 h = h1c * self.paths_tag_rx.cfr(f, centers[band])
             self.cfr_prop[band] = h
             self.cfr_circ[band] = band_response(self.circuits, band, f)
-        self._period, self.noise_var, self.scale = {}, {}, {}
+        self._synth, self.noise_var, self.scale = {}, {}, {}
         n = wf.fft_size
         qlevels = 2 ** (sc.adc_bits - 1) - 1 if sc.adc_bits else 0
         for band in sc.bands:
             h = self.cfr_prop[band] * self.cfr_circ[band]
             if band != "central":
                 h = h * _TAG_HARMONIC
-            spec = np.zeros(n, complex)
-            spec[wf.active_bins] = wf.zadoff_chu * h
-            y = np.fft.ifft(spec) * np.sqrt(n)  # x (*) g, one period
             p_sig = float(np.mean(np.abs(h) ** 2))
             snr = 10 ** (sc.snr_db[band] / 10)
             var = p_sig / snr  # per-sample noise variance = per-subcarrier noise power
             rms = np.sqrt(p_sig * len(f) / n + var)
             scale = 10 ** (sc.rms_dbfs / 20) / rms
-            self._period[band] = np.roll(y, self.n0) * scale  # r[n] = y[(n - n0) mod N]
+            # r[n] = s(n (1 + delta) - n0), s one period of x (*) g: SYSTEM.md section 3
+            self._synth[band] = DriftingPeriodic(
+                wf.zadoff_chu * h * scale,
+                wf.active_bins,
+                f,
+                n,
+                wf.sample_rate_hz,
+                np.sqrt(n),
+                self.n0 / wf.sample_rate_hz,
+                self.sample_clock_ppm,
+            )
             self.noise_var[band] = var * scale**2
             self.scale[band] = scale
         self._qlevels = qlevels
@@ -152,6 +163,7 @@ class Emulator:
             tag_pos_m=tag_pos,
             sample_offset=int(self.n0),
             lo_ppm=float(self.lo_ppm),
+            sample_clock_ppm=float(self.sample_clock_ppm),
             tag_clock_ppm=float(self.tag_ppm),
             cfo_hz={b: self.cfo_hz[b] for b in sc.bands},
             snr_db=sc.snr_db,
@@ -188,19 +200,22 @@ class Emulator:
         out = np.empty((len(sc.bands), n_sym, n), np.complex64)
         t_in = np.arange(n)
         a_start = np.ones(n_sym) if sc.mode == "cw" else self.tag_wave(start)
-        if sc.mode == "burst":
-            i0 = np.searchsorted(self._edges, start, side="right")
-            i1 = np.searchsorted(self._edges, start + n - 1, side="right")
+        edge = np.zeros(n_sym, bool)
+        if sc.mode == "burst":  # a tag symbol edge inside an OFDM symbol
+            edge = np.searchsorted(self._edges, start, side="right") != np.searchsorted(
+                self._edges, start + n - 1, side="right"
+            )
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
             cyc = np.mod(nu * start / fs, 1.0)
             phasor = np.exp(1j * (self.phase_rad[band] + 2 * np.pi * cyc))
-            base = self._period[band] * np.exp(2j * np.pi * nu * t_in / fs)
+            ramp = np.exp(2j * np.pi * nu * t_in / fs)
             sideband = band != "central"
-            np.multiply((phasor * a_start if sideband else phasor)[:, None], base[None, :], out=out[c])
-            if sideband and sc.mode == "burst":
-                for k in np.flatnonzero(i0 != i1):  # a tag symbol edge inside this OFDM symbol
-                    out[c, k] = phasor[k] * base * self.tag_wave(start[k] + t_in)
+            rows = np.where(edge, phasor, phasor * a_start) if sideband else phasor
+            self._synth[band].render(block * n_sym, rows, ramp, out[c])
+            if sideband:
+                for k in np.flatnonzero(edge):
+                    out[c, k] *= self.tag_wave(start[k] + t_in)
             complex_gaussian(rng, noise)
             noise *= np.float32(np.sqrt(self.noise_var[band]))
             out[c] += noise

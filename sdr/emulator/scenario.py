@@ -19,6 +19,17 @@ class ScenarioConfig(ConfigBase):
     Geometry (SYSTEM.md section 9) is used unless all three explicit path lists
     are given as rows ``(length_m, gain_re, gain_im)``, line of sight first.
     Values left ``None`` are drawn from ``seed``.
+
+    Impairments of a real unsynchronised lab are ON by default (docs/RECEIVER.md,
+    "Emulator impairments", gives each default and where it comes from); ``ideal=True``
+    turns them all off and reproduces the emulator as it was before they existed (CFO,
+    tag clock, sample offset and circuitry stay: they are the model of SYSTEM.md
+    section 3, not impairments).
+
+    * ``sample_clock_tied``: TX and RX derive LO and sample clock from one reference each
+      (X410: LO and ADC clock from one 10 MHz-disciplined reference), so the TX-RX offset
+      ``lo_ppm`` is both the CFO ``fc lo_ppm`` and a stretch of the illumination by
+      ``lo_ppm`` in RX samples (31 samples/s per ppm at 30.72 MS/s).
     """
 
     seed: int = 0
@@ -49,6 +60,8 @@ class ScenarioConfig(ConfigBase):
     tag_clock_ppm: float | None = None
     tag_clock_ppm_max: float = 100.0
     sample_offset: int | None = None
+    ideal: bool = False  # True: every impairment below off (the bare model of SYSTEM.md 3)
+    sample_clock_tied: bool = True
     circuitry: bool = True
     circuitry_seed: int | None = None  # the same radio hardware across scenarios (None: from seed)
     circuitry_delay_max_s: float = 60e-9

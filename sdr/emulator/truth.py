@@ -35,6 +35,15 @@ class GroundTruth:
     packet_bits: np.ndarray
     tag_symbol_samples: float
     gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    sample_clock_ppm: float = 0.0
+
+    def illumination_delay_samples(self, n: np.ndarray | float) -> np.ndarray:
+        """Delay of the illumination (working-rate samples) at continuous RX sample ``n``.
+
+        ``n0 - delta n`` with ``delta = sample_clock_ppm * 1e-6``: RX sample ``n`` sees the
+        periodic received symbol at ``n (1 + delta) - n0`` (SYSTEM.md section 3).
+        """
+        return self.sample_offset - self.sample_clock_ppm * 1e-6 * np.asarray(n, np.float64)
 
     @property
     def cfr(self) -> dict[str, np.ndarray]:
@@ -57,6 +66,7 @@ class GroundTruth:
             "tag_pos_m": list(self.tag_pos_m) if self.tag_pos_m else None,
             "sample_offset": self.sample_offset,
             "lo_ppm": self.lo_ppm,
+            "sample_clock_ppm": self.sample_clock_ppm,
             "tag_clock_ppm": self.tag_clock_ppm,
             "cfo_hz": self.cfo_hz,
             "snr_db": self.snr_db,

@@ -1,0 +1,117 @@
+"""Each emulator impairment changes the signal by the amount its parameter says (measured on
+the emulator's output), and ``ideal=True`` switches them all off."""
+
+import numpy as np
+import pytest
+
+from sdr.emulator.drift import TAYLOR_TOL, DriftingPeriodic
+from sdr.emulator.emulator import SYMBOLS_PER_BLOCK, Emulator
+from sdr.emulator.scenario import ScenarioConfig
+
+# ----- ideal switch ----------------------------------------------------------------------------
+# samples [band, index] of block 1 of ScenarioConfig(seed=21, duration_s=0.02, n_nlos=2,
+# first_packet_s=0.001) from the emulator before impairments existed (commit c3db8d0)
+_IDX = [0, 1000, 77777, 200001]
+_BEFORE = np.array(
+    [
+        [0.042176582 + 0.04449599j, -0.021942809 + 0.057435837j],
+        [-8.8503677e-04 - 0.003234962j, -1.9837031e-03 + 0.003295999j],
+        [-9.1555528e-05 - 0.0015259255j, 5.4933317e-04 + 0.0022278512j],
+    ]
+)
+_BEFORE = np.concatenate(
+    [
+        _BEFORE,
+        [
+            [-0.062288277 - 0.044618063j, -0.0071718497 - 0.12897122j],
+            [3.4485916e-03 + 0.0013428144j, -1.1597034e-03 - 0.0005493332j],
+            [3.6622211e-04 - 0.0038453322j, 2.7466659e-04 + 0.0026551103j],
+        ],
+    ],
+    axis=1,
+)
+
+
+def test_ideal_reproduces_the_emulator_before_impairments(wf):
+    sc = ScenarioConfig(seed=21, duration_s=0.02, n_nlos=2, first_packet_s=0.001, ideal=True)
+    got = Emulator(wf, sc).generate_block(1)[:, _IDX]
+    # the 16-bit ADC rounds to 1/32767; float rounding may move a value across one step
+    np.testing.assert_allclose(got, _BEFORE, rtol=0, atol=1.01 / 32767)
+    assert Emulator(wf, sc).truth.sample_clock_ppm == 0.0
+
+
+# ----- sample clock tied to the LO ------------------------------------------------------------------
+def _synth(wf, clock_ppm: float) -> DriftingPeriodic:
+    rng = np.random.default_rng(5)
+    k = len(wf.active_bins)
+    spec = wf.zadoff_chu * (rng.normal(size=k) + 1j * rng.normal(size=k))  # a rich multipath CFR
+    n = wf.fft_size
+    fs = wf.sample_rate_hz
+    return DriftingPeriodic(spec, wf.active_bins, wf.active_freqs_hz, n, fs, np.sqrt(n), 3.7e-6, clock_ppm)
+
+
+@pytest.mark.parametrize("clock_ppm", [10.0, -10.0, 0.3])
+def test_drift_synthesis_matches_direct_evaluation(wf, clock_ppm):
+    """Taylor runs against the direct sum ``s(t (1 + delta) - tau0)``, over two consecutive
+    blocks 100 s into a stream (continuity across the block boundary included).  The runs
+    keep the RMS remainder within TAYLOR_TOL = 1e-5; complex64 output adds ~1e-7: the
+    limit 1e-4 is the issue's."""
+    syn = _synth(wf, clock_ppm)
+    n, rows = wf.fft_size, SYMBOLS_PER_BLOCK
+    first = round(100 * wf.sample_rate_hz / n) // rows * rows
+    out = np.empty((2 * rows, n), np.complex64)
+    row_gain = np.exp(1j * np.arange(2 * rows))
+    col_gain = np.exp(0.3j * np.arange(n) / n)
+    for b in range(2):  # two separate calls, as two blocks
+        rng = slice(b * rows, (b + 1) * rows)
+        syn.render(first + b * rows, row_gain[rng], col_gain, out[rng])
+    local = np.arange(0, 2 * rows * n, 61)
+    local = np.union1d(local, rows * n + np.arange(-40, 40))  # around the boundary, densely
+    ref = syn.direct(first * n + local) * row_gain[local // n] * col_gain[local % n]
+    err = np.linalg.norm(out.ravel()[local] - ref) / np.linalg.norm(ref)
+    assert err < 1e-4
+    assert err < 10 * TAYLOR_TOL
+
+
+def test_late_block_on_its_own_shows_the_drifted_delay(wf):
+    """A block 2.5 s in at lo_ppm = 10, generated alone: the central band's delay in one window is
+    ``n0 - delta n`` (768 samples less than at the start).  The residual delay is the
+    least-squares slope of the phase across the 800 subcarriers; at 50 dB SNR per subcarrier
+    (phase std 0.0022 rad) plus the stretch's own inter-carrier leakage inside the window
+    (measured without noise: 0.005 rad) its standard deviation is
+    ``0.006 / sqrt(sum k^2 = 4.3e7) * N / (2 pi)`` = 1.5e-4 samples.  The drift inside the
+    window is delta N = 0.01 samples: a window timed wrongly by half its length would be off
+    by 0.005.  The limit, 0.002 samples, is 13 standard deviations and below both."""
+    sc = ScenarioConfig(
+        seed=3, duration_s=3.0, mode="cw", lo_ppm=10.0, tag_clock_ppm=0.0, n_nlos=2, snr_central_db=50
+    )
+    emu = Emulator(wf, sc)
+    tr, n = emu.truth, wf.fft_size
+    assert tr.sample_clock_ppm == 10.0
+    block = round(2.5 * wf.sample_rate_hz / n) // SYMBOLS_PER_BLOCK
+    iq = emu.generate_block(block)
+    w = SYMBOLS_PER_BLOCK // 2  # a window in the middle of the block
+    s = (block * SYMBOLS_PER_BLOCK + w) * n
+    t = np.arange(s, s + n)
+    r = iq[0, w * n : (w + 1) * n] * np.exp(-2j * np.pi * tr.cfo_hz["central"] * t / wf.sample_rate_hz)
+    y = np.fft.fft(r)[wf.active_bins] / np.sqrt(n)
+    model = wf.zadoff_chu * tr.cfr["central"] * tr.scale["central"] * np.exp(1j * tr.phase_rad["central"])
+    delay = tr.illumination_delay_samples(s + (n - 1) / 2)
+    assert tr.sample_offset - delay == pytest.approx(10e-6 * (s + (n - 1) / 2))
+    k = wf.active_subcarriers
+    phase = np.angle(y / model * np.exp(2j * np.pi * k * delay / n))
+    slope, offset = np.polyfit(k, phase, 1)
+    assert abs(slope * n / (2 * np.pi)) < 0.002
+    assert abs(offset) < 0.01  # and no phase left over
+    # without the truth's drift the same window is 768 samples (mod N) away: the model matters
+    stale = np.angle(y / model * np.exp(2j * np.pi * k * tr.sample_offset / n))
+    assert np.std(np.diff(stale)) > 0.1 or abs(np.polyfit(k, stale, 1)[0]) * n / (2 * np.pi) > 0.1
+
+
+def test_sample_clock_untied_or_ideal_has_no_drift(wf):
+    base = {"seed": 4, "duration_s": 0.02, "lo_ppm": 4.0}
+    for sc in (ScenarioConfig(**base, sample_clock_tied=False), ScenarioConfig(**base, ideal=True)):
+        emu = Emulator(wf, sc)
+        assert emu.truth.sample_clock_ppm == 0.0
+        assert emu.truth.cfo_hz["central"] == pytest.approx(4e-6 * wf.carrier_freq_hz)
+    assert Emulator(wf, ScenarioConfig(**base)).truth.sample_clock_ppm == 4.0
