@@ -36,15 +36,23 @@ def band_cfr(num: Numerology, band: str, tx_rx: Link, tx_tag: Link, tag_rx: Link
     return cfr(tx_tag, f, num.carrier_freq_hz) * cfr(tag_rx, f, num.band_center_hz(band))
 
 
-def first_peak_delay_s(num: Numerology, h: np.ndarray, los_delay_s: float, step_s: float = 2e-12) -> float:
-    """Delay of the local maximum of the noiseless band-limited CIR ``abs(sum_k H[k] e^{j 2 pi f_k tau})``
-    nearest the line-of-sight delay (searched within half a resolution cell ``1 / B_occ`` of it).
+def first_peak_delay_s(num: Numerology, h: np.ndarray, los_delay_s: float, threshold: float) -> float:
+    """IR First (SYSTEM.md section 5) on the noiseless band-limited CIR
+    ``abs(sum_k H[k] exp(j 2 pi f_k tau))``: the first local maximum above ``threshold`` times
+    the maximum, searched from two resolution cells ``1 / B_occ`` before the LoS delay.
 
-    It differs from the LoS delay only through the other paths' side lobes: the bias any
-    first-peak estimator has on this channel at this bandwidth, whatever its noise.
+    It differs from the LoS delay only through the other paths' side lobes and merged
+    main lobes: the bias of the method on this channel at this bandwidth, whatever the noise.
     """
-    cell = 1.0 / (num.freqs_hz.max() - num.freqs_hz.min())
-    taus = los_delay_s + np.arange(-cell / 2, cell / 2 + step_s, step_s)
-    mag = np.abs(np.exp(2j * np.pi * np.outer(taus, num.freqs_hz)) @ h)
-    i = int(np.argmax(mag))
-    return float(taus[i])
+    f = num.freqs_hz
+    cell = 1.0 / (f.max() - f.min())
+    over = 64 * num.fft_size  # one period of the CIR at a step of about cell / 50, by one FFT
+    spec = np.zeros(over, complex)
+    spec[num.subcarriers % over] = h
+    coarse_mag = np.abs(np.fft.ifft(spec))  # tau_q = q / (over df)
+    step = 1.0 / (over * num.spacing_hz)
+    first = int(np.floor((los_delay_s - 2 * cell) / step))
+    m = np.roll(coarse_mag, -first)  # from two cells before the LoS onwards
+    peaks = np.flatnonzero((m[1:-1] >= m[:-2]) & (m[1:-1] > m[2:]) & (m[1:-1] >= threshold * m.max())) + 1
+    fine = (first + peaks[0]) * step + np.arange(-step, step, 1e-12)
+    return float(fine[np.argmax(np.abs(np.exp(2j * np.pi * np.outer(fine, f)) @ h))])
