@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.sc16 import sc16_to_complex64
+
 FORMAT_NAME = "backscatter-capture"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -38,10 +40,8 @@ class ChannelInfo:
 
 
 def ci16_to_complex(pairs: np.ndarray) -> np.ndarray:
-    """int16 pairs ``[..., sample, 2]`` to complex64 ``[..., sample]`` (32767 = 1.0)."""
-    out = pairs.astype(np.float32).view(np.complex64)[..., 0]
-    out *= np.float32(1.0 / CI16_FULL_SCALE)
-    return out
+    """int16 pairs ``[..., sample, 2]`` to complex64 ``[..., sample]`` (32767 = 1.0), in one pass."""
+    return sc16_to_complex64(pairs)
 
 
 def complex_to_ci16(iq: np.ndarray) -> np.ndarray:

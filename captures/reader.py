@@ -19,8 +19,8 @@ from captures.format import (
     SUPPORTED_VERSIONS,
     CaptureError,
     ChannelInfo,
-    ci16_to_complex,
 )
+from captures.ingest import SlabReader
 from captures.swmr import open_swmr_reader
 from captures.truth_io import read_truth
 from dsp.config_base import ConfigError
@@ -138,6 +138,7 @@ class Capture:
             if g.size and g[:, 0].max() > self.n_samples:
                 raise self._err("/gaps", f"a gap lies beyond the last sample {self.n_samples}")
             self.gaps = g.astype(np.int64)
+        self._slabs = SlabReader(iq, self.datatype)
 
     def _read_waveform(self) -> WaveformConfig:
         where = "/config/waveform"
@@ -176,13 +177,13 @@ class Capture:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Samples ``[start, stop)`` as complex64 ``[channel, sample]``."""
         stop = self.n_samples if stop is None else min(stop, self.n_samples)
+        start = min(max(start, 0), stop)
         try:
-            raw = self._iq[:, start:stop]
+            return self._slabs.read(start, stop)
         except OSError as exc:
             raise self._err(
                 "/iq", f"samples {start}..{stop} unreadable (checksum or truncation): {exc}"
             ) from None
-        return ci16_to_complex(raw) if self.datatype == "ci16_le" else raw
 
     def read_raw(self, channel: int, start: int, stop: int) -> np.ndarray:
         """Stored samples of one channel as they are on disk (int16 pairs or complex64)."""
