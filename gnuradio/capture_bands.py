@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Write what GNU Radio ZMQ sources receive, one raw file per band (run with GNU Radio's python3).
+
+    /usr/bin/python3 gnuradio/capture_bands.py --source pull --tags --items 1000000 \\
+        --band central tcp://127.0.0.1:5611 central.c64 --band upper tcp://127.0.0.1:5613 upper.c64
+
+Flowgraph per band: ``zeromq.pull_source`` or ``zeromq.sub_source`` (complex64 items, or int16
+I/Q pairs with ``--format sc16``; ``pass_tags`` with ``--tags``) -> ``blocks.head`` (``--items``)
+-> ``blocks.file_sink``, and the tags of the items kept to ``--tags-json`` (key, offset, value).
+Ends when every band has its items, or after ``--timeout-s`` (exit status 3).
+"""
+
+import argparse
+import json
+import sys
+import threading
+
+import pmt
+from gnuradio import blocks, gr, zeromq
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--band", nargs=3, action="append", required=True, metavar=("NAME", "ENDPOINT", "FILE"))
+    p.add_argument("--source", choices=["pull", "sub"], default="pull")
+    p.add_argument("--format", choices=["fc32", "sc16"], default="fc32")
+    p.add_argument("--tags", action="store_true", help="pass_tags=True on the sources")
+    p.add_argument("--items", type=int, required=True, help="items to write per band")
+    p.add_argument("--tags-json", help="write the tags seen per band to this JSON file")
+    p.add_argument("--timeout-s", type=float, default=120.0)
+    args = p.parse_args()
+    tb = gr.top_block("capture_bands")
+    item, vlen = (gr.sizeof_gr_complex, 1) if args.format == "fc32" else (gr.sizeof_short, 2)
+    make_source = zeromq.pull_source if args.source == "pull" else zeromq.sub_source
+    debug = {}
+    for name, endpoint, path in args.band:
+        src = make_source(item, vlen, endpoint, 100, args.tags, -1)
+        head = blocks.head(item * vlen, args.items)
+        sink = blocks.file_sink(item * vlen, path, False)
+        sink.set_unbuffered(False)
+        dbg = blocks.tag_debug(item * vlen, name, "")
+        dbg.set_display(False)
+        tb.connect(src, head, sink)
+        tb.connect(head, dbg)
+        debug[name] = dbg
+    tb.start()
+    print("capture_bands: started", file=sys.stderr, flush=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: (tb.wait(), done.set()), daemon=True).start()
+    if not done.wait(args.timeout_s):
+        print("capture_bands: timed out", file=sys.stderr, flush=True)
+        tb.stop()
+        sys.exit(3)
+    if args.tags_json:
+        out = {}
+        for name, dbg in debug.items():
+            out[name] = [
+                {"offset": t.offset, "key": pmt.symbol_to_string(t.key), "value": pmt.write_string(t.value)}
+                for t in dbg.current_tags()
+            ]
+        with open(args.tags_json, "w") as f:
+            json.dump(out, f)
+    print("capture_bands: done", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

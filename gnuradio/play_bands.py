@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Play one raw IQ file per band into GNU Radio ZMQ sinks (run with the system python3 of GNU Radio).
+
+    /usr/bin/python3 gnuradio/play_bands.py --sink push --tags --rx-time-s 0 --rate-hz 30.72e6 \\
+        --band central central.c64 tcp://127.0.0.1:5601 915e6 \\
+        --band lower lower.c64 tcp://127.0.0.1:5602 870e6 --band upper upper.c64 tcp://127.0.0.1:5603 960e6
+
+Flowgraph per band: ``blocks.file_source`` (complex64 items, or int16 I/Q pairs with
+``--format sc16``) -> [with ``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and
+``rx_freq`` tags on the first item, as a UHD source does] -> ``zeromq.push_sink`` or
+``zeromq.pub_sink`` (``pass_tags`` with ``--tags``).  The sinks bind when the flowgraph is built;
+the flowgraph starts ``--start-delay-s`` later, so subscribers can connect first.
+"""
+
+import argparse
+import math
+import sys
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, zeromq
+
+
+class RxTimeTagger(gr.sync_block):
+    """Copies items (complex64, or int16 pairs), tagging the first with rx_time / rx_rate / rx_freq."""
+
+    def __init__(self, time_s, rate_hz, freq_hz, sc16):
+        sig = [(np.int16, 2)] if sc16 else [np.complex64]
+        gr.sync_block.__init__(self, "rx_time_tagger", sig, sig)
+        whole = math.floor(time_s)
+        self.tags = [
+            ("rx_time", pmt.make_tuple(pmt.from_uint64(whole), pmt.from_double(time_s - whole))),
+            ("rx_rate", pmt.from_double(rate_hz)),
+            ("rx_freq", pmt.from_double(freq_hz)),
+        ]
+
+    def work(self, input_items, output_items):
+        n = len(output_items[0])
+        output_items[0][:] = input_items[0][:n]
+        if self.nitems_written(0) == 0 and n:
+            for key, value in self.tags:
+                self.add_item_tag(0, 0, pmt.intern(key), value, pmt.intern("play_bands"))
+        return n
+
+
+def build(args):
+    tb = gr.top_block("play_bands")
+    item, vlen = (gr.sizeof_gr_complex, 1) if args.format == "fc32" else (gr.sizeof_short, 2)
+    make_sink = zeromq.push_sink if args.sink == "push" else zeromq.pub_sink
+    keep = []
+    for name, path, endpoint, freq in args.band:
+        src = blocks.file_source(item * vlen, path, False)
+        sink = make_sink(item, vlen, endpoint, 100, args.tags, args.hwm)
+        last = src
+        if args.rx_time_s is not None:
+            tagger = RxTimeTagger(args.rx_time_s, args.rate_hz, float(freq), args.format == "sc16")
+            tb.connect(src, tagger)
+            last = tagger
+            keep.append(tagger)
+        tb.connect(last, sink)
+        keep += [src, sink]
+        print(f"play_bands: {name} {path} -> {args.sink} {endpoint}", file=sys.stderr, flush=True)
+    tb.keep = keep
+    return tb
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--band", nargs=4, action="append", required=True, metavar=("NAME", "FILE", "ENDPOINT", "RF_HZ")
+    )
+    p.add_argument("--sink", choices=["push", "pub"], default="push")
+    p.add_argument("--format", choices=["fc32", "sc16"], default="fc32")
+    p.add_argument("--tags", action="store_true", help="pass_tags=True on the sinks")
+    p.add_argument("--rx-time-s", type=float, help="tag the first item with this rx_time")
+    p.add_argument("--rate-hz", type=float, default=30.72e6)
+    p.add_argument("--hwm", type=int, default=-1)
+    p.add_argument("--start-delay-s", type=float, default=1.0)
+    p.add_argument("--linger-s", type=float, default=5.0, help="keep the sockets open this long at the end")
+    args = p.parse_args()
+    tb = build(args)
+    time.sleep(args.start_delay_s)
+    t0 = time.monotonic()
+    tb.run()
+    print(f"play_bands: done in {time.monotonic() - t0:.2f} s", file=sys.stderr, flush=True)
+    time.sleep(args.linger_s)  # the sinks' last messages reach slow readers before the sockets close
+
+
+if __name__ == "__main__":
+    main()
