@@ -9,6 +9,7 @@ epoch, one weighted sum of windows and one FFT per band (SYSTEM.md section 4).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
 from dsp.epoch import ranging_epoch
 from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
-from dsp.references import guard_probe, projection_matrix, ramp, symbol_from_cfr
+from dsp.references import guard_probe, ramp, symbol_from_cfr
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
 from dsp.tagdemod import (
     demodulate,
@@ -26,9 +27,13 @@ from dsp.tagdemod import (
     preamble_template,
     shape_match,
 )
-from dsp.timing import symbol_timing
+from dsp.timing import coarse_cfo_hz, symbol_timing
+from dsp.tracking import DelayBasis, TimingModel
 from dsp.waveform import WaveformConfig
-from dsp.windows import WindowBlock, make_buffer
+from dsp.windows import CompositeWindows, WindowBlock, make_buffer
+
+BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
+CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
 
@@ -45,6 +50,12 @@ class _Segment:
     block: WindowBlock  # the windows, [band, window, N] (views or implicit)
     z: np.ndarray  # [band, window] tag samples (central: reference projection); nan until acquired
     ph: np.ndarray  # [band, window] nominal CFO phase (cycles) removed from the side bands' z
+    f: np.ndarray | None = None  # [window] fractional delay (samples) of the reference in each window
+    nom0: int = 0  # nominal (drift-free) grid position of the first window
+
+    def __post_init__(self) -> None:
+        if self.f is None:
+            self.f = np.zeros(self.starts.size)
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         return self.block.matmul(row, mat)
@@ -99,7 +110,12 @@ class Receiver:
                 raise ReceiverError(f"capture rate {rate} Hz cannot be resampled: {exc}") from None
             up, down = ratio.numerator, ratio.denominator
         self._buf = make_buffer(self.n, up, down)
-        self._next_window: int | None = None  # continuous index of the next window start
+        self._next_nom: int | None = None  # nominal (drift-free) grid position of the next window
+        self._basis = DelayBasis(wf, self.cfg.delay_poly_degree)
+        self._timing = TimingModel()
+        self._tied = True  # the sample clock follows the LO: drift = CFO / fc (checked at start-up)
+        self._curv = 0.0  # central reference's delay curvature (dsp.tracking.DelayBasis.curvature)
+        self.reference_index: int | None = None  # window start whose content defines the references
         self._history: list[_Segment] = []
         self._search_from: int | None = None  # continuous index: packets start at or after it
         self._epoch_from: int | None = None
@@ -148,7 +164,7 @@ class Receiver:
         # finish what arrived before the gap: the last windows and packets that ended in them
         out = self._drain(final=True)
         lost = self._buf.gap(lost_capture)
-        self._next_window = None
+        self._next_nom = None
         self._history.clear()
         self._search_from = None
         self._epoch_from = None
@@ -160,40 +176,154 @@ class Receiver:
 
     def _drain(self, final: bool) -> list[Result]:
         out: list[Result] = []
-        n, seg, buf = self.n, self.cfg.segment_symbols, self._buf
-        if self._next_window is None:
-            first = buf.first_index()
-            if buf.windows_available(first) < 8:
-                return out
-            central = buf.block(first, 8).windows(self.c0).reshape(-1)
-            n_hat, _ = symbol_timing(central, self.wf)
-            self._next_window = first + (n_hat - self.cfg.timing_guard_samples) % n
-        while buf.windows_available(self._next_window) >= seg:
-            block = buf.block(self._next_window, seg)
-            starts = self._next_window + n * np.arange(seg)
-            self._next_window += seg * n
-            out.extend(self._segment(starts, block))
-        left = buf.windows_available(self._next_window) if final else 0
-        if left > 0:  # the end of the input (or of a run before a gap): a shorter last segment
-            block = buf.block(self._next_window, left)
-            starts = self._next_window + n * np.arange(left)
-            self._next_window += left * n
-            out.extend(self._segment(starts, block))
-        buf.drop_before(self._next_window)
+        if self._next_nom is None and not self._start_timing():
+            return out
+        while (plan := self._plan(self.cfg.segment_symbols, partial=False)) is not None:
+            out.extend(self._segment(*plan))
+        if final and (plan := self._plan(self.cfg.segment_symbols, partial=True)) is not None:
+            out.extend(self._segment(*plan))  # the end of the input (or of a run before a gap)
+        g = float(self._timing.at(self._next_nom)) if self.cfg.timing_tracking else 0.0
+        self._buf.drop_before(self._next_nom + int(np.floor(g)) - 2)
         if final:
             out.extend(
                 self._search_packets(final=True) if self.cfg.tag_mode == "burst" else self._cw(final=True)
             )
         return out
 
+    def _plan(self, count: int, partial: bool) -> tuple[np.ndarray, WindowBlock, np.ndarray, int] | None:
+        """The next ``count`` windows on the drifting grid: starts, block, fractional delays.
+
+        Window ``m`` starts at ``nominal_m + round(g_m)`` and holds the reference delayed by
+        ``g_m - round(g_m)`` (``g`` from the timing model).  With ``partial``, as many as fit.
+        """
+        n, buf = self.n, self._buf
+        nom = self._next_nom + n * np.arange(count, dtype=np.int64)
+        g = self._timing.at(nom) if self.cfg.timing_tracking else np.zeros(count)
+        k = np.rint(g).astype(np.int64)
+        starts = nom + k
+        if buf.windows_available(int(starts[-1])) >= 1:
+            m = count
+        elif partial:
+            fits = np.array([buf.windows_available(int(s)) >= 1 for s in starts])
+            m = int(np.argmin(fits)) if not fits.all() else count
+        else:
+            return None
+        if m == 0:
+            return None
+        starts, k = starts[:m], k[:m]
+        cuts = [0, *(np.flatnonzero(np.diff(k)) + 1).tolist(), m]
+        parts = [buf.block(int(starts[a]), b - a) for a, b in itertools.pairwise(cuts)]
+        block = parts[0] if len(parts) == 1 else CompositeWindows(parts)
+        nom0 = int(nom[0])
+        self._next_nom = int(nom[m - 1]) + n
+        return starts, block, g[:m] - k, nom0
+
+    def _start_timing(self) -> bool:
+        """Place the window grid (at start, or after a gap); False while too few samples wait.
+
+        At start: the carrier offset over +-``cfo_max_ppm`` (whole subcarriers included,
+        :func:`dsp.timing.coarse_cfo_hz`), symbol timing on the de-rotated central band, the
+        first central reference and the drift rate (:meth:`_bootstrap_central`).  After a gap
+        the timing model continues across the lost samples when the symbol timing agrees with
+        it (within 3 samples); otherwise (a jump in the sample count) the grid is placed anew.
+        """
+        n, wf, buf = self.n, self.wf, self._buf
+        first = buf.first_index()
+        boot = self._ref["central"] is None
+        need = 9 + (BOOT_WINDOWS + CHECK_WINDOWS + 2 if boot else 0)
+        if buf.windows_available(first) < need:
+            return False
+        x = buf.block(first, 9).windows(self.c0).reshape(-1)
+        cfo = self.cfo_hz["central"]
+        if cfo is None:
+            cfo = coarse_cfo_hz(x, wf, self.cfg.cfo_max_ppm * 1e-6 * wf.carrier_freq_hz)
+        t = np.arange(x.size)
+        n_hat, _ = symbol_timing(x * np.exp(-2j * np.pi * cfo * t / self.fs), wf)
+        cand = first + (n_hat - self.cfg.timing_guard_samples) % n
+        if boot:
+            self._next_nom = cand
+            self._timing = TimingModel(anchor=cand)
+            self.reference_index = cand
+            self._bootstrap_central(cand, cfo)
+            return True
+        nom = cand + (self._timing.anchor - cand + n // 2) % n - n // 2  # nominal grid point near cand
+        g = float(self._timing.at(nom)) if self.cfg.timing_tracking else 0.0
+        if abs((nom + g - cand + n / 2) % n - n / 2) <= 3:
+            self._next_nom = nom if nom + round(g) >= first else nom + n
+        else:  # the sample count jumped: keep the rate, restart the offset on the new grid
+            self._timing.move_anchor(cand)
+            self._timing.offset = 0.0
+            self._next_nom = cand
+        return True
+
+    def _bootstrap_central(self, start: int, cfo_coarse: float) -> None:
+        """First central reference, fine CFO and drift rate from the windows at ``start``.
+
+        The known symbol (strongest path at the guard) gives per-window samples whose lag
+        products refine the CFO.  The drift is then measured over ``CHECK_WINDOWS`` windows
+        and compared with the shared-reference prior ``cfo / fc``: the prior is kept when they
+        agree within ``drift_check_ppm`` (real radios), else the measurement is used (radios
+        whose sample clocks are not tied to their LOs, or an emulation without drift).
+        """
+        wf, n, c0 = self.wf, self.n, self.c0
+        count = BOOT_WINDOWS + CHECK_WINDOWS
+        block = self._buf.block(start, count)
+        known = np.roll(wf.symbol_time, self.cfg.timing_guard_samples) * ramp(wf, cfo_coarse)
+        zz = block.matmul(c0, np.conj(known).astype(np.complex64))
+        frac = float(np.angle(np.vdot(zz[:-1], zz[1:]))) * self.fs / (2 * np.pi * n)
+        spacing = self.fs / n
+        cfo = frac + spacing * round((cfo_coarse - frac) / spacing)
+        self.cfo_hz["central"] = cfo
+        prior = -cfo / wf.carrier_freq_hz  # g rate: the symbol grid moves by -delta per sample
+        rate, self._tied = prior, True
+        if self.cfg.timing_tracking:
+            measured = self._measure_rate(block, zz)
+            if measured is not None and abs(measured - prior) > self.cfg.drift_check_ppm * 1e-6:
+                rate, self._tied = measured, False
+        else:
+            rate, self._tied = 0.0, False
+        self._timing.prior_rate = rate
+        f = rate * n * np.arange(BOOT_WINDOWS)
+        w = np.conj(zz[:BOOT_WINDOWS]) / np.maximum(np.abs(zz[:BOOT_WINDOWS]), 1e-30)
+        sums = block.weighted_sum(c0, 0, BOOT_WINDOWS, w[None, :] * self._basis.powers(f).T)
+        self._install("central", self._basis.align(sums, cfo) / BOOT_WINDOWS)
+
+    def _measure_rate(self, block: WindowBlock, zz: np.ndarray) -> float | None:
+        """Drift rate (samples per sample) measured on the first windows, with no prior.
+
+        A reference from the first 8 windows (at most 0.08 samples of drift at 10 ppm), then
+        three passes of the delay residual of every window against it, each pass with the
+        delays predicted by the previous rate, so that the residuals stay in the estimator's
+        linear range (a single pass overestimated 10 ppm by 14 %).
+        """
+        n, c0, cfo = self.n, self.c0, self.cfo_hz["central"]
+        head = 8
+        w = np.conj(zz[:head]) / np.maximum(np.abs(zz[:head]), 1e-30)
+        ref = block.weighted_sum(c0, 0, head, w) / head
+        cols = self._basis.columns(ref, cfo)
+        curv = self._basis.curvature(ref, cfo)
+        zp = block.matmul(c0, cols)  # [window, P + 1]
+        m = np.arange(len(zz), dtype=float) - (head - 1) / 2  # windows from the reference's centre
+        rate = 0.0
+        for _ in range(3):
+            f = np.clip(rate * n * m, -0.5, 0.5)
+            e = np.array([self._basis.residual(zp[i : i + 1], f[i : i + 1], curv)[0] for i in range(len(zz))])
+            good = np.abs(rate * n * m) <= 0.5
+            if good.sum() < 8:
+                return None
+            rate += float(np.polyfit(m[good], e[good], 1)[0]) / n
+        return rate
+
     # ----- per segment ---------------------------------------------------
-    def _segment(self, starts: np.ndarray, block: WindowBlock) -> list[Result]:
+    def _segment(self, starts: np.ndarray, block: WindowBlock, f: np.ndarray, nom0: int) -> list[Result]:
         fs = self.fs
         seg = _Segment(
             starts,
             block,
             np.full((len(self.bands), starts.size), np.nan + 0j, np.complex64),
             np.zeros((len(self.bands), starts.size)),
+            f,
+            nom0,
         )
         self._central(seg)
         self._history.append(seg)
@@ -216,6 +346,7 @@ class Receiver:
                 cfo_hz={b: float(v) for b, v in self.cfo_hz.items() if v is not None},
                 noise_var={b: float(v) for b, v in self.noise_var.items() if v is not None},
                 acquired=self.acquired,
+                **self._timing_report(),
             )
         ]
         if any(self._ref[b] is not None for b in self.sides):
@@ -229,34 +360,53 @@ class Receiver:
         self.noise_var[band] = nv if old is None else 0.8 * old + 0.2 * nv
 
     def _central(self, seg: _Segment) -> None:
-        fs, n = self.fs, self.n
-        if self._ref["central"] is None:  # bootstrap: first window, then a phase-aligned average
-            # the known symbol with the strongest path at the guard: robust at low central SNR
-            known = np.roll(self.wf.symbol_time, self.cfg.timing_guard_samples).astype(np.complex64)
-            zz = seg.matmul(self.c0, np.conj(known))
-            w = (np.conj(zz) / np.maximum(np.abs(zz), 1e-30)).astype(np.complex64)
-            self.cfo_hz["central"] = float(np.angle(np.vdot(zz[:-1], zz[1:])) * fs / (2 * np.pi * n))
-            self._install("central", seg.weighted_sum(self.c0, 0, zz.size, w) / zz.size)
+        fs, n, p1 = self.fs, self.n, self._basis.degree + 1
         lag_ref = self._lag0
-        zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projection and noise probe
-        zz = zp[:, 0]
+        zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projections and noise probe
+        zz = np.sum(zp[:, :p1] * self._basis.powers(seg.f), axis=1)
         lag = np.vdot(zz[:-1], zz[1:])
         if self._last_z0 is not None:
             lag += np.conj(self._last_z0) * zz[0]
         self._last_z0 = complex(zz[-1])
         self._lag0 = self.cfg.cfo_forget * lag_ref + lag
-        self.cfo_hz["central"] = float(np.angle(self._lag0) * fs / (2 * np.pi * n))
-        seg.z[self.c0] = zz
-        self._update_noise("central", zp[:, 1])
+        frac = float(np.angle(self._lag0)) * fs / (2 * np.pi * n)
+        spacing = fs / n  # the lag products see the CFO modulo one subcarrier: keep the whole part
+        self.cfo_hz["central"] = frac + spacing * round((self.cfo_hz["central"] - frac) / spacing)
+        seg.z[self.c0] = zz.astype(np.complex64)
+        self._update_noise("central", zp[:, p1])
+        if self.cfg.timing_tracking:
+            err, _ = self._basis.residual(zp[:, :p1], seg.f, self._curv)
+            mid = seg.f.size // 2
+            tm = self._timing
+            tm.move_anchor(seg.nom0 + mid * n)
+            if self._tied:  # the shared-reference prior follows the CFO estimate
+                tm.prior_rate = -self.cfo_hz["central"] / self.wf.carrier_freq_hz
+            tm.update(
+                seg.nom0 + mid * n, err, seg.f.size * n, self.cfg.timing_loop_gain, self.cfg.timing_rate_gain
+            )
+
+    def _timing_report(self) -> dict:
+        tm = self._timing
+        cfo = self.cfo_hz["central"]
+        if not self.cfg.timing_tracking or cfo is None:
+            return {}
+        measured = tm.measured_rate(int(0.2 * self.fs))
+        return {
+            "timing_drift_ppm": cfo / self.wf.carrier_freq_hz * 1e6,
+            "timing_drift_measured_ppm": None if measured is None else -measured * 1e6,
+            "timing_error_samples": tm.last_error,
+            "timing_locked": tm.last_error is not None and abs(tm.last_error) < 0.1,
+        }
 
     def _project(self, band: str, seg: _Segment) -> np.ndarray:
         """Tag samples ``[window]`` with the band's nominal CFO phase removed (and stored in
         ``seg.ph``); updates the noise."""
-        row = self.bands.index(band)
+        row, p1 = self.bands.index(band), self._basis.degree + 1
         zp = seg.matmul(row, self._proj[band])
-        self._update_noise(band, zp[:, 1])
+        self._update_noise(band, zp[:, p1])
         seg.ph[row] = self._nominal_phase(band, seg.starts)
-        return (zp[:, 0] * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
+        z = np.sum(zp[:, :p1] * self._basis.powers(seg.f), axis=1)
+        return (z * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
 
     def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
         """Nominal CFO phase (cycles, mod 1) of a side band at continuous working-rate ``index``."""
@@ -275,9 +425,28 @@ class Receiver:
         self.cfo_hz[band] = cfo_hz
 
     def _install(self, band: str, ref: np.ndarray) -> None:
-        """Use ``ref`` ``[N]`` as the band's reference, with a noise probe at its current CFO."""
+        """Use ``ref`` ``[N]`` as the band's reference: projection columns ``[N, P + 2]`` (the
+        reference delayed by a fractional ``f``, :class:`dsp.tracking.DelayBasis`, and a noise
+        probe), at the band's current CFO."""
+        cfo = self.cfo_hz[band]
         self._ref[band] = ref.astype(np.complex64)
-        self._proj[band] = projection_matrix(self._ref[band], guard_probe(self.wf, self.cfo_hz[band]))
+        cols = self._basis.columns(self._ref[band], cfo)
+        probe = guard_probe(self.wf, cfo)
+        self._proj[band] = np.ascontiguousarray(np.column_stack([cols, np.conj(probe)]), np.complex64)
+        if band == "central":
+            self._curv = self._basis.curvature(self._ref[band], cfo)
+
+    def seed_reference(self, band: str, cfr: np.ndarray, cfo_hz: float) -> None:
+        """Install a side band's reference from a known CFR ``[subcarrier]`` and CFO, skipping
+        blind acquisition.  ``cfr`` is the band as seen in the window starting at
+        ``reference_index`` (set once the timing is acquired), including its amplitude."""
+        if self.reference_index is None:
+            raise ReceiverError("seed_reference: the receiver has no timing yet")
+        if band not in self.sides:
+            raise ReceiverError(f"seed_reference: {band!r} is not one of the side bands {self.sides}")
+        self.cfo_hz[band] = float(cfo_hz)
+        self._install(band, symbol_from_cfr(self.wf, cfr, cfo_hz))
+        self._acq.pop(band, None)
 
     # ----- acquisition -----------------------------------------------------
     def _acquire_step(self, band: str, seg: _Segment) -> None:
@@ -459,16 +628,19 @@ class Receiver:
 
     # ----- shared epoch maths ------------------------------------------------
     def _window_sum(self, band_row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments)."""
-        acc = np.zeros(self.n, complex)
+        """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments), each
+        window aligned to the reference frame (its fractional delay undone, dsp.tracking)."""
+        p1 = self._basis.degree + 1
+        f = np.concatenate([s.f for s in self._history])[lo:hi]
+        wp = (w[None, :] * self._basis.powers(f).T).astype(np.complex64)  # [P + 1, window]
+        acc = np.zeros((p1, self.n), complex)
         pos = 0
-        w = w.astype(np.complex64)
         for s in self._history:
             m = s.starts.size
             if pos < hi and pos + m > lo:
-                acc += s.weighted_sum(band_row, max(lo - pos, 0), min(hi - pos, m), w[max(pos - lo, 0) :])
+                acc += s.weighted_sum(band_row, max(lo - pos, 0), min(hi - pos, m), wp[:, max(pos - lo, 0) :])
             pos += m
-        return acc
+        return self._basis.align(acc, self.cfo_hz[self.bands[band_row]])
 
     def _epoch(self, lo: int, hi: int, side_weights: dict[str, np.ndarray], time_s: float) -> RangingEpoch:
         z0 = np.concatenate([s.z[self.c0] for s in self._history])[lo:hi]

@@ -14,6 +14,13 @@ class ReceiverConfig(ConfigBase):
 
     ``tx_rx_distance_m`` is the known TX-RX distance ``d_0`` of eq. (78); when it is
     ``None`` the reported ranges are excess path lengths (``d_0 = 0``).
+
+    Timing (dsp/tracking.py): ``cfo_max_ppm`` is the carrier-offset acquisition range
+    (whole subcarriers included); ``timing_tracking`` follows the sample-clock drift with a
+    second-order loop (``timing_loop_gain`` on the offset, ``timing_rate_gain`` on the rate)
+    around the prior ``drift = CFO / fc``, which is kept when the drift measured at start-up
+    agrees with it within ``drift_check_ppm`` (else the measured drift is used);
+    ``delay_poly_degree`` is the order of the fractional-delay model.
     ``method_params`` maps a ranging method to its parameters (``{"music":
     {"gate_cells_before": 5}}``; ``backscatter methods`` lists them); ``ir_threshold``
     is passed to every method that has a ``threshold`` and is not set there.
@@ -36,6 +43,12 @@ class ReceiverConfig(ConfigBase):
     phase_track_max_hz: float = 4.0
     cfo_forget: float = 0.9
     reference_forget: float = 0.95
+    cfo_max_ppm: float = 10.0
+    timing_tracking: bool = True
+    timing_loop_gain: float = 0.5
+    timing_rate_gain: float = 0.05
+    delay_poly_degree: int = 4
+    drift_check_ppm: float = 0.5
 
     def _validate(self) -> None:
         from dsp.ranging import REGISTRY
@@ -76,3 +89,11 @@ class ReceiverConfig(ConfigBase):
             self._fail("tx_rx_distance_m", "must be in [0, 1e5) m")
         if not (0 < self.cfo_forget <= 1 and 0 <= self.reference_forget < 1):
             self._fail("cfo_forget", "forgetting factors must be in (0, 1]")
+        if not (0 <= self.cfo_max_ppm <= 100):
+            self._fail("cfo_max_ppm", "must be in [0, 100] ppm of the carrier")
+        if not (0 < self.timing_loop_gain <= 1 and 0 <= self.timing_rate_gain <= 0.5):
+            self._fail("timing_loop_gain", "loop gains must be in (0, 1] (offset) and [0, 0.5] (rate)")
+        if not (2 <= self.delay_poly_degree <= 8):
+            self._fail("delay_poly_degree", "must be in [2, 8]")
+        if not (0 < self.drift_check_ppm <= 100):
+            self._fail("drift_check_ppm", "must be in (0, 100] ppm")

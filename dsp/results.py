@@ -48,6 +48,12 @@ class BlockStats:
     cfo_hz: dict[str, float]
     noise_var: dict[str, float]
     acquired: dict[str, bool]
+    # sample-clock drift (dsp/tracking.py): the prior cfo/fc of a shared reference, the drift
+    # measured from the central band's timing, the last residual timing error and the lock
+    timing_drift_ppm: float | None = None
+    timing_drift_measured_ppm: float | None = None
+    timing_error_samples: float | None = None
+    timing_locked: bool | None = None
 
 
 @dataclass

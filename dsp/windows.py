@@ -42,7 +42,7 @@ class WindowBlock(Protocol):
         ...
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        """``sum_m w[m - lo] windows[row, m]`` over windows ``lo <= m < hi``: ``[N]``."""
+        """``sum_m w[..., m - lo] windows[row, m]`` over windows ``lo <= m < hi``: ``[..., N]``."""
         ...
 
     def windows(self, row: int) -> np.ndarray:
@@ -120,12 +120,12 @@ class DirectWindows:
         return np.concatenate([p[row] @ mat for p in self.pieces])
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        acc = np.zeros(self.pieces[0].shape[-1], np.complex64)
+        acc = np.zeros((*w.shape[:-1], self.pieces[0].shape[-1]), np.complex64)
         pos = 0
         for p in self.pieces:
             a, b = max(lo - pos, 0), min(hi - pos, p.shape[1])
             if a < b:
-                acc += w[pos + a - lo : pos + b - lo] @ p[row, a:b]
+                acc += w[..., pos + a - lo : pos + b - lo] @ p[row, a:b]
             pos += p.shape[1]
         return acc
 
@@ -269,7 +269,8 @@ class ResampledWindows:
         return out
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        per_phase = np.zeros((self.g, self.length), np.complex64)  # frame sums before the kernels
+        lead = w.shape[:-1]
+        per_phase = np.zeros((self.g, *lead, self.length), np.complex64)  # frame sums before the kernels
         for k, run in enumerate(self.runs):
             a, b = max(lo, run.m0), min(hi, run.m0 + run.count)
             if a >= b:
@@ -279,10 +280,14 @@ class ResampledWindows:
                 if first >= b:
                     continue
                 j0, j1 = (first - run.m0) // self.g, (b - 1 - run.m0 - i0) // self.g + 1
-                per_phase[(run.m0 + i0) % self.g] += w[first - lo : b - lo : self.g] @ frames[row, j0:j1]
-        acc = np.zeros(self.n, np.complex64)
+                per_phase[(run.m0 + i0) % self.g] += w[..., first - lo : b - lo : self.g] @ frames[row, j0:j1]
+        acc = np.zeros((*lead, self.n), np.complex64)
         for p, kernel in enumerate(self.kernels):
-            acc += (kernel.matrix @ per_phase[p]).astype(np.complex64)
+            acc += (
+                (kernel.matrix @ per_phase[p].reshape(-1, self.length).T)
+                .T.reshape(acc.shape)
+                .astype(np.complex64)
+            )
         return acc
 
     def windows(self, row: int) -> np.ndarray:
@@ -368,6 +373,39 @@ class ResamplingBuffer:
 
     def drop_before(self, start: int) -> None:
         self._q.drop_before(self._frame_start(start))
+
+
+class CompositeWindows:
+    """Consecutive blocks as one block: windows whose starts are not evenly spaced.
+
+    The receiver re-centres its window grid on the drifting symbol boundaries (one sample
+    at a time, :mod:`dsp.tracking`), so a segment is a few evenly spaced runs.
+    """
+
+    def __init__(self, parts: list[WindowBlock]):
+        self.parts = parts
+        self.count = sum(p.count for p in parts)
+
+    def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
+        if len(self.parts) == 1:
+            return self.parts[0].matmul(row, mat)
+        return np.concatenate([p.matmul(row, mat) for p in self.parts])
+
+    def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
+        acc = None
+        pos = 0
+        for p in self.parts:
+            a, b = max(lo, pos), min(hi, pos + p.count)
+            if a < b:
+                part = p.weighted_sum(row, a - pos, b - pos, w[..., a - lo : b - lo])
+                acc = part if acc is None else acc + part
+            pos += p.count
+        if acc is None:
+            raise ValueError(f"no windows in [{lo}, {hi}) of a block of {self.count}")
+        return acc
+
+    def windows(self, row: int) -> np.ndarray:
+        return np.concatenate([p.windows(row) for p in self.parts])
 
 
 def make_buffer(fft_size: int, up: int = 1, down: int = 1) -> DirectBuffer | ResamplingBuffer:

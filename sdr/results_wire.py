@@ -59,6 +59,10 @@ def stats_to_wire(s: BlockStats) -> WireResult:
         "noise_var": _floats(s.noise_var),
         "acquired": {b: bool(v) for b, v in s.acquired.items()},
     }
+    for name in ("timing_drift_ppm", "timing_drift_measured_ppm", "timing_error_samples"):
+        v = getattr(s, name)
+        fields[name] = None if v is None else float(v)
+    fields["timing_locked"] = None if s.timing_locked is None else bool(s.timing_locked)
     return "stats", fields, {}
 
 

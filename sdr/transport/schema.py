@@ -44,6 +44,10 @@ _RESULT_SCHEMA: dict[str, dict[str, Any]] = {
         "cfo_hz": _PER_BAND,
         "noise_var": _PER_BAND,
         "acquired": ("dict", "bool"),
+        "timing_drift_ppm": _NUM_OR_NULL,
+        "timing_drift_measured_ppm": _NUM_OR_NULL,
+        "timing_error_samples": _NUM_OR_NULL,
+        "timing_locked": ("bool", None),
     },
     "gap": {"index": "int", "samples_lost": "int"},
     "health": {
