@@ -32,7 +32,7 @@ def write_emulated_capture(
         path,
         emu.wf,
         channels_for(emu.wf, sc.bands),
-        emu.wf.sample_rate_hz,
+        emu.rate_hz,  # the profile's capture rate
         datatype=datatype,
         overwrite=overwrite,
         time_first_sample_s=time.time(),

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from dsp.waveform import WaveformConfig
+from sdr.emulator.emulator import capture_period
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.emulator.truth import GroundTruth
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, Chunk, EmulatorSource
@@ -49,27 +50,30 @@ _RATE_TOLERANCE = 1e-9  # relative: how close a duration must be to whole sample
 
 
 def loop_unit_samples(wf: WaveformConfig, mode: str = "burst") -> int:
-    """Samples in the shortest valid loop: the lcm of a burst period and an OFDM symbol.
+    """Samples (at the capture rate, as the emulator delivers them) in the shortest valid loop:
+    the lcm of a burst period and the emulator's period (one OFDM symbol at the working rate,
+    6250 samples = 3 symbols at 62.5 MS/s).
 
-    CW mode has no packets: a whole number of OFDM symbols suffices.  Raises ``ValueError``
+    CW mode has no packets: a whole number of periods suffices.  Raises ``ValueError``
     when the burst period is not a whole number of samples.
     """
-    fs = wf.sample_rate_hz
+    fs = wf.capture_rate_hz
+    period = capture_period(wf)[1]
     if mode == "cw":
-        return int(wf.fft_size)
+        return period
     burst = wf.burst_period_s * fs
     if abs(burst - round(burst)) > _RATE_TOLERANCE * burst:
         raise ValueError(
             f"burst period {wf.burst_period_s} s is not a whole number of samples at {fs:g} S/s: "
             "a loop cannot keep the packet period across its seam"
         )
-    return math.lcm(round(burst), int(wf.fft_size))
+    return math.lcm(round(burst), period)
 
 
 def loop_samples_for(wf: WaveformConfig, mode: str, loop_s: float) -> int:
     """Samples in a loop of ``loop_s`` seconds; ``ValueError`` unless it is a whole number of
     loop units (:func:`loop_unit_samples`), naming the nearest valid lengths."""
-    fs = float(wf.sample_rate_hz)
+    fs = float(wf.capture_rate_hz)
     unit = loop_unit_samples(wf, mode)
     units = loop_s * fs / unit
     whole = math.isfinite(units) and round(units) >= 1
@@ -87,10 +91,12 @@ def complete_packets(truth: GroundTruth, wf: WaveformConfig, loop_samples: int, 
     """Packets wholly inside the first ``n_samples`` of a looped stream of ``truth``'s scenario.
 
     A packet counts when its start and end lie inside the loop (so inside every loop) and, in
-    the last, partial loop, when it ends within ``n_samples``.
+    the last, partial loop, when it ends within ``n_samples``.  ``loop_samples`` and
+    ``n_samples`` are at the capture rate; the truth's packet times at the working rate.
     """
-    starts = np.asarray(truth.packet_start_sample, np.float64)
-    ends = starts + wf.packet_bits * truth.tag_symbol_samples
+    to_capture = wf.capture_rate_hz / wf.sample_rate_hz
+    starts = np.asarray(truth.packet_start_sample, np.float64) * to_capture
+    ends = starts + wf.packet_bits * truth.tag_symbol_samples * to_capture
     inside = (starts >= 0) & (ends <= loop_samples)
     loops, rest = divmod(int(n_samples), int(loop_samples))
     return loops * int(np.count_nonzero(inside)) + int(np.count_nonzero(inside & (ends <= rest)))
@@ -128,7 +134,7 @@ class LoopSource:
             raise ValueError(f"chunk_samples must be positive, got {chunk_samples}")
         if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
             raise ValueError(f"duration_s must be a positive number of seconds or None, got {duration_s}")
-        fs = float(waveform.sample_rate_hz)
+        fs = float(waveform.capture_rate_hz)  # the emulator delivers the capture rate
         self.loop_samples = loop_samples_for(waveform, scenario.mode, loop_s)
         self.loop_s = self.loop_samples / fs
         emu = EmulatorSource(

@@ -133,13 +133,13 @@ def _split(
 
 
 class EmulatorSource:
-    """The software channel emulator as a source: complex64 chunks at the working rate.
+    """The software channel emulator as a source: complex64 chunks at the capture rate.
 
-    Like ``captures.emulated`` (emulated captures), the emulator produces the receiver's
-    working rate: ``sample_rate_hz`` is ``waveform.sample_rate_hz`` and ``waveform`` is the
-    emulator's configuration, whose ``capture_rate_hz`` equals it (so the ``x410-62m5``
-    profile streams at 30.72 MS/s, not 62.5).  Injected drops (``scenario.drops``) come out as
-    ``lost_before``.  ``seed`` and ``duration_s`` override the scenario's.
+    Like a radio, and like ``captures.emulated`` (emulated captures), the emulator produces
+    the profile's capture rate: ``sample_rate_hz`` is ``waveform.capture_rate_hz`` (62.5 MS/s
+    for ``x410-62m5``); the receiver resamples to the working rate.  Injected drops
+    (``scenario.drops``) come out as ``lost_before``.  ``seed`` and ``duration_s`` override
+    the scenario's.
     """
 
     name = "emulator"
@@ -164,7 +164,7 @@ class EmulatorSource:
         self.scenario = scenario.replace(**changes) if changes else scenario
         self._emu = Emulator(waveform, self.scenario)
         self.waveform: WaveformConfig = self._emu.wf
-        self.sample_rate_hz = float(self.waveform.sample_rate_hz)
+        self.sample_rate_hz = float(self._emu.rate_hz)
         centers = self.waveform.band_centers_hz
         self.channels = [(b, float(centers[b])) for b in self.scenario.bands]
         self.chunk_samples = int(chunk_samples)

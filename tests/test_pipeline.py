@@ -78,9 +78,10 @@ def test_emulator_source_matches_the_emulator(wf):
         nxt = c.first_sample + c.n_samples
     assert nxt == src.total_samples == round(SC.duration_s * wf.sample_rate_hz)
     assert src.channels == [("central", 915e6), ("lower", 870e6), ("upper", 960e6)]
-    # like emulated captures, the x410 profile is emulated at the working rate
+    # like a radio (and emulated captures), the x410 profile streams at its capture rate
     x410 = EmulatorSource(SC, get_profile("x410-62m5"), seed=9, duration_s=0.015)
-    assert x410.sample_rate_hz == x410.waveform.capture_rate_hz == 30.72e6
+    assert x410.sample_rate_hz == x410.waveform.capture_rate_hz == 62.5e6
+    assert x410.total_samples == round(0.015 * 62.5e6)
     assert x410.waveform.profile == "x410-62m5" and x410.scenario.seed == 9
 
 

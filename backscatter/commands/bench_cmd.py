@@ -7,7 +7,6 @@ import statistics
 import time
 
 import numpy as np
-import scipy.signal
 
 from backscatter.commands.bench_music import music_latency
 from backscatter.output import print_json
@@ -51,14 +50,11 @@ def bench_emulator(duration_s: float = 1.0, repeats: int = 3) -> dict:
 
 
 def _capture(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
-    """Three-band IQ at the profile's capture rate (emulated, resampled when the rates differ)."""
+    """Three-band IQ at the profile's capture rate (the emulator's output rate)."""
     wf = get_profile(profile)
     sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
     emu = Emulator(wf, sc)
     iq = emu.generate()
-    if wf.capture_rate_hz != wf.sample_rate_hz:
-        r = wf.resample_ratio
-        iq = scipy.signal.resample_poly(iq, r.denominator, r.numerator, axis=1).astype(np.complex64)
     return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
 
 

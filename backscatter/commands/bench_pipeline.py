@@ -105,7 +105,7 @@ def bench_pipeline(
     Raises ``RuntimeError`` (with the failing process's last stderr lines) if a process fails.
     """
     wf, _, n_loop, truth = plan(profile, seed, loop_s)
-    fs = wf.sample_rate_hz
+    fs = wf.capture_rate_hz  # the emulated stream's rate
     n_stream = round(duration_s * fs)
     iq_ep, res_ep = free_tcp_endpoint(), free_tcp_endpoint()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:

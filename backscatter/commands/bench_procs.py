@@ -172,7 +172,7 @@ def plan(profile: str, seed: int, loop_s: float) -> tuple[Any, ScenarioConfig, i
     wf = get_profile(profile)
     sc = ScenarioConfig(seed=seed)
     n_loop = loop_samples_for(wf, sc.mode, loop_s)
-    truth = Emulator(wf, sc.replace(duration_s=n_loop / wf.sample_rate_hz)).truth
+    truth = Emulator(wf, sc.replace(duration_s=n_loop / wf.capture_rate_hz)).truth
     return wf, sc, n_loop, truth
 
 

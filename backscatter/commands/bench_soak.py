@@ -214,7 +214,7 @@ def bench_soak(
     """
     duration_s = 60.0 * minutes
     wf, _, n_loop, truth = plan(profile, seed, loop_s)
-    fs = wf.sample_rate_hz
+    fs = wf.capture_rate_hz  # the emulated stream's rate
     warmup = min(60.0, duration_s / 5) if warmup_s is None else warmup_s
     window = max(2 * sample_period_s, min(60.0, (duration_s - warmup) / 4))
     iq_ep, res_ep = free_tcp_endpoint(), free_tcp_endpoint()

@@ -73,7 +73,7 @@ def cmd_emulate(args: argparse.Namespace) -> dict:
     sc = scenario_from_args(args)
     if args.out.exists() and not args.force:
         raise CliError(f"{args.out} exists; refusing to overwrite without --force")
-    n_total = round(sc.duration_s * wf.sample_rate_hz)
+    n_total = round(sc.duration_s * wf.capture_rate_hz)  # the emulator writes the capture rate
     with progress_bar(n_total, "emulate", enabled=not args.json) as bar:
         emu = write_emulated_capture(args.out, wf, sc, args.datatype, overwrite=True, progress=bar.update)
     summary = {"file": str(args.out), "samples": n_total, "bands": list(sc.bands), **emu.truth.scalars()}

@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     cfg = receiver_config(args, truth, sc.mode)
     if args.calibration is not None:
         channels = tuple(BandSetting(b, emu.wf.band_centers_hz[b]) for b in sc.bands)
-        settings = RadioSettings(emu.wf, emu.wf.sample_rate_hz, channels)
+        settings = RadioSettings(emu.wf, emu.rate_hz, channels)
         cal_kwargs = apply_calibration(args.calibration, settings, "the demo's emulated radio")
     else:
         cal_kwargs = {"calibration": truth_calibration(truth)}

@@ -8,10 +8,18 @@ tag clock offsets, the sample-clock drift tied to the LO offset (sdr/emulator/dr
 random sample offset, AWGN at a per-band SNR on the
 active subcarriers and ADC quantisation.  Generation is seeded, block by
 block, so any block can be reproduced on its own.
+
+Output is at the profile's capture rate (``rate_hz``): the band-limited signal is
+synthesised there directly, on a period of ``L`` samples holding ``P`` working symbols
+(``L = N`` at the working rate; 6250 samples = 3 symbols at 62.5 MS/s, subcarrier ``k`` on
+bin ``3k``).  The noise is white over the capture band with the density of the configured
+SNR.  The truth (packet starts, sample offset, delays) stays in working-rate samples, the
+receiver's index after resampling; gaps and block indices are in capture samples.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,7 +40,8 @@ _TAG_HARMONIC = 2 / np.pi
 
 @dataclass
 class Block:
-    """A run of contiguous samples: ``iq`` ``[channel, sample]`` complex64 (1.0 = full scale).
+    """A run of contiguous samples at the capture rate: ``iq`` ``[channel, sample]`` complex64
+    (1.0 = full scale).
 
     ``index`` is the continuous sample index of the first sample; ``lost_before`` the
     number of samples dropped just before it (0 when contiguous with the previous block).
@@ -43,15 +52,32 @@ class Block:
     lost_before: int = 0
 
 
+def capture_period(wf: WaveformConfig) -> tuple[int, int]:
+    """``(P, L)``: the fewest working symbols ``P`` whose duration is a whole number ``L`` of
+    capture samples (1 and ``N`` at the working rate; 3 and 6250 at 62.5 MS/s)."""
+    ratio = wf.resample_ratio  # fs / capture rate = up / down
+    up, down = ratio.numerator, ratio.denominator
+    p = up // math.gcd(up, wf.fft_size * down)
+    period = p * wf.fft_size * down // up
+    if period > 1 << 20:
+        raise ValueError(
+            f"WaveformConfig.capture_rate_hz = {wf.capture_rate_hz!r}: the emulator's period would be "
+            f"{period} samples ({p} symbols); choose a rate with a simpler ratio to {wf.sample_rate_hz!r}"
+        )
+    return p, period
+
+
 class Emulator:
     """Seeded emulation of one scenario.  ``truth`` holds the answer."""
 
     def __init__(self, wf: WaveformConfig, sc: ScenarioConfig):
         self.wf, self.sc = wf, sc
-        if wf.capture_rate_hz != wf.sample_rate_hz:
-            # the emulator produces the working rate; captures at another rate come from radios
-            wf = wf.replace(capture_rate_hz=wf.sample_rate_hz)
-            self.wf = wf
+        # output at the capture rate the profile names (SYSTEM.md section 2): one synthesis
+        # period of ``period`` samples holds ``symbols_per_period`` working symbols exactly
+        self.rate_hz = float(wf.capture_rate_hz)
+        self.symbols_per_period, self.period = capture_period(wf)
+        self.periods_per_block = max(1, SYMBOLS_PER_BLOCK // self.symbols_per_period)
+        self.block_samples = self.periods_per_block * self.period
         if sc.tag_id >= 2**wf.tag_id_bits:
             raise ValueError(f"scenario tag_id {sc.tag_id:#x} does not fit in {wf.tag_id_bits} bits")
         ss = np.random.SeedSequence(sc.seed)
@@ -87,8 +113,8 @@ class Emulator:
         wf, sc = self.wf, self.sc
         fs = wf.sample_rate_hz
         self.tag_symbol_samples = fs / (wf.tag_symbol_rate_baud * (1 + self.tag_ppm * 1e-6))
-        n_total = round(sc.duration_s * fs)
-        self.n_total = n_total
+        n_total = round(sc.duration_s * fs)  # working-rate samples: the receiver's index
+        self.n_total = round(sc.duration_s * self.rate_hz)  # samples delivered
         if sc.mode == "cw":
             self.packet_start = np.zeros(0)
             self.packet_bits = np.zeros((0, wf.packet_bits), np.uint8)
@@ -128,7 +154,7 @@ class Emulator:
                 h = h1c * self.paths_tag_rx.cfr(f, centers[band])
             self.cfr_prop[band] = h
             self.cfr_circ[band] = band_response(self.circuits, band, f)
-        self._synth, self.noise_var, self.scale = {}, {}, {}
+        self._synth, self.noise_var, self.scale, self._noise_std = {}, {}, {}, {}
         n = wf.fft_size
         qlevels = 2 ** (sc.adc_bits - 1) - 1 if sc.adc_bits else 0
         for band in sc.bands:
@@ -137,21 +163,24 @@ class Emulator:
                 h = h * _TAG_HARMONIC
             p_sig = float(np.mean(np.abs(h) ** 2))
             snr = 10 ** (sc.snr_db[band] / 10)
-            var = p_sig / snr  # per-sample noise variance = per-subcarrier noise power
-            rms = np.sqrt(p_sig * len(f) / n + var)
+            var = p_sig / snr  # per-sample noise variance at fs = per-subcarrier noise power
+            # white over the capture band: the same density, rate / fs times the variance
+            var_capture = var * self.rate_hz / wf.sample_rate_hz
+            rms = np.sqrt(p_sig * len(f) / n + var_capture)
             scale = 10 ** (sc.rms_dbfs / 20) / rms
-            # r[n] = s(n (1 + delta) - n0), s one period of x (*) g: SYSTEM.md section 3
+            # r(t) = s(t (1 + delta) - n0 / fs), s one period of x (*) g: SYSTEM.md section 3
             self._synth[band] = DriftingPeriodic(
                 wf.zadoff_chu * h * scale,
-                wf.active_bins,
+                np.mod(self.symbols_per_period * wf.active_subcarriers, self.period),
                 f,
-                n,
-                wf.sample_rate_hz,
-                np.sqrt(n),
+                self.period,
+                self.rate_hz,
+                self.period / np.sqrt(n),
                 self.n0 / wf.sample_rate_hz,
                 self.sample_clock_ppm,
             )
             self.noise_var[band] = var * scale**2
+            self._noise_std[band] = np.float32(np.sqrt(var_capture) * scale)
             self.scale[band] = scale
         self._qlevels = qlevels
 
@@ -186,40 +215,44 @@ class Emulator:
         return self._values[np.searchsorted(self._edges, n, side="right") - 1]
 
     def generate_block(self, block: int) -> np.ndarray:
-        """Continuous samples of block ``block`` (``SYMBOLS_PER_BLOCK`` symbols), ``[channel, sample]``."""
-        wf, sc = self.wf, self.sc
-        n_sym, n = SYMBOLS_PER_BLOCK, wf.fft_size
-        m = block * n_sym + np.arange(n_sym)
-        start = m * n
-        fs = wf.sample_rate_hz
+        """Continuous samples of block ``block`` (``block_samples`` at ``rate_hz``), ``[channel, sample]``.
+
+        A block is ``periods_per_block`` synthesis periods: ``SYMBOLS_PER_BLOCK`` OFDM symbols
+        at the working rate.
+        """
+        sc = self.sc
+        n_per, n = self.periods_per_block, self.period
+        start = (block * n_per + np.arange(n_per)) * n  # first sample of each period
+        rate = self.rate_hz
+        to_work = self.wf.sample_rate_hz / rate  # tag edges are in working-rate samples
         # SFC64 and Box-Muller (sdr/emulator/noise.py): Gaussian noise dominates the cost
         rng = np.random.Generator(
             np.random.SFC64(np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)))
         )
-        noise = np.empty((n_sym, n), np.complex64)
-        out = np.empty((len(sc.bands), n_sym, n), np.complex64)
+        noise = np.empty((n_per, n), np.complex64)
+        out = np.empty((len(sc.bands), n_per, n), np.complex64)
         t_in = np.arange(n)
-        a_start = np.ones(n_sym) if sc.mode == "cw" else self.tag_wave(start)
-        edge = np.zeros(n_sym, bool)
-        if sc.mode == "burst":  # a tag symbol edge inside an OFDM symbol
-            edge = np.searchsorted(self._edges, start, side="right") != np.searchsorted(
-                self._edges, start + n - 1, side="right"
+        a_start = np.ones(n_per) if sc.mode == "cw" else self.tag_wave(start * to_work)
+        edge = np.zeros(n_per, bool)
+        if sc.mode == "burst":  # a tag symbol edge inside a period
+            edge = np.searchsorted(self._edges, start * to_work, side="right") != np.searchsorted(
+                self._edges, (start + n - 1) * to_work, side="right"
             )
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
-            cyc = np.mod(nu * start / fs, 1.0)
+            cyc = np.mod(nu * start / rate, 1.0)
             phasor = np.exp(1j * (self.phase_rad[band] + 2 * np.pi * cyc))
-            ramp = np.exp(2j * np.pi * nu * t_in / fs)
+            ramp = np.exp(2j * np.pi * nu * t_in / rate)
             sideband = band != "central"
             rows = np.where(edge, phasor, phasor * a_start) if sideband else phasor
-            self._synth[band].render(block * n_sym, rows, ramp, out[c])
+            self._synth[band].render(block * n_per, rows, ramp, out[c])
             if sideband:
                 for k in np.flatnonzero(edge):
-                    out[c, k] *= self.tag_wave(start[k] + t_in)
+                    out[c, k] *= self.tag_wave((start[k] + t_in) * to_work)
             complex_gaussian(rng, noise)
-            noise *= np.float32(np.sqrt(self.noise_var[band]))
+            noise *= self._noise_std[band]
             out[c] += noise
-        out = out.reshape(len(sc.bands), n_sym * n)
+        out = out.reshape(len(sc.bands), n_per * n)
         if self._qlevels:
             v = out.view(np.float32)
             q = np.float32(self._qlevels)
@@ -231,7 +264,7 @@ class Emulator:
 
     def _gaps(self) -> np.ndarray:
         """Injected drops as ``[gap, 2]``: (continuous index of first lost sample, samples lost)."""
-        fs = self.wf.sample_rate_hz
+        fs = self.rate_hz
         rows = sorted((round(t * fs), int(k)) for t, k in self.sc.drops)
         merged: list[list[int]] = []
         for s, k in rows:
@@ -244,7 +277,7 @@ class Emulator:
 
     def blocks(self) -> Iterator[Block]:
         """Every sample of the scenario, in order, with the injected drops removed."""
-        per = SYMBOLS_PER_BLOCK * self.wf.fft_size
+        per = self.block_samples
         gaps = self.truth.gaps
         n_blocks = -(-self.n_total // per)
         pending_lost = 0
