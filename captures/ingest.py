@@ -15,6 +15,8 @@ buffer, converted block by block (``cf32_le`` reads straight into the output).
 
 from __future__ import annotations
 
+import functools
+
 import h5py
 import numpy as np
 
@@ -24,6 +26,14 @@ SLAB_SAMPLES = 1 << 18
 """Samples per channel per ``read_direct`` in the general path."""
 _FLETCHER_ROW_WORDS = 4096
 _FLETCHER_BLOCK_ROWS = 16384
+
+
+@functools.cache
+def _ramp(n: int) -> np.ndarray:
+    """``0, 1, ..., n - 1`` as int64 (kept: the same few lengths recur for every chunk)."""
+    r = np.arange(n, dtype=np.int64)
+    r.flags.writeable = False
+    return r
 
 
 def fletcher32(data: np.ndarray) -> int:
@@ -42,17 +52,18 @@ def fletcher32(data: np.ndarray) -> int:
     n, width = v.size, _FLETCHER_ROW_WORDS
     m = n // width
     body = v[: m * width].reshape(m, width)
-    tail = v[m * width :].astype(np.int64)
-    total = int(tail.sum())
-    weighted = int(np.dot(np.arange(m * width, n, dtype=np.int64), tail))
+    total = weighted = 0
+    if m * width < n:
+        tail = v[m * width :].astype(np.int64)
+        total, weighted = int(tail.sum()), int(np.dot(np.arange(m * width, n, dtype=np.int64), tail))
     for r0 in range(0, m, _FLETCHER_BLOCK_ROWS):  # uint32 / int64 partial sums cannot overflow
         blk = body[r0 : r0 + _FLETCHER_BLOCK_ROWS]
-        rows = np.add.reduce(blk, axis=1, dtype=np.uint32).astype(np.int64)
-        cols = np.add.reduce(blk, axis=0, dtype=np.uint32).astype(np.int64)
-        rows_total = int(rows.sum())
+        rows = np.add.reduce(blk, axis=1, dtype=np.uint32)
+        cols = np.add.reduce(blk, axis=0, dtype=np.uint32)
+        rows_total = int(rows.sum(dtype=np.int64))
         total += rows_total
-        weighted += width * (r0 * rows_total + int(np.dot(np.arange(rows.size, dtype=np.int64), rows)))
-        weighted += int(np.dot(np.arange(width, dtype=np.int64), cols))
+        weighted += width * (r0 * rows_total + int(np.dot(_ramp(rows.size), rows)))
+        weighted += int(np.dot(_ramp(width), cols))
     if total == 0:  # only all-zero data sums to zero: HDF5 then keeps 0, not 65535
         return 0
     s1 = (256 * total) % 65535 or 65535

@@ -159,6 +159,11 @@ class Capture:
         return int(self._iq.shape[0])
 
     @property
+    def slab_reader(self) -> SlabReader:
+        """The reader of ``/iq`` that ``read`` uses (its buffers are reused)."""
+        return self._slabs
+
+    @property
     def n_samples(self) -> int:
         return int(self._iq.shape[1])
 

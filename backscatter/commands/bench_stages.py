@@ -1,0 +1,179 @@
+"""``bench``: each stage of a replay (read, convert, receiver, results) against a numpy copy.
+
+Definitions (one profile, one run):
+
+* The samples: ``signal_s`` of three-band IQ at the profile's capture rate (emulated), written
+  as a ``ci16_le`` capture in the writer's layout (chunks of 65536 samples, fletcher32) to a
+  temporary file that is then in the page cache.
+* ``copy``: ``np.copyto`` of those samples as complex64 ``[channel, sample]`` into a
+  preallocated array (8 bytes per sample read and written).
+* ``read``: every stored chunk of int16 pairs from the file into the reader's reused buffer,
+  fletcher32 checked (``captures.ingest.SlabReader.raw_chunk``).
+* ``convert``: int16 pairs already in memory to complex64 in a preallocated array
+  (``dsp.sc16.sc16_to_complex64``).
+* ``ingest``: ``Capture.read`` in replay's chunks: read and convert fused, new output arrays.
+* ``receiver``: a fresh ``Receiver`` over the complex64 samples in memory, in replay's chunks.
+* ``results``: ``summarise`` of that receiver run plus ``write_results`` to an HDF5 file.
+* ``replay``: ``replay_file`` on the capture, end to end (open, read, convert, receive, summarise).
+
+Every stage is timed once per round, in the same rounds as the copy (round-robin, so a busy
+machine slows all of them alike); ``timings_s`` holds each stage's times in round order.
+``ratio_to_copy[stage] = median(timings_s["copy"]) / median(timings_s[stage])``: the stage's
+speed as a fraction of a copy of the same samples (1.0: as fast as the copy).
+``replay.realtime_factor = signal_s / median(timings_s["replay"])``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from backscatter.commands.receive_cmd import CHUNK, replay_file
+from backscatter.runner import Run, receive, summarise
+from captures.emulated import channels_for
+from captures.format import complex_to_ci16
+from captures.reader import open_capture
+from captures.results_io import write_results
+from captures.writer import CaptureWriter
+from dsp.receiver import Receiver
+from dsp.receiver_config import ReceiverConfig
+from dsp.sc16 import sc16_to_complex64
+from dsp.waveform import WaveformConfig, get_profile
+from sdr.emulator.emulator import Emulator
+from sdr.emulator.scenario import ScenarioConfig
+
+STAGES = ("copy", "read", "convert", "ingest", "receiver", "results", "replay")
+RATIO_STAGES = ("read", "convert", "ingest", "receiver", "results")
+
+
+def emulated_iq(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
+    """Three-band complex64 IQ ``[channel, sample]`` at the profile's capture rate (the emulator's
+    output rate), with the waveform, the bands and the TX-RX distance."""
+    wf = get_profile(profile)
+    sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
+    emu = Emulator(wf, sc)
+    iq = np.ascontiguousarray(emu.generate(), np.complex64)
+    return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
+
+
+def write_capture(path: Path, wf: WaveformConfig, bands: list[str], iq: np.ndarray) -> None:
+    """``iq`` (complex64 ``[channel, sample]`` at ``wf.capture_rate_hz``) as a ci16 capture."""
+    with CaptureWriter(path, wf, channels_for(wf, bands), wf.capture_rate_hz, overwrite=True) as w:
+        for a in range(0, iq.shape[1], 1 << 20):
+            w.append(iq[:, a : a + (1 << 20)])
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def _results(run: Run, path: Path) -> None:
+    write_results(path, run, summarise(run), force=True)
+
+
+def ratios(timings_s: dict[str, list[float]]) -> dict[str, float]:
+    """``median(copy) / median(stage)`` for every stage in ``RATIO_STAGES``."""
+    copy = statistics.median(timings_s["copy"])
+    return {s: copy / statistics.median(timings_s[s]) for s in RATIO_STAGES}
+
+
+def stage_figures(profile: str, duration_s: float, repeats: int, workdir: Path | None = None) -> dict:
+    """Every stage's timings, ratios to the copy and the replay real-time factor (see module doc)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    wf, bands, iq, d0 = emulated_iq(profile, duration_s)
+    with tempfile.TemporaryDirectory(prefix="bench-stages-", dir=workdir) as tmp:
+        path = Path(tmp) / f"{profile}.h5"
+        write_capture(path, wf, bands, iq)
+        out = _measure(path, wf, bands, iq, d0, repeats, Path(tmp))
+    return {"profile": profile, **out}
+
+
+def _measure(
+    path: Path, wf: WaveformConfig, bands: list[str], iq: np.ndarray, d0: float, repeats: int, tmp: Path
+) -> dict:
+    n_ch, n = iq.shape
+    dst = np.empty_like(iq)
+    dst.fill(0)  # pages mapped before timing
+    pairs = complex_to_ci16(iq)
+    cfg = ReceiverConfig(tx_rx_distance_m=d0)
+    signal_s = n / wf.capture_rate_hz
+    replay_args = argparse.Namespace(
+        method=None,
+        tx_rx_distance_m=d0,
+        tag_mode=None,
+        receiver_config=None,
+        json=True,
+        calibration=None,
+        truth_calibration=False,
+    )
+
+    def receiver() -> Run:
+        rx = Receiver(wf, bands, wf.capture_rate_hz, cfg)
+        chunks = ((iq[:, a : a + CHUNK], 0) for a in range(0, n, CHUNK))
+        return receive(rx, chunks, wf, signal_s, None)
+
+    timings: dict[str, list[float]] = {s: [] for s in STAGES}
+    with open_capture(path) as cap:
+        reader = cap.slab_reader
+        if not reader.fast:
+            raise RuntimeError(f"{path}: the writer's layout should take the raw-chunk path")
+        n_chunks = -(-n // reader.chunk_samples)
+
+        def read() -> None:
+            for k in range(n_chunks):
+                if reader.raw_chunk(k) is None:
+                    raise RuntimeError(f"{path}: chunk {k} failed its checksum")
+
+        def ingest() -> None:
+            for a in range(0, n, CHUNK):
+                cap.read(a, a + CHUNK)
+
+        for _ in range(repeats):
+            timings["copy"].append(_timed(lambda: np.copyto(dst, iq))[0])
+            timings["read"].append(_timed(read)[0])
+            timings["convert"].append(_timed(lambda: sc16_to_complex64(pairs, dst))[0])
+            timings["ingest"].append(_timed(ingest)[0])
+            t_rx, run = _timed(receiver)
+            timings["receiver"].append(t_rx)
+            timings["results"].append(_timed(partial(_results, run, tmp / "results.h5"))[0])
+            timings["replay"].append(_timed(lambda: replay_file(path, replay_args, progress=False))[0])
+    med = {s: statistics.median(v) for s, v in timings.items()}
+    samples = n_ch * n
+    return {
+        "capture_rate_hz": wf.capture_rate_hz,
+        "bands": n_ch,
+        "signal_s": signal_s,
+        "samples": samples,
+        "repeats": repeats,
+        "timings_s": timings,
+        "median_s": med,
+        "samples_per_s": {s: samples / t for s, t in med.items()},
+        "ratio_to_copy": ratios(timings),
+        "replay": {"median_wall_s": med["replay"], "realtime_factor": signal_s / med["replay"]},
+        "receiver_realtime_factor": signal_s / med["receiver"],
+    }
+
+
+def describe(r: dict) -> str:
+    """Human lines for one profile's stage figures."""
+    mss = r["samples_per_s"]
+    parts = ", ".join(f"{s} {r['ratio_to_copy'][s]:.2f}" for s in RATIO_STAGES)
+    return (
+        f"stages {r['profile']:10s}: {r['bands']} bands at {r['capture_rate_hz'] / 1e6:g} MS/s, "
+        f"{r['signal_s']:g} s; ratio to a numpy copy of the same samples ({mss['copy'] / 1e6:.0f} MS/s): "
+        f"{parts}\n"
+        f"  replay end to end {r['replay']['realtime_factor']:.2f}x real time "
+        f"(receiver alone {r['receiver_realtime_factor']:.2f}x; ingest {mss['ingest'] / 1e6:.0f} MS/s, "
+        f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s; "
+        f"median of {r['repeats']})"
+    )

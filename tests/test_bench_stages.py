@@ -1,0 +1,49 @@
+"""``backscatter bench`` stage figures: every ratio is the quotient of timings from the same run."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from backscatter.commands.bench_stages import RATIO_STAGES, STAGES, describe, ratios, stage_figures
+
+
+def test_ratios_are_median_copy_over_median_stage():
+    t = {s: [1.0, 1.0, 1.0] for s in STAGES}
+    t["copy"] = [3.0, 1.0, 2.0]  # median 2
+    t["read"] = [100.0, 4.0, 2.0]  # median 4: not the mean, not the first round
+    t["receiver"] = [8.0, 8.0, 0.5]
+    r = ratios(t)
+    assert set(r) == set(RATIO_STAGES)
+    assert r["read"] == 0.5 and r["receiver"] == 0.25 and r["convert"] == 2.0
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory):
+    return stage_figures("default", 0.04, repeats=2, workdir=tmp_path_factory.mktemp("bench"))
+
+
+def test_stage_figures_carry_the_raw_timings_behind_every_ratio(figures):
+    r = figures
+    assert r["profile"] == "default" and r["repeats"] == 2 and r["bands"] == 3
+    assert r["samples"] == 3 * round(r["signal_s"] * r["capture_rate_hz"])
+    assert set(r["timings_s"]) == set(STAGES)
+    for stage, times in r["timings_s"].items():
+        assert len(times) == 2 and all(t > 0 for t in times), stage
+        assert r["median_s"][stage] == statistics.median(times)
+    copy = statistics.median(r["timings_s"]["copy"])
+    assert set(r["ratio_to_copy"]) == set(RATIO_STAGES)
+    for stage in RATIO_STAGES:
+        assert r["ratio_to_copy"][stage] == pytest.approx(copy / statistics.median(r["timings_s"][stage]))
+        assert r["samples_per_s"][stage] == pytest.approx(r["samples"] / r["median_s"][stage])
+    rep = statistics.median(r["timings_s"]["replay"])
+    assert r["replay"]["realtime_factor"] == pytest.approx(r["signal_s"] / rep)
+    assert r["receiver_realtime_factor"] == pytest.approx(r["signal_s"] / r["median_s"]["receiver"])
+    text = describe(r)
+    assert "replay end to end" in text and "convert" in text
+
+
+def test_stage_figures_refuse_no_repeats():
+    with pytest.raises(ValueError, match="repeats"):
+        stage_figures("default", 0.01, repeats=0)
