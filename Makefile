@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench clean venv
+.PHONY: demo test fuzz lint bench clean venv gnuradio
 
 venv: $(STAMP)
 
@@ -30,6 +30,20 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/backscatter bench
+
+# GNU Radio 3.10 (Debian's package, run by the system python3) for gnuradio/ and tests/test_gnuradio.py
+GR_PYTHON ?= /usr/bin/python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+gnuradio:
+	@if $(GR_PYTHON) -c 'from gnuradio import blocks, gr, zeromq' 2>/dev/null; then \
+		echo "GNU Radio is installed ($(GR_PYTHON))"; \
+	else \
+		echo "installing GNU Radio (apt-get, about a minute)"; \
+		$(SUDO) apt-get update -qq >/tmp/gnuradio-apt.log 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gnuradio \
+			>>/tmp/gnuradio-apt.log 2>&1 || { tail -20 /tmp/gnuradio-apt.log; exit 1; }; \
+		$(GR_PYTHON) -c 'from gnuradio import gr; print("GNU Radio", gr.version(), "installed")'; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

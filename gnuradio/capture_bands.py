@@ -13,10 +13,27 @@ Ends when every band has its items, or after ``--timeout-s`` (exit status 3).
 import argparse
 import json
 import sys
-import threading
+import time
 
+import numpy as np
 import pmt
 from gnuradio import blocks, gr, zeromq
+
+
+class TagRecorder(gr.sync_block):
+    """Consumes items, keeping every tag (key, offset, value as text)."""
+
+    def __init__(self, sc16):
+        gr.sync_block.__init__(self, "tag_recorder", [(np.int16, 2)] if sc16 else [np.complex64], [])
+        self.tags = []
+
+    def work(self, input_items, output_items):
+        n = len(input_items[0])
+        for t in self.get_tags_in_window(0, 0, n):
+            self.tags.append(
+                {"offset": t.offset, "key": pmt.symbol_to_string(t.key), "value": pmt.write_string(t.value)}
+            )
+        return n
 
 
 def main():
@@ -32,32 +49,32 @@ def main():
     tb = gr.top_block("capture_bands")
     item, vlen = (gr.sizeof_gr_complex, 1) if args.format == "fc32" else (gr.sizeof_short, 2)
     make_source = zeromq.pull_source if args.source == "pull" else zeromq.sub_source
-    debug = {}
+    debug, sinks = {}, []
     for name, endpoint, path in args.band:
         src = make_source(item, vlen, endpoint, 100, args.tags, -1)
         head = blocks.head(item * vlen, args.items)
         sink = blocks.file_sink(item * vlen, path, False)
         sink.set_unbuffered(False)
-        dbg = blocks.tag_debug(item * vlen, name, "")
-        dbg.set_display(False)
+        dbg = TagRecorder(args.format == "sc16")
         tb.connect(src, head, sink)
         tb.connect(head, dbg)
         debug[name] = dbg
+        sinks.append(sink)
     tb.start()
     print("capture_bands: started", file=sys.stderr, flush=True)
-    done = threading.Event()
-    threading.Thread(target=lambda: (tb.wait(), done.set()), daemon=True).start()
-    if not done.wait(args.timeout_s):
-        print("capture_bands: timed out", file=sys.stderr, flush=True)
-        tb.stop()
-        sys.exit(3)
+    # a ZMQ source whose readers are done can idle on: wait for the items, then stop
+    deadline = time.monotonic() + args.timeout_s
+    readers = [*sinks, *debug.values()]
+    while any(r.nitems_read(0) < args.items for r in readers):
+        if time.monotonic() > deadline:
+            print("capture_bands: timed out", file=sys.stderr, flush=True)
+            tb.stop()
+            sys.exit(3)
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
     if args.tags_json:
-        out = {}
-        for name, dbg in debug.items():
-            out[name] = [
-                {"offset": t.offset, "key": pmt.symbol_to_string(t.key), "value": pmt.write_string(t.value)}
-                for t in dbg.current_tags()
-            ]
+        out = {name: dbg.tags for name, dbg in debug.items()}
         with open(args.tags_json, "w") as f:
             json.dump(out, f)
     print("capture_bands: done", file=sys.stderr, flush=True)
