@@ -40,7 +40,7 @@ class Scenario:
     tx_rx: Link = LOS_TX_RX
     tx_tag: Link = LOS_TX_TAG
     tag_rx: Link = LOS_TAG_RX
-    duration_s: float = 0.35
+    duration_s: float = 0.3  # three packets (the third ends at 0.2725 s)
     mode: str = "burst"  # or "cw"
     bands: tuple[str, ...] = ("central", "lower", "upper")
     snr_db: tuple[float, float, float] = (30.0, -20.0, -20.0)  # central, lower, upper
