@@ -34,6 +34,7 @@ from dsp.windows import CompositeWindows, WindowBlock, make_buffer
 
 BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
 CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
+STARTUP_WINDOWS = 9 + BOOT_WINDOWS + CHECK_WINDOWS + 2  # what timing acquisition needs at start
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
 
@@ -230,7 +231,7 @@ class Receiver:
         n, wf, buf = self.n, self.wf, self._buf
         first = buf.first_index()
         boot = self._ref["central"] is None
-        need = 9 + (BOOT_WINDOWS + CHECK_WINDOWS + 2 if boot else 0)
+        need = STARTUP_WINDOWS if boot else 9
         if buf.windows_available(first) < need:
             return False
         x = buf.block(first, 9).windows(self.c0).reshape(-1)

@@ -18,8 +18,8 @@ earlier would hold it: the tag-observed channel and the tag's carrier offset, he
 taken from the emulator's truth.  Every CFR, CIR, range and bit still comes from
 the run's own samples; the reference only steers the per-window projections and
 phase tracking.  ``acquisition = "blind"`` runs the receiver as it is.  The seeding
-goes through private attributes of :class:`~dsp.receiver.Receiver` until it has a
-public hook (see :func:`seed_side_band_references`).
+goes through :meth:`~dsp.receiver.Receiver.seed_reference` (see
+:func:`seed_side_band_references`).
 
 **Calibration.**  Every sweep divides out the emulator's true circuitry responses
 (``calibration = truth.cfr_circuitry``), as the receiver tests do; the calibration
@@ -40,9 +40,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from backscatter.runner import Run
-from dsp.receiver import Receiver
+from dsp.receiver import STARTUP_WINDOWS, Receiver
 from dsp.receiver_config import ReceiverConfig
-from dsp.references import symbol_from_cfr
 from dsp.waveform import WaveformConfig
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
@@ -106,28 +105,23 @@ def duration_for_windows(wf: WaveformConfig, n_windows: int) -> float:
 def seed_side_band_references(rx: Receiver, emu: Emulator) -> None:
     """Install each side band's reference and CFO from the emulator's truth, skipping blind acquisition.
 
-    Must be called once the receiver has its timing (``rx._next_window`` set) and
-    before it processes a segment.  In a window starting at continuous sample ``s``
-    the side band is ``(2/pi) * scale * exp(j theta) * H[k] exp(j 2 pi k (s - n0) / N)``
-    (``H`` = propagation x circuitry) with the band's CFO ramp; the constant phase is
+    Must be called once the receiver has its timing (``rx.reference_index`` set) and
+    before it processes a segment.  In the window starting at continuous sample ``s``
+    the side band is ``(2/pi) * scale * exp(j theta) * H[k] exp(j 2 pi k (s - d(s)) / N)``
+    (``H`` = propagation x circuitry, ``d(s)`` the illumination delay of the truth, which
+    moves with the sample-clock drift) with the band's CFO ramp; the constant phase is
     left to the receiver's gain estimate.
-
-    Uses the private ``Receiver._next_window`` and ``Receiver._install``; the public
-    hook proposed for :class:`~dsp.receiver.Receiver` is
-    ``seed_reference(band, cfr, cfo_hz, index0=0)``: ``cfr`` as seen in a window
-    starting at continuous sample ``index0``, rotated to the window grid once the
-    timing is known.
     """
-    s0 = rx._next_window
+    s0 = rx.reference_index
     if s0 is None:
         raise RuntimeError("seed_side_band_references: the receiver has no timing yet")
     wf, tr = emu.wf, emu.truth
     k = wf.active_subcarriers
+    shift_samples = (s0 - float(tr.illumination_delay_samples(s0))) % wf.fft_size
     for band in rx.sides:
-        shift = np.exp(2j * np.pi * k * ((s0 - tr.sample_offset) % wf.fft_size) / wf.fft_size)
+        shift = np.exp(2j * np.pi * k * shift_samples / wf.fft_size)
         cfr = TAG_FIRST_HARMONIC * tr.scale[band] * tr.cfr[band] * shift
-        rx.cfo_hz[band] = tr.cfo_hz[band]
-        rx._install(band, symbol_from_cfr(wf, cfr, tr.cfo_hz[band]))
+        rx.seed_reference(band, cfr, tr.cfo_hz[band])
 
 
 def receive_emulated(
@@ -147,7 +141,7 @@ def receive_emulated(
     )
     run = Run(emu.wf, list(sc.bands), sc.duration_s, tr)
     pending_seed = acquisition == "seeded"
-    head = 9 * wf.fft_size  # timing needs 8 whole windows; a segment needs many more
+    head = STARTUP_WINDOWS * wf.fft_size  # what timing acquisition needs; a segment needs many more
     for blk in emu.blocks():
         iq, lost = blk.iq, blk.lost_before
         if pending_seed and iq.shape[1] > head:
