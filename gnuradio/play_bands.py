@@ -6,7 +6,8 @@
         --band lower lower.c64 tcp://127.0.0.1:5602 870e6 --band upper upper.c64 tcp://127.0.0.1:5603 960e6
 
 Flowgraph per band: ``blocks.file_source`` (complex64 items, or int16 I/Q pairs with
-``--format sc16``) -> [with ``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and
+``--format sc16``; ``--repeat`` loops them) -> [``--throttle``: ``blocks.throttle`` at
+``--rate-hz``] -> [with ``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and
 ``rx_freq`` tags on the first item, as a UHD source does] -> ``zeromq.push_sink`` or
 ``zeromq.pub_sink`` (``pass_tags`` with ``--tags``).  The sinks bind when the flowgraph is built;
 the flowgraph starts ``--start-delay-s`` later, so subscribers can connect first.
@@ -50,9 +51,14 @@ def build(args):
     make_sink = zeromq.push_sink if args.sink == "push" else zeromq.pub_sink
     keep = []
     for name, path, endpoint, freq in args.band:
-        src = blocks.file_source(item * vlen, path, False)
+        src = blocks.file_source(item * vlen, path, args.repeat)
         sink = make_sink(item, vlen, endpoint, 100, args.tags, args.hwm)
         last = src
+        if args.throttle:
+            throttle = blocks.throttle(item * vlen, args.rate_hz, True)
+            tb.connect(last, throttle)
+            last = throttle
+            keep.append(throttle)
         if args.rx_time_s is not None:
             tagger = RxTimeTagger(args.rx_time_s, args.rate_hz, float(freq), args.format == "sc16")
             tb.connect(src, tagger)
@@ -76,13 +82,22 @@ def main():
     p.add_argument("--rx-time-s", type=float, help="tag the first item with this rx_time")
     p.add_argument("--rate-hz", type=float, default=30.72e6)
     p.add_argument("--hwm", type=int, default=-1)
+    p.add_argument("--repeat", action="store_true", help="loop the files (end with --duration-s)")
+    p.add_argument("--throttle", action="store_true", help="pace each band at --rate-hz (real time)")
+    p.add_argument("--duration-s", type=float, help="stop after this long")
     p.add_argument("--start-delay-s", type=float, default=1.0)
     p.add_argument("--linger-s", type=float, default=5.0, help="keep the sockets open this long at the end")
     args = p.parse_args()
     tb = build(args)
     time.sleep(args.start_delay_s)
     t0 = time.monotonic()
-    tb.run()
+    if args.duration_s is None:
+        tb.run()
+    else:
+        tb.start()
+        time.sleep(args.duration_s)
+        tb.stop()
+        tb.wait()
     print(f"play_bands: done in {time.monotonic() - t0:.2f} s", file=sys.stderr, flush=True)
     time.sleep(args.linger_s)  # the sinks' last messages reach slow readers before the sockets close
 

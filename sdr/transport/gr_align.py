@@ -62,6 +62,8 @@ class Restart(Exception):
 class _Lane:
     segments: deque = field(default_factory=deque)  # (start_index, items [n] or [n, 2])
     buffered: int = 0
+    end: int | None = None  # index after the last buffered item
+    gapped: bool = False  # a buffered segment may not follow on from the one before
     base: int = 0  # index = item offset + base
     ref: tuple[int, int] | None = None  # (offset, index) of the last rx_time tag
     next_offset: int | None = None
@@ -152,6 +154,9 @@ class Aligner:
         if ln.next_offset is not None and offset < ln.next_offset:
             raise Restart
         ln.next_offset = offset + n
+        if not tags and (self.mode != "time" or ln.ref is not None):  # the common case
+            self._append(ln, offset + ln.base, items)
+            return
         cuts = [offset]
         rx = sorted(
             (t.offset, t.value) for t in tags if t.key == "rx_time" and offset <= t.offset < offset + n
@@ -179,8 +184,14 @@ class Aligner:
         for i, base in enumerate(bases):
             a, b = cuts[i] - offset, cuts[i + 1] - offset
             if b > a:
-                ln.segments.append((cuts[i] + base, items[a:b]))
-                ln.buffered += b - a
+                self._append(ln, cuts[i] + base, items[a:b])
+
+    def _append(self, ln: _Lane, start: int, items: np.ndarray) -> None:
+        if ln.end is not None and start != ln.end:
+            ln.gapped = True
+        ln.segments.append((start, items))
+        ln.end = start + len(items)
+        ln.buffered += len(items)
         while ln.buffered > self.max_buffer_samples and len(ln.segments) > 1:
             _, dropped = ln.segments.popleft()
             ln.buffered -= len(dropped)
@@ -208,12 +219,20 @@ class Aligner:
             if start != index + n:
                 return n, True
             n += len(seg)
+        ln.gapped = False  # every buffered segment follows on
         return n, False
 
     def take(self, flush: bool = False) -> AlignedChunk | None:
         """The next aligned chunk: ``chunk_samples`` long, shorter before a gap or with ``flush``."""
         while True:
             if self.mode is None or any(not ln.segments for ln in self.lanes):
+                return None
+            if (  # cheap test first: no full chunk buffered and no gap to stop at
+                not flush
+                and self.cursor is not None
+                and min(ln.buffered for ln in self.lanes) < self.chunk_samples
+                and not any(ln.gapped for ln in self.lanes)
+            ):
                 return None
             starts = [ln.segments[0][0] for ln in self.lanes]
             if self.cursor is None:

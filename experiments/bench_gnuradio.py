@@ -1,0 +1,191 @@
+"""Does the GNU Radio path keep real time at 3 x 30.72 MS/s?  Throughput and samples lost over a run.
+
+A GNU Radio flowgraph (``gnuradio/play_bands.py``, run by GNU Radio's ``python3``) loops an
+emulated 0.2 s capture's three bands as int16 I/Q pairs through ``blocks.throttle`` (real time,
+30.72 MS/s per band) into three ``zeromq.pub_sink`` (or ``push_sink``) with tag headers.  On our
+side a :class:`~sdr.transport.gnuradio.GnuRadioSubscriber` aligns the three sockets; with
+``--worker`` the full :class:`~sdr.worker.StreamWorker` (receiver included) runs on it.
+
+With PUB sinks nothing waits for us: samples we do not take in time are dropped by ZeroMQ and
+show up as offset jumps, i.e. as ``samples_lost``.  With PUSH the flowgraph is slowed down
+instead, which shows as a throughput below the rate.
+
+    .venv/bin/python -m experiments.bench_gnuradio --duration-s 60 [--worker] [--socket push] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from captures.emulated import write_emulated_capture
+from captures.format import complex_to_ci16
+from captures.reader import open_capture
+from dsp.receiver import Receiver
+from dsp.receiver_config import ReceiverConfig
+from dsp.waveform import get_profile
+from sdr.emulator.scenario import ScenarioConfig
+from sdr.transport import IQHeader, ResultPublisher
+from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioSubscriber
+from sdr.worker import StreamWorker
+
+ROOT = Path(__file__).resolve().parents[1]
+GR_PYTHON = "/usr/bin/python3"
+
+
+def _ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _band_files(tmp: Path) -> tuple[dict[str, Path], dict[str, float], float, float]:
+    wf = get_profile("default")
+    kw: dict[str, Any] = {"ideal": True} if "ideal" in ScenarioConfig.__dataclass_fields__ else {}
+    sc = ScenarioConfig(duration_s=0.2, seed=3, first_packet_s=0.01, **kw)
+    write_emulated_capture(tmp / "loop.h5", wf, sc)
+    with open_capture(tmp / "loop.h5") as cap:
+        iq, rate = cap.read(), cap.sample_rate_hz
+        centres = {c.band: c.center_freq_hz for c in cap.channels}
+        d0 = cap.truth().tx_rx_distance_m
+    files = {}
+    for i, b in enumerate(centres):
+        files[b] = tmp / f"{b}.sc16"
+        complex_to_ci16(iq[i]).tofile(files[b])
+    return files, centres, rate, d0
+
+
+def run(duration_s: float, sink: str = "pub", worker: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        files, centres, rate, d0 = _band_files(tmp)
+        bands = list(files)
+        endpoints = {b: f"tcp://127.0.0.1:{p}" for b, p in zip(bands, _ports(len(bands)), strict=True)}
+        cfg = GnuRadioConfig(
+            endpoints=tuple(endpoints.items()),
+            rf_centers_hz=tuple(centres[b] for b in bands),
+            sample_rate_hz=rate,
+            socket="sub" if sink == "pub" else "pull",
+            item_format="sc16",
+            tags=True,
+        )
+        wf = get_profile("default")
+        sub = GnuRadioSubscriber(cfg, wf)
+        play = subprocess.Popen(
+            [
+                GR_PYTHON, str(ROOT / "gnuradio" / "play_bands.py"), "--sink", sink, "--tags",
+                "--format", "sc16", "--repeat", "--throttle", "--rate-hz", str(rate),
+                "--duration-s", str(duration_s), "--start-delay-s", "1", "--linger-s", "0.5",
+                *[a for b in bands for a in ("--band", b, str(files[b]), endpoints[b], str(centres[b]))],
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
+        )  # fmt: skip
+        cpu0 = time.process_time()
+        try:
+            if worker:
+                out = _run_worker(sub, d0)
+            else:
+                out = _run_ingest(sub)
+        finally:
+            sub.close()
+            _, err = play.communicate(timeout=60)
+        if play.returncode != 0:
+            raise RuntimeError(f"the GNU Radio flowgraph failed: {err[-2000:]}")
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out.update(
+            duration_s=duration_s,
+            sink=sink,
+            bands=bands,
+            sample_rate_hz=rate,
+            target_sps=rate * len(bands),
+            our_cpu_s=time.process_time() - cpu0,
+            gnuradio_cpu_s=child.ru_utime + child.ru_stime,
+            drops=dict(sub.drops),
+            overflow_samples=sub.aligner.overflow_samples,
+        )
+        return out
+
+
+def _run_ingest(sub: GnuRadioSubscriber) -> dict[str, Any]:
+    samples = lost = messages = 0
+    t_first = t_last = None
+    while True:
+        m = sub.recv(timeout_s=3.0 if t_first is not None else 30.0)
+        if m is None:
+            break
+        t_last = time.monotonic()
+        t_first = t_first or t_last
+        samples += m.header.n_samples
+        lost += m.lost_before
+        messages += 1
+    wall = (t_last - t_first) if t_first is not None else 0.0
+    n_ch = len(sub.cfg.endpoints)
+    return {
+        "mode": "ingest",
+        "messages": messages,
+        "samples_per_channel": samples,
+        "samples_lost": lost,
+        "gaps": sub.gaps,
+        "wall_s": wall,
+        "throughput_sps": (samples + lost) * n_ch / wall if wall > 0 else None,
+        "realtime_factor": (samples + lost) / sub.cfg.sample_rate_hz / wall if wall > 0 else None,
+    }
+
+
+def _run_worker(sub: GnuRadioSubscriber, d0: float) -> dict[str, Any]:
+    cfg = ReceiverConfig.from_dict({"tx_rx_distance_m": d0, "tag_mode": "burst"})
+
+    def make_receiver(h: IQHeader) -> Receiver:
+        return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg)
+
+    with ResultPublisher("tcp://127.0.0.1:*") as pub:
+        w = StreamWorker(sub, pub, make_receiver)
+        s = w.run(threading.Event(), idle_exit_s=3.0)
+    n_ch = len(sub.cfg.endpoints)
+    total = s["samples_per_channel"] + s["samples_lost"]
+    return {
+        "mode": "worker",
+        **{k: s[k] for k in ("messages", "samples_per_channel", "samples_lost", "gaps", "packets", "crc_ok")},
+        "wall_s": s["wall_s"],
+        "throughput_sps": total * n_ch / s["wall_s"],
+        "receiver_realtime_factor": s["realtime_factor"],
+        "latency_p95_s": s["latency"].get("p95_s"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration-s", type=float, default=60.0)
+    p.add_argument("--socket", choices=["pub", "push"], default="pub", help="the flowgraph's ZMQ sinks")
+    p.add_argument("--worker", action="store_true", help="run the whole worker (receiver included)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    out = run(args.duration_s, args.socket, args.worker)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"GNU Radio -> {out['mode']} ({out['sink']}, {len(out['bands'])} bands at "
+            f"{out['sample_rate_hz'] / 1e6:g} MS/s, {out['duration_s']:g} s): "
+            f"{out['throughput_sps'] / 1e6:.1f} MS/s of {out['target_sps'] / 1e6:.1f} target, "
+            f"{out['samples_lost']} samples lost in {out['gaps']} gaps; CPU: ours {out['our_cpu_s']:.1f} s, "
+            f"GNU Radio {out['gnuradio_cpu_s']:.1f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
