@@ -24,12 +24,15 @@ Limits, derived here (C is the speed of light):
 from __future__ import annotations
 
 import cmath
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from backscatter.cli import main
 from captures.reader import open_capture
 from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
@@ -74,6 +77,7 @@ SCENARIOS = {
 
 @dataclass
 class Run:
+    path: Path
     sc: Scenario
     truth: Truth
     packets: list[PacketResult]
@@ -97,6 +101,7 @@ def oracle(tmp_path_factory):
                 out = [r for _, iq, lost in cap.iter_chunks(1 << 18) for r in rx.push(iq, lost)]
                 out += rx.flush()
             runs[name] = Run(
+                path,
                 sc,
                 truth,
                 [r for r in out if isinstance(r, PacketResult)],
@@ -230,6 +235,19 @@ def test_line_of_sight_cw_at_0_db_has_no_range_bias_above_the_bound(oracle):
     assert_cfo_within_the_bound(run)
     assert_timing_within_one_sample(run)
     assert range_sigma_m(run.sc, "lower", 1500, 1500) < 0.005
+
+
+def test_backscatter_replay_reads_the_independent_capture(oracle, capsys):
+    """``backscatter replay --json`` as a user runs it on the oracle's file: the tag mode from the
+    scenario JSON of ``/truth``, the truth's range, and each epoch within the bound."""
+    run = oracle("los_cw_0db")
+    capsys.readouterr()
+    assert main(["replay", str(run.path), "--json", "--tx-rx-distance-m", str(run.sc.tx_rx[0][0])]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ranging_epochs"] == 2 and summary["packets_sent"] == 0
+    assert summary["range_true_m"] == pytest.approx(run.truth.range_true_m, abs=1e-9)
+    sigma = max(range_sigma_m(run.sc, b, e.n_symbols, e.n_symbols) for b in SIDES for e in run.epochs)
+    assert summary["range_rmse_m"][METHOD] <= K_SIGMA * sigma
 
 
 @pytest.mark.parametrize("name", ["multipath", "close_path"])
