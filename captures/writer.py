@@ -19,6 +19,7 @@ from captures.format import (
     ChannelInfo,
     complex_to_ci16,
 )
+from captures.ingest import fletcher32
 from captures.truth_io import write_truth
 from dsp.waveform import WaveformConfig
 from sdr.emulator.truth import GroundTruth
@@ -86,6 +87,7 @@ class CaptureWriter:
         self._iq.attrs["antenna"] = [c.antenna for c in channels]
         self._gaps = f.create_dataset("gaps", (0, 2), np.int64, maxshape=(None, 2), chunks=(256, 2))
         self._chunk_bytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize
+        self._chunk_buf: np.ndarray | None = None
         self.writeback_bytes = writeback_bytes
         self._unsynced_bytes = 0
         self._fd = os.open(self.path, os.O_RDONLY) if writeback_bytes > 0 else None
@@ -105,7 +107,10 @@ class CaptureWriter:
         k = data.shape[1]
         self._iq.resize(self.n_samples + k, axis=1)
         try:
-            self._iq[:, self.n_samples : self.n_samples + k] = data
+            if self.datatype == "ci16_le":
+                self._write_pairs(data, self.n_samples)
+            else:
+                self._iq[:, self.n_samples : self.n_samples + k] = data
             if self.swmr:
                 self._iq.flush()
         except BaseException:
@@ -116,6 +121,28 @@ class CaptureWriter:
             self._unsynced_bytes += data.nbytes
             if self._unsynced_bytes >= self.writeback_bytes:
                 self._write_back()
+
+    def _write_pairs(self, data: np.ndarray, start: int) -> None:
+        """int16 pairs ``[channel, sample, 2]`` at sample ``start``: every whole chunk raw, with
+        its fletcher32 computed here (HDF5's byte-serial check halves the write speed, see
+        FORMAT.md), the ragged ends through HDF5."""
+        c, end = CHUNK_SAMPLES, start + data.shape[1]
+        first, last = -(-start // c) * c, end // c * c  # the whole chunks: [first, last)
+        if first >= last:
+            self._iq[:, start:end] = data
+            return
+        if start < first:
+            self._iq[:, start:first] = data[:, : first - start]
+        if self._chunk_buf is None:
+            self._chunk_buf = np.empty(self._chunk_bytes + 4, np.uint8)
+        buf = self._chunk_buf
+        pairs = buf[:-4].view(np.int16).reshape(self.n_channels, c, 2)
+        for a in range(first, last, c):
+            np.copyto(pairs, data[:, a - start : a - start + c])
+            buf[-4:].view("<u4")[0] = fletcher32(buf[:-4])
+            self._iq.id.write_direct_chunk((0, a, 0), buf)
+        if last < end:
+            self._iq[:, last:end] = data[:, last - start :]
 
     def _write_back(self) -> None:
         """Put what was written on the disk and drop it from the page cache.

@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from captures import ingest
+from captures.emulated import channels_for
 from captures.ingest import SlabReader, fletcher32
+from captures.writer import CaptureWriter
 from dsp.sc16 import complex64_pairs_view, sc16_to_complex64
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -207,3 +209,24 @@ def test_read_into_checks_its_output_and_range(datasets):
         reader.read(10, 5001)
     with pytest.raises(ValueError, match="complex64"):
         reader.read_into(0, 10, np.zeros((3, 9), np.complex64))
+
+
+# ----- writing whole chunks raw ---------------------------------------------------------------------
+@FEW
+@given(sizes=st.lists(st.integers(1, 200_000), min_size=1, max_size=5), swmr=st.booleans())
+def test_writer_chunks_with_their_own_checksum_read_back_through_hdf5s_check(tmp_path, wf, sizes, swmr):
+    """Appends of any size (whole chunks raw with the numpy fletcher32, ragged ends through HDF5):
+    h5py's read, which verifies every chunk's checksum in HDF5, gives back exactly what went in."""
+    rng = np.random.default_rng(sum(sizes))
+    pieces = [_pairs(rng, 2, k) for k in sizes]
+    path = tmp_path / "w.h5"
+    with CaptureWriter(
+        path, wf, channels_for(wf, ["central", "upper"]), 30.72e6, overwrite=True, swmr=swmr
+    ) as w:
+        for p in pieces:
+            w.append(p)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["iq"][()], np.concatenate(pieces, axis=1))
+        assert f["iq"].fletcher32
+        for i in range(f["iq"].id.get_num_chunks()):
+            assert f["iq"].id.get_chunk_info(i).filter_mask == 0
