@@ -162,3 +162,28 @@ def test_crlb_of_one_path_is_the_closed_form_and_nuisance_paths_only_raise_it():
     h = band_cfr(NUM, "upper", MULTIPATH["tx_rx"], MULTIPATH["tx_tag"], MULTIPATH["tag_rx"])
     np.testing.assert_allclose(np.exp(-2j * np.pi * np.outer(f, tau)) @ g, h, atol=1e-12)
     assert delay_crlb_s2(f, tau, g, 100.0, 1875) > delay_crlb_s2(f, tau[:1], g[:1], 100.0, 1875)
+
+
+def test_the_capture_follows_format_md_and_the_reader_gets_the_truth_back(tmp_path):
+    """A short drifting capture through ``captures.reader``: bands, rate, waveform, and the
+    ``/truth`` fields FORMAT.md lists (the sample clock's ``sample_clock_ppm`` included)."""
+    from captures.reader import open_capture
+    from tests.oracle.scenario import write_capture
+
+    sc = Scenario(duration_s=0.08, first_packet_s=0.002, clock_offset_ppm=3.0, tag_clock_ppm=-40.0)
+    tr = write_capture(sc, tmp_path / "c.h5")
+    with open_capture(tmp_path / "c.h5") as cap:
+        assert cap.bands == list(sc.bands) and cap.sample_rate_hz == NUM.sample_rate_hz
+        assert cap.n_samples == round(0.08 * NUM.sample_rate_hz)
+        assert cap.waveform.zc_root == 1 and cap.waveform.burst_period_s == NUM.burst_period_s
+        got = cap.truth()
+        iq = cap.read(0, N)
+    assert got.sample_clock_ppm == 3.0 and got.tag_clock_ppm == -40.0
+    assert got.lo_ppm == pytest.approx(3.0, rel=1e-12)  # nu_0 / fc: the LO offset tied to the clock
+    assert got.range_true_m == tr.range_true_m and got.tx_rx_distance_m == 20.0
+    np.testing.assert_array_equal(got.packet_bits, tr.packet_bits)
+    np.testing.assert_array_equal(got.packet_start_sample, [0.002 * NUM.sample_rate_hz])
+    assert got.cfo_hz == pytest.approx(tr.cfo_hz) and got.tag_symbol_samples == tr.tag_symbol_samples
+    # ci16: the first window read back equals the synthesis to the quantisation step 1/32767
+    want = samples(sc, tr, 0, N, None)
+    assert np.abs(iq - want).max() < 6 * np.sqrt(max(tr.noise_var.values())) + 1 / 32767

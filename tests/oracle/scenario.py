@@ -200,6 +200,7 @@ def _truth_fields(sc: Scenario, tr: Truth) -> tuple[dict, dict, dict]:
         "sample_offset": round(sc.timing_offset_samples),
         "lo_ppm": tr.cfo_hz["central"] / num.carrier_freq_hz * 1e6,
         "tag_clock_ppm": sc.tag_clock_ppm,
+        "sample_clock_ppm": sc.clock_offset_ppm,  # delay at sample n: sample_offset - delta n
         "tag_id": sc.tag_id,
         "tag_symbol_samples": tr.tag_symbol_samples,
         "tag_pos_m": json.dumps(None),
