@@ -62,6 +62,21 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _consecutive_free_ports(n: int) -> list[int]:
+    for base in range(20000 + os.getpid() % 20000, 60000, 7):
+        socks = [socket.socket() for _ in range(n)]
+        try:
+            for k, s in enumerate(socks):
+                s.bind(("127.0.0.1", base + k))
+            return list(range(base, base + n))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def _scenario(**kw) -> ScenarioConfig:
     """No sample-clock drift: equality with a direct replay is tested, not the receiver's tracking."""
     if "ideal" in ScenarioConfig.__dataclass_fields__:
@@ -210,3 +225,89 @@ def test_the_streamer_publishes_to_a_gnuradio_flowgraph_bit_for_bit(capture, tmp
         assert set(first) == {"rx_time", "rx_rate", "rx_freq"}
         assert float(first["rx_rate"]) == rate
         assert float(first["rx_freq"]) == centres[b]
+
+
+WATCH_PROBE = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from PyQt5 import Qt
+import watch_stream
+app = Qt.QApplication([])
+tb = watch_stream.watch_stream(samp_rate=30.72e6, port_base=int(sys.argv[2]))
+tb.start()
+tb.show()
+deadline = time.monotonic() + float(sys.argv[3])
+inputs = [(s, i) for s in (tb.qtgui_freq_sink_bands, tb.qtgui_time_sink_bands) for i in range(3)]
+while time.monotonic() < deadline and min(s.nitems_read(i) for s, i in inputs) < int(sys.argv[4]):
+    app.processEvents()
+    time.sleep(0.02)
+print(min(s.nitems_read(i) for s, i in inputs))
+tb.stop()
+tb.wait()
+"""
+
+
+def test_the_watcher_flowgraph_plots_what_the_streamer_publishes(capture, tmp_path):
+    """gnuradio/watch_stream.py (QT GUI sinks, offscreen) takes our PUB stream on its SUB sources."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(WATCH_PROBE)
+    (iq_port,) = _free_ports(1)
+    ports = _consecutive_free_ports(3)  # the watcher takes port_base, +1, +2
+    items = 1_000_000
+    watcher = subprocess.Popen(
+        [GR_PYTHON, str(probe), str(ROOT / "gnuradio"), str(ports[0]), "60", str(items)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    try:
+        bands = ("central", "lower", "upper")
+        stream = subprocess.run(
+            _cli(
+                "stream", "--source", "replay", "--file", str(capture), "--as-fast-as-possible",
+                "--bind", f"tcp://127.0.0.1:{iq_port}", "--gnuradio-socket", "pub", "--gnuradio-tags",
+                *[a for b, p in zip(bands, ports, strict=True) for a in ("--gnuradio-bind", f"{b}=tcp://127.0.0.1:{p}")],
+                "--wait-subscriber-s", "60", "--json",
+            ),
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )  # fmt: skip
+        out, err = watcher.communicate(timeout=120)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert stream.returncode == 0, stream.stderr[-2000:]
+    assert json.loads(stream.stdout)["subscriber_seen"] is True
+    assert watcher.returncode == 0, err[-2000:]
+    assert int(out.split()[-1]) >= items, "the QT sinks did not get the stream"
+
+
+def test_the_shipped_flowgraphs_are_grccs_output_of_their_grc_files(tmp_path):
+    for name in ("x410_to_worker", "watch_stream"):
+        r = subprocess.run(
+            ["grcc", "-o", str(tmp_path), str(ROOT / "gnuradio" / f"{name}.grc")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd="/",
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        shipped = (ROOT / "gnuradio" / f"{name}.py").read_text()
+        assert (tmp_path / f"{name}.py").read_text() == shipped, (
+            f"regenerate: grcc -o gnuradio gnuradio/{name}.grc"
+        )
+    x410 = (ROOT / "gnuradio" / "x410_to_worker.py").read_text()
+    needles = (
+        "set_center_freq(915e6, 0)",
+        "set_center_freq(870e6, 1)",
+        "set_center_freq(960e6, 2)",
+        "set_start_time(",
+        "set_clock_source(",
+        "set_time_source(",
+        "samp_rate = samp_rate = 30.72e6",
+    )
+    for needle in needles:
+        assert needle in x410
+    assert x410.count("zeromq.push_sink(gr.sizeof_gr_complex, 1,") == 3 and x410.count(", 100, True,") == 3

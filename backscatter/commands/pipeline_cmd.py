@@ -264,10 +264,10 @@ def cmd_stream(args: argparse.Namespace) -> dict:
                     args, source.sample_rate_hz, source.channels
                 )
                 subscriber_seen = None
-                if args.wait_subscriber_s > 0:
+                if args.wait_subscriber_s > 0 and gr_pub is not None:  # a GNU Radio watcher, then
+                    subscriber_seen = gr_pub.wait_for_subscribers(args.wait_subscriber_s, stop)
+                elif args.wait_subscriber_s > 0:
                     subscriber_seen = pub.wait_for_subscriber(args.wait_subscriber_s, stop)
-                    if gr_pub is not None:
-                        subscriber_seen = gr_pub.wait_for_subscribers(args.wait_subscriber_s, stop)
                 live = bool(getattr(source, "is_live", source.name == "uhd"))
                 pacer = Pacer(source.sample_rate_hz, realtime=not (live or args.as_fast_as_possible))
                 rec = None
@@ -540,7 +540,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--wait-subscriber-s",
         type=float,
         default=0.0,
-        help="pub mode: wait up to this long for a subscriber before sending",
+        help="pub mode: wait up to this long for a subscriber before sending (with --gnuradio-bind: for "
+        "one on every GNU Radio socket)",
     )
     p.add_argument("--record", type=Path, help="also record what is sent to this capture file")
     p.add_argument("--force", action="store_true", help="overwrite --record")
