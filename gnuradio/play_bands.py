@@ -8,7 +8,8 @@
 Flowgraph per band: ``blocks.file_source`` (complex64 items, or int16 I/Q pairs with
 ``--format sc16``; ``--repeat`` loops them) -> [``--throttle``: ``blocks.throttle`` at
 ``--rate-hz``] -> [with ``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and
-``rx_freq`` tags on the first item, as a UHD source does] -> ``zeromq.push_sink`` or
+``rx_freq`` tags on the first item, and ``rx_time`` after each ``--gap``, as a UHD source
+does] -> ``zeromq.push_sink`` or
 ``zeromq.pub_sink`` (``pass_tags`` with ``--tags``).  The sinks bind when the flowgraph is built;
 the flowgraph starts ``--start-delay-s`` later, so subscribers can connect first.
 """
@@ -26,23 +27,32 @@ from gnuradio import blocks, gr, zeromq
 class RxTimeTagger(gr.sync_block):
     """Copies items (complex64, or int16 pairs), tagging the first with rx_time / rx_rate / rx_freq."""
 
-    def __init__(self, time_s, rate_hz, freq_hz, sc16):
+    def __init__(self, time_s, rate_hz, freq_hz, sc16, gaps=()):
         sig = [(np.int16, 2)] if sc16 else [np.complex64]
         gr.sync_block.__init__(self, "rx_time_tagger", sig, sig)
-        whole = math.floor(time_s)
         self.tags = [
-            ("rx_time", pmt.make_tuple(pmt.from_uint64(whole), pmt.from_double(time_s - whole))),
-            ("rx_rate", pmt.from_double(rate_hz)),
-            ("rx_freq", pmt.from_double(freq_hz)),
+            (0, "rx_time", rx_time(time_s)),
+            (0, "rx_rate", pmt.from_double(rate_hz)),
+            (0, "rx_freq", pmt.from_double(freq_hz)),
         ]
+        lost = 0
+        for offset, n_lost in sorted(gaps):  # after an overflow a UHD source re-tags rx_time
+            lost += n_lost
+            self.tags.append((offset, "rx_time", rx_time(time_s + (offset + lost) / rate_hz)))
 
     def work(self, input_items, output_items):
         n = len(output_items[0])
         output_items[0][:] = input_items[0][:n]
-        if self.nitems_written(0) == 0 and n:
-            for key, value in self.tags:
-                self.add_item_tag(0, 0, pmt.intern(key), value, pmt.intern("play_bands"))
+        first = self.nitems_written(0)
+        for offset, key, value in self.tags:
+            if first <= offset < first + n:
+                self.add_item_tag(0, offset, pmt.intern(key), value, pmt.intern("play_bands"))
         return n
+
+
+def rx_time(time_s):
+    whole = math.floor(time_s)
+    return pmt.make_tuple(pmt.from_uint64(whole), pmt.from_double(time_s - whole))
 
 
 def build(args):
@@ -60,7 +70,8 @@ def build(args):
             last = throttle
             keep.append(throttle)
         if args.rx_time_s is not None:
-            tagger = RxTimeTagger(args.rx_time_s, args.rate_hz, float(freq), args.format == "sc16")
+            gaps = [(int(o), int(k)) for o, k in args.gap or []]
+            tagger = RxTimeTagger(args.rx_time_s, args.rate_hz, float(freq), args.format == "sc16", gaps)
             tb.connect(src, tagger)
             last = tagger
             keep.append(tagger)
@@ -80,6 +91,13 @@ def main():
     p.add_argument("--format", choices=["fc32", "sc16"], default="fc32")
     p.add_argument("--tags", action="store_true", help="pass_tags=True on the sinks")
     p.add_argument("--rx-time-s", type=float, help="tag the first item with this rx_time")
+    p.add_argument(
+        "--gap",
+        nargs=2,
+        action="append",
+        metavar=("OFFSET", "LOST"),
+        help="with --rx-time-s: LOST samples were lost before item OFFSET (rx_time re-tagged there)",
+    )
     p.add_argument("--rate-hz", type=float, default=30.72e6)
     p.add_argument("--hwm", type=int, default=-1)
     p.add_argument("--repeat", action="store_true", help="loop the files (end with --duration-s)")

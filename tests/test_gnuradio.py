@@ -94,6 +94,15 @@ def capture(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def capture_with_gaps(tmp_path_factory) -> Path:
+    """As ``capture``, with two drops between the packets (1000 samples at 80 ms, 40000 at 180 ms)."""
+    path = tmp_path_factory.mktemp("gr") / "capture_gaps.h5"
+    sc = _scenario(duration_s=0.2, seed=3, first_packet_s=0.01, drops=((0.08, 1000), (0.18, 40000)))
+    write_emulated_capture(path, get_profile("default"), sc)
+    return path
+
+
 def _cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "backscatter.cli", *argv]
 
@@ -102,7 +111,10 @@ def _gr(script: str, *argv: str) -> list[str]:
     return [GR_PYTHON, str(ROOT / "gnuradio" / script), *argv]
 
 
-def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(capture, tmp_path):
+@pytest.mark.parametrize("which", ["capture", "capture_with_gaps"])
+def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(which, request, tmp_path):
+    """Gaps: the flowgraph re-tags ``rx_time`` after each (as a UHD source after an overflow)."""
+    capture = request.getfixturevalue(which)
     replay_args = argparse.Namespace(
         method=None,
         tx_rx_distance_m=None,
@@ -116,7 +128,9 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
     with open_capture(capture) as cap:
         bands, iq, rate, n = cap.bands, cap.read(), cap.sample_rate_hz, cap.n_samples
         d0 = cap.truth().tx_rx_distance_m
+        gaps = [(int(o), int(k)) for o, k in cap.gaps]
         centres = {c.band: c.center_freq_hz for c in cap.channels}
+    assert len(gaps) == (2 if which == "capture_with_gaps" else 0)
     files = {}
     for i, b in enumerate(bands):  # int16 I/Q pairs: the capture's own samples, losslessly
         files[b] = tmp_path / f"{b}.sc16"
@@ -146,6 +160,7 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
                 _gr(
                     "play_bands.py", "--format", "sc16", "--tags", "--rx-time-s", "1000.25",
                     "--rate-hz", str(rate), "--linger-s", "1",
+                    *[a for o, k in gaps for a in ("--gap", str(o), str(k))],
                     *[a for b in bands for a in ("--band", b, str(files[b]), endpoints[b], str(centres[b]))],
                 ),
                 capture_output=True, text=True, timeout=300, cwd="/",
@@ -161,7 +176,8 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
     assert worker.returncode == 0, err[-2000:]
     summary = json.loads(out)
     assert summary["samples_per_channel"] == n
-    assert (summary["samples_lost"], summary["gaps"], summary["messages_dropped"]) == (0, 0, {})
+    lost = sum(k for _, k in gaps)
+    assert (summary["samples_lost"], summary["gaps"], summary["messages_dropped"]) == (lost, len(gaps), {})
     assert summary["connect"].startswith("gnuradio:")
     # every packet, with the same bits, start and CRC as the direct replay
     assert [(p.fields["tag_id"], p.fields["bits"], p.fields["crc_ok"]) for p in packets] == [
