@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from backscatter import cli
+from captures.reader import open_capture
 from dsp.waveform import get_profile
 from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioPublisher, GnuRadioSubscriber
 from sdr.transport.gr_align import Aligner
@@ -215,3 +218,47 @@ def test_worker_needs_an_input(capsys):
     assert "--gnuradio" in capsys.readouterr().err
     assert cli.main(["worker", "--gnuradio", "upper=tcp://127.0.0.1:1"]) == 2
     assert "central" in capsys.readouterr().err
+
+
+def test_record_writes_a_gnuradio_stream_with_its_gap(tmp_path):
+    """``record --gnuradio``: GNU Radio style sockets (our publisher stands in) to a capture file."""
+    wf = get_profile("default")
+    rows = (("central", "tcp://127.0.0.1:*"), ("lower", "tcp://127.0.0.1:*"), ("upper", "tcp://127.0.0.1:*"))
+    cfg = GnuRadioConfig(
+        endpoints=rows,
+        rf_centers_hz=tuple(wf.band_centers_hz[b] for b, _ in rows),
+        socket="push",
+        item_format="sc16",
+        tags=True,
+    )
+    pub = GnuRadioPublisher(cfg)
+    out = tmp_path / "gr.h5"
+    argv = [
+        "record",
+        "--out",
+        str(out),
+        "--idle-timeout-s",
+        "1",
+        "--gnuradio-format",
+        "sc16",
+        "--gnuradio-tags",
+    ]
+    for (band, _), e in zip(rows, pub.endpoints, strict=True):
+        argv += ["--gnuradio", f"{band}={e}"]
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.setdefault("rc", cli.main(argv)))
+    t.start()
+    rng = np.random.default_rng(2)
+    iq = (rng.standard_normal((3, 5000)) + 1j * rng.standard_normal((3, 5000))).astype(np.complex64) * 0.1
+    try:
+        pub.send(iq[:, :2000], 0, 0.0)
+        pub.send(iq[:, 2300:], 2300, 2300 / cfg.sample_rate_hz, lost_before=300)
+        t.join(timeout=60)
+    finally:
+        pub.close(0)
+    assert result.get("rc") == 0
+    with open_capture(out) as cap:
+        assert cap.bands == ["central", "lower", "upper"] and cap.sample_rate_hz == cfg.sample_rate_hz
+        assert [c.center_freq_hz for c in cap.channels] == list(cfg.rf_centers_hz)
+        assert cap.gaps.tolist() == [[2000, 300]]
+        np.testing.assert_allclose(cap.read(), iq[:, np.r_[0:2000, 2300:5000]], atol=1 / 32767)
