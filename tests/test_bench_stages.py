@@ -37,6 +37,13 @@ def test_stage_figures_carry_the_raw_timings_behind_every_ratio(figures):
     for stage in RATIO_STAGES:
         assert r["ratio_to_copy"][stage] == pytest.approx(copy / statistics.median(r["timings_s"][stage]))
         assert r["samples_per_s"][stage] == pytest.approx(r["samples"] / r["median_s"][stage])
+    assert set(r["cpu_timings_s"]) == set(STAGES) and set(r["ratio_to_copy_cpu"]) == set(RATIO_STAGES)
+    cpu_copy = statistics.median(r["cpu_timings_s"]["copy"])
+    for stage in RATIO_STAGES:
+        times = r["cpu_timings_s"][stage]
+        assert len(times) == 2 and all(t >= 0 for t in times), stage
+        if statistics.median(times) > 0:  # CPU clocks tick coarsely on some systems
+            assert r["ratio_to_copy_cpu"][stage] == pytest.approx(cpu_copy / statistics.median(times))
     rep = statistics.median(r["timings_s"]["replay"])
     assert r["replay"]["realtime_factor"] == pytest.approx(r["signal_s"] / rep)
     assert r["receiver_realtime_factor"] == pytest.approx(r["signal_s"] / r["median_s"]["receiver"])

@@ -20,7 +20,9 @@ Every stage is timed once per round, in the same rounds as the copy (round-robin
 machine slows all of them alike); ``timings_s`` holds each stage's times in round order.
 ``ratio_to_copy[stage] = median(timings_s["copy"]) / median(timings_s[stage])``: the stage's
 speed as a fraction of a copy of the same samples (1.0: as fast as the copy).
-``replay.realtime_factor = signal_s / median(timings_s["replay"])``.
+``replay.realtime_factor = signal_s / median(timings_s["replay"])``.  The same stages' CPU
+seconds of this process (``time.process_time``) are in ``cpu_timings_s`` with their ratios in
+``ratio_to_copy_cpu``: on a shared machine they show the work without the waits for a core.
 """
 
 from __future__ import annotations
@@ -70,20 +72,23 @@ def write_capture(path: Path, wf: WaveformConfig, bands: list[str], iq: np.ndarr
             w.append(iq[:, a : a + (1 << 20)])
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
-    t0 = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Wall seconds, this process's CPU seconds, and what ``fn`` returned."""
+    t0, c0 = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - t0, value
+    return time.perf_counter() - t0, time.process_time() - c0, value
 
 
 def _results(run: Run, path: Path) -> None:
     write_results(path, run, summarise(run), force=True)
 
 
-def ratios(timings_s: dict[str, list[float]]) -> dict[str, float]:
-    """``median(copy) / median(stage)`` for every stage in ``RATIO_STAGES``."""
+def ratios(timings_s: dict[str, list[float]]) -> dict[str, float | None]:
+    """``median(copy) / median(stage)`` for every stage in ``RATIO_STAGES`` (``None`` for a
+    median of zero, which only a coarse CPU clock gives)."""
     copy = statistics.median(timings_s["copy"])
-    return {s: copy / statistics.median(timings_s[s]) for s in RATIO_STAGES}
+    med = {s: statistics.median(timings_s[s]) for s in RATIO_STAGES}
+    return {s: copy / t if t > 0 else None for s, t in med.items()}
 
 
 def stage_figures(profile: str, duration_s: float, repeats: int, workdir: Path | None = None) -> dict:
@@ -123,6 +128,7 @@ def _measure(
         return receive(rx, chunks, wf, signal_s, None)
 
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
+    cpu_timings: dict[str, list[float]] = {s: [] for s in STAGES}
     with open_capture(path) as cap:
         reader = cap.slab_reader
         if not reader.fast:
@@ -138,15 +144,20 @@ def _measure(
             for a in range(0, n, CHUNK):
                 cap.read(a, a + CHUNK)
 
+        def timed(stage: str, fn: Callable[[], object]) -> object:
+            wall, cpu, value = _timed(fn)
+            timings[stage].append(wall)
+            cpu_timings[stage].append(cpu)
+            return value
+
         for _ in range(repeats):
-            timings["copy"].append(_timed(lambda: np.copyto(dst, iq))[0])
-            timings["read"].append(_timed(read)[0])
-            timings["convert"].append(_timed(lambda: sc16_to_complex64(pairs, dst))[0])
-            timings["ingest"].append(_timed(ingest)[0])
-            t_rx, run = _timed(receiver)
-            timings["receiver"].append(t_rx)
-            timings["results"].append(_timed(partial(_results, run, tmp / "results.h5"))[0])
-            timings["replay"].append(_timed(lambda: replay_file(path, replay_args, progress=False))[0])
+            timed("copy", lambda: np.copyto(dst, iq))
+            timed("read", read)
+            timed("convert", lambda: sc16_to_complex64(pairs, dst))
+            timed("ingest", ingest)
+            run = timed("receiver", receiver)
+            timed("results", partial(_results, run, tmp / "results.h5"))
+            timed("replay", partial(replay_file, path, replay_args, progress=False))
     med = {s: statistics.median(v) for s, v in timings.items()}
     samples = n_ch * n
     return {
@@ -159,6 +170,8 @@ def _measure(
         "median_s": med,
         "samples_per_s": {s: samples / t for s, t in med.items()},
         "ratio_to_copy": ratios(timings),
+        "cpu_timings_s": cpu_timings,
+        "ratio_to_copy_cpu": ratios(cpu_timings),
         "replay": {"median_wall_s": med["replay"], "realtime_factor": signal_s / med["replay"]},
         "receiver_realtime_factor": signal_s / med["receiver"],
     }
@@ -167,13 +180,16 @@ def _measure(
 def describe(r: dict) -> str:
     """Human lines for one profile's stage figures."""
     mss = r["samples_per_s"]
-    parts = ", ".join(f"{s} {r['ratio_to_copy'][s]:.2f}" for s in RATIO_STAGES)
+
+    def fmt(ratio: dict) -> str:
+        return ", ".join(f"{s} {ratio[s]:.2f}" if ratio[s] is not None else f"{s} -" for s in RATIO_STAGES)
+
     return (
         f"stages {r['profile']:10s}: {r['bands']} bands at {r['capture_rate_hz'] / 1e6:g} MS/s, "
-        f"{r['signal_s']:g} s; ratio to a numpy copy of the same samples ({mss['copy'] / 1e6:.0f} MS/s): "
-        f"{parts}\n"
+        f"{r['signal_s']:g} s, median of {r['repeats']}; ratio to a numpy copy of the same samples "
+        f"({mss['copy'] / 1e6:.0f} MS/s): {fmt(r['ratio_to_copy'])}\n"
+        f"  CPU time ratios: {fmt(r['ratio_to_copy_cpu'])}\n"
         f"  replay end to end {r['replay']['realtime_factor']:.2f}x real time "
         f"(receiver alone {r['receiver_realtime_factor']:.2f}x; ingest {mss['ingest'] / 1e6:.0f} MS/s, "
-        f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s; "
-        f"median of {r['repeats']})"
+        f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s)"
     )
