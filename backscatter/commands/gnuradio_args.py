@@ -10,6 +10,7 @@ Output (``stream``): ``--gnuradio-bind BAND=ENDPOINT`` once per band of the sour
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import zmq
@@ -97,6 +98,14 @@ def gnuradio_subscriber_from_args(args: argparse.Namespace) -> GnuRadioSubscribe
             centres[band] = float(hz)
         except ValueError:
             raise CliError(f"--rf-center-hz {band}={hz}: not a frequency in Hz") from None
+    if args.gnuradio_socket == "sub" and not args.gnuradio_tags:
+        print(
+            "warning: SUB sockets without tag headers: the bands are aligned on each socket's first "
+            "message and ZeroMQ's drops go unseen; pass tags (pass_tags=True, --gnuradio-tags) "
+            "or use PUSH/PULL",
+            file=sys.stderr,
+            flush=True,
+        )
     missing = [b for b, _ in endpoints if b not in centres]
     if missing:
         raise CliError(f"no RF centre for band(s) {missing}: give --rf-center-hz BAND=HZ")

@@ -4,7 +4,9 @@ Modules: :mod:`~sdr.transport.wire` (limits, topics, message types, sample forma
 :mod:`~sdr.transport.schema` (result fields), :mod:`~sdr.transport.codec` (encode, validate,
 decode), :mod:`~sdr.transport.publishers`, :mod:`~sdr.transport.subscribers` and
 :mod:`~sdr.transport.bench` (throughput helpers).  Everything public is re-exported here:
-import from ``sdr.transport``.
+import from ``sdr.transport``.  GNU Radio's ZMQ format (one socket per band, raw items and
+gr-zeromq tag headers) is read and written by :mod:`~sdr.transport.gnuradio`, with
+:mod:`~sdr.transport.gr_align` and :mod:`~sdr.transport.gr_tags` (import them from there).
 
 Producers
     :class:`IQPublisher` sends IQ chunks on PUB (really XPUB, so the streamer can wait for a
