@@ -111,9 +111,18 @@ def _gr(script: str, *argv: str) -> list[str]:
     return [GR_PYTHON, str(ROOT / "gnuradio" / script), *argv]
 
 
-@pytest.mark.parametrize("which", ["capture", "capture_with_gaps"])
-def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(which, request, tmp_path):
-    """Gaps: the flowgraph re-tags ``rx_time`` after each (as a UHD source after an overflow)."""
+@pytest.mark.parametrize(
+    ("which", "fmt", "align"),
+    [
+        ("capture", "sc16", "time"),  # tag headers with rx_time (a UHD source's)
+        ("capture_with_gaps", "sc16", "time"),  # rx_time re-tagged after each gap, as after an overflow
+        ("capture", "fc32", "offset"),  # tag headers without rx_time: item offsets
+        ("capture", "fc32", "count"),  # raw items, PUSH/PULL: counted from each socket's first
+    ],
+)
+def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
+    which, fmt, align, request, tmp_path
+):
     capture = request.getfixturevalue(which)
     replay_args = argparse.Namespace(
         method=None,
@@ -132,17 +141,19 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
         centres = {c.band: c.center_freq_hz for c in cap.channels}
     assert len(gaps) == (2 if which == "capture_with_gaps" else 0)
     files = {}
-    for i, b in enumerate(bands):  # int16 I/Q pairs: the capture's own samples, losslessly
-        files[b] = tmp_path / f"{b}.sc16"
-        complex_to_ci16(iq[i]).tofile(files[b])
+    for i, b in enumerate(bands):  # the samples replay reads, losslessly in either format
+        files[b] = tmp_path / f"{b}.{fmt}"
+        (complex_to_ci16(iq[i]) if fmt == "sc16" else iq[i]).tofile(files[b])
     del iq
+    tags = ["--tags"] if align != "count" else []
+    rx_time = ["--rx-time-s", "1000.25"] if align == "time" else []
     *gr_ports, results_port = _free_ports(len(bands) + 1)
     endpoints = {b: f"tcp://127.0.0.1:{p}" for b, p in zip(bands, gr_ports, strict=True)}
     worker = subprocess.Popen(
         _cli(
             "worker",
             *[a for b in bands for a in ("--gnuradio", f"{b}={endpoints[b]}")],
-            "--gnuradio-format", "sc16", "--gnuradio-tags", "--sample-rate-hz", str(rate),
+            "--gnuradio-format", fmt, *(["--gnuradio-tags"] if tags else []), "--sample-rate-hz", str(rate),
             *[a for b in bands for a in ("--rf-center-hz", f"{b}={centres[b]}")],
             "--tx-rx-distance-m", repr(d0), "--tag-mode", "burst",
             "--bind", f"tcp://127.0.0.1:{results_port}", "--idle-exit-s", "3", "--quiet", "--json",
@@ -158,7 +169,7 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
             time.sleep(0.5)  # the subscription reaches the worker before any result
             play = subprocess.run(
                 _gr(
-                    "play_bands.py", "--format", "sc16", "--tags", "--rx-time-s", "1000.25",
+                    "play_bands.py", "--format", fmt, *tags, *rx_time,
                     "--rate-hz", str(rate), "--linger-s", "1",
                     *[a for o, k in gaps for a in ("--gap", str(o), str(k))],
                     *[a for b in bands for a in ("--band", b, str(files[b]), endpoints[b], str(centres[b]))],
