@@ -20,6 +20,7 @@ def write_truth(group: h5py.Group, truth: GroundTruth, scenario_json: str | None
         group.attrs[k] = getattr(truth, k)
     group.attrs["tag_symbol_samples"] = truth.tag_symbol_samples
     group.attrs["sample_clock_ppm"] = truth.sample_clock_ppm
+    group.attrs["impairments"] = json.dumps(truth.impairments)
     group.attrs["tag_pos_m"] = json.dumps(list(truth.tag_pos_m) if truth.tag_pos_m else None)
     for k in _BAND_KEYS:
         group.attrs[k] = json.dumps(getattr(truth, k))
@@ -52,6 +53,7 @@ def read_truth(group: h5py.Group) -> GroundTruth:
         tag_id=int(a["tag_id"]),
         tag_symbol_samples=float(a["tag_symbol_samples"]),
         sample_clock_ppm=float(a.get("sample_clock_ppm", 0.0)),  # absent in captures before drift
+        impairments=json.loads(a.get("impairments", "{}")),
         cfr_propagation={b: prop[i] for i, b in enumerate(bands)},
         cfr_circuitry={b: circ[i] for i, b in enumerate(bands)},
         packet_start_sample=np.asarray(group["packet_start_sample"], np.float64),

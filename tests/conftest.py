@@ -27,7 +27,7 @@ def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
 
     Undoes the emulator's sample offset (drifting with the sample clock: each window at
     its own true delay, ``truth.illumination_delay_samples`` at the window's centre), CFO,
-    band phase, scale and (side bands) the tag's first-harmonic amplitude, so it estimates
+    band phase, scale and (side bands) the tag's first harmonic (its duty cycle's), so it estimates
     ``truth.cfr[band]``.
     """
     wf, tr = emu.wf, emu.truth
@@ -41,7 +41,7 @@ def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
     delay = tr.illumination_delay_samples(np.arange(m) * n + (n - 1) / 2)  # [window]
     h = np.mean(y * np.exp(2j * np.pi * np.outer(delay, k) / n), axis=0) / wf.zadoff_chu
     h *= np.exp(-1j * tr.phase_rad[band]) / tr.scale[band]
-    return h / (2 / np.pi) if band != "central" else h
+    return h / tr.first_harmonic(band) if band != "central" else h
 
 
 def emulate(wf: WaveformConfig, **kw) -> tuple[Emulator, np.ndarray]:

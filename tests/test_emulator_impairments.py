@@ -85,6 +85,8 @@ def test_late_block_on_its_own_shows_the_drifted_delay(wf):
     sc = ScenarioConfig(
         seed=3, duration_s=3.0, mode="cw", lo_ppm=10.0, tag_clock_ppm=0.0, n_nlos=2, snr_central_db=50
     )
+    # the drift alone: phase noise, the IQ image (-37 dB per subcarrier) and DC off
+    sc = sc.replace(phase_noise=False, iq_gain_imbalance_db=0, iq_phase_imbalance_deg=0, dc_offset_dbc=None)
     emu = Emulator(wf, sc)
     tr, n = emu.truth, wf.fft_size
     assert tr.sample_clock_ppm == 10.0

@@ -30,12 +30,12 @@ from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.drift import DriftingPeriodic
 from sdr.emulator.geometry import draw_paths
+from sdr.emulator.impairments import Impairments, apply_phase
 from sdr.emulator.noise import complex_gaussian
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.emulator.truth import GroundTruth
 
 SYMBOLS_PER_BLOCK = 256
-_TAG_HARMONIC = 2 / np.pi
 
 
 @dataclass
@@ -81,13 +81,23 @@ class Emulator:
         if sc.tag_id >= 2**wf.tag_id_bits:
             raise ValueError(f"scenario tag_id {sc.tag_id:#x} does not fit in {wf.tag_id_bits} bits")
         ss = np.random.SeedSequence(sc.seed)
-        geo_ss, circ_ss, imp_ss, data_ss, self._noise_ss = ss.spawn(5)
+        geo_ss, circ_ss, imp_ss, data_ss, self._noise_ss, hw_ss = ss.spawn(6)
         rng = np.random.default_rng(geo_ss)
         self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx, tag_pos = draw_paths(sc, wf, rng)
         if sc.circuitry_seed is not None:  # the radio's hardware, independent of the scenario
             circ_ss = np.random.SeedSequence([sc.circuitry_seed, 0xC1C])
         self.circuits = draw_circuits(sc, np.random.default_rng(circ_ss))
         self._draw_impairments(np.random.default_rng(imp_ss))
+        self.imp = Impairments(
+            wf,
+            sc,
+            self.rate_hz,
+            self.period,
+            self.block_samples,
+            10 ** (sc.rms_dbfs / 20),
+            np.random.default_rng(hw_ss),
+            (sc.seed, 0x1A9),
+        )
         self._draw_packets(np.random.default_rng(data_ss))
         self._build_bands()
         self.truth = self._make_truth(tag_pos)
@@ -137,6 +147,9 @@ class Emulator:
             values.extend(bits_to_symbols(b))
             values.append(0.0)
         self._edges = np.asarray(edges)
+        if self.imp.jitter_rms_s > 0:  # the tag clock's jitter on every symbol edge
+            jit = np.random.default_rng(np.random.SeedSequence(self.imp.seed, spawn_key=(5,)))
+            self._edges[1:] += jit.normal(0, self.imp.jitter_rms_s * fs, len(edges) - 1)
         self._values = np.asarray(values)
 
     def _build_bands(self) -> None:
@@ -146,10 +159,16 @@ class Emulator:
         centers = wf.band_centers_hz
         h1c = self.paths_tx_tag.cfr(f, centers["central"])
         self.cfr_prop, self.cfr_circ = {}, {}
+        imp = self.imp
+        # the tag's modulated reflection seen in the central band through the square wave's mean
+        leak = imp.central_leak * h1c * self.paths_tag_rx.cfr(f, centers["central"])
+        leak = leak * self.circuits["tag"].response(f)
         for band in sc.bands:
             if band == "central":
                 h = self.paths_tx_rx.cfr(f, centers["central"])
                 h = h + sc.structural_mode_gain * h1c * self.paths_tag_rx.cfr(f, centers["central"])
+                if sc.mode == "cw":  # data constant: the leak is part of the static channel
+                    h = h + leak
             else:
                 h = h1c * self.paths_tag_rx.cfr(f, centers[band])
             self.cfr_prop[band] = h
@@ -159,9 +178,12 @@ class Emulator:
         qlevels = 2 ** (sc.adc_bits - 1) - 1 if sc.adc_bits else 0
         for band in sc.bands:
             h = self.cfr_prop[band] * self.cfr_circ[band]
-            if band != "central":
-                h = h * _TAG_HARMONIC
-            p_sig = float(np.mean(np.abs(h) ** 2))
+            if band != "central":  # first harmonic: 2/pi with an ideal duty cycle
+                # the SNR is an ideal tag's: a duty error lowers the signal, not the noise
+                p_sig = float(np.mean(np.abs(h * 2 / np.pi) ** 2))
+                h = h * (imp.harmonic if band == "upper" else imp.harmonic.conjugate())
+            else:
+                p_sig = float(np.mean(np.abs(h) ** 2))
             snr = 10 ** (sc.snr_db[band] / 10)
             var = p_sig / snr  # per-sample noise variance at fs = per-subcarrier noise power
             # white over the capture band: the same density, rate / fs times the variance
@@ -183,6 +205,13 @@ class Emulator:
             self._noise_std[band] = np.float32(np.sqrt(var_capture) * scale)
             self.scale[band] = scale
         self._qlevels = qlevels
+        self._leak_synth = None
+        if sc.mode == "burst" and imp.central_leak != 0:
+            c = self._synth["central"]
+            spec = wf.zadoff_chu * leak * self.cfr_circ["central"] * self.scale["central"]
+            self._leak_synth = DriftingPeriodic(
+                spec, c.bins, f, self.period, self.rate_hz, c.gain, c.delay0_s, self.sample_clock_ppm
+            )
 
     def _make_truth(self, tag_pos: tuple[float, float] | None) -> GroundTruth:
         sc = self.sc
@@ -193,6 +222,7 @@ class Emulator:
             sample_offset=int(self.n0),
             lo_ppm=float(self.lo_ppm),
             sample_clock_ppm=float(self.sample_clock_ppm),
+            impairments={"ideal": sc.ideal, **self.imp.summary(self.rate_hz)},
             tag_clock_ppm=float(self.tag_ppm),
             cfo_hz={b: self.cfo_hz[b] for b in sc.bands},
             snr_db=sc.snr_db,
@@ -238,20 +268,28 @@ class Emulator:
             edge = np.searchsorted(self._edges, start * to_work, side="right") != np.searchsorted(
                 self._edges, (start + n - 1) * to_work, side="right"
             )
+        imp = self.imp
+        pn = imp.phase_noise(block) if imp.has_phase_noise else {}
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
             cyc = np.mod(nu * start / rate, 1.0)
-            phasor = np.exp(1j * (self.phase_rad[band] + 2 * np.pi * cyc))
+            phasor = np.exp(1j * (imp.band_phase(band, self.phase_rad[band], start) + 2 * np.pi * cyc))
             ramp = np.exp(2j * np.pi * nu * t_in / rate)
             sideband = band != "central"
             rows = np.where(edge, phasor, phasor * a_start) if sideband else phasor
             self._synth[band].render(block * n_per, rows, ramp, out[c])
             if sideband:
-                for k in np.flatnonzero(edge):
-                    out[c, k] *= self.tag_wave((start[k] + t_in) * to_work)
+                self._tag_edges(out[c], edge, start, to_work)
+            elif self._leak_synth is not None and (edge.any() or a_start.any()):  # tag data leaking in
+                self._leak_synth.render(block * n_per, np.where(edge, phasor, phasor * a_start), ramp, noise)
+                self._tag_edges(noise, edge, start, to_work)
+                out[c] += noise
+            if band in pn:
+                apply_phase(out[c], pn[band], imp.decim)
             complex_gaussian(rng, noise)
             noise *= self._noise_std[band]
             out[c] += noise
+            imp.front_end[band].apply(out[c])
         out = out.reshape(len(sc.bands), n_per * n)
         if self._qlevels:
             v = out.view(np.float32)
@@ -261,6 +299,12 @@ class Emulator:
             np.clip(v, -q, q, out=v)
             v /= q
         return out
+
+    def _tag_edges(self, rows: np.ndarray, edge: np.ndarray, start: np.ndarray, to_work: float) -> None:
+        """Periods ``rows[k]`` holding a tag symbol edge, rendered with tag 1: times the tag."""
+        t_in = np.arange(rows.shape[1])
+        for k in np.flatnonzero(edge):
+            rows[k] *= self.tag_wave((start[k] + t_in) * to_work)
 
     def _gaps(self) -> np.ndarray:
         """Injected drops as ``[gap, 2]``: (continuous index of first lost sample, samples lost)."""

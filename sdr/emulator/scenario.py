@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dsp.config_base import ConfigBase
+from dsp.config_base import ConfigBase, ConfigError
+from sdr.emulator.phase_noise import check_mask
 
 BANDS = ("central", "lower", "upper")
 MODES = ("cw", "burst")
@@ -30,6 +31,22 @@ class ScenarioConfig(ConfigBase):
       (X410: LO and ADC clock from one 10 MHz-disciplined reference), so the TX-RX offset
       ``lo_ppm`` is both the CFO ``fc lo_ppm`` and a stretch of the illumination by
       ``lo_ppm`` in RX samples (31 samples/s per ppm at 30.72 MS/s).
+    * ``phase_noise``, ``phase_noise_mask_dbc_hz``: every synthesiser (TX; each RX channel,
+      its own LO at its band centre) has the SSB mask ``(offset_hz, dBc/Hz)`` given at 1 GHz,
+      scaled by ``20 log10(f_LO / 1 GHz)``: a typical fractional-N PLL, -95 dBc/Hz at 10 kHz.
+      TX phase noise is common to all bands; RX phase noise is independent per channel.
+    * ``iq_gain_imbalance_db``, ``iq_phase_imbalance_deg``: per RX channel, drawn uniformly in
+      +-the value: image rejection 32 dB at worst, about 37 dB typically (30-40 dB is what a
+      factory-calibrated direct-conversion receiver keeps).
+    * ``dc_offset_dbc``: residual DC / LO leakage per channel, relative to the channel's RMS
+      level, random phase (``None``: none).
+    * ``tag_duty_error``: the tag's square wave spends ``0.5 + error`` of its period at +1; the
+      first harmonic becomes ``(2/pi) sin(pi D)`` and the mean ``2D - 1`` leaks the tag's data
+      into the central band.
+    * ``tag_jitter_rms_s``: the tag clock's RMS jitter, on its symbol edges and (as phase
+      ``2 pi f_sh jitter``) on the side bands' shift.
+    * ``retunes_s``: times (s) the radio retunes: each RX channel's phase is redrawn there
+      (X410 channels come up with a random phase after every tune), at the nearest period.
     """
 
     seed: int = 0
@@ -62,6 +79,19 @@ class ScenarioConfig(ConfigBase):
     sample_offset: int | None = None
     ideal: bool = False  # True: every impairment below off (the bare model of SYSTEM.md 3)
     sample_clock_tied: bool = True
+    phase_noise: bool = True
+    phase_noise_mask_dbc_hz: tuple[tuple[float, float], ...] = (
+        (1e3, -80.0),
+        (1e4, -95.0),
+        (1e5, -115.0),
+        (1e6, -135.0),
+    )
+    iq_gain_imbalance_db: float = 0.3
+    iq_phase_imbalance_deg: float = 2.0
+    dc_offset_dbc: float | None = -40.0
+    tag_duty_error: float = 0.02
+    tag_jitter_rms_s: float = 20e-12
+    retunes_s: tuple[float, ...] = ()
     circuitry: bool = True
     circuitry_seed: int | None = None  # the same radio hardware across scenarios (None: from seed)
     circuitry_delay_max_s: float = 60e-9
@@ -131,6 +161,24 @@ class ScenarioConfig(ConfigBase):
             if not (0 <= t < self.duration_s) or n <= 0:
                 msg = f"each drop is (time_s in [0, duration_s), n_samples > 0); got ({t}, {n})"
                 self._fail("drops", msg)
+        try:
+            check_mask(self.phase_noise_mask_dbc_hz, "phase_noise_mask_dbc_hz")
+        except ConfigError as exc:
+            self._fail("phase_noise_mask_dbc_hz", str(exc).split(": ", 1)[-1])
+        if not (0 <= self.iq_gain_imbalance_db <= 3):
+            self._fail("iq_gain_imbalance_db", "must be in [0, 3] dB")
+        if not (0 <= self.iq_phase_imbalance_deg <= 20):
+            self._fail("iq_phase_imbalance_deg", "must be in [0, 20] degrees")
+        if self.dc_offset_dbc is not None and not (-120 <= self.dc_offset_dbc <= 0):
+            self._fail("dc_offset_dbc", "must be in [-120, 0] dBc or null")
+        if not (-0.25 <= self.tag_duty_error <= 0.25):
+            self._fail("tag_duty_error", "must be in [-0.25, 0.25] (duty cycle 0.25 to 0.75)")
+        if not (0 <= self.tag_jitter_rms_s <= 1e-6):
+            self._fail("tag_jitter_rms_s", "must be in [0, 1e-6] s")
+        if any(not (0 <= t < self.duration_s) for t in self.retunes_s) or list(self.retunes_s) != sorted(
+            self.retunes_s
+        ):
+            self._fail("retunes_s", f"must be sorted times in [0, duration_s), got {self.retunes_s}")
         if not (0 <= self.tag_id < 2**63):
             self._fail("tag_id", "must be a non-negative integer below 2**63")
         if self.first_packet_s is not None and self.first_packet_s < 0:

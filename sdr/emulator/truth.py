@@ -36,6 +36,13 @@ class GroundTruth:
     tag_symbol_samples: float
     gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     sample_clock_ppm: float = 0.0
+    impairments: dict = field(default_factory=dict)  # Impairments.summary(); empty: none recorded
+
+    def first_harmonic(self, band: str) -> complex:
+        """The tag square wave's complex first-harmonic amplitude seen in side ``band``
+        (``2/pi`` for an ideal 50 % duty cycle)."""
+        h = self.impairments.get("tag_first_harmonic", {}).get(band)
+        return complex(h[0], h[1]) if h else 2 / np.pi
 
     def illumination_delay_samples(self, n: np.ndarray | float) -> np.ndarray:
         """Delay of the illumination (working-rate samples) at continuous RX sample ``n``.
@@ -67,6 +74,7 @@ class GroundTruth:
             "sample_offset": self.sample_offset,
             "lo_ppm": self.lo_ppm,
             "sample_clock_ppm": self.sample_clock_ppm,
+            "impairments": self.impairments,
             "tag_clock_ppm": self.tag_clock_ppm,
             "cfo_hz": self.cfo_hz,
             "snr_db": self.snr_db,
