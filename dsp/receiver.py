@@ -128,6 +128,9 @@ class Receiver:
         self._ref: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
         self._proj: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
         self._acq: dict[str, SubspaceAcquirer] = {}
+        # side band -> (window starts, tap features, central CFO) kept by acquisition: decodes the
+        # packets whose raw windows were dropped before the band was acquired (_look_back)
+        self._lookback: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         # side bands: the nominal CFO phase is continuous across CFO updates; it is
         # anchor_phase + cfo * (index - anchor_index) / fs (see _nominal_phase, _set_cfo)
         self._anchor: dict[str, tuple[int, float]] = {b: (0, 0.0) for b in self.bands}
@@ -338,7 +341,8 @@ class Receiver:
             i = self.bands.index(b)
             if self._ref[b] is not None and np.isnan(seg.z[i]).any():
                 for s in self._history:
-                    s.z[i] = self._project(b, s)
+                    s.z[i] = self._project(b, s) if s.block is not None else self._look_back(b, s)
+                self._lookback.pop(b, None)
         out: list[Result] = [
             BlockStats(
                 time_s=starts[0] / fs,
@@ -409,6 +413,29 @@ class Receiver:
         z = np.sum(zp[:, :p1] * self._basis.powers(seg.f), axis=1)
         return (z * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
 
+    def _look_back(self, band: str, seg: _Segment) -> np.ndarray:
+        """Tag samples ``[window]`` of a segment whose raw windows were dropped while acquiring.
+
+        Acquisition kept each window's whitened tap features (``window @ F``, ``[window, L]``,
+        32 numbers instead of ``N``); the acquired reference lies in the span of the taps, so
+        its projection is ``features @ c`` with ``c`` the least-squares solution of
+        ``F c = q`` (``q`` the projection column).  Windows with no features stay unknown (nan).
+        """
+        row = self.bands.index(band)
+        seg.ph[row] = self._nominal_phase(band, seg.starts)
+        z = np.full(seg.starts.size, np.nan + 0j, np.complex64)
+        kept = self._lookback.get(band)
+        if kept is None:
+            return z
+        starts, feats, nu0 = kept
+        pos = np.searchsorted(starts, seg.starts)
+        ok = (pos < starts.size) & (starts[np.minimum(pos, starts.size - 1)] == seg.starts)
+        if ok.any():
+            fmat = self._space.feature_matrix(np.conj(ramp(self.wf, nu0)))
+            c = np.linalg.lstsq(fmat, self._proj[band][:, 0], rcond=None)[0]
+            z[ok] = (feats[pos[ok]] @ c) * np.exp(-2j * np.pi * seg.ph[row][ok])
+        return z
+
     def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
         """Nominal CFO phase (cycles, mod 1) of a side band at continuous working-rate ``index``."""
         at, phase = self._anchor[band]
@@ -474,7 +501,8 @@ class Receiver:
         for b, v in ready.items():
             self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
             self._install(b, symbol_from_cfr(self.wf, self._space.cfr_from_taps(v), self.cfo_hz[b]))
-            del self._acq[b]
+            a = self._acq.pop(b)
+            self._lookback[b] = (np.concatenate(a.starts), np.concatenate(a.features), nu0)
 
     # ----- packets (burst mode) ------------------------------------------
     def _tag_symbol_samples(self) -> float:
@@ -582,6 +610,8 @@ class Receiver:
                 wave * np.exp(-2j * np.pi * (phases[r] + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
             )
             self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
+        if not self._windows_kept(lo, hi):  # decoded by look-back: no raw windows left to range on
+            return [result]
         epoch = self._epoch(lo, hi, weights, t0 / self.fs)
         for b in weights:  # refine the side-band references with this packet's estimate
             self._refresh_reference(
@@ -621,13 +651,24 @@ class Receiver:
                 ph = phases[r]
                 weights[b] = np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
                 self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
-            out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
+            if self._windows_kept(i0, hi):
+                out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
             self._epoch_from = int(st[-1]) + self.n
             if hi >= len(starts):
                 break
         return out
 
     # ----- shared epoch maths ------------------------------------------------
+    def _windows_kept(self, lo: int, hi: int) -> bool:
+        """Whether history windows ``lo..hi`` still have their raw samples (not look-back only)."""
+        pos = 0
+        for s in self._history:
+            m = s.starts.size
+            if pos < hi and pos + m > lo and s.block is None:
+                return False
+            pos += m
+        return True
+
     def _window_sum(self, band_row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
         """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments), each
         window aligned to the reference frame (its fractional delay undone, dsp.tracking)."""
@@ -683,9 +724,17 @@ class Receiver:
     def _trim(self) -> None:
         """Drop history segments no future packet or epoch can need."""
         mark = self._search_from if self.cfg.tag_mode == "burst" else self._epoch_from
-        if mark is None:  # still acquiring: keep about one packet (or epoch) of windows
+        if mark is None:  # still acquiring: raw windows for about one packet (or epoch), older
+            # segments light (starts, tag samples, phases: 64 bytes a window) for look-back, as
+            # far back as acquisition keeps its features (acquisition_max_symbols windows)
             span = max(self.cfg.epoch_symbols, int(self.wf.packet_duration_s * self.wf.ofdm_symbol_rate_hz))
-            while sum(s.starts.size for s in self._history) > span + 2 * self.cfg.segment_symbols:
+            raw = 0
+            for s in reversed(self._history):
+                if raw > span + 2 * self.cfg.segment_symbols:
+                    s.block = None
+                raw += s.starts.size
+            limit = self.cfg.acquisition_max_symbols + span
+            while sum(s.starts.size for s in self._history) > limit:
                 self._history.pop(0)
             return
         keep_from = mark - 3 * self.n
