@@ -59,6 +59,7 @@ class Config(ConfigBase):
     side_snr_at_zero_attenuation_db: float = 8.0
     band: str = "upper"
     acquisition: str = "seeded"
+    ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
         check_common_fields(self)
@@ -103,6 +104,7 @@ def run_ber(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) ->
     n = cfg.packets_per_run
     duration = FIRST_PACKET_MAX_S + (n - 1) * wf.burst_period_s + wf.packet_duration_s + END_MARGIN_S
     sc = ScenarioConfig(
+        ideal=cfg.ideal,
         seed=int_seed(seeds["run"]),
         duration_s=duration,
         mode="burst",

@@ -64,6 +64,7 @@ class Config(ConfigBase):
     side_snr_at_zero_attenuation_db: float = 8.0
     band: str = "upper"
     acquisition: str = "seeded"
+    ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
         check_common_fields(self)
@@ -93,6 +94,7 @@ def run_nmae(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
     wf = get_profile(cfg.profile)
     n_win = cfg.epoch_symbols
     sc = ScenarioConfig(
+        ideal=cfg.ideal,
         seed=int_seed(seeds["run"]),
         duration_s=duration_for_windows(wf, n_win),
         mode="cw",

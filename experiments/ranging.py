@@ -71,6 +71,7 @@ class Config(ConfigBase):
     methods: tuple[str, ...] = ()
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     acquisition: str = "seeded"
+    ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
         check_common_fields(self)
@@ -131,6 +132,7 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
     snr_side = side_snr_db(params["attenuation_db"], cfg.side_snr_at_zero_attenuation_db)
     e = cfg.epoch_symbols
     sc = ScenarioConfig(
+        ideal=cfg.ideal,
         seed=int_seed(seeds["run"]),
         duration_s=duration_for_windows(wf, cfg.n_measurements * e),
         mode="cw",

@@ -60,6 +60,7 @@ class Config(ConfigBase):
     methods: tuple[str, ...] = ()
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     acquisition: str = "seeded"
+    ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
         check_common_fields(self)
@@ -130,6 +131,7 @@ def run_cell(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
         length = {"tx_rx": cfg.tx_rx_m, "tx_tag": cfg.tx_tag_m, "tag_rx": cfg.tag_rx_m}
         nlos = (length[case] + excess, abs(los[case]) * 10 ** (power / 20) * np.exp(1j * phases[3]))
         sc = ScenarioConfig(
+            ideal=cfg.ideal,
             seed=int_seed(run_ss),
             duration_s=duration_for_windows(wf, cfg.epoch_symbols),
             mode="cw",
