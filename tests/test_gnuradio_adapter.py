@@ -262,3 +262,11 @@ def test_record_writes_a_gnuradio_stream_with_its_gap(tmp_path):
         assert [c.center_freq_hz for c in cap.channels] == list(cfg.rf_centers_hz)
         assert cap.gaps.tolist() == [[2000, 300]]
         np.testing.assert_allclose(cap.read(), iq[:, np.r_[0:2000, 2300:5000]], atol=1 / 32767)
+
+
+def test_remote_gnuradio_endpoints_need_insecure(capsys, tmp_path):
+    """GNU Radio's ZMQ blocks have no CURVE: a remote endpoint needs an explicit --insecure."""
+    argv = ["record", "--out", str(tmp_path / "r.h5"), "--gnuradio", "central=tcp://192.0.2.7:5601"]
+    assert cli.main([*argv, "--gnuradio", "upper=tcp://192.0.2.7:5603"]) == 2
+    assert "refusing to connect to tcp://192.0.2.7:5601" in capsys.readouterr().err
+    assert not (tmp_path / "r.h5").exists()
