@@ -9,6 +9,9 @@ import threading
 
 import numpy as np
 import pytest
+import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backscatter import cli
 from captures.reader import open_capture
@@ -82,6 +85,10 @@ def test_tag_header_round_trip():
 def test_malformed_headers_raise_only_grheadererror(bad):
     with pytest.raises(GrHeaderError):
         decode_tag_header(memoryview(bad))
+
+
+def zmq_frame(b: bytes) -> zmq.Frame:
+    return zmq.Frame(b)
 
 
 def _tag(o: int, t: float) -> GrTag:
@@ -270,3 +277,32 @@ def test_remote_gnuradio_endpoints_need_insecure(capsys, tmp_path):
     assert cli.main([*argv, "--gnuradio", "upper=tcp://192.0.2.7:5603"]) == 2
     assert "refusing to connect to tcp://192.0.2.7:5601" in capsys.readouterr().err
     assert not (tmp_path / "r.h5").exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 3))
+def test_arbitrary_bytes_after_a_valid_start_raise_only_grheadererror(tail, ntags):
+    head = encode_tag_header(7, [(7, "rx_time", pmt_rx_time(1.5))])[:19]
+    buf = head[:11] + ntags.to_bytes(8, "little") + tail  # magic, version, offset, ntags, then anything
+    try:
+        decode_tag_header(memoryview(buf))
+    except GrHeaderError:
+        pass
+    try:
+        pmt_decode(memoryview(tail))
+    except GrHeaderError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=1, max_size=3))
+def test_the_subscriber_counts_any_message_it_cannot_read(frames):
+    wf = get_profile("default")
+    cfg = GnuRadioConfig(  # connects to nothing: frames are handed to the parser directly
+        endpoints=(("central", "tcp://127.0.0.1:9"), ("upper", "tcp://127.0.0.1:9")),
+        rf_centers_hz=(915e6, 960e6),
+        tags=True,
+    )
+    with GnuRadioSubscriber(cfg, wf) as sub:
+        sub._parse(0, [zmq_frame(f) for f in frames])  # never raises
+    assert sub.counters.received + sum(sub.drops.values()) == 1
