@@ -211,13 +211,15 @@ def test_malformed_messages_are_counted_and_dropped():
             s.send(b"\x01\x02\x03")  # no tag header
             s.send(encode_tag_header(0, []) + b"\x00" * 5)  # payload not whole items
             s.send_multipart([b"a", b"b", b"c"])  # three frames
+            s.send(encode_tag_header(0, [(0, "rx_time", pmt_double(1.5))]) + bytes(8))  # rx_time not a tuple
+            s.send(encode_tag_header(0, [(0, "rx_rate", pmt_double(1e6))]) + bytes(8))  # another rate
         pub.send(np.ones((2, 100), np.complex64), 0, 0.0)
         m = sub.recv(timeout_s=5.0)
     finally:
         pub.close(0)
         sub.close()
     assert m is not None and m.header.n_samples == 100
-    assert dict(sub.drops) == {"gr_header": 2, "payload": 2, "frames": 2}
+    assert dict(sub.drops) == {"gr_header": 4, "payload": 2, "frames": 2, "rx_rate": 2}
 
 
 def test_worker_needs_an_input(capsys):

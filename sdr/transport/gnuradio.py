@@ -30,7 +30,14 @@ from dsp.config_base import ConfigBase
 from dsp.waveform import WaveformConfig
 from sdr.security import check_bind, check_connect
 from sdr.transport.gr_align import ALIGN_MODES, AlignedChunk, Aligner
-from sdr.transport.gr_tags import GrHeaderError, decode_tag_header, encode_tag_header, pmt_double, pmt_rx_time
+from sdr.transport.gr_tags import (
+    GrHeaderError,
+    decode_tag_header,
+    encode_tag_header,
+    pmt_double,
+    pmt_rx_time,
+    rx_time_s,
+)
 from sdr.transport.publishers import _close_socket
 from sdr.transport.subscribers import _Counters
 from sdr.transport.wire import (
@@ -194,6 +201,12 @@ class GnuRadioSubscriber:
             ):
                 self.counters.drops["rx_rate"] += 1
                 return
+            if t.key == "rx_time":
+                try:
+                    rx_time_s(t.value)
+                except GrHeaderError:
+                    self.counters.drops["gr_header"] += 1
+                    return
         items = np.frombuffer(buf, self._dtype, n_bytes // self._dtype.itemsize, start)
         if self._shape:
             items = items.reshape(-1, *self._shape)
