@@ -20,7 +20,17 @@ from gui.source import SourceThread
 from gui.theme import Theme
 
 log = logging.getLogger(__name__)
-DRAW_HZ = 15.0
+DRAW_HZ = 15.0  # the inbox is drained, and due panels redrawn, this often
+# each panel's own redraw rate (Hz): the heavy plots need not follow every message (a newer CIR
+# or spectrum simply replaces one not yet drawn; "not drawn" in the status bar counts them)
+PANEL_HZ = {
+    "cir": 5.0,
+    "ranging": 2.0,
+    "comm": 2.0,
+    "spectrum": 1.0,
+    "calibration": 4.0,
+    "status": 2.0,
+}
 
 
 def _boxed(title: str, widget: QWidget) -> QGroupBox:
@@ -73,24 +83,49 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.calibration, "Calibration")
         self.setCentralWidget(self.tabs)
         self.statusBar().addWidget(self.status, 1)
-        self.panels = (self.cir, self.ranging, self.comm, self.spectrum, self.calibration)
+        self.panels = {
+            "cir": self.cir,
+            "ranging": self.ranging,
+            "comm": self.comm,
+            "spectrum": self.spectrum,
+            "calibration": self.calibration,
+        }
+        self.panel_hz = dict(PANEL_HZ)
+        self.redraws = dict.fromkeys([*self.panels, "status"], 0)  # refresh() calls per panel
+        self._due_s = dict.fromkeys(self.redraws, 0.0)
+        self.clock = time.monotonic  # replaceable (tests, benchmarks in simulated time)
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / draw_hz))
-        self.timer.timeout.connect(self.tick)
+        self.timer.timeout.connect(lambda: self.tick(force=False))
         self.timer.start()
 
-    def tick(self) -> None:
-        """Apply every queued message to the model, then redraw what changed (GUI thread)."""
+    def _due(self, name: str, now_s: float, force: bool) -> bool:
+        if not force and now_s < self._due_s[name]:
+            return False
+        self._due_s[name] = now_s + 1.0 / self.panel_hz[name]
+        self.redraws[name] += 1
+        return True
+
+    def tick(self, force: bool = True) -> None:
+        """Apply every queued message to the model, then redraw the panels (GUI thread).
+
+        From the timer (``force`` false) a panel is redrawn only when it is visible (not on a
+        hidden tab) and its :data:`PANEL_HZ` period has passed; ``force`` redraws every panel.
+        """
         for kind, fields, arrays in self.source.inbox.drain():
             self.model.handle(kind, fields, arrays)
         self.model.source = self.source.inbox.status()
-        for panel in self.panels:
+        now = self.clock()
+        for name, panel in self.panels.items():
+            if not (force or panel.isVisible()) or not self._due(name, now, force):
+                continue
             try:
                 panel.refresh(self.model)
             except Exception:  # a draw bug must not take the monitor down (PyQt aborts on slot errors)
                 self.draw_errors += 1
                 log.exception("drawing %s failed", type(panel).__name__)
-        self.status.refresh(self.model, time.monotonic(), self.no_data_after_s)
+        if self._due("status", now, force):
+            self.status.refresh(self.model, now, self.no_data_after_s)
         self.ticks += 1
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -87,6 +87,8 @@ def bench_receiver(profile: str, duration_s: float, repeats: int) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict:
+    if args.gui:
+        return cmd_bench_gui(args)
     if args.pipeline or args.soak:
         return cmd_bench_pipeline(args)
     out = {
@@ -132,6 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pipeline-duration-s", type=float, default=60.0, help="length of the --pipeline run")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="streamer, worker and recorder for MINUTES")
+    p.add_argument("--gui", action="store_true", help="streamer, worker and GUI in Xvfb: the GUI's CPU share")
+    p.add_argument("--gui-measure-s", type=float, default=30.0, help="--gui: seconds measured per run")
+    p.add_argument("--gui-offscreen", action="store_true", help="--gui: QT_QPA_PLATFORM=offscreen, no Xvfb")
+    p.add_argument("--gui-method", action="append", help="--gui: worker ranging method (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
@@ -148,4 +154,18 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> dict:
         print_json(out)
     else:
         print(bench_pipeline.describe(out))
+    return out
+
+
+def cmd_bench_gui(args: argparse.Namespace) -> dict:
+    """``--gui``: the monitor's CPU share beside a live worker (see bench_gui.py)."""
+    from backscatter.commands import bench_gui
+
+    out = bench_gui.bench_gui_repeated(
+        args.repeats, measure_s=args.gui_measure_s, offscreen=args.gui_offscreen, methods=args.gui_method
+    )
+    if args.json:
+        print_json(out)
+    else:
+        print(bench_gui.describe(out))
     return out

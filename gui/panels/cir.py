@@ -68,7 +68,10 @@ class CirPanel(QWidget):
             if row:
                 plot.setXLink(self.plots[BANDS[0]])
             self.plots[band] = plot
-            self.curves[band] = plot.plot(pen=pg.mkPen(BAND_COLORS[band], width=1.5), name=band)
+            curve = plot.plot(pen=pg.mkPen(BAND_COLORS[band], width=1), name=band)
+            curve.setClipToView(True)  # a few dozen of the thousands of taps are in view
+            curve.setDownsampling(auto=True, method="peak")
+            self.curves[band] = curve
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.truth, width=1.2, style=Qt.DashLine))
             line.hide()
             plot.addItem(line)

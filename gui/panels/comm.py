@@ -63,21 +63,27 @@ class CommPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.Interactive)  # ResizeToContents re-measures every row
+        header.setStretchLastSection(True)
+        digits = self.table.fontMetrics().horizontalAdvance("0xB5C0FFEE00")
+        for col, name in enumerate(COLUMNS[:-1]):
+            width = max(self.table.fontMetrics().horizontalAdvance(name + "0000"), digits if col < 2 else 0)
+            self.table.setColumnWidth(col, width)
         self.constellation_widget = pg.PlotWidget()
         self.constellation = styled_plot(
             self.constellation_widget.getPlotItem(), "in-phase (a.u.)", "quadrature (a.u.)", "MRC tag samples"
         )
         self.constellation.setAspectLocked(True)
-        self.scatter = pg.ScatterPlotItem(size=6, pen=None)
-        self.constellation.addItem(self.scatter)
+        # one item per decided bit, each with one brush: no per-point brush list to build
+        self.scatters = [pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(c)) for c in BIT_COLORS]
+        for item in self.scatters:
+            self.constellation.addItem(item)
         self.constellation.addLegend(offset=(-10, 5))
         for bit, color in enumerate(BIT_COLORS):
             self.constellation.legend.addItem(
                 pg.ScatterPlotItem(size=8, pen=None, brush=pg.mkBrush(color)), f"bit {bit}"
             )
-        self._brushes = [pg.mkBrush(c) for c in BIT_COLORS]
         left = QVBoxLayout()
         left.addWidget(self.ber_label)
         left.addWidget(self.packets_label)
@@ -100,8 +106,15 @@ class CommPanel(QWidget):
         if latest is not None:
             soft, bits = latest
             soft = np.asarray(soft)
-            brushes = [self._brushes[int(b) & 1] for b in bits] if len(bits) == soft.size else None
-            self.scatter.setData(soft.real, soft.imag, brush=brushes or self._brushes[1])
+            one = (np.asarray(bits) & 1).astype(bool) if len(bits) == soft.size else np.ones(soft.size, bool)
+            for bit, item in enumerate(self.scatters):
+                sel = soft[one == bool(bit)]
+                item.setData(sel.real, sel.imag)
+
+    def constellation_points(self) -> np.ndarray:
+        """The drawn constellation as complex values (bit-0 points first)."""
+        parts = [item.getData() for item in self.scatters]
+        return np.concatenate([np.asarray(x) + 1j * np.asarray(y) for x, y in parts])
 
     def _prepend(self, rows: list[PacketRow]) -> None:
         """Insert ``rows`` (oldest first) at the top: the newest packet is row 0."""

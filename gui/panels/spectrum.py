@@ -45,7 +45,8 @@ class SpectrumPanel(QWidget):
                 self.glw.addPlot(row=0, col=col), "frequency (MHz)", "PSD (dB/Hz)" if col == 0 else "", band
             )
             self.plots[band] = plot
-            self.curves[band] = plot.plot(pen=pg.mkPen(BAND_COLORS[band], width=1.2))
+            self.curves[band] = plot.plot(pen=pg.mkPen(BAND_COLORS[band], width=1))
+            self.curves[band].setDownsampling(auto=True, method="peak")
 
     @property
     def showing_plots(self) -> bool:

@@ -79,12 +79,19 @@ class StatusPanel(QWidget):
             row.addStretch(1)
             rows.addLayout(row)
         self.state = "waiting"
+        self._styled = ""
 
     def refresh(self, model: ResultsModel, now_s: float, no_data_after_s: float) -> None:
         texts = status_texts(model, now_s, no_data_after_s)
-        self.state = texts.pop("state")
+        state = texts.pop("state")
         for key, text in texts.items():
-            self.labels[key].setText(text)
-        color = STATE_COLORS.get(self.state, "#888888")
-        self.labels["link"].setStyleSheet(f"color: {color}; font-weight: bold;")
-        self.labels["dropped"].setToolTip(dropped_details(model))
+            if self.labels[key].text() != text:  # an unchanged label costs no relayout
+                self.labels[key].setText(text)
+        if state != self._styled:  # a style sheet change re-polishes the widget: only on change
+            color = STATE_COLORS.get(state, "#888888")
+            self.labels["link"].setStyleSheet(f"color: {color}; font-weight: bold;")
+            self._styled = state
+        self.state = state
+        tip = dropped_details(model)
+        if self.labels["dropped"].toolTip() != tip:
+            self.labels["dropped"].setToolTip(tip)

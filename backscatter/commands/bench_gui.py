@@ -1,0 +1,221 @@
+"""The monitor's cost: ``backscatter bench --gui``.
+
+A streamer (an emulated loop, ``--loop-s``, paced in real time), a worker and the GUI
+(``backscatter gui --connect``) run as separate processes; the GUI draws into a real X server
+(``Xvfb``, ``QT_QPA_PLATFORM=xcb``) unless ``offscreen`` is asked for.  After a settling time
+the CPU time of the GUI, the X server and the worker is read from ``/proc/<pid>/stat``
+(``utime + stime``) at the start and the end of the measured window: the share of one core is
+their difference over the wall time.  Beside it: the worker's real-time factor (median of its
+``health`` messages), samples lost and p95 latency, from an in-process listener.
+
+Target: the GUI at most :data:`TARGET_GUI_CORE_SHARE` of one core at its default refresh with
+every panel of the Live tab visible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from backscatter.commands.bench_procs import (
+    Listener,
+    Process,
+    backscatter_argv,
+    free_tcp_endpoint,
+    health_summary,
+    loop_stream_argv,
+    startup_budget_s,
+    stop_all,
+    wait_live,
+)
+from sdr.sources import DEFAULT_CHUNK_SAMPLES
+
+TARGET_GUI_CORE_SHARE = 0.25
+SCREEN = "1600x1000x24"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid`` (s), or ``None`` once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
+
+
+class XServer:
+    """An ``Xvfb`` on a free display number (``-displayfd``); ``display`` is ``":N"``."""
+
+    def __init__(self, screen: str = SCREEN):
+        exe = shutil.which("Xvfb")
+        if exe is None:
+            raise RuntimeError("Xvfb is not installed (apt-get install xvfb xauth), or use --gui-offscreen")
+        read_fd, write_fd = os.pipe()
+        self.popen = subprocess.Popen(
+            [exe, "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp"],
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as f:
+            number = f.readline().strip()
+        if not number.isdigit():
+            self.close()
+            raise RuntimeError("Xvfb did not report a display number")
+        self.display = f":{number}"
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+def _stop_gui(gui: subprocess.Popen) -> None:
+    if gui.poll() is None:
+        gui.terminate()
+        try:
+            gui.wait(10)
+        except subprocess.TimeoutExpired:
+            gui.kill()
+            gui.wait(5)
+
+
+def _share(pid: int | None, before: float | None, wall_s: float) -> float | None:
+    after = cpu_seconds(pid) if pid is not None else None
+    return None if after is None or before is None else (after - before) / wall_s
+
+
+def bench_gui(
+    measure_s: float = 30.0,
+    settle_s: float = 8.0,
+    loop_s: float = 1.0,
+    paths: int = 2,
+    snr_db: float = -25.0,
+    methods: list[str] | None = None,
+    offscreen: bool = False,
+    gui_args: list[str] | None = None,
+    seed: int = 1,
+) -> dict:
+    """Run streamer, worker and GUI; the GUI's, X server's and worker's CPU over ``measure_s``."""
+    iq_ep, res_ep = free_tcp_endpoint(), free_tcp_endpoint()
+    duration_s = startup_budget_s(loop_s) + settle_s + measure_s + 30.0
+    x = None if offscreen else XServer()
+    procs: list[Process] = []
+    listener = None
+    gui: subprocess.Popen | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
+            log_dir = Path(tmp)
+            stream_argv = loop_stream_argv(
+                iq_ep, "push", loop_s, duration_s, seed, "default", DEFAULT_CHUNK_SAMPLES
+            )
+            stream_argv += ["--paths", str(paths), "--snr-db", f"{snr_db!r}"]
+            stream = Process("stream", stream_argv, log_dir)
+            procs.append(stream)
+            worker_argv = backscatter_argv("worker", "--connect", iq_ep, "--socket", "pull", "--bind", res_ep)
+            for m in methods or []:
+                worker_argv += ["--method", m]
+            worker = Process("worker", [*worker_argv, "--quiet", "--json"], log_dir)
+            procs.append(worker)
+            listener = Listener(res_ep)
+            wait_live(listener, stream, startup_budget_s(loop_s))
+            env = dict(os.environ)
+            if x is not None:
+                env.update(DISPLAY=x.display, QT_QPA_PLATFORM="xcb")
+            else:
+                env.update(QT_QPA_PLATFORM="offscreen")
+            gui_argv = backscatter_argv("gui", "--connect", res_ep, *(gui_args or []))
+            gui_log = log_dir / "gui.log"
+            with open(gui_log, "w") as log:
+                gui = subprocess.Popen(gui_argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            time.sleep(settle_s)
+            if gui.poll() is not None:
+                raise RuntimeError(f"the GUI exited with {gui.returncode}: {gui_log.read_text()[-800:]}")
+            pids = {"gui": gui.pid, "xserver": x.popen.pid if x else None, "worker": worker.popen.pid}
+            before = {k: cpu_seconds(p) if p is not None else None for k, p in pids.items()}
+            n_health, epochs0 = len(listener.health), listener.counts["epoch"]
+            t0 = time.monotonic()
+            time.sleep(measure_s)
+            wall_s = time.monotonic() - t0
+            shares = {k: _share(p, before[k], wall_s) for k, p in pids.items()}
+            health = [h for _, h in listener.health[n_health:]]
+            epochs_per_s = (listener.counts["epoch"] - epochs0) / wall_s
+            _stop_gui(gui)
+            stop_all(procs)
+            listener.close()
+            listener = None
+    finally:
+        if gui is not None:
+            _stop_gui(gui)
+        stop_all(procs)
+        if listener is not None:
+            listener.close()
+        if x is not None:
+            x.close()
+    hs = health_summary(health)
+    lost = health[-1]["samples_lost"] - health[0]["samples_lost"] if len(health) >= 2 else None
+    return {
+        "display": "offscreen" if offscreen else f"Xvfb {SCREEN}, QT_QPA_PLATFORM=xcb",
+        "measure_s": wall_s,
+        "gui_core_share": shares["gui"],
+        "xserver_core_share": shares["xserver"],
+        "worker_core_share": shares["worker"],
+        "target_gui_core_share": TARGET_GUI_CORE_SHARE,
+        "worker_realtime_factor_median": hs["realtime_factor_median"],
+        "worker_latency_p95_s_median": hs["latency_p95_s_median"],
+        "samples_lost_in_window": lost,
+        "epochs_per_s": epochs_per_s,  # what the GUI had to draw (10/s when the worker keeps up)
+        "samples_lost_total": hs["samples_lost_total"],
+        "stream": {"loop_s": loop_s, "paths": paths, "snr_db": snr_db, "methods": methods or ["default"]},
+        "gui_args": gui_args or [],
+    }
+
+
+def bench_gui_repeated(repeats: int, **kwargs) -> dict:
+    """:func:`bench_gui` ``repeats`` times; medians of the shares beside every run."""
+    runs = [bench_gui(**kwargs) for _ in range(max(1, repeats))]
+
+    def med(key: str) -> float | None:
+        vals = [r[key] for r in runs if r[key] is not None]
+        return statistics.median(vals) if vals else None
+
+    return {
+        "repeats": len(runs),
+        "gui_core_share_median": med("gui_core_share"),
+        "xserver_core_share_median": med("xserver_core_share"),
+        "worker_core_share_median": med("worker_core_share"),
+        "worker_realtime_factor_median": med("worker_realtime_factor_median"),
+        "epochs_per_s_median": med("epochs_per_s"),
+        "samples_lost_in_window_max": max((r["samples_lost_in_window"] or 0 for r in runs), default=0),
+        "target_gui_core_share": TARGET_GUI_CORE_SHARE,
+        "runs": runs,
+    }
+
+
+def describe(out: dict) -> str:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f} %"
+
+    r0 = out["runs"][0]
+    rtf = out["worker_realtime_factor_median"]
+    return (
+        f"GUI {pct(out['gui_core_share_median'])} of one core (target <= "
+        f"{pct(out['target_gui_core_share'])}), X server {pct(out['xserver_core_share_median'])}, "
+        f"worker {pct(out['worker_core_share_median'])} at {rtf or 0:.2f}x real time, "
+        f"{out['epochs_per_s_median'] or 0:.1f} epochs/s drawn; samples lost in the "
+        f"window (max over runs) {out['samples_lost_in_window_max']}; medians of {out['repeats']} runs of "
+        f"{r0['measure_s']:.0f} s ({r0['display']}); the machine may be shared: compare runs made together"
+    )
