@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import threading
 
 import numpy as np
@@ -14,8 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backscatter import cli
+from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio_subscriber_from_args
 from captures.reader import open_capture
 from dsp.waveform import get_profile
+from sdr.radio_config import radio_config_for
 from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioPublisher, GnuRadioSubscriber
 from sdr.transport.gr_align import Aligner
 from sdr.transport.gr_tags import (
@@ -308,3 +311,22 @@ def test_the_subscriber_counts_any_message_it_cannot_read(frames):
     with GnuRadioSubscriber(cfg, wf) as sub:
         sub._parse(0, [zmq_frame(f) for f in frames])  # never raises
     assert sub.counters.received + sum(sub.drops.values()) == 1
+
+
+def test_rate_and_rf_centres_come_from_a_radio_config_then_the_flags(tmp_path):
+    wf = get_profile("x410-62m5")
+    rc = radio_config_for(wf, 2.4e9)
+    rc.save_json(tmp_path / "radio.json")
+    p = argparse.ArgumentParser()
+    p.add_argument("--connect")
+    add_gnuradio_input_args(p)
+    bands = ["--gnuradio", "central=tcp://127.0.0.1:9", "--gnuradio", "upper=tcp://127.0.0.1:9"]
+    args = p.parse_args([*bands, "--radio-config", str(tmp_path / "radio.json"), "--profile", "x410-62m5"])
+    with gnuradio_subscriber_from_args(args) as sub:
+        assert sub.cfg.sample_rate_hz == 62.5e6
+        assert sub.cfg.rf_centers_hz == (2.4e9, 2.4e9 + wf.tag_shift_hz)
+    args = p.parse_args([*bands, "--rf-center-hz", "upper=2.5e9", "--sample-rate-hz", "30.72e6"])
+    with gnuradio_subscriber_from_args(args) as sub:
+        assert sub.cfg.sample_rate_hz == 30.72e6
+        assert sub.cfg.rf_centers_hz == (915e6, 2.5e9)
+        assert sub.waveform.capture_rate_hz == 30.72e6
