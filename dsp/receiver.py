@@ -250,8 +250,10 @@ class Receiver:
             self.reference_index = cand
             self._bootstrap_central(cand, cfo)
             return True
-        nom = cand + (self._timing.anchor - cand + n // 2) % n - n // 2  # nominal grid point near cand
-        g = float(self._timing.at(nom)) if self.cfg.timing_tracking else 0.0
+        tm = self._timing
+        x = cand - (round(float(tm.at(cand))) if self.cfg.timing_tracking else 0)
+        nom = x + (tm.anchor - x + n // 2) % n - n // 2  # the nominal grid point whose window is near cand
+        g = float(tm.at(nom)) if self.cfg.timing_tracking else 0.0
         if abs((nom + g - cand + n / 2) % n - n / 2) <= 3:
             self._next_nom = nom if nom + round(g) >= first else nom + n
         else:  # the sample count jumped: keep the rate, restart the offset on the new grid
