@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pytest
 
+from backscatter.cli import main
 from backscatter.commands.bench_stages import RATIO_STAGES, STAGES, describe, ratios, stage_figures
 
 
@@ -54,3 +56,17 @@ def test_stage_figures_carry_the_raw_timings_behind_every_ratio(figures):
 def test_stage_figures_refuse_no_repeats():
     with pytest.raises(ValueError, match="repeats"):
         stage_figures("default", 0.01, repeats=0)
+
+
+def test_backscatter_bench_json_reports_every_stage_of_both_profiles(capsys):
+    out = main(["bench", "--json", "--duration-s", "0.03", "--x410-duration-s", "0.02", "--repeats", "1"])
+    assert out == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["profile"] for r in report["stages"]] == ["default", "x410-62m5"]
+    assert [r["capture_rate_hz"] for r in report["stages"]] == [30.72e6, 62.5e6]
+    for r, rx in zip(report["stages"], report["receiver"], strict=True):
+        copy = r["timings_s"]["copy"][0]
+        for stage in RATIO_STAGES:
+            assert r["ratio_to_copy"][stage] == pytest.approx(copy / r["timings_s"][stage][0])
+        assert r["replay"]["realtime_factor"] == pytest.approx(r["signal_s"] / r["timings_s"]["replay"][0])
+        assert rx["receiver_over_copy"] == r["ratio_to_copy"]["receiver"]

@@ -1,4 +1,8 @@
-"""``bench``: speed figures as medians of repeated runs, with ratios measured in the same run."""
+"""``bench``: speed figures as medians of repeated runs, with ratios measured in the same run.
+
+The replay stages (read, convert, ingest, receiver, results, end to end) and their definitions:
+``bench_stages.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,10 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
+from backscatter.commands import bench_stages
 from backscatter.commands.bench_music import music_latency
 from backscatter.output import print_json
-from dsp.receiver import Receiver
-from dsp.receiver_config import ReceiverConfig
-from dsp.waveform import WaveformConfig, get_profile
+from dsp.waveform import get_profile
 from sdr.emulator.emulator import SYMBOLS_PER_BLOCK, Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
@@ -49,40 +50,19 @@ def bench_emulator(duration_s: float = 1.0, repeats: int = 3) -> dict:
     }
 
 
-def _capture(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
-    """Three-band IQ at the profile's capture rate (the emulator's output rate)."""
-    wf = get_profile(profile)
-    sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
-    emu = Emulator(wf, sc)
-    iq = emu.generate()
-    return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
-
-
-def bench_receiver(profile: str, duration_s: float, repeats: int) -> dict:
-    """Receiver throughput on ``duration_s`` of three-band IQ, against a numpy copy of it."""
-    wf, bands, iq, d0 = _capture(profile, duration_s)
-    chunk = 1 << 18
-
-    def run() -> None:
-        rx = Receiver(wf, bands, wf.capture_rate_hz, ReceiverConfig(tx_rx_distance_m=d0))
-        for i in range(0, iq.shape[1], chunk):
-            rx.push(iq[:, i : i + chunk])
-        rx.flush()
-
-    dst = np.empty_like(iq)
-    t_rx = _median_time(run, repeats)
-    t_copy = _median_time(lambda: np.copyto(dst, iq), max(repeats, 5))
-    samples = iq.size
+def receiver_figures(r: dict) -> dict:
+    """The receiver stage of ``bench_stages.stage_figures`` in the keys earlier benches reported."""
+    samples, t_rx, t_copy = r["samples"], r["median_s"]["receiver"], r["median_s"]["copy"]
     return {
-        "profile": profile,
-        "capture_rate_hz": wf.capture_rate_hz,
-        "bands": len(bands),
-        "signal_s": iq.shape[1] / wf.capture_rate_hz,
+        "profile": r["profile"],
+        "capture_rate_hz": r["capture_rate_hz"],
+        "bands": r["bands"],
+        "signal_s": r["signal_s"],
         "median_wall_s": t_rx,
         "samples_per_s": samples / t_rx,
-        "realtime_factor": iq.shape[1] / wf.capture_rate_hz / t_rx,
+        "realtime_factor": r["receiver_realtime_factor"],
         "numpy_copy_samples_per_s": samples / t_copy,
-        "receiver_over_copy": t_copy / t_rx,
+        "receiver_over_copy": r["ratio_to_copy"]["receiver"],
     }
 
 
@@ -91,24 +71,21 @@ def cmd_bench(args: argparse.Namespace) -> dict:
         return cmd_bench_gui(args)
     if args.pipeline or args.soak:
         return cmd_bench_pipeline(args)
+    stages = [
+        bench_stages.stage_figures("default", args.duration_s, args.repeats),
+        bench_stages.stage_figures("x410-62m5", args.x410_duration_s, args.repeats),
+    ]
     out = {
         "emulator": bench_emulator(args.duration_s, args.repeats),
-        "receiver": [
-            bench_receiver("default", args.duration_s, args.repeats),
-            bench_receiver("x410-62m5", args.x410_duration_s, args.repeats),
-        ],
+        "stages": stages,
+        "receiver": [receiver_figures(r) for r in stages],
         "music": music_latency(get_profile("default")),
     }
     if args.json:
         print_json(out)
     else:
-        for r in out["receiver"]:
-            print(
-                f"receiver {r['profile']:10s}: {r['samples_per_s'] / 1e6:7.1f} MS/s over {r['bands']} bands "
-                f"at {r['capture_rate_hz'] / 1e6:g} MS/s each -> {r['realtime_factor']:.2f}x real time "
-                f"(numpy copy of the same samples: {r['numpy_copy_samples_per_s'] / 1e6:.0f} MS/s, "
-                f"ratio {r['receiver_over_copy']:.3f})"
-            )
+        for r in out["stages"]:
+            print(bench_stages.describe(r))
         e = out["emulator"]
         print(
             f"emulator: {e['median_wall_s']:.2f} s per {e['emulated_s']:g} s of 3-band IQ at "
