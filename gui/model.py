@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gui.inbox import SourceStatus
+from gui.series import EpochSeries
 
 RATE_WINDOW_S = 10.0  # packet rate over this much stream time
 
@@ -55,15 +56,6 @@ class LatestSlot:
 
 
 @dataclass
-class EpochRecord:
-    """What the range panel keeps of each epoch."""
-
-    time_s: float
-    range_m: dict[str, float]
-    range_true_m: float | None
-
-
-@dataclass
 class CalibrationRecord:
     time_s: float
     group_delay_s: dict[str, float]
@@ -100,8 +92,7 @@ class ResultsModel:
     def __post_init__(self) -> None:
         self.log: deque[PacketRow] = deque(maxlen=self.log_rows)
         self._packet_times_s: deque[float] = deque(maxlen=self.history)
-        self.epochs: deque[EpochRecord] = deque(maxlen=self.history)
-        self.methods: list[str] = []
+        self.series = EpochSeries(self.history)  # per-epoch ranges and truth, preallocated
         self.calibration_history: deque[CalibrationRecord] = deque(maxlen=self.history)
         self.cir = LatestSlot()  # (fields, arrays) of the newest epoch
         self.spectrum = LatestSlot()  # (fields, arrays) of the newest spectrum
@@ -145,9 +136,8 @@ class ResultsModel:
 
     def _on_epoch(self, f: dict, a: dict) -> None:
         ranges = {m: float(v) for m, v in f.get("range_m", {}).items()}
-        self.methods += [m for m in ranges if m not in self.methods]
         truth = f.get("range_true_m")
-        self.epochs.append(EpochRecord(float(f.get("time_s", math.nan)), ranges, truth))
+        self.series.append(float(f.get("time_s", math.nan)), ranges, None if truth is None else float(truth))
         self.snr_db.update(f.get("snr_db", {}))
         if not self.cfo_hz:
             self.cfo_hz.update(f.get("cfo_hz", {}))
@@ -192,12 +182,14 @@ class ResultsModel:
         span = recent[-1] - recent[0]
         return (len(recent) - 1) / span if len(recent) >= 2 and span > 0 else None
 
+    @property
+    def methods(self) -> list[str]:
+        return self.series.methods
+
     def range_series(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """``time_s [epoch]``, ``{method: range_m [epoch]}`` (NaN where absent), ``range_true_m``."""
-        t = np.array([e.time_s for e in self.epochs], float)
-        ranges = {m: np.array([e.range_m.get(m, math.nan) for e in self.epochs], float) for m in self.methods}
-        truth = np.array([math.nan if e.range_true_m is None else e.range_true_m for e in self.epochs], float)
-        return t, ranges, truth
+        """``time_s [epoch]``, ``{method: range_m [epoch]}`` (NaN where absent), ``range_true_m``
+        (read-only views of the newest ``history`` epochs)."""
+        return self.series.view()
 
     def range_errors(self) -> dict[str, np.ndarray]:
         """``{method: range_m - range_true_m}`` over the epochs with a known truth and range."""
