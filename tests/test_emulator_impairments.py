@@ -168,3 +168,12 @@ def test_x410_emulation_received_after_resampling_ranges_like_the_working_rate(w
     out = [r for i in range(0, iq.shape[1], 1 << 18) for r in rx.push(iq[:, i : i + (1 << 18)])] + rx.flush()
     e = [r for r in out if isinstance(r, RangingEpoch)]
     assert e and abs(e[-1].range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.3
+
+
+def test_box_muller_scale_sets_the_noise_power():
+    """``complex_gaussian(..., scale)`` is the unit-power noise times ``scale``, to float rounding."""
+    from sdr.emulator.noise import complex_gaussian
+
+    a = complex_gaussian(np.random.default_rng(3), np.empty(4096, np.complex64), 3.0)
+    b = complex_gaussian(np.random.default_rng(3), np.empty(4096, np.complex64))
+    np.testing.assert_allclose(a, 3.0 * b, rtol=1e-6)

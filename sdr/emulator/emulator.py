@@ -286,9 +286,7 @@ class Emulator:
                 out[c] += noise
             if band in pn:
                 apply_phase(out[c], pn[band], imp.decim)
-            complex_gaussian(rng, noise)
-            noise *= self._noise_std[band]
-            out[c] += noise
+            out[c] += complex_gaussian(rng, noise, self._noise_std[band])
             imp.front_end[band].apply(out[c])
         out = out.reshape(len(sc.bands), n_per * n)
         if self._qlevels:

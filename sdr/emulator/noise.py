@@ -20,8 +20,9 @@ import numpy as np
 _TWO_PI = np.float32(2 * np.pi)
 
 
-def complex_gaussian(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
-    """Fill complex64 ``out`` (any shape, C-contiguous) with unit-power circular Gaussian noise.
+def complex_gaussian(rng: np.random.Generator, out: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Fill complex64 ``out`` (any shape, C-contiguous) with circular Gaussian noise of power
+    ``scale**2`` (unit power by default; the scale costs half a pass, on the radii).
 
     Returns ``out``.  Reproducible: the same generator state gives the same noise.
     """
@@ -34,6 +35,8 @@ def complex_gaussian(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
     np.log(r, out=r)
     np.negative(r, out=r)
     np.sqrt(r, out=r)
+    if scale != 1.0:
+        r *= np.float32(scale)
     np.multiply(phase, _TWO_PI, out=phase)
     iq = out.reshape(-1).view(np.float32).reshape(n, 2)
     np.cos(phase, out=iq[:, 0])
