@@ -68,7 +68,13 @@ def _band_files(tmp: Path) -> tuple[dict[str, Path], dict[str, float], float, fl
     return files, centres, rate, d0
 
 
-def run(duration_s: float, sink: str = "pub", worker: bool = False) -> dict[str, Any]:
+def run(
+    duration_s: float,
+    sink: str = "pub",
+    worker: bool = False,
+    buffer_items: int | None = None,
+    lockstep: bool = False,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         files, centres, rate, d0 = _band_files(tmp)
@@ -89,6 +95,8 @@ def run(duration_s: float, sink: str = "pub", worker: bool = False) -> dict[str,
                 GR_PYTHON, str(ROOT / "gnuradio" / "play_bands.py"), "--sink", sink, "--tags",
                 "--format", "sc16", "--repeat", "--throttle", "--rate-hz", str(rate),
                 "--duration-s", str(duration_s), "--start-delay-s", "1", "--linger-s", "0.5",
+                *(["--min-output-buffer", str(buffer_items)] if buffer_items else []),
+                *(["--lockstep"] if lockstep else []),
                 *[a for b in bands for a in ("--band", b, str(files[b]), endpoints[b], str(centres[b]))],
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
@@ -118,8 +126,14 @@ def run(duration_s: float, sink: str = "pub", worker: bool = False) -> dict[str,
             target_sps=rate * len(bands),
             our_cpu_s=time.process_time() - cpu0,
             gnuradio_cpu_s=child.ru_utime + child.ru_stime,
+            buffer_items=buffer_items,
+            lockstep=lockstep,
+            gnuradio_messages=sub.counters.received,
+            items_per_message=out["samples_per_channel"] * n_ch / max(sub.counters.received, 1),
             drops=dict(sub.drops),
             overflow_samples=sub.aligner.overflow_samples,
+            overflow_by_band={bands[i]: n for i, n in sub.aligner.lane_overflow.items()},
+            lost_by_band={bands[i]: n for i, n in sub.aligner.lane_lost.items()},
         )
         return out
 
@@ -175,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration-s", type=float, default=60.0)
     p.add_argument("--socket", choices=["pub", "push"], default="pub", help="the flowgraph's ZMQ sinks")
     p.add_argument("--worker", action="store_true", help="run the whole worker (receiver included)")
+    p.add_argument("--buffer-items", type=int, help="GNU Radio output buffer before each sink (message size)")
+    p.add_argument(
+        "--lockstep", action="store_true", help="one throttle for the three bands (as one radio source)"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    out = run(args.duration_s, args.socket, args.worker)
+    out = run(args.duration_s, args.socket, args.worker, args.buffer_items, args.lockstep)
     if args.json:
         print(json.dumps(out, indent=2))
     else:

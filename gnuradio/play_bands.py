@@ -6,12 +6,14 @@
         --band lower lower.c64 tcp://127.0.0.1:5602 870e6 --band upper upper.c64 tcp://127.0.0.1:5603 960e6
 
 Flowgraph per band: ``blocks.file_source`` (complex64 items, or int16 I/Q pairs with
-``--format sc16``; ``--repeat`` loops them) -> [``--throttle``: ``blocks.throttle`` at
-``--rate-hz``] -> [with ``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and
-``rx_freq`` tags on the first item, and ``rx_time`` after each ``--gap``, as a UHD source
-does] -> ``zeromq.push_sink`` or
-``zeromq.pub_sink`` (``pass_tags`` with ``--tags``).  The sinks bind when the flowgraph is built;
-the flowgraph starts ``--start-delay-s`` later, so subscribers can connect first.
+``--format sc16``; ``--repeat`` loops them) -> [``--throttle``: a ``blocks.throttle`` at
+``--rate-hz`` per band; with ``--lockstep`` one for all bands, through ``streams_to_vector``
+and ``vector_to_streams``, so the bands stay in lockstep like the outputs of one radio
+source] -> [``--rx-time-s``: a Python block adding ``rx_time``, ``rx_rate`` and ``rx_freq``
+tags on the first item, and ``rx_time`` after each ``--gap``, as a UHD source does] ->
+``zeromq.push_sink`` or ``zeromq.pub_sink`` (``pass_tags`` with ``--tags``).  The sinks bind
+when the flowgraph is built; it starts ``--start-delay-s`` later, so subscribers can connect
+first.
 """
 
 import argparse
@@ -59,24 +61,36 @@ def build(args):
     tb = gr.top_block("play_bands")
     item, vlen = (gr.sizeof_gr_complex, 1) if args.format == "fc32" else (gr.sizeof_short, 2)
     make_sink = zeromq.push_sink if args.sink == "push" else zeromq.pub_sink
-    keep = []
-    for name, path, endpoint, freq in args.band:
-        src = blocks.file_source(item * vlen, path, args.repeat)
-        sink = make_sink(item, vlen, endpoint, 100, args.tags, args.hwm)
-        last = src
-        if args.throttle:
-            throttle = blocks.throttle(item * vlen, args.rate_hz, True)
-            tb.connect(last, throttle)
-            last = throttle
-            keep.append(throttle)
+    size = item * vlen
+    keep = [blocks.file_source(size, path, args.repeat) for _, path, _, _ in args.band]
+    outs = [(src, 0) for src in keep]
+    if args.throttle and not args.lockstep:  # one throttle per band: cheap, the bands drift apart
+        throttles = [blocks.throttle(size, args.rate_hz, True) for _ in keep]
+        for src, thr in zip(keep, throttles, strict=True):
+            tb.connect(src, thr)
+        outs = [(thr, 0) for thr in throttles]
+        keep += throttles
+    elif args.throttle:  # one throttle for all bands: lockstep, as the outputs of one radio source
+        n = len(keep)
+        s2v, v2s = blocks.streams_to_vector(size, n), blocks.vector_to_streams(size, n)
+        throttle = blocks.throttle(size * n, args.rate_hz, True)
+        for i, src in enumerate(keep):
+            tb.connect(src, (s2v, i))
+        tb.connect(s2v, throttle, v2s)
+        outs = [(v2s, i) for i in range(n)]
+        keep += [s2v, throttle, v2s]
+    for (name, path, endpoint, freq), out in zip(args.band, outs, strict=True):
         if args.rx_time_s is not None:
             gaps = [(int(o), int(k)) for o, k in args.gap or []]
             tagger = RxTimeTagger(args.rx_time_s, args.rate_hz, float(freq), args.format == "sc16", gaps)
-            tb.connect(src, tagger)
-            last = tagger
+            tb.connect(out, tagger)
+            out = (tagger, 0)
             keep.append(tagger)
-        tb.connect(last, sink)
-        keep += [src, sink]
+        if args.min_output_buffer:  # larger buffers: larger messages, fewer per second
+            out[0].set_min_output_buffer(args.min_output_buffer)
+        sink = make_sink(item, vlen, endpoint, 100, args.tags, args.hwm)
+        tb.connect(out, sink)
+        keep.append(sink)
         print(f"play_bands: {name} {path} -> {args.sink} {endpoint}", file=sys.stderr, flush=True)
     tb.keep = keep
     return tb
@@ -100,8 +114,10 @@ def main():
     )
     p.add_argument("--rate-hz", type=float, default=30.72e6)
     p.add_argument("--hwm", type=int, default=-1)
+    p.add_argument("--min-output-buffer", type=int, help="items buffered before each sink (message size)")
     p.add_argument("--repeat", action="store_true", help="loop the files (end with --duration-s)")
     p.add_argument("--throttle", action="store_true", help="pace each band at --rate-hz (real time)")
+    p.add_argument("--lockstep", action="store_true", help="with --throttle: one throttle for all bands")
     p.add_argument("--duration-s", type=float, help="stop after this long")
     p.add_argument("--start-delay-s", type=float, default=1.0)
     p.add_argument("--linger-s", type=float, default=5.0, help="keep the sockets open this long at the end")

@@ -76,7 +76,7 @@ class GnuRadioConfig(ConfigBase):
     tags: bool = False
     align: str = "auto"
     chunk_samples: int = 1 << 18
-    max_buffer_samples: int = 1 << 23
+    max_buffer_samples: int = 1 << 24
 
     def _validate(self) -> None:
         bands = [b for b, _ in self.endpoints]

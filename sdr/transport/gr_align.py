@@ -88,7 +88,7 @@ class Aligner:
         dtype: np.dtype | type = np.complex64,
         item_shape: tuple[int, ...] = (),
         chunk_samples: int = 1 << 18,
-        max_buffer_samples: int = 1 << 23,
+        max_buffer_samples: int = 1 << 24,
     ):
         if align not in ALIGN_MODES:
             raise ValueError(f"align must be one of {ALIGN_MODES}, got {align!r}")
@@ -101,6 +101,7 @@ class Aligner:
         self.restarts = 0
         self.overflow_samples = 0
         self.lane_lost = Counter()  # samples missing on each lane (by lane number)
+        self.lane_overflow = Counter()  # samples a lane dropped while waiting for another
         self._reset()
 
     def _reset(self) -> None:
@@ -196,6 +197,7 @@ class Aligner:
             _, dropped = ln.segments.popleft()
             ln.buffered -= len(dropped)
             self.overflow_samples += len(dropped)
+            self.lane_overflow[self.lanes.index(ln)] += len(dropped)
 
     # ----- output ---------------------------------------------------------------------------------
     def _trim(self, ln: _Lane, index: int) -> None:
