@@ -10,7 +10,11 @@ With PUB sinks nothing waits for us: samples we do not take in time are dropped 
 show up as offset jumps, i.e. as ``samples_lost``.  With PUSH the flowgraph is slowed down
 instead, which shows as a throughput below the rate.
 
-    .venv/bin/python -m experiments.bench_gnuradio --duration-s 60 [--worker] [--socket push] [--json]
+``--synthetic`` measures our ingest alone: a sender process writes GNU Radio's format as fast as
+it can, and the CPU seconds our side spends per second of stream say what real time costs.
+
+    .venv/bin/python -m experiments.bench_gnuradio --duration-s 60 [--worker] [--socket push]
+        [--buffer-items N] [--lockstep] [--synthetic] [--json]
 """
 
 from __future__ import annotations
@@ -138,7 +142,55 @@ def run(
         return out
 
 
-def _run_ingest(sub: GnuRadioSubscriber) -> dict[str, Any]:
+SENDER = """
+import sys, time, numpy as np, zmq
+from sdr.transport.gr_tags import encode_tag_header
+ports, n_items, n_msgs = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])
+ctx = zmq.Context()
+socks = [ctx.socket(zmq.PUSH) for _ in ports]
+for s, p in zip(socks, ports):
+    s.bind("tcp://127.0.0.1:" + p)
+payload = np.zeros(n_items, np.uint32).tobytes()
+time.sleep(0.5)
+for k in range(n_msgs):
+    msg = encode_tag_header(k * n_items, []) + payload
+    for s in socks:
+        s.send(msg)
+for s in socks:
+    s.close(linger=10000)
+"""
+
+
+def run_synthetic(duration_s: float, items_per_message: int = 8192) -> dict[str, Any]:
+    """Our ingest alone: a sender process writes GNU Radio's format (tag headers, sc16) on three
+    PUSH sockets as fast as it can; the CPU our side spends per second of stream is the cost of
+    keeping real time, whatever GNU Radio itself costs."""
+    rate, bands = 30.72e6, ("central", "lower", "upper")
+    ports = _ports(3)
+    cfg = GnuRadioConfig(
+        endpoints=tuple((b, f"tcp://127.0.0.1:{p}") for b, p in zip(bands, ports, strict=True)),
+        rf_centers_hz=(915e6, 870e6, 960e6),
+        sample_rate_hz=rate,
+        socket="pull",
+        item_format="sc16",
+        tags=True,
+    )
+    n_msgs = int(duration_s * rate / items_per_message)
+    with GnuRadioSubscriber(cfg, get_profile("default")) as sub:
+        sender = subprocess.Popen(
+            [sys.executable, "-c", SENDER, ",".join(map(str, ports)), str(items_per_message), str(n_msgs)],
+            cwd=ROOT,
+        )
+        try:
+            out = _run_ingest(sub, cpu=True)
+        finally:
+            sender.wait(timeout=60)
+    out.update(mode="synthetic", items_per_message=items_per_message, target_sps=rate * 3)
+    out["cpu_per_stream_s"] = out.pop("cpu_s") / (out["samples_per_channel"] / rate)
+    return out
+
+
+def _run_ingest(sub: GnuRadioSubscriber, cpu: bool = False) -> dict[str, Any]:
     samples = lost = messages = 0
     t_first = t_last = None
     while True:
@@ -146,13 +198,16 @@ def _run_ingest(sub: GnuRadioSubscriber) -> dict[str, Any]:
         if m is None:
             break
         t_last = time.monotonic()
-        t_first = t_first or t_last
+        if t_first is None:
+            t_first, cpu0 = t_last, time.process_time()
         samples += m.header.n_samples
         lost += m.lost_before
         messages += 1
     wall = (t_last - t_first) if t_first is not None else 0.0
     n_ch = len(sub.cfg.endpoints)
+    extra = {"cpu_s": time.process_time() - cpu0} if cpu and t_first is not None else {}
     return {
+        **extra,
         "mode": "ingest",
         "messages": messages,
         "samples_per_channel": samples,
@@ -193,8 +248,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--lockstep", action="store_true", help="one throttle for the three bands (as one radio source)"
     )
+    p.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="our ingest alone, fed as fast as possible by a sender of GNU Radio's format (no GNU Radio)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.synthetic:
+        out = run_synthetic(args.duration_s, args.buffer_items or 8192)
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            print(
+                f"ingest alone ({out['items_per_message']} items per message): "
+                f"{out['throughput_sps'] / 1e6:.1f} MS/s of {out['target_sps'] / 1e6:.1f} target, "
+                f"{out['cpu_per_stream_s']:.2f} CPU s per second of stream"
+            )
+        return 0
     out = run(args.duration_s, args.socket, args.worker, args.buffer_items, args.lockstep)
     if args.json:
         print(json.dumps(out, indent=2))
