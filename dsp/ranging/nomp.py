@@ -1,0 +1,310 @@
+"""Newtonized OMP (NOMP) with a false-alarm stopping rule: an off-grid, full-aperture first path.
+
+Model (SYSTEM.md section 7), one or more bands ``b`` sharing the delays:
+``Y_b[n] = sum_l a_bl exp(-j w_l k_n) + w_b[n]``, ``w_l = 2 pi df tau_l``, ``k_n`` the
+active subcarriers (the DC hole is simply absent from ``k``: nothing is
+interpolated, every subcarrier is used), ``w_b ~ CN(0, sigma_b^2)``.
+
+Greedy detection (Mamandipoor, Ramasamy and Madhow, IEEE TSP 2016):
+
+1. Whitened matched filter of the residual ``r_b`` on the ``K``-point CIR grid,
+   ``G(w) = sum_b abs(e(w)^H r_b)**2 / (N sigma_b^2)`` (one FFT per band; ``N`` active
+   subcarriers, ``abs(e)**2 = N``).
+2. **Stopping (CFAR).**  On noise alone ``G`` at one delay is a sum of ``B`` unit
+   exponentials (Gamma(B, 1)).  ``N`` independent delay cells span the window
+   ``[0, 1 / df)``, so the largest exceeds ``T`` with probability about
+   ``N P(Gamma(B, 1) > T)``; ``T`` solves ``N P(Gamma(B, 1) > T) = pfa`` (``B = 1``:
+   ``T = ln(N / pfa)``, 13.6 for ``N = 800``, ``pfa = 1e-3``).  The noise variance is
+   re-estimated from the residual at every step as ``median(abs(IFFT r)**2) / ln 2``
+   over the window (the channel occupies a few per cent of it; the median of a
+   unit exponential is ``ln 2``), so no noise figure is needed from the receiver.
+3. The new delay is refined by Newton steps on ``G``; then every delay is refined
+   again (one Newton step each, all paths at once, each against the residual with
+   its own contribution added back), and every band's gains are re-fitted by least
+   squares.  Two paths that converge within ``merge_cells`` resolution cells become
+   one.
+
+The first path is the earliest detected path that lies at most ``max_lead_m`` ahead
+of the strongest (delays are circular over the window); its standard deviation is
+``sqrt([J^-1]_00)`` of the fitted model with every other path a nuisance
+(:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
+
+Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+import scipy.special
+
+from dsp.crlb import delay_crlb_s2
+from dsp.ranging.base import RangingMethod
+from dsp.ranging.params import MethodParams, param
+from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
+
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class NompParams(MethodParams):
+    method = "nomp"
+    pfa: float = param(1e-3, "false-alarm probability of the stopping rule, per estimate", "(0, 0.5]")
+    max_paths: int = param(24, "most paths fitted", "[1, 128]")
+    newton_steps: int = param(3, "Newton steps on each new delay", "[0, 20]")
+    final_steps: int = param(10, "Gauss-Newton steps on every delay after the last detection", "[0, 50]")
+    merge_cells: float = param(0.05, "paths closer than this many resolution cells 1/B_occ merge", "[0, 1)")
+    max_lead_m: float = param(
+        150.0, "how far ahead of the strongest path the first path may lie", "(0, 1e4] m"
+    )
+    dynamic_range_db: float = param(
+        40.0,
+        "paths weaker than the strongest by more than this are not detected (model mismatch)",
+        "[10, 100] dB",
+    )
+    refine_steps: int = param(6, "Gauss-Newton steps on every delay after each detection", "[0, 50]")
+
+    def _validate(self) -> None:
+        self._check_range("pfa", 0.0, 0.5, open_lo=True)
+        self._check_range("max_paths", 1, 128)
+        self._check_range("newton_steps", 0, 20)
+        self._check_range("final_steps", 0, 50)
+        self._check_range("refine_steps", 0, 50)
+        if not 0 <= self.merge_cells < 1:
+            self._fail("merge_cells", "must be in [0, 1)")
+        self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
+        self._check_range("dynamic_range_db", 10.0, 100.0)
+
+
+@dataclass(frozen=True)
+class NompEstimate:
+    """Fitted model: delays ``[path]`` in ``[0, 1 / df)`` (s), gains ``[band, path]``, noise ``[band]``."""
+
+    delays_s: np.ndarray
+    gains: np.ndarray
+    noise_var: np.ndarray
+    first: int  # index of the first path in delays_s, -1 when none was detected
+    delay_s: float  # first-path delay (the largest matched-filter peak when nothing was detected)
+    delay_std_s: float  # sqrt of its CRLB in the fitted model (inf when nothing was detected)
+
+    @property
+    def order(self) -> int:
+        return int(self.delays_s.size)
+
+
+def gamma_threshold(n_cells: int, n_bands: int, pfa: float) -> float:
+    """``T`` with ``n_cells * P(Gamma(n_bands, 1) > T) = pfa`` (unit-noise CFAR threshold)."""
+    return float(scipy.special.gammainccinv(n_bands, min(pfa / n_cells, 1.0)))
+
+
+class Nomp(RangingMethod):
+    """Newtonized OMP, CFAR stopping, off-grid delays on the whole band; bands jointly via :meth:`fit`."""
+
+    name = "nomp"
+    Params = NompParams
+    params: NompParams
+
+    def __init__(self, wf: WaveformConfig, params: NompParams | None = None):
+        super().__init__(wf, params)
+        self.k = wf.active_subcarriers.astype(np.float64)  # [N]
+        self.bins = np.mod(wf.active_subcarriers, wf.cir_fft_size)
+        self.sum_k = float(self.k.sum())
+        self.sum_k2 = float((self.k**2).sum())
+        self.window_s = 1.0 / wf.subcarrier_spacing_hz
+        self.cell_w = 2 * np.pi / self.k.size  # one resolution cell 1 / B_occ, in w = 2 pi df tau
+        self.threshold = {b: gamma_threshold(self.k.size, b, self.params.pfa) for b in (1, 2, 3)}
+
+    # ----- public --------------------------------------------------------------------------------
+    def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
+        return self.fit(cfr).delay_s
+
+    def delay_and_std_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> tuple[float, float]:
+        est = self.fit(cfr)
+        return est.delay_s, est.delay_std_s
+
+    def fit(self, cfr: np.ndarray) -> NompEstimate:
+        """Fit ``cfr`` ``[subcarrier]`` (one band) or ``[band, subcarrier]`` (delays common to the bands)."""
+        y = self._check(cfr)
+        p = self.params
+        n_bands = y.shape[0]
+        thr = self.threshold.get(n_bands) or gamma_threshold(self.k.size, n_bands, p.pfa)
+        w = np.zeros(0)
+        a = np.zeros((n_bands, 0), np.complex128)
+        r = y
+        var = self._noise(r)
+        floor = 10 ** (-p.dynamic_range_db / 10)
+        while w.size < p.max_paths:
+            g, spec = self._matched(r, var)
+            q = int(np.argmax(g))
+            if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var))):
+                break
+            w_new = self._newton_one(r, var, 2 * np.pi * q / spec.shape[-1], p.newton_steps)
+            w = np.append(w, w_new)
+            w, a, r = self._refit(y, w, var, p.refine_steps)
+            var = self._noise(r)
+        if w.size:
+            w, a, r = self._refit(y, w, var, p.final_steps)
+            # prune what the refit left below the detection rule, weakest first
+            while w.size > 1:
+                pw = self._power(a, var)
+                weakest = int(np.argmin(pw))
+                if pw[weakest] >= max(thr, floor * pw.max()):
+                    break
+                w, a, r = self._refit(y, np.delete(w, weakest), var, 2)
+            var = self._noise(r)
+        return self._result(y, w, a, var)
+
+    def _power(self, a: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Matched-filter output of each path alone, ``sum_b N abs(a_bl)**2 / sigma_b^2`` ``[path]``."""
+        return self.k.size * np.sum(np.abs(a) ** 2 / var[:, None], axis=0)
+
+    # ----- steps ---------------------------------------------------------------------------------
+    def _check(self, cfr: np.ndarray) -> np.ndarray:
+        y = np.asarray(cfr)
+        n = self.k.size
+        if y.ndim == 1:
+            y = y[None, :]
+        if y.ndim != 2 or y.shape[-1] != n or not np.issubdtype(y.dtype, np.number):
+            raise ValueError(
+                f"nomp: cfr must be numeric [subcarrier] or [band, subcarrier] with {n} subcarriers, "
+                f"got shape {y.shape}"
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("nomp: cfr contains NaN or infinite values")
+        if not np.any(y):
+            raise ValueError("nomp: cfr is identically zero")
+        return y.astype(np.complex128, copy=False)
+
+    def _spectrum(self, r: np.ndarray) -> np.ndarray:
+        """``e(w_q)^H r_b`` ``[band, K]`` on the CIR grid ``w_q = 2 pi q / K``."""
+        full = np.zeros((r.shape[0], self.wf.cir_fft_size), np.complex128)
+        full[:, self.bins] = r
+        return scipy.fft.ifft(full, axis=-1, norm="forward")
+
+    def _matched(self, r: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        spec = self._spectrum(r)
+        g = (spec.real**2 + spec.imag**2) / (self.k.size * var[:, None])
+        return g.sum(axis=0), spec
+
+    def _noise(self, r: np.ndarray) -> np.ndarray:
+        """Per-band noise variance per subcarrier ``[band]`` from the residual (median over the window)."""
+        spec = self._spectrum(r)
+        p = spec.real**2 + spec.imag**2
+        var = np.median(p, axis=-1) / (_LN2 * self.k.size)
+        floor = np.mean(np.abs(r) ** 2, axis=-1) * 1e-12 + np.finfo(np.float64).tiny
+        return np.maximum(var, floor)
+
+    def _derivs(self, r: np.ndarray, w: np.ndarray, a: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """``z, z', z''`` ``[band, path]`` of ``z(w) = e(w)^H (r + a e(w))`` at each delay."""
+        ec = np.exp(1j * np.outer(self.k, w))  # conj(e), [N, path]
+        kec = self.k[:, None] * ec
+        z = r @ ec
+        z1 = 1j * (r @ kec)
+        z2 = -(r @ (self.k[:, None] * kec))
+        if a is not None:
+            z = z + a * self.k.size
+            z1 = z1 + 1j * a * self.sum_k
+            z2 = z2 - a * self.sum_k2
+        return z, z1, z2
+
+    def _newton_steps(self, z: np.ndarray, z1: np.ndarray, z2: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Newton step on ``S(w) = sum_b abs(z_b)**2 / sigma_b^2``, ``[path]`` (0 where not concave)."""
+        inv = (1.0 / var)[:, None]
+        s1 = 2 * np.sum(inv * (z.conj() * z1).real, axis=0)
+        s2 = 2 * np.sum(inv * (np.abs(z1) ** 2 + (z.conj() * z2).real), axis=0)
+        step = np.where(s2 < 0, -s1 / np.where(s2 < 0, s2, -1.0), 0.0)
+        return np.clip(step, -0.5 * self.cell_w, 0.5 * self.cell_w)
+
+    def _newton_one(self, r: np.ndarray, var: np.ndarray, w0: float, steps: int) -> float:
+        w = np.array([w0])
+        for _ in range(steps):
+            w = w + self._newton_steps(*self._derivs(r, w, None), var)
+        return float(np.mod(w[0], 2 * np.pi))
+
+    def _project(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``E`` ``[N, path]``, least-squares gains ``[band, path]`` and residual ``[band, N]``."""
+        e = np.exp(-1j * np.outer(self.k, w))
+        a = np.linalg.lstsq(e, y.T, rcond=None)[0].T
+        return e, a, y - a @ e.T
+
+    def _refit(self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int) -> tuple[np.ndarray, ...]:
+        """Gauss-Newton on the delays with the gains projected out (variable projection, Kaufman's
+        Jacobian ``P_perp dE/dw a_b``), every band weighted by ``1 / sigma_b^2``; a step that does
+        not lower the weighted residual is halved (three times at most); coincident paths merge."""
+        e, a, r = self._project(y, w)
+        inv_sd = 1.0 / np.sqrt(var)
+        cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
+        for _ in range(steps):
+            q, _ = np.linalg.qr(e)  # [N, path], orthonormal basis of the columns of E
+            # d(E a_b)/dw_l = -j k E_l a_bl; its component outside span(E), per band  [band, N, path]
+            de = (-1j * self.k[:, None] * e)[None, :, :] * a[:, None, :]
+            de = de - q[None] @ (q.conj().T[None] @ de)
+            jac = (de * inv_sd[:, None, None]).reshape(-1, w.size)
+            res = (r * inv_sd[:, None]).reshape(-1)
+            jr = np.concatenate([jac.real, jac.imag])
+            rr = np.concatenate([res.real, res.imag])
+            step = np.linalg.lstsq(jr, rr, rcond=None)[0]
+            step = np.clip(step, -0.5 * self.cell_w, 0.5 * self.cell_w)
+            for _ in range(4):
+                w_try = np.mod(w + step, 2 * np.pi)
+                e_try, a_try, r_try = self._project(y, w_try)
+                c_try = float(np.sum(np.abs(r_try) ** 2 / var[:, None]))
+                if c_try < cost:
+                    break
+                step = step / 2
+            else:
+                break  # no descent: converged (or stuck)
+            improvement = cost - c_try
+            w, e, a, r, cost = w_try, e_try, a_try, r_try, c_try
+            merged = self._merge(w)
+            if merged.size < w.size:
+                w = merged
+                e, a, r = self._project(y, w)
+                cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
+            elif improvement < 1e-3:  # below a thousandth of one noise sample's energy: converged
+                break
+        return w, a, r
+
+    def _merge(self, w: np.ndarray) -> np.ndarray:
+        if w.size < 2:
+            return w
+        tol = self.params.merge_cells * self.cell_w
+        order = np.argsort(w)
+        ws = w[order]
+        gaps = np.diff(np.append(ws, ws[0] + 2 * np.pi))  # circular neighbour gaps
+        keep = np.ones(ws.size, bool)
+        keep[1:] = gaps[:-1] > tol
+        if gaps[-1] <= tol and keep.sum() > 1:
+            keep[0] = False  # the last and the first wrap around
+        return ws[keep]
+
+    def _result(self, y: np.ndarray, w: np.ndarray, a: np.ndarray, var: np.ndarray) -> NompEstimate:
+        wf = self.wf
+        if w.size == 0:
+            g, _ = self._matched(y, var)
+            q = int(np.argmax(g))
+            return NompEstimate(w, a, var, -1, q * wf.cir_grid_step_s, math.inf)
+        delays = w / (2 * np.pi * wf.subcarrier_spacing_hz)
+        strongest = int(np.argmax(self._power(a, var)))
+        lead = np.mod(delays[strongest] - delays, self.window_s)  # how far ahead of the strongest
+        cand = np.flatnonzero(lead <= self.params.max_lead_m / SPEED_OF_LIGHT_M_S)
+        first = int(cand[np.argmax(lead[cand])])
+        return NompEstimate(delays, a, var, first, float(delays[first]), self._std(delays, a, var, first))
+
+    def _std(self, delays: np.ndarray, a: np.ndarray, var: np.ndarray, first: int) -> float:
+        """``sqrt(CRLB)`` of the first delay with every other path a nuisance (bands: information adds)."""
+        order = np.r_[first, np.delete(np.arange(delays.size), first)]
+        f = self.wf.active_freqs_hz
+        info = 0.0
+        for b in range(a.shape[0]):
+            if a[b, first] == 0:
+                continue
+            # per band the delay bound is 1 / J_eff; effective information adds across bands
+            # (exact when the bands' gains are separate unknowns and the delays are shared only
+            # through tau_0; the other delays are shared too, so this is a slight optimism)
+            crlb = delay_crlb_s2(f, delays[order], a[b, order], float(var[b]))
+            info += 1.0 / crlb if crlb > 0 else math.inf
+        return float(1.0 / math.sqrt(info)) if info > 0 else math.inf
