@@ -23,7 +23,10 @@ The seam
     side-band phase and residual frequency are estimated from that packet's own preamble and
     decisions (``tests/test_faults.py`` checks that packets after seams decode with CRC ok).
     The noise also repeats each loop, so results repeat: a loop source measures throughput,
-    latency and losses, not statistics.
+    latency and losses, not statistics.  For the same reason the loop's sample clock is not
+    tied to its LO (``sample_clock_tied=False``): a drift of ``delta`` would slide the
+    illumination by ``delta * loop_samples`` over a loop (30 samples for 1 s at 1 ppm) and
+    jump back at every seam, which no radio does; every other impairment stays on.
 
 ``truth_packets_per_loop`` counts the packets whose start and end lie inside the loop: the
 number of packet (and, in burst mode, ranging epoch) results a receiver should publish per loop
@@ -135,6 +138,9 @@ class LoopSource:
         if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
             raise ValueError(f"duration_s must be a positive number of seconds or None, got {duration_s}")
         fs = float(waveform.capture_rate_hz)  # the emulator delivers the capture rate
+        # a drifting sample clock cannot repeat seamlessly: over a loop the illumination slides
+        # by delta * loop_samples (tens of samples at a few ppm), a timing jump at every seam
+        scenario = scenario.replace(sample_clock_tied=False)
         self.loop_samples = loop_samples_for(waveform, scenario.mode, loop_s)
         self.loop_s = self.loop_samples / fs
         emu = EmulatorSource(
