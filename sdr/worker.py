@@ -268,9 +268,12 @@ class StreamWorker:
         if h is None:
             return
         offset_s = self._first_index / h.sample_rate_hz
+        range_true_m = h.truth.range_true_m if h.truth is not None else None  # emulated / replayed
         for r in results:
-            kind, fields, arrays = result_to_wire(r, h.waveform)
+            kind, fields, arrays = result_to_wire(r, h.waveform, range_true_m)
             fields["time_s"] = fields["time_s"] + offset_s
+            if kind == "epoch" and range_true_m is not None:
+                fields["range_error_m"] = {m: v - range_true_m for m, v in fields["range_m"].items()}
             self.pub.send(kind, fields, arrays)
             self.stats.published[kind] += 1
             now = time.monotonic()

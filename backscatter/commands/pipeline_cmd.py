@@ -32,6 +32,7 @@ from sdr.loop_source import LoopSource
 from sdr.recorder import Recorder, RecordingStopped, record
 from sdr.security import ClientKeys, SecurityError, ServerKeys, check_connect, create_keys
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, EmulatorSource, IQSource, Pacer, ReplaySource, chunk_iq
+from sdr.stream_truth import stream_truth_of
 from sdr.transport import (
     IQ_FORMATS,
     MAX_SAMPLES,
@@ -252,6 +253,7 @@ def cmd_stream(args: argparse.Namespace) -> dict:
                     fmt=args.format,
                     server_keys=server_keys_from_args(args),
                     insecure=args.insecure,
+                    truth=stream_truth_of(source),  # emulator / replay: the answer travels along
                 )
             except SecurityError as exc:
                 raise CliError(str(exc)) from None

@@ -49,7 +49,13 @@ def cmd_worker(args: argparse.Namespace) -> dict:
             kwargs = {}
             if args.calibration is not None:
                 kwargs = apply_calibration(args.calibration, settings_from_header(h), f"stream {h.stream_id}")
-            return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, **kwargs)
+            rx_cfg = cfg
+            if h.truth is not None:  # an emulated or replayed stream: compare against its answer
+                first = round(h.first_sample * h.waveform.sample_rate_hz / h.sample_rate_hz)
+                kwargs["truth_packets"] = h.truth.truth_packets(first)
+                if args.tx_rx_distance_m is None:
+                    rx_cfg = cfg.replace(tx_rx_distance_m=h.truth.tx_rx_distance_m)
+            return Receiver(h.waveform, h.bands, h.sample_rate_hz, rx_cfg, **kwargs)
         except (CalibrationError, ReceiverError) as exc:  # counted as unreceivable; say why once
             print(f"worker: cannot receive stream {h.stream_id}: {exc}", file=sys.stderr, flush=True)
             raise

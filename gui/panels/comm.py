@@ -28,8 +28,10 @@ BAD_COLOR = "#e0556a"  # CRC failures and bit errors in the log
 
 
 def ber_text(model: ResultsModel) -> str:
+    if model.ber is None and model.packets:
+        return "BER: n/a (no ground truth in this stream: a radio stream has none)"
     if model.ber is None:
-        return "BER: n/a (no packet with known bit errors yet)"
+        return "BER: n/a (no packet yet)"
     return (
         f"BER {model.ber:.2e}  ({model.bit_errors} errors / {model.bits_checked} bits, "
         f"{model.packets_checked} packets with truth)"

@@ -21,7 +21,7 @@ WINDOW_S = 60.0  # stream time in view
 MEDIAN_EPOCHS = 10  # rolling-median length (even: a method alternating between two values reads as one line)
 DISPLAY_MODES = ("points", "rolling median")
 EDGE_FRACTION = 0.03  # outlier markers sit this far inside the plot's edge
-NO_TRUTH = "no ground truth\n(real radio stream)"
+NO_TRUTH = "no ground truth\nin this stream\n(a radio stream has none)"
 
 
 def error_cdf(errors_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ import numpy as np
 import zmq
 
 from dsp.waveform import WaveformConfig
+from sdr.stream_truth import StreamTruth
 from sdr.transport.schema import _RESULT_SCHEMA, _conforms, _is_int, _is_num
 from sdr.transport.wire import (
     _ARRAY_NAME_RE,
@@ -69,6 +70,7 @@ def encode_iq(
     iq: np.ndarray,
     lost_before: int = 0,
     fmt: str = "sc16",
+    truth: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Frames ``[topic, header, payload]`` of one IQ message; ``payload`` is a numpy array.
 
@@ -97,6 +99,8 @@ def encode_iq(
         "waveform": wf,
         "source": source,
     }
+    if truth is not None:  # StreamTruth.to_dict(): emulated and replayed streams only
+        header["truth"] = dict(truth)
     return [IQ_TOPIC.encode(), _json_bytes(header), payload]
 
 
@@ -251,6 +255,12 @@ def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
     if src not in IQ_SOURCES:
         raise MessageError("source", f"source must be one of {IQ_SOURCES}, got {src!r:.40}")
     wf = _waveform(h, fs)
+    truth = None
+    if h.get("truth") is not None:
+        try:
+            truth = StreamTruth.from_dict(h["truth"])
+        except ValueError as exc:
+            raise MessageError("truth", str(exc)[:200]) from None
     if len(payloads) != 1:
         raise MessageError("frames", f"IQ message with {len(payloads)} payload frames; need 1")
     expected = n_ch * n * _BYTES_PER_SAMPLE[fmt]
@@ -275,6 +285,7 @@ def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
         lost_before=lost_before,
         waveform=wf,
         source=src,
+        truth=truth,
     )
     return IQMessage(header, iq, lost_before)
 

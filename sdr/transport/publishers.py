@@ -17,6 +17,7 @@ import zmq
 
 from dsp.waveform import WaveformConfig
 from sdr.security import CurveServer, ServerKeys, check_bind
+from sdr.stream_truth import StreamTruth
 from sdr.transport.codec import encode_iq, encode_result
 from sdr.transport.wire import (
     IQ_FORMATS,
@@ -64,6 +65,7 @@ class IQPublisher:
         insecure: bool = False,
         sndhwm: int = IQ_HWM,
         context: zmq.Context | None = None,
+        truth: StreamTruth | None = None,
     ):
         if mode not in ("pub", "push"):
             raise ValueError(f"mode must be 'pub' or 'push', got {mode!r}")
@@ -79,6 +81,8 @@ class IQPublisher:
         self.channels = [Channel(str(b), float(f)) for b, f in channels]
         self.waveform = waveform
         self._wf_dict = waveform.to_dict()
+        self.truth = truth
+        self._truth_dict = truth.to_dict() if truth is not None else None
         self.stream_id = new_stream_id()
         self.seq = 0
         self.bytes_sent = 0
@@ -137,6 +141,7 @@ class IQPublisher:
             iq=payload,
             lost_before=lost_before,
             fmt=self.fmt,
+            truth=self._truth_dict,
         )
         while True:  # XPUB never blocks (it drops); PUSH waits for room, watching ``stop``
             try:
@@ -158,6 +163,7 @@ class IQPublisher:
             lost_before=int(lost_before),
             waveform=self.waveform,
             source=self.source,
+            truth=self.truth,
         )
         self.seq += 1
         self.bytes_sent += payload.nbytes

@@ -14,6 +14,7 @@ import numpy as np
 
 from dsp.sc16 import sc16_to_complex64
 from dsp.waveform import WaveformConfig
+from sdr.stream_truth import StreamTruth
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
@@ -151,6 +152,7 @@ class IQHeader:
     lost_before: int
     waveform: WaveformConfig
     source: str
+    truth: StreamTruth | None = None  # emulated / replayed streams: their ground truth
 
     @property
     def bands(self) -> list[str]:
