@@ -25,6 +25,7 @@ import scipy.signal
 
 from dsp.receiver import Receiver
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
+from sdr.control import ControlServer, WorkerSettings
 from sdr.latency import LatencyHistogram
 from sdr.results_wire import result_to_wire, spectrum_to_wire
 from sdr.transport import IQHeader, IQMessage, IQSubscriber, ResultPublisher
@@ -124,10 +125,15 @@ class StreamWorker:
         health_period_s: float = 1.0,
         spectrum_period_s: float = 0.5,
         status: Callable[[dict], None] | None = None,
+        control: ControlServer | None = None,
+        on_settings: Callable[[WorkerSettings], bool] | None = None,
     ):
         self.sub, self.pub, self.make_receiver = sub, pub, make_receiver
         self.health_period_s, self.spectrum_period_s = health_period_s, spectrum_period_s
         self.status = status
+        # settings from the GUI (sdr/control.py): applied by rebuilding the receiver
+        self.control, self.on_settings = control, on_settings
+        self._rebuild = False
         self.stats = WorkerStats()
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
         # a byte budget too: 64 valid messages may each be 384 MiB; the reader waits (and
@@ -201,6 +207,8 @@ class StreamWorker:
                     if time.monotonic() >= next_spectrum:
                         self._publish_spectrum(msg)
                         next_spectrum = time.monotonic() + self.spectrum_period_s
+                if self.control is not None:
+                    self._poll_control()
                 now = time.monotonic()
                 if now >= next_health:
                     if self._q.empty():
@@ -217,11 +225,23 @@ class StreamWorker:
             raise self._reader_error
         return self.summary(time.monotonic() - t_start)
 
+    def _poll_control(self) -> None:
+        """Apply the newest valid settings: the receiver is rebuilt at the next IQ message."""
+        settings = self.control.poll()
+        if settings is None:
+            return
+        if self.on_settings is not None and not self.on_settings(settings):
+            self.control.applied -= 1  # refused by the receiver's configuration
+            self.control.dropped["config"] += 1
+            return
+        self._rebuild = self._rx is not None
+
     def _process(self, msg: IQMessage, t_arrival: float) -> float:
         h = msg.header
         t0 = time.perf_counter()
         self._last_msg_t = t_arrival
         fresh = self._header is None or msg.new_stream or not h.same_stream_setup(self._header)
+        fresh, self._rebuild = fresh or self._rebuild, False
         if fresh:
             if self._rx is not None:
                 self._emit(self._rx.flush(), time.monotonic())
@@ -336,6 +356,8 @@ class StreamWorker:
             "packets": self.stats.packets,
             "epochs": self.stats.epochs,
         }
+        if self.control is not None:
+            fields["control"] = {"applied": self.control.applied, "dropped": dict(self.control.dropped)}
         self.pub.send("health", fields, {})
         if self.status:
             self.status(fields)

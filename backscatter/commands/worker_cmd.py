@@ -20,6 +20,7 @@ from backscatter.output import CliError, print_json
 from calibration.store import CalibrationError
 from calibration.workflow import apply_calibration, settings_from_header
 from dsp.receiver import Receiver, ReceiverError
+from sdr.control import ControlServer, LiveConfig
 from sdr.security import SecurityError
 from sdr.transport import IQHeader, IQSubscriber, ResultPublisher
 from sdr.worker import StreamWorker
@@ -41,21 +42,27 @@ def status_line(h: dict) -> str:
     )
 
 
+def control_server_from_args(args: argparse.Namespace) -> ControlServer | None:
+    if not args.control:
+        return None
+    try:
+        return ControlServer(args.control, insecure=args.insecure)
+    except (SecurityError, zmq.ZMQError) as exc:
+        raise CliError(f"cannot bind --control {args.control}: {exc}") from None
+
+
 def cmd_worker(args: argparse.Namespace) -> dict:
-    cfg = receiver_config(args, None, None)
+    live = LiveConfig(receiver_config(args, None, None), args.tx_rx_distance_m is not None)
 
     def make_receiver(h: IQHeader) -> Receiver:
         try:
             kwargs = {}
             if args.calibration is not None:
                 kwargs = apply_calibration(args.calibration, settings_from_header(h), f"stream {h.stream_id}")
-            rx_cfg = cfg
             if h.truth is not None:  # an emulated or replayed stream: compare against its answer
                 first = round(h.first_sample * h.waveform.sample_rate_hz / h.sample_rate_hz)
                 kwargs["truth_packets"] = h.truth.truth_packets(first)
-                if args.tx_rx_distance_m is None:
-                    rx_cfg = cfg.replace(tx_rx_distance_m=h.truth.tx_rx_distance_m)
-            return Receiver(h.waveform, h.bands, h.sample_rate_hz, rx_cfg, **kwargs)
+            return Receiver(h.waveform, h.bands, h.sample_rate_hz, live.for_stream(h.truth), **kwargs)
         except (CalibrationError, ReceiverError) as exc:  # counted as unreceivable; say why once
             print(f"worker: cannot receive stream {h.stream_id}: {exc}", file=sys.stderr, flush=True)
             raise
@@ -78,8 +85,17 @@ def cmd_worker(args: argparse.Namespace) -> dict:
                 raise CliError(f"cannot bind {args.bind}: {exc}") from None
             with pub:
                 echo = None if args.quiet else (lambda h: print(status_line(h), file=sys.stderr, flush=True))
-                worker = StreamWorker(sub, pub, make_receiver, status=echo)
-                summary = worker.run(signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s)
+                control = control_server_from_args(args)
+                worker = StreamWorker(
+                    sub, pub, make_receiver, status=echo, control=control, on_settings=live.apply
+                )
+                try:
+                    summary = worker.run(
+                        signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s
+                    )
+                finally:
+                    if control is not None:
+                        control.close()
         finally:
             sub.close()
     summary.update(connect=args.connect or sub.endpoint, results=args.bind)
@@ -113,4 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-exit-s", type=float, help="exit after this long without IQ (once some came)")
     p.add_argument("--duration-s", type=float, help="exit after this long")
     p.add_argument("--quiet", action="store_true", help="no status line each second")
+    p.add_argument(
+        "--control",
+        metavar="ENDPOINT",
+        help="bind a control endpoint (e.g. tcp://127.0.0.1:5557): the GUI sets d_0 and methods there",
+    )
     p.set_defaults(func=cmd_worker)
