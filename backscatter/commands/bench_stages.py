@@ -9,6 +9,8 @@ Definitions (one profile, one run):
   preallocated array (8 bytes per sample read and written).
 * ``read``: every stored chunk of int16 pairs from the file into the reader's reused buffer,
   fletcher32 checked (``captures.ingest.SlabReader.raw_chunk``).
+* ``checksum``: the fletcher32 check alone (part of ``read``) over the same bytes in memory, in
+  pieces of one stored chunk (``captures.ingest.fletcher32``).
 * ``convert``: int16 pairs already in memory to complex64 in a preallocated array
   (``dsp.sc16.sc16_to_complex64``).
 * ``ingest``: ``Capture.read`` in replay's chunks: read and convert fused, new output arrays.
@@ -41,6 +43,7 @@ from backscatter.commands.receive_cmd import CHUNK, replay_file
 from backscatter.runner import Run, receive, summarise
 from captures.emulated import channels_for
 from captures.format import complex_to_ci16
+from captures.ingest import fletcher32
 from captures.reader import open_capture
 from captures.results_io import write_results
 from captures.writer import CaptureWriter
@@ -51,8 +54,8 @@ from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
-STAGES = ("copy", "read", "convert", "ingest", "receiver", "results", "replay")
-RATIO_STAGES = ("read", "convert", "ingest", "receiver", "results")
+STAGES = ("copy", "read", "checksum", "convert", "ingest", "receiver", "results", "replay")
+RATIO_STAGES = ("read", "checksum", "convert", "ingest", "receiver", "results")
 
 
 def emulated_iq(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
@@ -140,6 +143,13 @@ def _measure(
                 if reader.raw_chunk(k) is None:
                     raise RuntimeError(f"{path}: chunk {k} failed its checksum")
 
+        stored = pairs.reshape(-1).view(np.uint8)
+        piece = n_ch * reader.chunk_samples * 4  # bytes of one stored chunk
+
+        def checksum() -> None:
+            for a in range(0, stored.size, piece):
+                fletcher32(stored[a : a + piece])
+
         def ingest() -> None:
             for a in range(0, n, CHUNK):
                 cap.read(a, a + CHUNK)
@@ -153,6 +163,7 @@ def _measure(
         for _ in range(repeats):
             timed("copy", lambda: np.copyto(dst, iq))
             timed("read", read)
+            timed("checksum", checksum)
             timed("convert", lambda: sc16_to_complex64(pairs, dst))
             timed("ingest", ingest)
             run = timed("receiver", receiver)
