@@ -225,6 +225,17 @@ def test_malformed_messages_are_counted_and_dropped():
     assert dict(sub.drops) == {"gr_header": 4, "payload": 2, "frames": 2, "rx_rate": 2}
 
 
+def test_tag_headers_where_none_were_expected_are_named_as_such():
+    pub, sub = _pair("pull", tags=False)
+    try:
+        pub._socks[0].send(encode_tag_header(0, [(0, "rx_rate", pmt_double(30.72e6))]) + bytes(80))
+        assert sub.recv(timeout_s=0.5) is None
+    finally:
+        pub.close(0)
+        sub.close()
+    assert dict(sub.drops) == {"unexpected_gr_header": 1}
+
+
 def test_worker_needs_an_input(capsys):
     assert cli.main(["worker", "--duration-s", "0.1"]) == 2
     assert "--gnuradio" in capsys.readouterr().err

@@ -6,9 +6,10 @@ preceded by a key frame when given a key.  :class:`GnuRadioSubscriber` connects 
 socket per band, aligns the bands exactly (:mod:`sdr.transport.gr_align`: by ``rx_time``, by
 item offset, or by item count) and hands out :class:`~sdr.transport.IQMessage` objects like
 :class:`~sdr.transport.IQSubscriber`, so the worker and the recorder take either.  Messages it
-cannot read are counted in ``drops`` (``frames``, ``gr_header``, ``payload``, ``rx_rate``) and
-skipped.  :class:`GnuRadioPublisher` sends each band of our stream on its own PUB or PUSH socket
-as raw complex64 (or int16 pairs), optionally with tag headers carrying ``rx_time``,
+cannot read are counted in ``drops`` (``frames``, ``gr_header``, ``unexpected_gr_header`` for
+tag headers where none were expected, ``payload``, ``rx_rate``) and skipped.
+:class:`GnuRadioPublisher` sends each band of our stream on its own PUB or PUSH socket as raw
+complex64 (or int16 pairs), optionally with tag headers carrying ``rx_time``,
 ``rx_rate`` and ``rx_freq`` on the first item and ``rx_time`` again after every gap (as
 gr-uhd's source tags an overflow), which ``zeromq.sub_source`` / ``pull_source`` read.
 
@@ -31,6 +32,8 @@ from dsp.waveform import WaveformConfig
 from sdr.security import check_bind, check_connect
 from sdr.transport.gr_align import ALIGN_MODES, AlignedChunk, Aligner
 from sdr.transport.gr_tags import (
+    GR_HEADER_MAGIC,
+    GR_HEADER_VERSION,
     GrHeaderError,
     decode_tag_header,
     encode_tag_header,
@@ -53,6 +56,7 @@ from sdr.transport.wire import (
 
 GR_HWM = 1000  # messages per socket: GNU Radio sends ~4-64 KiB messages, so tens of MiB
 GR_FLUSH_AFTER_S = 0.02  # a partial chunk goes out after this long without new items
+_HEADER_START = GR_HEADER_MAGIC.to_bytes(2, "little") + bytes([GR_HEADER_VERSION])
 _ITEM = {"fc32": (np.dtype("<c8"), ()), "sc16": (np.dtype("<i2"), (2,))}
 
 
@@ -178,6 +182,14 @@ class GnuRadioSubscriber:
         """Rejected messages by reason (``frames``, ``gr_header``, ``payload``, ``rx_rate``, ``internal``)."""
         return self.counters.drops
 
+    def _is_tag_header(self, buf: memoryview) -> bool:
+        """Whether an untagged message really starts with a tag header followed by whole items."""
+        try:
+            _, _, n = decode_tag_header(buf)
+        except GrHeaderError:
+            return False
+        return (len(buf) - n) % self._item_bytes == 0
+
     def _parse(self, lane: int, frames: list) -> None:
         if len(frames) not in (1, 2):  # [data] or [key, data]
             self.counters.drops["frames"] += 1
@@ -190,6 +202,9 @@ class GnuRadioSubscriber:
             except GrHeaderError:
                 self.counters.drops["gr_header"] += 1
                 return
+        elif bytes(buf[:3]) == _HEADER_START and self._is_tag_header(buf):
+            self.counters.drops["unexpected_gr_header"] += 1  # pass_tags=True: give --gnuradio-tags
+            return
         n_bytes = len(buf) - start
         if n_bytes % self._item_bytes or n_bytes == 0:
             self.counters.drops["payload"] += 1
