@@ -80,6 +80,7 @@ class x410_to_worker(gr.top_block):
         self.uhd_usrp_source_0.set_gain(gain_db, 2)
 
         self.uhd_usrp_source_0.set_start_time(uhd.time_spec((time.time() + start_delay_s)))
+        self.uhd_usrp_source_0.set_min_output_buffer(131072)
 
 
         ##################################################
