@@ -57,7 +57,8 @@ from sdr.transport.wire import (
 GR_HWM = 1000  # messages per socket: GNU Radio sends ~4-64 KiB messages, so tens of MiB
 GR_FLUSH_AFTER_S = 0.02  # a partial chunk goes out after this long without new items
 _HEADER_START = GR_HEADER_MAGIC.to_bytes(2, "little") + bytes([GR_HEADER_VERSION])
-_ITEM = {"fc32": (np.dtype("<c8"), ()), "sc16": (np.dtype("<i2"), (2,))}
+# items as one scalar each (an I/Q pair of int16 as one uint32): 1-D copies are the cheapest
+_ITEM = {"fc32": np.dtype("<c8"), "sc16": np.dtype("<u4")}
 
 
 @dataclass(frozen=True)
@@ -145,16 +146,14 @@ class GnuRadioSubscriber:
         self.samples_lost = self.gaps = 0
         self.stream_id: str | None = None
         self._seq = 0
-        dtype, shape = _ITEM[cfg.item_format]
-        self._dtype, self._shape = dtype, shape
-        self._item_bytes = dtype.itemsize * (2 if shape else 1)
+        self._dtype = _ITEM[cfg.item_format]
+        self._item_bytes = self._dtype.itemsize
         self.aligner = Aligner(
             len(cfg.endpoints),
             cfg.sample_rate_hz,
             align=cfg.align,
             tagged=cfg.tags,
-            dtype=dtype,
-            item_shape=shape,
+            dtype=self._dtype,
             chunk_samples=cfg.chunk_samples,
             max_buffer_samples=cfg.max_buffer_samples,
         )
@@ -222,9 +221,7 @@ class GnuRadioSubscriber:
                 except GrHeaderError:
                     self.counters.drops["gr_header"] += 1
                     return
-        items = np.frombuffer(buf, self._dtype, n_bytes // self._dtype.itemsize, start)
-        if self._shape:
-            items = items.reshape(-1, *self._shape)
+        items = np.frombuffer(buf, self._dtype, n_bytes // self._item_bytes, start)
         self.counters.received += 1
         self.aligner.add(lane, offset, items, tags)
 
@@ -268,7 +265,8 @@ class GnuRadioSubscriber:
         self._seq += 1
         self.samples_lost += c.lost_before
         self.gaps += c.lost_before > 0
-        return IQMessage(header, c.iq, c.lost_before, 0, c.new_stream)
+        iq = c.iq if self.cfg.item_format == "fc32" else c.iq.view("<i2").reshape(*c.iq.shape, 2)
+        return IQMessage(header, iq, c.lost_before, 0, c.new_stream)
 
     def recv(self, timeout_s: float | None = None) -> IQMessage | None:
         """The next aligned chunk, or ``None`` after ``timeout_s`` (``None``: wait forever)."""
