@@ -14,107 +14,44 @@ complex64 (or int16 pairs), optionally with tag headers carrying ``rx_time``,
 gr-uhd's source tags an overflow), which ``zeromq.sub_source`` / ``pull_source`` read.
 
 GNU Radio's ZeroMQ blocks have no CURVE security: endpoints are loopback unless ``insecure``.
+Import everything from here: :class:`GnuRadioConfig` lives in :mod:`~sdr.transport.gr_config`,
+:class:`GnuRadioPublisher` in :mod:`~sdr.transport.gr_publisher`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
 import zmq
 
-from dsp.config_base import ConfigBase
 from dsp.waveform import WaveformConfig
-from sdr.security import check_bind, check_connect
-from sdr.transport.gr_align import ALIGN_MODES, AlignedChunk, Aligner
+from sdr.security import check_connect
+from sdr.transport.gr_align import AlignedChunk, Aligner
+from sdr.transport.gr_config import GR_HWM, GnuRadioConfig
+from sdr.transport.gr_publisher import GnuRadioPublisher
 from sdr.transport.gr_tags import (
     GR_HEADER_MAGIC,
     GR_HEADER_VERSION,
     GrHeaderError,
     decode_tag_header,
-    encode_tag_header,
-    pmt_double,
-    pmt_rx_time,
     rx_time_s,
 )
 from sdr.transport.publishers import _close_socket
 from sdr.transport.subscribers import _Counters
 from sdr.transport.wire import (
-    BAND_NAMES,
-    IQ_FORMATS,
     MAX_SAMPLES,
-    Channel,
     IQHeader,
     IQMessage,
-    as_wire_array,
     new_stream_id,
 )
 
-GR_HWM = 1000  # messages per socket: GNU Radio sends ~4-64 KiB messages, so tens of MiB
 GR_FLUSH_AFTER_S = 0.02  # a partial chunk goes out after this long without new items
 _HEADER_START = GR_HEADER_MAGIC.to_bytes(2, "little") + bytes([GR_HEADER_VERSION])
 # items as one scalar each (an I/Q pair of int16 as one uint32): 1-D copies are the cheapest
 _ITEM = {"fc32": np.dtype("<c8"), "sc16": np.dtype("<u4")}
-
-
-@dataclass(frozen=True)
-class GnuRadioConfig(ConfigBase):
-    """GNU Radio ZMQ endpoints of one stream, one per band, and how to read them.
-
-    ``endpoints``: ``(band, endpoint)`` rows, central first; ``rf_centers_hz``: the RF centre of
-    each row (same order); ``socket``: ``sub``/``pull`` to read GNU Radio sinks, ``pub``/``push``
-    to feed its sources; ``item_format``: ``fc32`` (complex float32 items) or ``sc16`` (int16
-    I/Q pairs, full scale 32767); ``tags``: messages carry GNU Radio tag headers
-    (``pass_tags=True``); ``align``: see :mod:`sdr.transport.gr_align`; ``chunk_samples``: the
-    largest aligned chunk handed on; ``max_buffer_samples``: per socket, while another lags.
-    """
-
-    endpoints: tuple[tuple[str, str], ...] = ()
-    rf_centers_hz: tuple[float, ...] = ()
-    sample_rate_hz: float = 30.72e6
-    socket: str = "pull"
-    item_format: str = "fc32"
-    tags: bool = False
-    align: str = "auto"
-    chunk_samples: int = 1 << 18
-    max_buffer_samples: int = 1 << 24
-
-    def _validate(self) -> None:
-        bands = [b for b, _ in self.endpoints]
-        if len(bands) < 2 or bands[0] != "central" or len(set(bands)) != len(bands):
-            self._fail("endpoints", f"need 'central' first and one or both side bands once each, got {bands}")
-        if any(b not in BAND_NAMES for b in bands):
-            self._fail("endpoints", f"bands must be among {list(BAND_NAMES)}, got {bands}")
-        if any(not e.strip() for _, e in self.endpoints):
-            self._fail("endpoints", "every band needs an endpoint such as tcp://127.0.0.1:5601")
-        if len(self.rf_centers_hz) != len(bands) or not all(f > 0 for f in self.rf_centers_hz):
-            self._fail("rf_centers_hz", f"need one positive RF centre per band ({len(bands)})")
-        if not (0 < self.sample_rate_hz < 1e10):
-            self._fail("sample_rate_hz", "must be a positive rate in Hz")
-        if self.socket not in ("sub", "pull", "pub", "push"):
-            self._fail("socket", "must be sub or pull (reading GNU Radio), pub or push (feeding it)")
-        if self.item_format not in IQ_FORMATS:
-            self._fail("item_format", f"must be one of {list(IQ_FORMATS)}")
-        if self.align not in ALIGN_MODES:
-            self._fail("align", f"must be one of {list(ALIGN_MODES)}")
-        if self.align in ("time", "offset") and not self.tags:
-            self._fail("align", f"{self.align!r} needs tag headers: set tags (pass_tags=True in GNU Radio)")
-        if not (1 <= self.chunk_samples <= MAX_SAMPLES // len(bands)):
-            self._fail("chunk_samples", f"must be in [1, {MAX_SAMPLES // len(bands)}]")
-        if self.max_buffer_samples < self.chunk_samples:
-            self._fail("max_buffer_samples", "must be at least chunk_samples")
-
-    @property
-    def bands(self) -> list[str]:
-        return [b for b, _ in self.endpoints]
-
-    @property
-    def channels(self) -> tuple[Channel, ...]:
-        return tuple(Channel(b, float(f)) for b, f in zip(self.bands, self.rf_centers_hz, strict=True))
 
 
 class GnuRadioSubscriber:
@@ -300,102 +237,4 @@ class GnuRadioSubscriber:
         self.close()
 
 
-class GnuRadioPublisher:
-    """Sends each band of a stream on its own socket, as GNU Radio's ZMQ sources read it.
-
-    ``send(iq, first_sample, time_s, lost_before, stop)`` takes the chunks
-    :class:`~sdr.transport.IQPublisher` takes.  Items are complex64 (``item_format`` fc32) or
-    int16 pairs (sc16); with ``tags`` every message starts with a tag header: ``rx_time``,
-    ``rx_rate`` and ``rx_freq`` on the first item, ``rx_time`` on the first item after a gap.
-    Item offsets count the items sent (as GNU Radio's ``nitems_read``).
-    """
-
-    def __init__(self, cfg: GnuRadioConfig, *, insecure: bool = False, context: zmq.Context | None = None):
-        if cfg.socket not in ("pub", "push"):
-            raise ValueError(f"a GNU Radio publisher sends with pub or push sockets, got {cfg.socket!r}")
-        for _, e in cfg.endpoints:
-            check_bind(e, curve=False, insecure=insecure)
-        self.cfg = cfg
-        self.items_sent = 0
-        self.bytes_sent = 0
-        self._next_sample: int | None = None
-        self._own_ctx = context is None
-        self._ctx = zmq.Context() if context is None else context
-        self._socks: list[zmq.Socket] = []
-        try:
-            for _, e in cfg.endpoints:
-                s = self._ctx.socket(zmq.XPUB if cfg.socket == "pub" else zmq.PUSH)
-                self._socks.append(s)
-                s.setsockopt(zmq.SNDHWM, GR_HWM)
-                s.setsockopt(zmq.LINGER, 200)
-                s.bind(e)
-        except BaseException:
-            self.close(0)
-            raise
-        self.endpoints = [s.getsockopt_string(zmq.LAST_ENDPOINT) for s in self._socks]
-
-    def wait_for_subscribers(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
-        """PUB: wait until every band's socket has a subscriber (slow-joiner guard)."""
-        if self.cfg.socket != "pub":
-            return True
-        waiting = set(range(len(self._socks)))
-        deadline = time.monotonic() + timeout_s
-        while waiting and time.monotonic() < deadline and not (stop and stop.is_set()):
-            for i in list(waiting):
-                if self._socks[i].poll(10, zmq.POLLIN) and self._socks[i].recv()[:1] == b"\x01":
-                    waiting.discard(i)
-        return not waiting
-
-    def _tags(self, first_sample: int, time_s: float, band_index: int) -> list[tuple[int, str, bytes]]:
-        if self._next_sample is None:
-            return [
-                (self.items_sent, "rx_time", pmt_rx_time(time_s)),
-                (self.items_sent, "rx_rate", pmt_double(self.cfg.sample_rate_hz)),
-                (self.items_sent, "rx_freq", pmt_double(self.cfg.rf_centers_hz[band_index])),
-            ]
-        if first_sample != self._next_sample:
-            return [(self.items_sent, "rx_time", pmt_rx_time(time_s))]
-        return []
-
-    def send(
-        self,
-        iq: np.ndarray,
-        first_sample: int,
-        time_s: float,
-        lost_before: int = 0,
-        stop: threading.Event | None = None,
-    ) -> bool:
-        """Send one chunk (complex ``[channel, sample]`` or sc16 ``[channel, sample, 2]``).
-
-        PUSH waits while a consumer's queue is full; returns ``False`` if ``stop`` was set
-        meanwhile (the chunk may then be partly sent).
-        """
-        payload = as_wire_array(iq, self.cfg.item_format)
-        if payload.shape[0] != len(self._socks):
-            raise ValueError(f"chunk has {payload.shape[0]} channels, {len(self._socks)} GNU Radio sockets")
-        n = payload.shape[1]
-        for i, s in enumerate(self._socks):
-            row = payload[i]
-            if self.cfg.tags:
-                head = encode_tag_header(self.items_sent, self._tags(first_sample, time_s, i))
-                frame = head + row.tobytes()
-            else:
-                frame = row
-            while True:
-                try:
-                    s.send(frame, flags=zmq.NOBLOCK, copy=False)
-                    break
-                except zmq.Again:
-                    if stop is not None and stop.is_set():
-                        return False
-                    s.poll(100, zmq.POLLOUT)
-            self.bytes_sent += row.nbytes
-        self.items_sent += n
-        self._next_sample = first_sample + n
-        return True
-
-    def close(self, linger_s: float = 0.2) -> None:
-        for s in self._socks:
-            _close_socket(s, int(linger_s * 1000))
-        if self._own_ctx and not self._ctx.closed:
-            self._ctx.term()
+__all__ = ["GR_FLUSH_AFTER_S", "GR_HWM", "GnuRadioConfig", "GnuRadioPublisher", "GnuRadioSubscriber"]
