@@ -208,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     rx = Receiver(
         emu.wf,
         list(sc.bands),
-        None,
+        emu.rate_hz,  # the emulator delivers the profile's capture rate
         cfg,
         truth_packets=(truth.packet_start_sample, truth.packet_bits),
         **cal_kwargs,
