@@ -25,7 +25,9 @@ Greedy detection (Mamandipoor, Ramasamy and Madhow, IEEE TSP 2016):
    one.
 
 The first path is the earliest detected path that lies at most ``max_lead_m`` ahead
-of the strongest (delays are circular over the window); its standard deviation is
+of the strongest (delays are circular over the window) and is no weaker than it by
+more than ``first_path_db`` (a dense cluster of unresolvable paths is fitted with a
+few strong paths and weak ghosts around its edges, up to tens of metres ahead); its standard deviation is
 ``sqrt([J^-1]_00)`` of the fitted model with every other path a nuisance
 (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
@@ -65,7 +67,10 @@ class NompParams(MethodParams):
         "paths weaker than the strongest by more than this are not detected (model mismatch)",
         "[10, 100] dB",
     )
-    refine_steps: int = param(6, "Gauss-Newton steps on every delay after each detection", "[0, 50]")
+    first_path_db: float = param(
+        15.0, "the first path is the earliest no weaker than the strongest by more than this", "(0, 100] dB"
+    )
+    refine_steps: int = param(4, "Gauss-Newton steps on every delay after each detection", "[0, 50]")
 
     def _validate(self) -> None:
         self._check_range("pfa", 0.0, 0.5, open_lo=True)
@@ -73,6 +78,7 @@ class NompParams(MethodParams):
         self._check_range("newton_steps", 0, 20)
         self._check_range("final_steps", 0, 50)
         self._check_range("refine_steps", 0, 50)
+        self._check_range("first_path_db", 0.0, 100.0, open_lo=True)
         if not 0 <= self.merge_cells < 1:
             self._fail("merge_cells", "must be in [0, 1)")
         self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
@@ -136,10 +142,12 @@ class Nomp(RangingMethod):
         r = y
         var = self._noise(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
-        while w.size < p.max_paths:
+        for _ in range(2 * p.max_paths):  # a detection that merges into a fitted path adds none
+            if w.size >= p.max_paths:
+                break
             g, spec = self._matched(r, var)
             q = int(np.argmax(g))
-            if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var))):
+            if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var, w))):
                 break
             w_new = self._newton_one(r, var, 2 * np.pi * q / spec.shape[-1], p.newton_steps)
             w = np.append(w, w_new)
@@ -149,7 +157,7 @@ class Nomp(RangingMethod):
             w, a, r = self._refit(y, w, var, p.final_steps)
             # prune what the refit left below the detection rule, weakest first
             while w.size > 1:
-                pw = self._power(a, var)
+                pw = self._power(a, var, w)
                 weakest = int(np.argmin(pw))
                 if pw[weakest] >= max(thr, floor * pw.max()):
                     break
@@ -157,9 +165,16 @@ class Nomp(RangingMethod):
             var = self._noise(r)
         return self._result(y, w, a, var)
 
-    def _power(self, a: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """Matched-filter output of each path alone, ``sum_b N abs(a_bl)**2 / sigma_b^2`` ``[path]``."""
-        return self.k.size * np.sum(np.abs(a) ** 2 / var[:, None], axis=0)
+    def _power(self, a: np.ndarray, var: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Significance of each path ``[path]``: how much the whitened residual energy grows when it
+        alone is dropped, ``sum_b abs(a_bl)**2 / ([(E^H E)^-1]_ll sigma_b^2)`` (the GLRT statistic;
+        ``N abs(a)**2 / sigma^2`` for an isolated path).  A ghost pair with large, cancelling gains
+        scores low."""
+        if w.size == 0:
+            return np.zeros(0)
+        e = np.exp(-1j * np.outer(self.k, w))
+        inv_diag = np.real(np.diag(self._solve(e, np.eye(w.size, dtype=np.complex128))))
+        return np.sum(np.abs(a) ** 2 / var[:, None], axis=0) / np.maximum(inv_diag, 1e-300)
 
     # ----- steps ---------------------------------------------------------------------------------
     def _check(self, cfr: np.ndarray) -> np.ndarray:
@@ -227,8 +242,21 @@ class Nomp(RangingMethod):
     def _project(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``E`` ``[N, path]``, least-squares gains ``[band, path]`` and residual ``[band, N]``."""
         e = np.exp(-1j * np.outer(self.k, w))
-        a = np.linalg.lstsq(e, y.T, rcond=None)[0].T
+        a = self._solve(e, (y @ e.conj()).T).T
         return e, a, y - a @ e.T
+
+    @staticmethod
+    def _solve(e: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``(E^H E)^-1 rhs`` for ``rhs`` ``[path, ...]`` (Cholesky; pseudo-inverse if singular)."""
+        gram = e.conj().T @ e
+        flat = rhs.reshape(rhs.shape[0], -1)
+        try:
+            out = scipy.linalg.cho_solve(
+                scipy.linalg.cho_factor(gram, check_finite=False), flat, check_finite=False
+            )
+        except np.linalg.LinAlgError:
+            out = np.linalg.pinv(gram) @ flat
+        return out.reshape(rhs.shape)
 
     def _refit(self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int) -> tuple[np.ndarray, ...]:
         """Gauss-Newton on the delays with the gains projected out (variable projection, Kaufman's
@@ -238,10 +266,10 @@ class Nomp(RangingMethod):
         inv_sd = 1.0 / np.sqrt(var)
         cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
         for _ in range(steps):
-            q, _ = np.linalg.qr(e)  # [N, path], orthonormal basis of the columns of E
             # d(E a_b)/dw_l = -j k E_l a_bl; its component outside span(E), per band  [band, N, path]
             de = (-1j * self.k[:, None] * e)[None, :, :] * a[:, None, :]
-            de = de - q[None] @ (q.conj().T[None] @ de)
+            coef = self._solve(e, np.moveaxis(e.conj().T[None] @ de, 0, 1))  # [path, band, path]
+            de = de - e[None] @ np.moveaxis(coef, 1, 0)
             jac = (de * inv_sd[:, None, None]).reshape(-1, w.size)
             res = (r * inv_sd[:, None]).reshape(-1)
             jr = np.concatenate([jac.real, jac.imag])
@@ -264,7 +292,7 @@ class Nomp(RangingMethod):
                 w = merged
                 e, a, r = self._project(y, w)
                 cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
-            elif improvement < 1e-3:  # below a thousandth of one noise sample's energy: converged
+            elif improvement < 1e-2:  # a hundredth of one noise sample's energy: converged
                 break
         return w, a, r
 
@@ -288,9 +316,11 @@ class Nomp(RangingMethod):
             q = int(np.argmax(g))
             return NompEstimate(w, a, var, -1, q * wf.cir_grid_step_s, math.inf)
         delays = w / (2 * np.pi * wf.subcarrier_spacing_hz)
-        strongest = int(np.argmax(self._power(a, var)))
+        power = self._power(a, var, w)
+        strongest = int(np.argmax(power))
         lead = np.mod(delays[strongest] - delays, self.window_s)  # how far ahead of the strongest
-        cand = np.flatnonzero(lead <= self.params.max_lead_m / SPEED_OF_LIGHT_M_S)
+        strong = power >= power[strongest] * 10 ** (-self.params.first_path_db / 10)
+        cand = np.flatnonzero((lead <= self.params.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
         first = int(cand[np.argmax(lead[cand])])
         return NompEstimate(delays, a, var, first, float(delays[first]), self._std(delays, a, var, first))
 
