@@ -182,6 +182,43 @@ class DirectBuffer:
         self._q.drop_before(start)
 
 
+KERNEL_OVERSAMPLING = 512  # table points per capture sample: linear interpolation error < 1e-6
+
+
+def _kernel_shape(t: np.ndarray, ratio: float, half_span: int, beta: float) -> np.ndarray:
+    win = np.i0(beta * np.sqrt(np.clip(1 - (t / half_span) ** 2, 0, None))) / np.i0(beta)
+    return np.sinc(t / ratio) / ratio * win
+
+
+class _KernelTable:
+    """The kernel ``k(t)`` tabulated once; rows of any fractional phase are looked up.
+
+    Windows re-centred on a drifting clock (dsp/tracking.py) start at every fractional phase of
+    the capture grid in turn, so per-phase kernels cannot be cached; evaluating Bessel functions
+    for each took 7.6 s of an 18.7 s x410 replay.  The table costs one evaluation; a lookup is
+    linear interpolation between points ``1/512`` capture samples apart, whose error is below
+    ``h**2/8 max|k''|`` = 1e-6 of the peak (``k`` is band-limited to 1/4 cycle per sample).
+    A row's taps sit at ``t = frac + half_span - 1 - j`` (``j`` = 0 .. ``2 half_span - 1``), so
+    ``by_phase[m, j]`` holds the table at ``frac = m / 512`` for every tap: a row is two gathers.
+    """
+
+    def __init__(self, ratio: float, half_span: int, beta: float):
+        over = KERNEL_OVERSAMPLING
+        taps = 2 * half_span
+        t = (np.arange(over + 1)[:, None] / over) + (half_span - 1 - np.arange(taps))[None, :]
+        self.by_phase = _kernel_shape(t, ratio, half_span, beta)  # [over + 1, taps]
+
+    def rows(self, frac: np.ndarray) -> np.ndarray:
+        """Kernel taps ``[row, 2 half_span]`` for fractional positions ``frac`` in ``[0, 1)``."""
+        x = frac * KERNEL_OVERSAMPLING
+        m = np.minimum(np.floor(x).astype(np.int64), KERNEL_OVERSAMPLING - 1)
+        w = (x - m)[:, None]
+        return self.by_phase[m] * (1 - w) + self.by_phase[m + 1] * w
+
+
+_TABLES: dict[tuple[float, int, float], _KernelTable] = {}
+
+
 def fractional_kernel(
     delta: float, n: int, ratio: float, half_span: int, length: int, beta: float = 8.0
 ) -> scipy.sparse.csr_array:
@@ -189,17 +226,20 @@ def fractional_kernel(
     capture-rate position ``delta + i * ratio`` of a frame (``ratio`` = capture / working rate).
 
     Kaiser-windowed sinc, cut-off at the working rate's Nyquist (``0.5 / ratio`` cycles per
-    capture sample), support ``|t| < half_span``.
+    capture sample), support ``|t| < half_span`` (values from a :class:`_KernelTable`).
     """
     pos = delta + ratio * np.arange(n)
-    cols = np.floor(pos).astype(np.int64)[:, None] + np.arange(-half_span + 1, half_span + 1)
-    t = pos[:, None] - cols
-    win = np.i0(beta * np.sqrt(np.clip(1 - (t / half_span) ** 2, 0, None))) / np.i0(beta)
-    vals = np.sinc(t / ratio) / ratio * win
+    base = np.floor(pos)
+    cols = base.astype(np.int64)[:, None] + np.arange(-half_span + 1, half_span + 1)
+    key = (ratio, half_span, beta)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = _KernelTable(ratio, half_span, beta)
+    vals = table.rows(pos - base)
     if cols.min() < 0 or cols.max() >= length:
         raise ValueError(f"kernel support [{cols.min()}, {cols.max()}] leaves a frame of {length} samples")
-    rows = np.repeat(np.arange(n), cols.shape[1])
-    return scipy.sparse.csr_array((vals.ravel(), (rows, cols.ravel())), shape=(n, length))
+    indptr = np.arange(0, n * cols.shape[1] + 1, cols.shape[1])  # sorted columns, no duplicates
+    return scipy.sparse.csr_array((vals.ravel(), cols.ravel(), indptr), shape=(n, length))
 
 
 class _Kernel:

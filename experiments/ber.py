@@ -41,6 +41,7 @@ from sdr.emulator.scenario import ScenarioConfig
 NAME = "ber"
 TITLE = "Fig. 9a: BER against Eb/N0 (eq. (103))"
 FIRST_PACKET_MAX_S = 10e-3  # the emulator draws the first packet within 1..10 ms
+BLIND_LEAD_S = 1.0  # blind runs: blind acquisition of one side band at -36 dB takes up to about 1 s
 END_MARGIN_S = 0.03  # the receiver drops a final partial segment: keep the last packet clear of it
 
 
@@ -58,7 +59,8 @@ class Config(ConfigBase):
     snr_central_db: float = 30.0
     side_snr_at_zero_attenuation_db: float = 8.0
     band: str = "upper"
-    acquisition: str = "seeded"
+    acquisition: str = "blind"
+    calibration: str = "workflow"
     ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
@@ -103,6 +105,8 @@ def run_ber(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) ->
     snr_db = params["ebn0_db"] - ebn0_gain_db(wf)
     n = cfg.packets_per_run
     duration = FIRST_PACKET_MAX_S + (n - 1) * wf.burst_period_s + wf.packet_duration_s + END_MARGIN_S
+    if cfg.acquisition == "blind":  # time to acquire one side band near -35 dB; the packets in it
+        duration += BLIND_LEAD_S  # count too (decoded by look-back), the measured Eb/N0 comes after
     sc = ScenarioConfig(
         ideal=cfg.ideal,
         seed=int_seed(seeds["run"]),
@@ -114,7 +118,7 @@ def run_ber(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) ->
         **{f"snr_{cfg.band}_db": snr_db},
     )
     _emu, run = receive_emulated(
-        wf, sc, ReceiverConfig(tag_mode="burst", methods=("ir_first",)), cfg.acquisition
+        wf, sc, ReceiverConfig(tag_mode="burst", methods=("ir_first",)), cfg.acquisition, cfg.calibration
     )
     s = summarise(run)
     snr_lin = [10 ** (e.snr_db[cfg.band] / 10) for e in run.epochs]
