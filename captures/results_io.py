@@ -56,3 +56,6 @@ def write_results(path: str | os.PathLike, run: Any, summary: dict, force: bool 
         methods = list(es[0].range_m) if es else []
         ep.attrs["methods"] = methods
         ep["range_m"] = np.array([[e.range_m[m] for m in methods] for e in es]).reshape(len(es), len(methods))
+        ep["range_std_m"] = np.array(  # nan where a method gives no uncertainty
+            [[e.range_std_m.get(m, np.nan) for m in methods] for e in es]
+        ).reshape(len(es), len(methods))

@@ -12,7 +12,7 @@ from dsp.cir import cfr_to_cir
 from dsp.ranging import REGISTRY, RangingMethod, bistatic_range_m, combine_ranges
 from dsp.references import cfr_from_symbol
 from dsp.results import RangingEpoch
-from dsp.waveform import WaveformConfig
+from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 
 def band_snr(cfr: np.ndarray, noise_var: float, effective_symbols: float) -> float:
@@ -85,17 +85,20 @@ def ranging_epoch(
     delays: dict[str, dict[str, float]] = {}
     ranges: dict[str, float] = {}
     per_band: dict[str, dict[str, float]] = {}
+    range_std: dict[str, float] = {}
     d0 = tx_rx_distance_m or 0.0
+    d_cal = {b: (d_cal_m or {}).get(b, 0.0) for b in sides}
     for name in methods:
         method = method_for(name, wf, ir_threshold, method_params.get(name))
-        delays[name] = {b: method.first_path_delay_s(cfr[b], cir[b]) for b in cfr}
+        delays[name], std_s = _delays(method, wf, cfr, cir, sides, d_cal)
         per_band[name] = {
-            b: bistatic_range_m(
-                delays[name][b], delays[name]["central"], d0, (d_cal_m or {}).get(b, 0.0), wf.max_range_m
-            )
+            b: bistatic_range_m(delays[name][b], delays[name]["central"], d0, d_cal[b], wf.max_range_m)
             for b in sides
         }
         ranges[name] = combine_ranges(per_band[name], reliability)
+        std = _range_std_m(std_s, sides, reliability, joint=getattr(method, "joint_bands", False))
+        if np.isfinite(std):
+            range_std[name] = std
     return RangingEpoch(
         time_s=time_s,
         n_symbols=n_symbols,
@@ -106,4 +109,52 @@ def ranging_epoch(
         range_band_m=per_band,
         snr_db=snr,
         cfo_hz=dict(cfo_hz),
+        range_std_m=range_std,
     )
+
+
+def _delays(
+    method: RangingMethod,
+    wf: WaveformConfig,
+    cfr: dict[str, np.ndarray],
+    cir: dict[str, np.ndarray],
+    sides: list[str],
+    d_cal_m: dict[str, float],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """First-path delay and its standard deviation (s) per band.
+
+    A method with ``joint_bands`` fits the side bands together (common delays, per-band
+    gains) after moving each band's calibration distance ``d_cal`` out of its CFR, so the
+    delay common to the bands is the propagation delay; each side band then gets that delay
+    plus its own ``d_cal / c`` back, which :func:`bistatic_range_m` removes again.
+    """
+    delays, std = {}, {}
+    joint = getattr(method, "joint_bands", False) and len(sides) > 1
+    for b in cfr if not joint else ["central"]:
+        delays[b], std[b] = method.delay_and_std_s(cfr[b], cir[b])
+    if joint:
+        f = wf.active_freqs_hz
+        shift_s = {b: d_cal_m[b] / SPEED_OF_LIGHT_M_S for b in sides}
+        aligned = np.stack([cfr[b] * np.exp(2j * np.pi * np.mod(f * shift_s[b], 1.0)) for b in sides])
+        t, s = method.joint_delay_and_std_s(aligned)
+        for b in sides:
+            delays[b], std[b] = t + shift_s[b], s
+    return delays, std
+
+
+def _range_std_m(
+    std_s: dict[str, float], sides: list[str], reliability: dict[str, float], joint: bool
+) -> float:
+    """Standard deviation (m) of the combined range from the per-band delay deviations.
+
+    ``range = d_0 + c (sum_u rho_u t_u / sum_u rho_u - t_0)``, the bands' errors independent
+    (a joint fit gives every side band the same delay: its deviation counts once).
+    """
+    s0 = std_s.get("central", np.nan)
+    if joint and len(sides) > 1:
+        side_var = std_s[sides[0]] ** 2
+    else:
+        w = np.array([max(reliability.get(b, 0.0), 0.0) for b in sides])
+        w = w if w.sum() > 0 else np.ones(len(sides))
+        side_var = float(np.sum((w * np.array([std_s[b] for b in sides])) ** 2) / w.sum() ** 2)
+    return float(SPEED_OF_LIGHT_M_S * np.sqrt(side_var + s0**2))

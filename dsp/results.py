@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,9 @@ class RangingEpoch:
     range_band_m: dict[str, dict[str, float]]  # method -> side band -> range
     snr_db: dict[str, float]  # band -> SNR per subcarrier
     cfo_hz: dict[str, float]
+    # method -> standard deviation of range_m (m), from the method's fitted model (Fisher
+    # information); methods that give none are absent
+    range_std_m: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -27,6 +27,7 @@ class RangingMethod(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
+    joint_bands: ClassVar[bool] = False  # True: :meth:`joint_delay_and_std_s` fits bands together
 
     def __init__(self, wf: WaveformConfig, params: MethodParams | None = None):
         if params is None:
@@ -37,6 +38,10 @@ class RangingMethod(ABC):
             )
         self.wf = wf
         self.params = params
+
+    def joint_delay_and_std_s(self, cfrs: np.ndarray) -> tuple[float, float]:
+        """First-path delay common to bands ``cfrs`` ``[band, subcarrier]`` (same delays, own gains)."""
+        raise NotImplementedError(f"ranging method {self.name!r} does not fit bands jointly")
 
     def delay_and_std_s(self, cfr: np.ndarray, cir: np.ndarray) -> tuple[float, float]:
         """First-path delay and its standard deviation (s; ``nan`` when the method gives none)."""

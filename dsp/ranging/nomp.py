@@ -112,6 +112,7 @@ class Nomp(RangingMethod):
     name = "nomp"
     Params = NompParams
     params: NompParams
+    joint_bands = True
 
     def __init__(self, wf: WaveformConfig, params: NompParams | None = None):
         super().__init__(wf, params)
@@ -129,6 +130,10 @@ class Nomp(RangingMethod):
 
     def delay_and_std_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> tuple[float, float]:
         est = self.fit(cfr)
+        return est.delay_s, est.delay_std_s
+
+    def joint_delay_and_std_s(self, cfrs: np.ndarray) -> tuple[float, float]:
+        est = self.fit(cfrs)
         return est.delay_s, est.delay_std_s
 
     def fit(self, cfr: np.ndarray) -> NompEstimate:

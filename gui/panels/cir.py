@@ -135,7 +135,11 @@ class CirPanel(QWidget):
     @staticmethod
     def _summary(fields: dict) -> str:
         parts = [f"epoch at {fields.get('time_s', math.nan):.3f} s, {fields.get('n_symbols', 0)} symbols"]
-        parts += [f"{m} {r:.2f} m" for m, r in fields.get("range_m", {}).items()]
+        std = fields.get("range_std_m", {})
+        parts += [
+            f"{m} {r:.2f}" + (f" ± {std[m]:.2f}" if m in std else "") + " m"
+            for m, r in fields.get("range_m", {}).items()
+        ]
         if fields.get("range_true_m") is not None:
             parts.append(f"true {fields['range_true_m']:.2f} m")
         return " · ".join(parts) + "   (each CIR normalised to its peak)"
