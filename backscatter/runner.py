@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calibration.stale import StaleWatch
 from dsp.receiver import Receiver, Result
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
 from dsp.waveform import WaveformConfig
@@ -64,6 +65,26 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def direct_path_watch(run: Run) -> dict | None:
+    """How far the direct path's channel moved over the run (calibration/stale.py): a static
+    TX-RX link whose central CFR moves means the radio changed (a retune) and a calibration
+    made before is stale.  ``None`` with too few epochs to tell."""
+    watch = StaleWatch(run.wf)
+    worst = None
+    for e in run.epochs:
+        r = watch.update(e.cfr["central"], e.time_s)
+        if r is not None and (worst is None or abs(r.delay_change_s) > abs(worst.delay_change_s)):
+            worst = r
+    if worst is None:
+        return None
+    return {
+        "delay_change_s": worst.delay_change_s,
+        "residual_deg": watch.report.residual_deg,
+        "stale": watch.first_stale_s is not None,
+        "first_stale_s": watch.first_stale_s,
+    }
+
+
 def summarise(run: Run) -> dict:
     """The JSON summary of ``replay`` and ``demo`` (see README for the fields)."""
     wf, truth = run.wf, run.truth
@@ -100,6 +121,7 @@ def summarise(run: Run) -> dict:
         "cfo_hz": cfo,
         "ebn0_db": ebn0,
         "gaps": [{"index": g.index, "samples_lost": g.samples_lost} for g in run.gaps],
+        "direct_path": direct_path_watch(run),
     }
     if truth is not None:
         n_total = run.duration_s * wf.sample_rate_hz

@@ -99,6 +99,13 @@ def print_human(s: dict, title: str) -> None:
         print(f"  tag Eb/N0 (eq. 103): {s['ebn0_db']:.1f} dB")
     for g in s["gaps"]:
         print(f"  gap: {g['samples_lost']} samples lost before sample {g['index']} (resynchronised)")
+    d = s.get("direct_path")
+    if d is not None and d["stale"]:
+        print(
+            f"  warning: the direct path moved {d['delay_change_s'] * 1e9:+.2f} ns "
+            f"(shape {d['residual_deg']:.1f} deg) from {d['first_stale_s']:.2f} s on: "
+            "a retune? a calibration made before is stale"
+        )
 
 
 def report(summary: dict, as_json: bool, title: str) -> dict:
