@@ -28,6 +28,7 @@ class Run:
     gaps: list[GapEvent] = field(default_factory=list)
     last_block: BlockStats | None = None
     processing_s: float = 0.0
+    tx_rx_distance_m: float | None = None  # d_0: no TX-tag-RX path is shorter
 
     def add(self, results: Iterable[Result]) -> None:
         for r in results:
@@ -50,7 +51,7 @@ def receive(
     progress: Callable[[int], None] | None = None,
 ) -> Run:
     """Run ``rx`` over ``(iq[channel, sample], samples_lost_before)`` chunks."""
-    run = Run(wf, list(rx.bands), duration_s, truth)
+    run = Run(wf, list(rx.bands), duration_s, truth, tx_rx_distance_m=rx.cfg.tx_rx_distance_m)
     t0 = time.perf_counter()
     for iq, lost in chunks:
         run.add(rx.push(iq, lost))
@@ -82,6 +83,21 @@ def direct_path_watch(run: Run) -> dict | None:
         "residual_deg": watch.report.residual_deg,
         "stale": watch.first_stale_s is not None,
         "first_stale_s": watch.first_stale_s,
+    }
+
+
+def implausible_ranges(run: Run, range_m: dict[str, float | None]) -> dict[str, str]:
+    """Method -> why its median range cannot be a TX-tag-RX path: shorter than the TX-RX
+    distance by more than a tenth of the resolution ``c / B_occ`` (the triangle inequality;
+    the margin covers estimation noise when the tag sits on the TX-RX line)."""
+    d0 = run.tx_rx_distance_m
+    if d0 is None:
+        return {}
+    margin = 0.1 * run.wf.resolution_m
+    return {
+        m: f"{v:.2f} m is below the TX-RX distance {d0:.2f} m"
+        for m, v in range_m.items()
+        if v is not None and v < d0 - margin
     }
 
 
@@ -122,6 +138,7 @@ def summarise(run: Run) -> dict:
         "ebn0_db": ebn0,
         "gaps": [{"index": g.index, "samples_lost": g.samples_lost} for g in run.gaps],
         "direct_path": direct_path_watch(run),
+        "implausible": implausible_ranges(run, range_m),
     }
     if truth is not None:
         n_total = run.duration_s * wf.sample_rate_hz

@@ -88,7 +88,8 @@ def print_human(s: dict, title: str) -> None:
     )
     for m, r in s["range_m"].items():
         err = f", error {s['range_error_m'][m]:+.3f} m" if s.get("range_error_m") else ""
-        print(f"  range {m:16s} {r:8.3f} m{err}" if r is not None else f"  range {m}: none")
+        flag = f"  IMPLAUSIBLE: {s['implausible'][m]}" if m in s.get("implausible", {}) else ""
+        print(f"  range {m:16s} {r:8.3f} m{err}{flag}" if r is not None else f"  range {m}: none")
     if s["range_true_m"] is not None:
         print(f"  range true             {s['range_true_m']:8.3f} m")
     snr = ", ".join(f"{b} {v:.1f} dB" for b, v in s["snr_db"].items() if v is not None)
