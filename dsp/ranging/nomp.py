@@ -147,17 +147,17 @@ class Nomp(RangingMethod):
         r = y
         var = self._noise(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
-        for _ in range(2 * p.max_paths):  # a detection that merges into a fitted path adds none
-            if w.size >= p.max_paths:
-                break
+        while w.size < p.max_paths:
             g, spec = self._matched(r, var)
             q = int(np.argmax(g))
             if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var, w))):
                 break
             w_new = self._newton_one(r, var, 2 * np.pi * q / spec.shape[-1], p.newton_steps)
-            w = np.append(w, w_new)
-            w, a, r = self._refit(y, w, var, p.refine_steps)
+            before = w.size
+            w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps)
             var = self._noise(r)
+            if w.size <= before:  # it merged into a fitted path: the residual peak is that path's
+                break
         if w.size:
             w, a, r = self._refit(y, w, var, p.final_steps)
             # prune what the refit left below the detection rule, weakest first
@@ -297,7 +297,7 @@ class Nomp(RangingMethod):
                 w = merged
                 e, a, r = self._project(y, w)
                 cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
-            elif improvement < 1e-2:  # a hundredth of one noise sample's energy: converged
+            elif improvement < 0.5:  # the cost is chi-square with 2N dof (spread ~40): converged
                 break
         return w, a, r
 
