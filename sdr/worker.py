@@ -146,6 +146,7 @@ class StreamWorker:
         self._first_index = 0  # capture index of the receiver's first sample
         self._arrivals = _Arrivals()
         self._last_msg_t: float | None = None
+        self._last_rx_t: float | None = None  # arrival of the newest message read (reader thread)
         self._unreceivable: Counter = Counter()
         self._reader_error: BaseException | None = None
         self._stream_time_s = 0.0  # stream time just after the newest sample processed
@@ -158,6 +159,7 @@ class StreamWorker:
                 if msg is None:
                     continue
                 item = (msg, time.monotonic())
+                self._last_rx_t = item[1]
                 nbytes = msg.iq.nbytes
                 while not stop.is_set():
                     with self._queued_lock:
@@ -192,7 +194,10 @@ class StreamWorker:
                 now = time.monotonic()
                 if duration_s is not None and now - t_start >= duration_s:
                     break
-                if idle_exit_s is not None and self._last_msg_t and now - self._last_msg_t > idle_exit_s:
+                # idle: nothing read for idle_exit_s and nothing queued (a backlog behind a slow
+                # receiver is not idleness)
+                last_rx = self._last_rx_t
+                if idle_exit_s is not None and last_rx and now - last_rx > idle_exit_s and self._q.empty():
                     break
                 try:
                     msg, t_arrival = self._q.get(timeout=0.05)

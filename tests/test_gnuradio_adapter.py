@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 
 import numpy as np
 import pytest
 import zmq
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backscatter import cli
@@ -19,6 +20,7 @@ from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio
 from captures.reader import open_capture
 from dsp.waveform import get_profile
 from sdr.radio_config import radio_config_for
+from sdr.transport import ResultPublisher
 from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioPublisher, GnuRadioSubscriber
 from sdr.transport.gr_align import Aligner
 from sdr.transport.gr_tags import (
@@ -31,6 +33,7 @@ from sdr.transport.gr_tags import (
     pmt_double,
     pmt_rx_time,
 )
+from sdr.worker import StreamWorker
 
 # pmt.serialize_str(...).hex() printed by GNU Radio 3.10.5's Python bindings
 GR_SERIALISED = {
@@ -295,7 +298,7 @@ def test_remote_gnuradio_endpoints_need_insecure(capsys, tmp_path):
     assert not (tmp_path / "r.h5").exists()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.binary(max_size=200), st.integers(0, 3))
 def test_arbitrary_bytes_after_a_valid_start_raise_only_grheadererror(tail, ntags):
     head = encode_tag_header(7, [(7, "rx_time", pmt_rx_time(1.5))])[:19]
@@ -310,7 +313,7 @@ def test_arbitrary_bytes_after_a_valid_start_raise_only_grheadererror(tail, ntag
         pass
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.binary(max_size=64), min_size=1, max_size=3))
 def test_the_subscriber_counts_any_message_it_cannot_read(frames):
     wf = get_profile("default")
@@ -341,3 +344,32 @@ def test_rate_and_rf_centres_come_from_a_radio_config_then_the_flags(tmp_path):
         assert sub.cfg.sample_rate_hz == 30.72e6
         assert sub.cfg.rf_centers_hz == (915e6, 2.5e9)
         assert sub.waveform.capture_rate_hz == 30.72e6
+
+
+class _SlowReceiver:
+    def __init__(self, delay_s: float):
+        self.delay_s, self.pushed = delay_s, 0
+
+    def push(self, iq, lost):
+        time.sleep(self.delay_s)
+        self.pushed += 1
+        return []
+
+    def flush(self):
+        return []
+
+
+def test_a_backlog_behind_a_slow_receiver_is_not_idleness():
+    """The worker's --idle-exit-s counts from the last message read, once its queue is empty."""
+    pub, sub = _pair("pull", tags=True)
+    rx = _SlowReceiver(0.3)
+    with ResultPublisher("tcp://127.0.0.1:*") as results:
+        worker = StreamWorker(sub, results, lambda h: rx, health_period_s=10.0)
+        try:
+            for k in range(6):  # all sent at once, 1.8 s of processing, idle exit after 0.5 s
+                pub.send(np.zeros((2, 4096), np.complex64), 4096 * k, 4096 * k / 30.72e6)
+            summary = worker.run(threading.Event(), idle_exit_s=0.5, duration_s=30)
+        finally:
+            pub.close(0)
+            sub.close()
+    assert rx.pushed == 6 and summary["samples_per_channel"] == 6 * 4096
