@@ -147,6 +147,7 @@ class Nomp(RangingMethod):
         r = y
         var = self._noise(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
+        merges = 0
         while w.size < p.max_paths:
             g, spec = self._matched(r, var)
             q = int(np.argmax(g))
@@ -156,8 +157,10 @@ class Nomp(RangingMethod):
             before = w.size
             w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps)
             var = self._noise(r)
-            if w.size <= before:  # it merged into a fitted path: the residual peak is that path's
-                break
+            if w.size <= before:  # it merged into a fitted path (the refit moves them on: retry, 3 times)
+                merges += 1
+                if merges > 3:
+                    break
         if w.size:
             w, a, r = self._refit(y, w, var, p.final_steps)
             # prune what the refit left below the detection rule, weakest first
@@ -290,14 +293,13 @@ class Nomp(RangingMethod):
                 step = step / 2
             else:
                 break  # no descent: converged (or stuck)
+            if self._merge(w_try).size < w.size:
+                # two paths ran into each other: the step left the basin of the detections
+                # (a cluster of unresolved paths); keep the paths where they were
+                break
             improvement = cost - c_try
             w, e, a, r, cost = w_try, e_try, a_try, r_try, c_try
-            merged = self._merge(w)
-            if merged.size < w.size:
-                w = merged
-                e, a, r = self._project(y, w)
-                cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
-            elif improvement < 0.5:  # the cost is chi-square with 2N dof (spread ~40): converged
+            if improvement < 0.5:  # the cost is chi-square with 2N dof (spread ~40): converged
                 break
         return w, a, r
 
