@@ -629,8 +629,8 @@ class Receiver:
 
     # ----- CW mode ------------------------------------------------------------
     def _cw(self, final: bool) -> list[Result]:
-        if not self._history:
-            return []
+        if not self._history or not any(self._ref[b] is not None for b in self.sides):
+            return []  # no side band acquired: no epoch to range on
         starts, z, rows = self._stacked()
         e = self.cfg.epoch_symbols
         if self._epoch_from is None:

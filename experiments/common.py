@@ -10,25 +10,29 @@ subcarrier, the lowest the emulator takes, i.e. ``Eb/N0`` (eq. (103) with the
 coherent gain of the ``K_act`` subcarriers, docs/RECEIVER.md) of 36.8..0.8 dB with
 one side band.
 
-**Acquisition.**  At these side-band SNRs the receiver's blind acquisition needs up
-to seconds of signal (docs/RECEIVER.md).  A sweep run that measures one CFR should
-not emulate that much, so by default (``acquisition = "seeded"``) each run gives
-the receiver its side-band reference the way a receiver that had acquired the tag
-earlier would hold it: the tag-observed channel and the tag's carrier offset, here
-taken from the emulator's truth.  Every CFR, CIR, range and bit still comes from
-the run's own samples; the reference only steers the per-window projections and
-phase tracking.  ``acquisition = "blind"`` runs the receiver as it is.  The seeding
-goes through :meth:`~dsp.receiver.Receiver.seed_reference` (see
-:func:`seed_side_band_references`).
+**Acquisition.**  By default (``acquisition = "blind"``) the receiver runs as a user runs
+it: it acquires the tag blind, which at the lowest side-band SNRs needs up to seconds of
+signal (docs/RECEIVER.md), and decodes the packets that arrived before acquisition by
+look-back.  ``acquisition = "seeded"`` (idealised: tables that use it say so) gives the
+receiver its side-band reference the way a receiver that had acquired the tag earlier
+would hold it: the tag-observed channel and the tag's carrier offset, taken from the
+emulator's truth (:meth:`~dsp.receiver.Receiver.seed_reference`, see
+:func:`seed_side_band_references`).  Every CFR, CIR, range and bit still comes from the
+run's own samples; the reference only steers the per-window projections and phase
+tracking.
 
-**Calibration.**  Every sweep divides out the emulator's true circuitry responses
-(``calibration = truth.cfr_circuitry``), as the receiver tests do; the calibration
-workflow itself is not exercised here.
+**Calibration.**  By default (``calibration = "workflow"``) a sweep runs on one emulated
+radio (``LAB_CIRCUITRY_SEED``: the same TX, tag and RX hardware in every scenario, as in a
+lab) and calibrates it the way a user does: :func:`calibration.workflow.calibrate` on a CW
+line-of-sight emulation of that hardware with known lengths, whose responses and ``d_cal``
+every scenario's receiver then applies.  ``calibration = "truth"`` divides out the
+emulator's true circuitry responses instead (idealised: tables that use it say so).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -47,6 +51,9 @@ from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
 ACQUISITION_MODES = ("seeded", "blind")
+CALIBRATION_MODES = ("workflow", "truth")
+LAB_CIRCUITRY_SEED = 2024  # the emulated radio every workflow-calibrated sweep runs on
+CAL_DURATION_S = 0.3  # the CW calibration run: 6 epochs of 1500 windows
 
 
 def check_common_fields(cfg: Any) -> None:
@@ -72,6 +79,8 @@ def check_common_fields(cfg: Any) -> None:
             cfg._fail("method_params", str(exc))
     if hasattr(cfg, "acquisition") and cfg.acquisition not in ACQUISITION_MODES:
         cfg._fail("acquisition", f"must be one of {ACQUISITION_MODES}")
+    if hasattr(cfg, "calibration") and cfg.calibration not in CALIBRATION_MODES:
+        cfg._fail("calibration", f"must be one of {CALIBRATION_MODES}")
 
 
 TAG_FIRST_HARMONIC = 2 / np.pi  # amplitude of the tag's first harmonic (SYSTEM.md section 1)
@@ -94,6 +103,13 @@ def bpsk_ber(ebn0_db: np.ndarray | float) -> np.ndarray:
     from scipy.special import erfc
 
     return 0.5 * erfc(np.sqrt(10 ** (np.asarray(ebn0_db, float) / 10)))
+
+
+def acquisition_lead_windows(acquisition: str) -> int:
+    """Windows a CW sweep run adds before its epochs for blind acquisition: twice the least the
+    receiver ever needs (``acquisition_min_symbols``); where it needs longer (low SNR) the
+    first epochs are lost, and the sweep counts them."""
+    return 2 * ReceiverConfig().acquisition_min_symbols if acquisition == "blind" else 0
 
 
 def duration_for_windows(wf: WaveformConfig, n_windows: int) -> float:
@@ -124,20 +140,57 @@ def seed_side_band_references(rx: Receiver, emu: Emulator) -> None:
         rx.seed_reference(band, cfr, tr.cfo_hz[band])
 
 
-def receive_emulated(
-    wf: WaveformConfig, sc: ScenarioConfig, cfg: ReceiverConfig, acquisition: str = "seeded"
-) -> tuple[Emulator, Run]:
-    """Emulate ``sc`` block by block into a receiver calibrated with the truth; return both and the run."""
-    if acquisition not in ACQUISITION_MODES:
-        raise ValueError(f"acquisition must be one of {ACQUISITION_MODES}, got {acquisition!r}")
+@functools.lru_cache(maxsize=8)
+def workflow_calibration(wf: WaveformConfig, bands: tuple[str, ...], circuitry_seed: int) -> dict:
+    """``calibration``/``d_cal_m`` receiver arguments from a CW calibration run of the radio
+    ``circuitry_seed`` (line of sight, 30 dB, lengths known from the geometry), made by
+    :func:`calibration.workflow.calibrate` as ``backscatter calibrate`` makes it."""
+    from calibration.store import BandSetting, RadioSettings
+    from calibration.workflow import calibrate
+
+    sc = ScenarioConfig(
+        seed=circuitry_seed + 1,
+        duration_s=CAL_DURATION_S,
+        mode="cw",
+        bands=bands,
+        circuitry_seed=circuitry_seed,
+    )
     emu = Emulator(wf, sc)
     tr = emu.truth
+    centers = wf.band_centers_hz
+    settings = RadioSettings(emu.wf, emu.wf.capture_rate_hz, tuple(BandSetting(b, centers[b]) for b in bands))
+    chunks = ((blk.iq, blk.lost_before) for blk in emu.blocks())
+    cal = calibrate(chunks, settings, tr.range_true_m, tr.tx_rx_distance_m, CAL_DURATION_S, source="emulator")
+    return cal.receiver_kwargs()
+
+
+def receive_emulated(
+    wf: WaveformConfig,
+    sc: ScenarioConfig,
+    cfg: ReceiverConfig,
+    acquisition: str = "blind",
+    calibration: str = "workflow",
+) -> tuple[Emulator, Run]:
+    """Emulate ``sc`` block by block into a receiver calibrated as ``calibration`` says (see the
+    module docstring); return both and the run."""
+    if acquisition not in ACQUISITION_MODES:
+        raise ValueError(f"acquisition must be one of {ACQUISITION_MODES}, got {acquisition!r}")
+    if calibration not in CALIBRATION_MODES:
+        raise ValueError(f"calibration must be one of {CALIBRATION_MODES}, got {calibration!r}")
+    if calibration == "workflow":
+        seed = sc.circuitry_seed if sc.circuitry_seed is not None else LAB_CIRCUITRY_SEED
+        sc = sc.replace(circuitry_seed=seed)
+        cal = workflow_calibration(wf, tuple(sc.bands), seed)
+    emu = Emulator(wf, sc)
+    tr = emu.truth
+    if calibration == "truth":
+        cal = {"calibration": dict(tr.cfr_circuitry)}
     rx = Receiver(
         emu.wf,
         list(sc.bands),
         config=cfg,
-        calibration=dict(tr.cfr_circuitry),
         truth_packets=(tr.packet_start_sample, tr.packet_bits),
+        **cal,
     )
     run = Run(emu.wf, list(sc.bands), sc.duration_s, tr)
     pending_seed = acquisition == "seeded"

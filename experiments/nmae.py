@@ -63,7 +63,8 @@ class Config(ConfigBase):
     attenuation_db: float = 12.0
     side_snr_at_zero_attenuation_db: float = 8.0
     band: str = "upper"
-    acquisition: str = "seeded"
+    acquisition: str = "blind"
+    calibration: str = "workflow"
     ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
@@ -106,7 +107,7 @@ def run_nmae(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
     rcfg = ReceiverConfig(
         tag_mode="cw", segment_symbols=_segment(n_win), epoch_symbols=n_win, methods=("ir_first",)
     )
-    emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition)
+    emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition, cfg.calibration)
     epochs: list[RangingEpoch] = run.epochs
     if not epochs:
         raise RuntimeError(f"no ranging epoch from scenario seed {sc.seed}")

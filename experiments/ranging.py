@@ -33,6 +33,7 @@ from dsp.ranging import REGISTRY
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import get_profile
 from experiments.common import (
+    acquisition_lead_windows,
     attenuation_axis,
     check_common_fields,
     duration_for_windows,
@@ -71,7 +72,8 @@ class Config(ConfigBase):
     band: str = "upper"
     methods: tuple[str, ...] = ()
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    acquisition: str = "seeded"
+    acquisition: str = "blind"
+    calibration: str = "workflow"
     ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
@@ -135,7 +137,9 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
     sc = ScenarioConfig(
         ideal=cfg.ideal,
         seed=int_seed(seeds["run"]),
-        duration_s=duration_for_windows(wf, cfg.n_measurements * e),
+        duration_s=duration_for_windows(
+            wf, cfg.n_measurements * e + acquisition_lead_windows(cfg.acquisition)
+        ),
         mode="cw",
         bands=("central", cfg.band),
         paths_tx_rx=tx_rx.to_list(),
@@ -152,13 +156,23 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
         method_params=cfg.method_params,
         tx_rx_distance_m=tx_rx.los_length_m,
     )
-    emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition)
-    if len(run.epochs) < cfg.n_measurements:
-        raise RuntimeError(f"{len(run.epochs)} epochs of {cfg.n_measurements} (scenario seed {sc.seed})")
+    emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition, cfg.calibration)
+    # the last n epochs; those blind acquisition did not leave time for are lost (nan errors)
+    kept = run.epochs[-cfg.n_measurements :]
+    epochs = [None] * (cfg.n_measurements - len(kept)) + kept
     truth = emu.truth.range_true_m
     gain = ebn0_gain_db(wf)
     rows = []
-    for m, ep in enumerate(run.epochs[: cfg.n_measurements]):
+    for m, ep in enumerate(epochs):
+        if ep is None:
+            lost = {f"err_{name}_m": math.nan for name in cfg.method_names}
+            lost.update(n_nlos=params["n_nlos"], scenario=params["scenario"], measurement=m, seed=sc.seed)
+            lost.update(attenuation_db=params["attenuation_db"], snr_side_set_db=snr_side, lost=True)
+            lost.update(
+                snr_side_meas_db=math.nan, ebn0_set_db=snr_side + gain, range_true_m=truth, n_symbols=0
+            )
+            rows.append(lost)
+            continue
         row = {
             "n_nlos": params["n_nlos"],
             "scenario": params["scenario"],
@@ -170,6 +184,7 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
             "ebn0_set_db": snr_side + gain,
             "range_true_m": truth,
             "n_symbols": ep.n_symbols,
+            "lost": False,
         }
         row.update(
             {f"err_{name}_m": _wrap(ep.range_m[name] - truth, wf.max_range_m) for name in cfg.method_names}
@@ -230,7 +245,7 @@ def summary_table(cfg: Config, rows: list[dict], arrays: dict) -> list[dict]:
         k_finite, k_median = kpath_summary(arrays.get(f"crlb/p{p}/kpath_m"))
         for i, a in enumerate(cfg.attenuation_db):
             sel = [r for r in rows if r["n_nlos"] == p and r["attenuation_db"] == a]
-            snr_meas = [r["snr_side_meas_db"] for r in sel]
+            snr_meas = [r["snr_side_meas_db"] for r in sel if not r.get("lost")]
             out.append(
                 {
                     "n_nlos": p,
@@ -241,6 +256,7 @@ def summary_table(cfg: Config, rows: list[dict], arrays: dict) -> list[dict]:
                     if snr_meas
                     else math.nan,
                     "measurements": len(sel),
+                    "lost": sum(bool(r.get("lost")) for r in sel),
                     "rmse_m": {m: rmse([r[f"err_{m}_m"] for r in sel]) for m in cfg.method_names},
                     "crlb_m": float(bound[i]) if bound is not None else math.nan,
                     "kpath_crlb_m": k_median[i] if k_median else math.nan,

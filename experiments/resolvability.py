@@ -23,6 +23,7 @@ from dsp.ranging import REGISTRY
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
 from experiments.common import (
+    acquisition_lead_windows,
     check_common_fields,
     duration_for_windows,
     fmt,
@@ -59,7 +60,8 @@ class Config(ConfigBase):
     band: str = "upper"
     methods: tuple[str, ...] = ()
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    acquisition: str = "seeded"
+    acquisition: str = "blind"
+    calibration: str = "workflow"
     ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
 
     def _validate(self) -> None:
@@ -133,7 +135,9 @@ def run_cell(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
         sc = ScenarioConfig(
             ideal=cfg.ideal,
             seed=int_seed(run_ss),
-            duration_s=duration_for_windows(wf, cfg.epoch_symbols),
+            duration_s=duration_for_windows(
+                wf, cfg.epoch_symbols + acquisition_lead_windows(cfg.acquisition)
+            ),
             mode="cw",
             bands=("central", cfg.band),
             paths_tx_rx=_path_rows(length["tx_rx"], los["tx_rx"], nlos if case == "tx_rx" else None),
@@ -142,10 +146,10 @@ def run_cell(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -
             snr_central_db=cfg.snr_central_db,
             **{f"snr_{cfg.band}_db": cfg.snr_side_db},
         )
-        emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition)
+        emu, run = receive_emulated(wf, sc, rcfg, cfg.acquisition, cfg.calibration)
         if not run.epochs:
             raise RuntimeError(f"no ranging epoch (scenario seed {sc.seed})")
-        e = run.epochs[0]
+        e = run.epochs[-1]
         row = {"case": case, "excess_m": excess, "rel_power_db": power, "rep": rep, "seed": sc.seed}
         row.update({f"err_{m}_m": e.range_m[m] - emu.truth.range_true_m for m in cfg.method_names})
         rows.append(row)

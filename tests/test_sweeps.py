@@ -156,6 +156,9 @@ def test_ranging_quick_interpolated_methods_go_below_the_grid_floor(wf, tmp_path
     assert best["rmse_m"]["ir_first"] > best["rmse_m"]["ir_first_interp"]
     for t in summary["table"]:
         assert t["measurements"] == 4 * 2 and np.isfinite(t["crlb_m"])
+        if t["lost"] == t["measurements"]:  # blind acquisition found no tag at this SNR (counted)
+            assert t["attenuation_db"] > min(los)
+            continue
         assert t["rmse_m"]["ir_first_interp"] > 0.5 * t["crlb_m"]  # no estimator beats the bound by much
     assert (tmp_path / "ranging_fig10_cdf.png").exists()
 
