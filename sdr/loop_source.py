@@ -23,10 +23,7 @@ The seam
     side-band phase and residual frequency are estimated from that packet's own preamble and
     decisions (``tests/test_faults.py`` checks that packets after seams decode with CRC ok).
     The noise also repeats each loop, so results repeat: a loop source measures throughput,
-    latency and losses, not statistics.  With the emulator's sample clock tied to its LO (the
-    default impairment), the illumination's delay also jumps back at the seam by the drift
-    of one loop, ``lo_ppm * 1e-6 * loop samples`` (82 samples for a 1 s loop at 2.7 ppm), and
-    the phase noise restarts: a timing step the receiver meets once per loop.  For the same reason the loop's sample clock is not
+    latency and losses, not statistics.  For the same reason the loop's sample clock is not
     tied to its LO (``sample_clock_tied=False``): a drift of ``delta`` would slide the
     illumination by ``delta * loop_samples`` over a loop (30 samples for 1 s at 1 ppm) and
     jump back at every seam, which no radio does; every other impairment stays on.
