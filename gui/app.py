@@ -38,6 +38,7 @@ def run_app(
     no_data_after_s: float = 5.0,
     size: tuple[int, int] = (1600, 1000),
     calibration_source: str = "",
+    lab: dict | None = None,
 ) -> MainWindow:
     """Show the monitor for ``source`` until the window closes (or the timed exit); returns the window.
 
@@ -46,7 +47,9 @@ def run_app(
     replay ends, or after :data:`CONNECT_SCREENSHOT_AFTER_S` on a live endpoint.
     """
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    win = MainWindow(source, apply_theme(app, theme), no_data_after_s, calibration_source=calibration_source)
+    win = MainWindow(
+        source, apply_theme(app, theme), no_data_after_s, calibration_source=calibration_source, **(lab or {})
+    )
     win.resize(*size)
     errors: list[str] = []
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor, QPalette
-from PyQt5.QtWidgets import QApplication, QGraphicsItem, QLabel
+from PyQt5.QtWidgets import QApplication, QLabel
 
 BANDS = ("lower", "central", "upper")  # RF order
 BAND_COLORS = {"central": "#4c9be8", "lower": "#e8a33d", "upper": "#3fb56a"}
@@ -80,8 +80,6 @@ def styled_plot(plot: pg.PlotItem, bottom: str, left: str, title: str | None = N
     for axis in ("bottom", "left"):
         plot.getAxis(axis).enableAutoSIPrefix(False)
     plot.showGrid(x=True, y=True, alpha=0.25)
-    for axis in ("bottom", "left"):  # axes (and their grid lines) drawn from a pixmap until they change
-        plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
     if title:
         plot.setTitle(title, size="10pt")
     return plot

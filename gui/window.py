@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import QGroupBox, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from gui.lab import LabBar
 from gui.model import ResultsModel
 from gui.panels.calibration import CalibrationPanel
 from gui.panels.cir import CirPanel
@@ -53,6 +55,9 @@ class MainWindow(QMainWindow):
         no_data_after_s: float = 5.0,
         draw_hz: float = DRAW_HZ,
         calibration_source: str = "",
+        control_endpoint: str | None = None,
+        iq_endpoint: str | None = None,
+        export_dir: Path = Path("."),
     ):
         super().__init__()
         self.source = source
@@ -81,6 +86,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(self.calibration, "Calibration")
+        self.paused = False  # the lab bar's Pause: the model keeps updating, the panels do not
+        self.lab = LabBar(self, control_endpoint, iq_endpoint, export_dir)
+        self.addToolBar(self.lab)
         self.setCentralWidget(self.tabs)
         self.statusBar().addWidget(self.status, 1)
         self.panels = {
@@ -117,6 +125,8 @@ class MainWindow(QMainWindow):
         self.model.source = self.source.inbox.status()
         now = self.clock()
         for name, panel in self.panels.items():
+            if self.paused and not force:
+                break
             if not (force or panel.isVisible()) or not self._due(name, now, force):
                 continue
             try:
@@ -125,12 +135,13 @@ class MainWindow(QMainWindow):
                 self.draw_errors += 1
                 log.exception("drawing %s failed", type(panel).__name__)
         if self._due("status", now, force):
-            self.status.refresh(self.model, now, self.no_data_after_s)
+            self.status.refresh(self.model, time.monotonic(), self.no_data_after_s, self.paused)
         self.ticks += 1
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.source.stop()
         self.calibration.stop()
+        self.lab.stop()
         super().closeEvent(event)
         self.closed.emit()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
 
 from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
+from sdr.control import ControlClient, ControlServer, LiveConfig, WorkerSettings
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.stream_truth import StreamTruth
@@ -129,3 +131,37 @@ def test_worker_publishes_bit_errors_and_range_errors_from_the_stream_truth(wf, 
         for method, err in m.fields["range_error_m"].items():
             assert err == pytest.approx(m.fields["range_m"][method] - emu.truth.range_true_m)
             assert abs(err) < 1.0
+
+
+def test_worker_rebuilds_its_receiver_with_settings_from_the_control_endpoint(wf, burst):  # noqa: F811
+    emu, iq = burst
+    live = LiveConfig(ReceiverConfig(), distance_given=False)
+    built: list[ReceiverConfig] = []
+
+    def make(h):
+        cfg = live.for_stream(h.truth).replace(tx_rx_distance_m=emu.truth.tx_rx_distance_m)
+        built.append(cfg)
+        return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, dict(emu.truth.cfr_circuitry))
+
+    server = ControlServer("tcp://127.0.0.1:*")
+    client = ControlClient(server.endpoint)
+    p = Pipeline(wf, list(emu.sc.bands), make)
+    p.worker.control, p.worker.on_settings = server, live.apply
+    try:
+        step = 100_000
+        p.iq.send(np.ascontiguousarray(iq[:, :step]), 0, 0.0)
+        p.collect(lambda out: len(built) == 1, timeout_s=30)
+        deadline = time.monotonic() + 10
+        while server.applied == 0 and time.monotonic() < deadline:
+            client.send(WorkerSettings(None, ("ir_first",)))
+            time.sleep(0.1)
+        for i in range(step, iq.shape[1], step):
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.sample_rate_hz)
+        msgs = p.collect(lambda out: any(m.kind == "health" and m.fields.get("control") for m in out))
+    finally:
+        p.close()
+        client.close()
+        server.close()
+    assert [c.methods for c in built] == [("ir_first", "ir_first_interp"), ("ir_first",)]
+    control = [m.fields["control"] for m in msgs if m.kind == "health" and m.fields.get("control")][-1]
+    assert control["applied"] >= 1 and control["dropped"] == {}

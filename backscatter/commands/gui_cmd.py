@@ -43,8 +43,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(f"--no-data-after-s must be positive, got {args.no_data_after_s}")
     if args.speed < 0:
         raise CliError(f"--speed must be >= 0 (0: as fast as possible), got {args.speed}")
-    if args.connect is not None and not ENDPOINT.match(args.connect):
-        raise CliError(f"--connect wants a ZeroMQ endpoint like tcp://host:5556, got {args.connect!r}")
+    for flag, value, example in (
+        ("--connect", args.connect, "tcp://host:5556"),
+        ("--control", args.control, "tcp://127.0.0.1:5557"),
+        ("--iq", args.iq, "tcp://127.0.0.1:5555"),
+    ):
+        if value is not None and not ENDPOINT.match(value):
+            raise CliError(f"{flag} wants a ZeroMQ endpoint like {example}, got {value!r}")
+    if not args.export_dir.is_dir():
+        raise CliError(f"--export-dir {args.export_dir} is not a directory")
 
 
 def _replay_source(args: argparse.Namespace):  # -> gui.replay.ReplaySource (imported lazily)
@@ -94,6 +101,7 @@ def cmd_gui(args: argparse.Namespace) -> dict:
             no_data_after_s=args.no_data_after_s,
             size=args.size,
             calibration_source=calibration_source,
+            lab={"control_endpoint": args.control, "iq_endpoint": args.iq, "export_dir": args.export_dir},
         )
     except ScreenshotError as exc:
         raise CliError(str(exc)) from None
@@ -130,4 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--screenshot", type=Path, metavar="FILE.png", help="save the window before exiting")
     p.add_argument("--exit-after-s", type=float, metavar="S", help="close the window after S seconds")
+    lab = p.add_argument_group("lab bar")
+    lab.add_argument("--control", metavar="ENDPOINT", help="the worker's --control endpoint (d_0, methods)")
+    lab.add_argument("--iq", metavar="ENDPOINT", help="the streamer's IQ endpoint: record from the GUI")
+    lab.add_argument("--export-dir", type=Path, default=Path("."), help="where PNG, CSV and recordings go")
     p.set_defaults(func=cmd_gui)

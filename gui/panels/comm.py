@@ -29,7 +29,7 @@ BAD_COLOR = "#e0556a"  # CRC failures and bit errors in the log
 
 def ber_text(model: ResultsModel) -> str:
     if model.ber is None and model.packets:
-        return "BER: n/a (no ground truth in this stream: a radio stream has none)"
+        return "BER: n/a (this stream has no ground truth)"
     if model.ber is None:
         return "BER: n/a (no packet yet)"
     return (

@@ -44,7 +44,31 @@ def status_texts(model: ResultsModel, now_s: float, no_data_after_s: float) -> d
         "dropped": f"messages dropped: worker {worker}, GUI {gui}",
         "skipped": f"not drawn (newer arrived): {skipped}",
         "bands": " · ".join(bands) if bands else "CFO/SNR per band: n/a",
+        "timing": timing_text(model.stats),
     }
+
+
+def _fmt(v: object, spec: str, unit: str) -> str:
+    return "n/a" if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:{spec}}{unit}"
+
+
+def timing_text(stats: dict) -> str:
+    """Sample-timing status from the newest ``stats`` message; "n/a" for fields it lacks.
+
+    The drift fields are the stream's (one sample clock for every band); ``acquired`` is per band.
+    """
+    if not stats:
+        return "timing: n/a (no stats messages)"
+    locked = stats.get("timing_locked")
+    lock = "n/a" if locked is None else ("locked" if locked else "NOT locked")
+    acquired = stats.get("acquired") or {}
+    per_band = ", ".join(f"{b} {'acq' if acquired[b] else 'searching'}" for b in BANDS if b in acquired)
+    return (
+        f"timing: {lock}, drift {_fmt(stats.get('timing_drift_ppm'), '+.3f', ' ppm')} "
+        f"(measured {_fmt(stats.get('timing_drift_measured_ppm'), '+.3f', ' ppm')}), "
+        f"error {_fmt(stats.get('timing_error_samples'), '+.2f', ' samples')}"
+        + (f"; {per_band}" if per_band else "")
+    )
 
 
 def dropped_details(model: ResultsModel) -> str:
@@ -62,7 +86,7 @@ def dropped_details(model: ResultsModel) -> str:
 class StatusPanel(QWidget):
     """Three rows of labels for the window's status bar; ``labels[key]`` follows :func:`status_texts`."""
 
-    ROWS = (("link", "rate", "throughput"), ("lost", "dropped", "skipped"), ("bands",))
+    ROWS = (("link", "rate", "throughput"), ("lost", "dropped", "skipped"), ("bands", "timing"))
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -81,9 +105,13 @@ class StatusPanel(QWidget):
         self.state = "waiting"
         self._styled = ""
 
-    def refresh(self, model: ResultsModel, now_s: float, no_data_after_s: float) -> None:
+    def refresh(
+        self, model: ResultsModel, now_s: float, no_data_after_s: float, paused: bool = False
+    ) -> None:
         texts = status_texts(model, now_s, no_data_after_s)
         state = texts.pop("state")
+        if paused:
+            texts["link"] += " · display paused (results still counted)"
         for key, text in texts.items():
             if self.labels[key].text() != text:  # an unchanged label costs no relayout
                 self.labels[key].setText(text)
