@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench clean venv gnuradio
+.PHONY: demo test fuzz lint bench clean venv gnuradio xvfb
 
 venv: $(STAMP)
 
@@ -43,6 +43,17 @@ gnuradio:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gnuradio \
 			>>/tmp/gnuradio-apt.log 2>&1 || { tail -20 /tmp/gnuradio-apt.log; exit 1; }; \
 		$(GR_PYTHON) -c 'from gnuradio import gr; print("GNU Radio", gr.version(), "installed")'; \
+	fi
+
+# Xvfb (a real X server) for the GUI's smoke test in tests/test_gui_xvfb.py (skipped without it)
+xvfb:
+	@if command -v xvfb-run >/dev/null && command -v Xvfb >/dev/null; then \
+		echo "Xvfb is installed"; \
+	else \
+		echo "installing xvfb xauth (apt-get)"; \
+		$(SUDO) apt-get update -qq >/tmp/xvfb-apt.log 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends xvfb xauth \
+			>>/tmp/xvfb-apt.log 2>&1 || { tail -20 /tmp/xvfb-apt.log; exit 1; }; \
 	fi
 
 clean:
