@@ -36,26 +36,17 @@ class TapSpace:
         w, v = np.linalg.eigh(gram)
         self.whiten = (v / np.sqrt(w)) @ v.conj().T  # gram^-1/2
         self.unwhiten = (v * np.sqrt(w)) @ v.conj().T
-        self._dft = np.exp(-2j * np.pi * np.outer(np.arange(wf.fft_size), wf.active_bins) / wf.fft_size)
-        self._taps_from_window = (self._dft / wf.zadoff_chu) @ self.E @ self.whiten  # [N, L]
-        self._weighted: dict[int, np.ndarray] = {}
+        dft = np.exp(-2j * np.pi * np.outer(np.arange(wf.fft_size), wf.active_bins) / wf.fft_size)
+        self._taps_from_window = (dft / wf.zadoff_chu) @ self.E @ self.whiten  # [N, L]
 
-    def feature_matrix(self, derotate: np.ndarray, coef: np.ndarray | None = None) -> np.ndarray:
+    def feature_matrix(self, derotate: np.ndarray) -> np.ndarray:
         """``[N, L]`` matrix whose product with windows ``[window, N]`` gives whitened tap features.
 
         Features are ``DFT(window * derotate)[active] / X @ E @ whiten``; one matrix product
         (about 2.5x faster here than an FFT per window, and it applies unchanged to windows
-        defined at the capture rate, see :mod:`dsp.windows`).  With ``coef`` ``[P + 1,
-        subcarrier]`` (a polynomial delay model, :class:`dsp.tracking.DelayBasis`) the matrix
-        is ``[N, (P + 1) L]``: block ``p`` weights subcarrier ``k`` by ``coef[p, k]``.
+        defined at the capture rate, see :mod:`dsp.windows`).
         """
-        if coef is None:
-            return (derotate[:, None] * self._taps_from_window).astype(np.complex64)
-        key = id(coef)
-        if key not in self._weighted:
-            blocks = [(self._dft * (c / self.wf.zadoff_chu)[None, :]) @ self.E @ self.whiten for c in coef]
-            self._weighted = {key: np.concatenate(blocks, axis=1)}
-        return (derotate[:, None] * self._weighted[key]).astype(np.complex64)
+        return (derotate[:, None] * self._taps_from_window).astype(np.complex64)
 
     def cfr_from_taps(self, taps_white: np.ndarray) -> np.ndarray:
         """CFR ``[subcarrier]`` of a whitened tap vector ``[L]``."""
