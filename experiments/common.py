@@ -83,7 +83,6 @@ def check_common_fields(cfg: Any) -> None:
         cfg._fail("calibration", f"must be one of {CALIBRATION_MODES}")
 
 
-TAG_FIRST_HARMONIC = 2 / np.pi  # amplitude of the tag's first harmonic (SYSTEM.md section 1)
 PAPER = "Next-generation backscatter networks (shared/seeds)"
 
 
@@ -136,7 +135,7 @@ def seed_side_band_references(rx: Receiver, emu: Emulator) -> None:
     shift_samples = (s0 - float(tr.illumination_delay_samples(s0))) % wf.fft_size
     for band in rx.sides:
         shift = np.exp(2j * np.pi * k * shift_samples / wf.fft_size)
-        cfr = TAG_FIRST_HARMONIC * tr.scale[band] * tr.cfr[band] * shift
+        cfr = tr.first_harmonic(band) * tr.scale[band] * tr.cfr[band] * shift
         rx.seed_reference(band, cfr, tr.cfo_hz[band])
 
 
@@ -188,13 +187,16 @@ def receive_emulated(
     rx = Receiver(
         emu.wf,
         list(sc.bands),
+        emu.rate_hz,
         config=cfg,
         truth_packets=(tr.packet_start_sample, tr.packet_bits),
         **cal,
     )
     run = Run(emu.wf, list(sc.bands), sc.duration_s, tr)
     pending_seed = acquisition == "seeded"
-    head = STARTUP_WINDOWS * wf.fft_size  # what timing acquisition needs; a segment needs many more
+    # what timing acquisition needs (at the capture rate, plus the resampler's span); a segment
+    # needs many more
+    head = int(np.ceil(STARTUP_WINDOWS * wf.fft_size * emu.rate_hz / wf.sample_rate_hz)) + 256
     for blk in emu.blocks():
         iq, lost = blk.iq, blk.lost_before
         if pending_seed and iq.shape[1] > head:
