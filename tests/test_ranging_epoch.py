@@ -52,3 +52,15 @@ def test_range_std_goes_on_the_wire(wf, cw_run):
     _, fields, _ = epoch_to_wire(eps[0], wf, emu.truth.range_true_m)
     assert fields["range_std_m"] == {"nomp": pytest.approx(eps[0].range_std_m["nomp"])}
     assert np.isfinite(fields["range_std_m"]["nomp"])
+
+
+def test_range_std_survives_the_codec_and_is_optional(wf, cw_run):
+    from sdr.transport.codec import decode, encode_result
+
+    _, _, eps = cw_run
+    kind, fields, arrays = epoch_to_wire(eps[0], wf)
+    sid = "0" * 32
+    got = decode(encode_result(kind, fields, arrays, stream_id=sid, seq=1))
+    assert got.fields["range_std_m"] == pytest.approx(eps[0].range_std_m)
+    older = {k: v for k, v in fields.items() if k != "range_std_m"}  # a sender from before the field
+    assert "range_std_m" not in decode(encode_result(kind, older, arrays, stream_id=sid, seq=2)).fields
