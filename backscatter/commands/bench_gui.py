@@ -10,6 +10,17 @@ their difference over the wall time.  Beside it: the worker's real-time factor (
 
 Target: the GUI at most :data:`TARGET_GUI_CORE_SHARE` of one core at its default refresh with
 every panel of the Live tab visible.
+
+On a shared 2-core machine the worker may fall behind real time, and the GUI then has fewer
+results to draw: read ``epochs_per_s`` (10 when the worker keeps up) beside the GUI's share.
+How the budget was reached (issue 18), as CPU the GUI needs per second of results at the full
+rate (10 epochs, 10 packets, 2 spectra a second; the window fed in-process in simulated time
+under Xvfb, so the figure does not depend on the machine's load; medians of 3-5 runs, the
+machine shared with other engineers): antialiased, every panel at every 15 Hz tick 218 %;
+antialiasing off 80 %; per-panel rates, visible panels only, status labels set only on change
+32 %; CIR curves clipped to the view 28 %; fixed table column widths, one scatter per bit, spectra
+1 Hz and packets 2 Hz 19 %; the range panel's robust axis and 60 s window 21 %; with the lab bar
+21 %.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ class CirPanel(QWidget):
             offset=(-10, 5), brush=pg.mkBrush(theme.background + "c8")
         )
         self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(theme.truth, style=Qt.DashLine)), "true tag path")
+        self.legend.setColumnCount(2)  # four or more entries stay inside the short top plot
         self._x_range_set = False
 
     def _marker(self, band: str, method: str, index: int) -> pg.ScatterPlotItem:
