@@ -67,11 +67,9 @@ def ranging_epoch(
     ``sums[b]`` is ``sum_m w_m r_b[m]`` with weights that undo the per-window phase
     and (side bands) the decided tag symbol; ``norms[b]`` is ``sum_m abs(w_m)**2``-type
     normalisation (the effective number of symbols averaged).  ``method_params`` maps a
-    method to its parameters; by default those ``methods`` carries (``ReceiverConfig.methods``
-    is a :class:`dsp.ranging.params.MethodList`).
+    method to its parameters (``ReceiverConfig.method_params``; defaults when absent).
     """
-    if method_params is None:
-        method_params = getattr(methods, "params", None) or {}
+    method_params = method_params or {}
     cfr, cir, snr = {}, {}, {}
     for band, s in sums.items():
         h = cfr_from_symbol(wf, s / norms[band], cfo_hz[band])

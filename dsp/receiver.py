@@ -712,6 +712,7 @@ class Receiver:
             self.cfg.tx_rx_distance_m,
             self.calibration,
             self.d_cal_m,
+            method_params=self.cfg.method_params,
         )
 
     def _refresh_central(self, new: np.ndarray) -> None:

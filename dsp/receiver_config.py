@@ -76,15 +76,13 @@ class ReceiverConfig(ConfigBase):
         if unknown or not self.methods:
             self._fail("methods", f"unknown ranging method(s) {unknown}; known: {sorted(REGISTRY)}")
         from dsp.config_base import ConfigError
-        from dsp.ranging.params import MethodList, validate_method_params
+        from dsp.ranging.params import validate_method_params
 
         try:
             params = validate_method_params(self.method_params)
         except ConfigError as exc:
             raise ConfigError(f"ReceiverConfig.method_params: {exc}") from None
         object.__setattr__(self, "method_params", params)
-        # the receiver passes ``methods`` to dsp.epoch.ranging_epoch: carry the parameters with it
-        object.__setattr__(self, "methods", MethodList(self.methods, params))
         if self.tx_rx_distance_m is not None and not (0 <= self.tx_rx_distance_m < 1e5):
             self._fail("tx_rx_distance_m", "must be in [0, 1e5) m")
         if not (0 < self.cfo_forget <= 1 and 0 <= self.reference_forget < 1):

@@ -53,10 +53,10 @@ def test_every_method_declares_typed_parameters():
 
 def test_receiver_config_carries_method_params_to_the_epoch(wf):
     cfg = ReceiverConfig(methods=("music",), method_params={"music": {"gate_cells_before": 4}})
-    assert cfg.methods == ("music",) and cfg.methods.params == {"music": {"gate_cells_before": 4}}
+    assert cfg.methods == ("music",) and cfg.method_params == {"music": {"gate_cells_before": 4}}
     again = ReceiverConfig.from_json(cfg.to_json())
-    assert again == cfg and pickle.loads(pickle.dumps(cfg)).methods.params == cfg.method_params
-    m = method_for("music", wf, cfg.ir_threshold, cfg.methods.params["music"])
+    assert again == cfg and pickle.loads(pickle.dumps(cfg)).method_params == cfg.method_params
+    m = method_for("music", wf, cfg.ir_threshold, cfg.method_params["music"])
     assert m.params.gate_cells_before == 4 and m.params.threshold == cfg.ir_threshold
     with pytest.raises(ConfigError, match=r"method_params.*'music'.*max_order = 0"):
         ReceiverConfig(method_params={"music": {"max_order": 0}})

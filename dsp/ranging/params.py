@@ -111,22 +111,3 @@ def validate_method_params(
         checked = REGISTRY[name].Params.from_dict(values)
         out[str(name)] = {k: getattr(checked, k) for k in values}
     return out
-
-
-class MethodList(tuple):
-    """A tuple of method names that also carries their ``{method: {parameter: value}}`` (``.params``).
-
-    ``ReceiverConfig.methods`` is one, so that :func:`dsp.epoch.ranging_epoch` receives the
-    parameters through the receiver's existing call; it compares, hashes and serialises as
-    the plain tuple of names.
-    """
-
-    params: dict[str, dict[str, Any]]
-
-    def __new__(cls, names: tuple[str, ...], params: Mapping[str, Mapping[str, Any]] | None = None) -> Self:
-        out = super().__new__(cls, names)
-        out.params = {k: dict(v) for k, v in (params or {}).items()}
-        return out
-
-    def __reduce__(self) -> tuple:
-        return (MethodList, (tuple(self), self.params))
