@@ -22,13 +22,13 @@ from gui.source import SourceThread
 from gui.theme import Theme
 
 log = logging.getLogger(__name__)
-DRAW_HZ = 15.0  # the inbox is drained, and due panels redrawn, this often
+DRAW_HZ = 10.0  # the inbox is drained, and due panels redrawn, this often
 # each panel's own redraw rate (Hz): the heavy plots need not follow every message (a newer CIR
 # or spectrum simply replaces one not yet drawn; "not drawn" in the status bar counts them)
 PANEL_HZ = {
-    "cir": 5.0,
-    "ranging": 2.0,
-    "comm": 2.0,
+    "cir": 3.0,
+    "ranging": 1.0,
+    "comm": 1.0,
     "spectrum": 1.0,
     "calibration": 4.0,
     "status": 2.0,
