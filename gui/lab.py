@@ -144,6 +144,11 @@ class LabBar(QToolBar):
         d0 = self.distance.value()
         return WorkerSettings(d0 if d0 > 0 else None, methods or None, set_distance=True)
 
+    def show_methods(self, methods: list[str]) -> None:
+        """Tick the methods the worker is running (as its epochs say), so Apply keeps them."""
+        for m, box in self.method_boxes.items():
+            box.setChecked(m in methods)
+
     def apply_settings(self) -> bool:
         if self.control is None:
             return False

@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.redraws = dict.fromkeys([*self.panels, "status"], 0)  # refresh() calls per panel
         self._due_s = dict.fromkeys(self.redraws, 0.0)
         self.clock = time.monotonic  # replaceable (tests, benchmarks in simulated time)
+        self._methods_shown = 0
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / draw_hz))
         self.timer.timeout.connect(lambda: self.tick(force=False))
@@ -123,6 +124,9 @@ class MainWindow(QMainWindow):
         for kind, fields, arrays in self.source.inbox.drain():
             self.model.handle(kind, fields, arrays)
         self.model.source = self.source.inbox.status()
+        if len(self.model.methods) != self._methods_shown:  # the worker's methods, on the lab bar
+            self._methods_shown = len(self.model.methods)
+            self.lab.show_methods(self.model.methods)
         now = self.clock()
         for name, panel in self.panels.items():
             if self.paused and not force:

@@ -139,6 +139,8 @@ def test_export_png_and_the_last_n_results_as_csv(window, wf, tmp_path):
         src.inbox.put(*packet(0.1 * i, i))
         src.inbox.put(*epoch(wf, 0.1 * i + 0.05, {"ir_first": 14.0 + i, "ir_first_interp": 14.5}, 24.0))
     win.tick()
+    ticked = [m for m, box in win.lab.method_boxes.items() if box.isChecked()]
+    assert ticked == ["ir_first", "ir_first_interp"]  # the methods the worker's epochs carry
     png = win.lab.export_png()
     assert png.parent == tmp_path and QImage(str(png)).width() == win.width()
     win.lab.csv_n.setValue(2)
