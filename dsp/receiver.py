@@ -130,7 +130,7 @@ class Receiver:
         self._acq: dict[str, SubspaceAcquirer] = {}
         # side band -> (window starts, tap features, central CFO) kept by acquisition: decodes the
         # packets whose raw windows were dropped before the band was acquired (_look_back)
-        self._lookback: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._lookback: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # side bands: the nominal CFO phase is continuous across CFO updates; it is
         # anchor_phase + cfo * (index - anchor_index) / fs (see _nominal_phase, _set_cfo)
         self._anchor: dict[str, tuple[int, float]] = {b: (0, 0.0) for b in self.bands}
@@ -313,7 +313,7 @@ class Receiver:
         rate = 0.0
         for _ in range(3):
             f = np.clip(rate * n * m, -0.5, 0.5)
-            e = np.array([self._basis.residual(zp[i : i + 1], f[i : i + 1], curv)[0] for i in range(len(zz))])
+            e = self._basis.residuals(zp, f, curv)
             good = np.abs(rate * n * m) <= 0.5
             if good.sum() < 8:
                 return None
@@ -416,26 +416,18 @@ class Receiver:
         return (z * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
 
     def _look_back(self, band: str, seg: _Segment) -> np.ndarray:
-        """Tag samples ``[window]`` of a segment whose raw windows were dropped while acquiring.
-
-        Acquisition kept each window's whitened tap features (``window @ F``, ``[window, L]``,
-        32 numbers instead of ``N``); the acquired reference lies in the span of the taps, so
-        its projection is ``features @ c`` with ``c`` the least-squares solution of
-        ``F c = q`` (``q`` the projection column).  Windows with no features stay unknown (nan).
-        """
+        """Tag samples ``[window]`` of a segment whose raw windows were dropped while acquiring,
+        from the projections acquisition left in ``_lookback`` (nan where there are none)."""
         row = self.bands.index(band)
         seg.ph[row] = self._nominal_phase(band, seg.starts)
         z = np.full(seg.starts.size, np.nan + 0j, np.complex64)
         kept = self._lookback.get(band)
         if kept is None:
             return z
-        starts, feats, nu0 = kept
+        starts, zk = kept
         pos = np.searchsorted(starts, seg.starts)
         ok = (pos < starts.size) & (starts[np.minimum(pos, starts.size - 1)] == seg.starts)
-        if ok.any():
-            fmat = self._space.feature_matrix(np.conj(ramp(self.wf, nu0)))
-            c = np.linalg.lstsq(fmat, self._proj[band][:, 0], rcond=None)[0]
-            z[ok] = (feats[pos[ok]] @ c) * np.exp(-2j * np.pi * seg.ph[row][ok])
+        z[ok] = zk[pos[ok]] * np.exp(-2j * np.pi * seg.ph[row][ok])
         return z
 
     def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
@@ -507,8 +499,18 @@ class Receiver:
         for b, v in ready.items():
             self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
             self._install(b, symbol_from_cfr(self.wf, self._space.cfr_from_taps(v), self.cfo_hz[b]))
-            a = self._acq.pop(b)
-            self._lookback[b] = (np.concatenate(a.starts), np.concatenate(a.features), nu0)
+            self._lookback[b] = self._projections_from_features(b, self._acq.pop(b), nu0)
+
+    def _projections_from_features(
+        self, band: str, acq: SubspaceAcquirer, nu0: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(window starts, projections on the just-acquired reference) of every window acquisition
+        kept features of.  The reference lies in the span of the taps, so its projection is
+        ``features @ c`` with ``c`` the least-squares solution of ``F c = q`` (``F`` the feature
+        matrix, ``q`` the projection column): 32 numbers a window instead of ``N``."""
+        fmat = self._space.feature_matrix(np.conj(ramp(self.wf, nu0)))
+        c = np.linalg.lstsq(fmat, self._proj[band][:, 0], rcond=None)[0]
+        return np.concatenate(acq.starts), np.concatenate(acq.features) @ c
 
     # ----- packets (burst mode) ------------------------------------------
     def _tag_symbol_samples(self) -> float:

@@ -76,6 +76,13 @@ class DelayBasis:
         s1 = float(p @ self._w)
         return float(p @ self._w**2) - s1**2
 
+    def _z_dz(self, zp: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``z(f) = sum_p f**p zp_p`` and its derivative, ``[window]`` each."""
+        pw = self.powers(f)
+        dpw = np.zeros_like(pw)
+        dpw[:, 1:] = pw[:, :-1] * np.arange(1, self.degree + 1)
+        return np.sum(zp * pw, axis=1), np.sum(zp * dpw, axis=1)
+
     def residual(self, zp: np.ndarray, f: np.ndarray, curvature: float) -> tuple[float, float]:
         """Delay error left after the model, from projections ``zp`` ``[window, P + 1]``.
 
@@ -83,15 +90,16 @@ class DelayBasis:
         ``f + e`` gives ``Re(z' / z) = curvature * e`` to first order.  Returns the
         ``abs(z)**2``-weighted mean error (samples) and the total weight ``sum abs(z)**2``.
         """
-        pw = self.powers(f)
-        z = np.sum(zp * pw, axis=1)
-        dpw = np.zeros_like(pw)
-        dpw[:, 1:] = pw[:, :-1] * np.arange(1, self.degree + 1)
-        dz = np.sum(zp * dpw, axis=1)
+        z, dz = self._z_dz(zp, f)
         weight = float(np.sum(np.abs(z) ** 2))
         if weight <= 0 or curvature <= 0:
             return 0.0, 0.0
         return float(np.sum((np.conj(z) * dz).real) / (curvature * weight)), weight
+
+    def residuals(self, zp: np.ndarray, f: np.ndarray, curvature: float) -> np.ndarray:
+        """The same error per window, ``[window]`` (samples)."""
+        z, dz = self._z_dz(zp, f)
+        return (np.conj(z) * dz).real / (curvature * np.maximum(np.abs(z) ** 2, 1e-30))
 
     def align(self, sums: np.ndarray, cfo_hz: float) -> np.ndarray:
         """Aligned window sum ``[N]`` from ``sums[p] = sum_m w_m f_m**p window_m`` ``[P + 1, N]``."""
