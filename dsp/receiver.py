@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
+from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
 from dsp.epoch import ranging_epoch
 from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
@@ -25,12 +26,13 @@ from dsp.tagdemod import (
     detection_statistic,
     overlap_matrix,
     preamble_template,
+    preamble_waves,
     shape_match,
 )
 from dsp.timing import coarse_cfo_hz, symbol_timing
 from dsp.tracking import DelayBasis, TimingModel
 from dsp.waveform import WaveformConfig
-from dsp.windows import CompositeWindows, WindowBlock, make_buffer
+from dsp.windows import DirectBuffer, WindowBlock, join_blocks, make_buffer
 
 BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
 CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
@@ -113,6 +115,11 @@ class Receiver:
         self._buf = make_buffer(self.n, up, down)
         self._next_nom: int | None = None  # nominal (drift-free) grid position of the next window
         self._basis = DelayBasis(wf, self.cfg.delay_poly_degree)
+        self._align: LevelAlignment | PolynomialAlignment = (
+            LevelAlignment(wf, self.cfg.delay_levels)
+            if isinstance(self._buf, DirectBuffer)
+            else PolynomialAlignment(self._basis)
+        )
         self._timing = TimingModel()
         self._tied = True  # the sample clock follows the LO: drift = CFO / fc (checked at start-up)
         self._curv = 0.0  # central reference's delay curvature (dsp.tracking.DelayBasis.curvature)
@@ -126,7 +133,7 @@ class Receiver:
         self.cfo_hz: dict[str, float | None] = dict.fromkeys(self.bands)
         self.noise_var: dict[str, float | None] = dict.fromkeys(self.bands)
         self._ref: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
-        self._proj: dict[str, np.ndarray | None] = dict.fromkeys(self.bands)
+        self._proj: dict[str, object] = dict.fromkeys(self.bands)  # columns of self._align
         self._acq: dict[str, SubspaceAcquirer] = {}
         # side band -> (window starts, tap features, central CFO) kept by acquisition: decodes the
         # packets whose raw windows were dropped before the band was acquired (_look_back)
@@ -217,7 +224,7 @@ class Receiver:
         starts, k = starts[:m], k[:m]
         cuts = [0, *(np.flatnonzero(np.diff(k)) + 1).tolist(), m]
         parts = [buf.block(int(starts[a]), b - a) for a, b in itertools.pairwise(cuts)]
-        block = parts[0] if len(parts) == 1 else CompositeWindows(parts)
+        block = join_blocks(parts)
         nom0 = int(nom[0])
         self._next_nom = int(nom[m - 1]) + n
         return starts, block, g[:m] - k, nom0
@@ -367,10 +374,10 @@ class Receiver:
         self.noise_var[band] = nv if old is None else 0.8 * old + 0.2 * nv
 
     def _central(self, seg: _Segment) -> None:
-        fs, n, p1 = self.fs, self.n, self._basis.degree + 1
+        fs, n = self.fs, self.n
         lag_ref = self._lag0
-        zp = seg.matmul(self.c0, self._proj["central"])  # one pass: reference projections and noise probe
-        zz = np.sum(zp[:, :p1] * self._basis.powers(seg.f), axis=1)
+        curv = self._curv if self.cfg.timing_tracking else None
+        zz, probe, err = self._align.project(seg.block, self.c0, self._proj["central"], seg.f, curv)
         lag = np.vdot(zz[:-1], zz[1:])
         if self._last_z0 is not None:
             lag += np.conj(self._last_z0) * zz[0]
@@ -379,10 +386,9 @@ class Receiver:
         frac = float(np.angle(self._lag0)) * fs / (2 * np.pi * n)
         spacing = fs / n  # the lag products see the CFO modulo one subcarrier: keep the whole part
         self.cfo_hz["central"] = frac + spacing * round((self.cfo_hz["central"] - frac) / spacing)
-        seg.z[self.c0] = zz.astype(np.complex64)
-        self._update_noise("central", zp[:, p1])
-        if self.cfg.timing_tracking:
-            err, _ = self._basis.residual(zp[:, :p1], seg.f, self._curv)
+        seg.z[self.c0] = zz
+        self._update_noise("central", probe)
+        if err is not None:
             mid = seg.f.size // 2
             tm = self._timing
             tm.move_anchor(seg.nom0 + mid * n)
@@ -408,11 +414,10 @@ class Receiver:
     def _project(self, band: str, seg: _Segment) -> np.ndarray:
         """Tag samples ``[window]`` with the band's nominal CFO phase removed (and stored in
         ``seg.ph``); updates the noise."""
-        row, p1 = self.bands.index(band), self._basis.degree + 1
-        zp = seg.matmul(row, self._proj[band])
-        self._update_noise(band, zp[:, p1])
+        row = self.bands.index(band)
+        z, probe, _ = self._align.project(seg.block, row, self._proj[band], seg.f)
+        self._update_noise(band, probe)
         seg.ph[row] = self._nominal_phase(band, seg.starts)
-        z = np.sum(zp[:, :p1] * self._basis.powers(seg.f), axis=1)
         return (z * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
 
     def _look_back(self, band: str, seg: _Segment) -> np.ndarray:
@@ -447,14 +452,12 @@ class Receiver:
         self.cfo_hz[band] = cfo_hz
 
     def _install(self, band: str, ref: np.ndarray) -> None:
-        """Use ``ref`` ``[N]`` as the band's reference: projection columns ``[N, P + 2]`` (the
-        reference delayed by a fractional ``f``, :class:`dsp.tracking.DelayBasis`, and a noise
-        probe), at the band's current CFO."""
+        """Use ``ref`` ``[N]`` as the band's reference: its projection columns for every
+        fractional delay and a noise probe (dsp/alignment.py), at the band's current CFO."""
         cfo = self.cfo_hz[band]
         self._ref[band] = ref.astype(np.complex64)
-        cols = self._basis.columns(self._ref[band], cfo)
         probe = guard_probe(self.wf, cfo)
-        self._proj[band] = np.ascontiguousarray(np.column_stack([cols, np.conj(probe)]), np.complex64)
+        self._proj[band] = self._align.install(self._ref[band], cfo, probe, slope=band == "central")
         if band == "central":
             self._curv = self._basis.curvature(self._ref[band], cfo)
 
@@ -509,7 +512,7 @@ class Receiver:
         ``features @ c`` with ``c`` the least-squares solution of ``F c = q`` (``F`` the feature
         matrix, ``q`` the projection column): 32 numbers a window instead of ``N``."""
         fmat = self._space.feature_matrix(np.conj(ramp(self.wf, nu0)))
-        c = np.linalg.lstsq(fmat, self._proj[band][:, 0], rcond=None)[0]
+        c = np.linalg.lstsq(fmat, self._align.column0(self._proj[band]), rcond=None)[0]
         return np.concatenate(acq.starts), np.concatenate(acq.features) @ c
 
     # ----- packets (burst mode) ------------------------------------------
@@ -587,12 +590,11 @@ class Receiver:
         # fine timing: the preamble statistic on a sub-window grid around the coarse start
         p_end = k - lo + int(np.ceil(len(self._preamble) * period / n)) + 3
         st_p, zz_p = st[:p_end], zz[:, :p_end]
-        best, t0 = -1.0, float(starts[k])
-        for c in starts[k] + n * np.linspace(-1, 1, 33):
-            wave = self._preamble @ overlap_matrix(c, period, len(self._preamble), st_p, n)
-            stat_c = float(np.sum(np.abs(zz_p @ wave) ** 2 / (nv * (wave @ wave))))
-            if stat_c > best:
-                best, t0 = stat_c, float(c)
+        cand = starts[k] + n * np.linspace(-1, 1, 33)
+        waves = preamble_waves(cand, period, self._preamble, st_p, n)  # [candidate, window]
+        stat_c = np.sum(np.abs(zz_p @ waves.T) ** 2 / (nv[:, None] * np.sum(waves**2, axis=1)), axis=0)
+        best_i = int(np.argmax(stat_c))
+        best, t0 = float(stat_c[best_i]), float(cand[best_i])
         o = overlap_matrix(t0, period, pkt, st, n)
         times = (st + n / 2) / self.fs
         dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)
@@ -680,17 +682,15 @@ class Receiver:
     def _window_sum(self, band_row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
         """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments), each
         window aligned to the reference frame (its fractional delay undone, dsp.tracking)."""
-        p1 = self._basis.degree + 1
-        f = np.concatenate([s.f for s in self._history])[lo:hi]
-        wp = (w[None, :] * self._basis.powers(f).T).astype(np.complex64)  # [P + 1, window]
-        acc = np.zeros((p1, self.n), complex)
-        pos = 0
+        parts, pos = [], 0
         for s in self._history:
             m = s.starts.size
             if pos < hi and pos + m > lo:
-                acc += s.weighted_sum(band_row, max(lo - pos, 0), min(hi - pos, m), wp[:, max(pos - lo, 0) :])
+                a, b = max(lo - pos, 0), min(hi - pos, m)
+                ws = w[pos + a - lo : pos + b - lo]
+                parts.append(SumPart(s.block, band_row, a, b, ws, s.f[a:b]))
             pos += m
-        return self._basis.align(acc, self.cfo_hz[self.bands[band_row]])
+        return self._align.window_sum(parts, self.cfo_hz[self.bands[band_row]])
 
     def _epoch(self, lo: int, hi: int, side_weights: dict[str, np.ndarray], time_s: float) -> RangingEpoch:
         z0 = np.concatenate([s.z[self.c0] for s in self._history])[lo:hi]

@@ -20,7 +20,9 @@ class ReceiverConfig(ConfigBase):
     second-order loop (``timing_loop_gain`` on the offset, ``timing_rate_gain`` on the rate)
     around the prior ``drift = CFO / fc``, which is kept when the drift measured at start-up
     agrees with it within ``drift_check_ppm`` (else the measured drift is used);
-    ``delay_poly_degree`` is the order of the fractional-delay model.
+    fractional window delays are undone (dsp/alignment.py) on ``delay_levels`` levels a
+    sample for input at the working rate, by a polynomial of degree ``delay_poly_degree``
+    for resampled input (and for the start-up drift measurement).
     ``method_params`` maps a ranging method to its parameters (``{"music":
     {"gate_cells_before": 5}}``; ``backscatter methods`` lists them); ``ir_threshold``
     is passed to every method that has a ``threshold`` and is not set there.
@@ -48,6 +50,7 @@ class ReceiverConfig(ConfigBase):
     timing_loop_gain: float = 0.5
     timing_rate_gain: float = 0.05
     delay_poly_degree: int = 4
+    delay_levels: int = 16
     drift_check_ppm: float = 0.5
 
     def _validate(self) -> None:
@@ -93,5 +96,7 @@ class ReceiverConfig(ConfigBase):
             self._fail("timing_loop_gain", "loop gains must be in (0, 1] (offset) and [0, 0.5] (rate)")
         if not (2 <= self.delay_poly_degree <= 8):
             self._fail("delay_poly_degree", "must be in [2, 8]")
+        if not (2 <= self.delay_levels <= 1024) or self.delay_levels % 2:
+            self._fail("delay_levels", "must be an even number in [2, 1024]")
         if not (0 < self.drift_check_ppm <= 100):
             self._fail("drift_check_ppm", "must be in (0, 100] ppm")

@@ -24,6 +24,7 @@ Buffers take chunks ``[channel, sample]`` of any size and hand out
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from math import gcd
 from typing import Protocol
 
@@ -114,12 +115,17 @@ class DirectWindows:
 
     def __init__(self, pieces: list[np.ndarray]):
         self.pieces = pieces
-        self.count = sum(p.shape[1] for p in pieces)
+        self._first = np.cumsum([0] + [p.shape[1] for p in pieces]).tolist()  # piece -> first window
+        self.count = self._first[-1]
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         return np.concatenate([p[row] @ mat for p in self.pieces])
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
+        k = bisect_right(self._first, lo) - 1
+        if hi <= self._first[k + 1]:  # inside one piece
+            a = lo - self._first[k]
+            return w @ self.pieces[k][row, a : a + hi - lo]
         acc = np.zeros((*w.shape[:-1], self.pieces[0].shape[-1]), np.complex64)
         pos = 0
         for p in self.pieces:
@@ -131,6 +137,36 @@ class DirectWindows:
 
     def windows(self, row: int) -> np.ndarray:
         return np.concatenate([p[row] for p in self.pieces])
+
+    def dot(self, row: int, a: int, b: int, vec: np.ndarray, step: int = 1) -> np.ndarray:
+        """``windows[row, a:b:step] @ vec`` for ``vec`` ``[N]``: ``[len(range(a, b, step))]``,
+        one matrix-vector product per piece (memory speed, no copy).  Called once per run of
+        windows at one delay level, so the common case (one piece) is kept short."""
+        k = bisect_right(self._first, a) - 1
+        first = self._first
+        if b <= first[k + 1]:  # inside one piece
+            return self.pieces[k][row, a - first[k] : b - first[k] : step] @ vec
+        out = np.empty(len(range(a, b, step)), np.result_type(self.pieces[0].dtype, vec.dtype))
+        i, m = 0, a
+        while m < b:
+            lo, hi = m - first[k], min(b, first[k + 1]) - first[k]
+            part = self.pieces[k][row, lo:hi:step] @ vec
+            out[i : i + part.size] = part
+            i += part.size
+            m += part.size * step
+            while k + 1 < len(self.pieces) and m >= first[k + 1]:
+                k += 1
+        return out
+
+
+def join_blocks(parts: list[WindowBlock]) -> WindowBlock:
+    """Consecutive blocks as one: working-rate pieces merged into one :class:`DirectWindows`
+    (its pieces need not be evenly spaced), others wrapped in a :class:`CompositeWindows`."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, DirectWindows) for p in parts):
+        return DirectWindows([piece for p in parts for piece in p.pieces])
+    return CompositeWindows(parts)
 
 
 class DirectBuffer:

@@ -1,0 +1,194 @@
+"""Undoing the windows' fractional delays in projections and window sums: two strategies.
+
+The receiver keeps its windows on the drifting symbol grid to the nearest sample
+(dsp/tracking.py); each window ``m`` still holds the reference delayed by a fraction
+``f_m`` in ``[-1/2, 1/2]``.  Two places must undo it: the per-window projections (tag
+samples, and the central band's timing error) and the weighted window sums of an
+epoch.  Both strategies share one interface (``install``, ``project``,
+``window_sum``, ``column0``):
+
+* :class:`LevelAlignment` (input at the working rate): ``f`` is quantised to
+  ``1/L`` sample.  Each level has its own column, so a projection is one
+  matrix-vector product per run of windows at the same level, and an epoch sum is
+  one weighted sum per run plus one FFT per level used.  Matrix-vector products
+  run at memory speed; on this machine a product with two to six columns costs
+  three times one (OpenBLAS's GEMM path, figures in docs/RECEIVER.md).  The
+  quantisation error ``|f - f_q| <= 1/(2L)`` costs a projection at most
+  ``(w_max / 2L)**2 / 3`` of its power at the band edge (0.2 % for ``L = 16``); the
+  timing error is measured against ``f_q`` and the known ``f - f_q`` removed, and
+  each level's sum is re-aligned by its windows' mean ``f``, so neither is biased.
+  The noise probe and the timing slope are taken on every 8th and 4th window.
+* :class:`PolynomialAlignment` (input resampled from the capture rate): the
+  pulled-back columns of a resampled block cost a sparse product per column and
+  phase, so a column per level would cost more than it saves.  ``exp(+j w f)`` is
+  fitted by a polynomial in ``f`` (:class:`dsp.tracking.DelayBasis`): ``P + 1``
+  fixed columns and ``P + 1`` weighted sums, whatever the drift.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp.references import cfr_from_symbol, ramp
+from dsp.tracking import DelayBasis
+from dsp.waveform import WaveformConfig
+from dsp.windows import DirectWindows, WindowBlock
+
+PROBE_STEP = 8  # noise probe on every 8th window: 60 a segment, enough for a smoothed variance
+SLOPE_STEP = 4  # timing slope on every 4th window: the loop averages over a whole segment
+
+
+@dataclass(frozen=True)
+class SumPart:
+    """Windows ``a..b`` of one block (channel ``row``), their weights and fractional delays."""
+
+    block: WindowBlock
+    row: int
+    a: int
+    b: int
+    w: np.ndarray  # [window] complex weights of windows a..b
+    f: np.ndarray  # [window] fractional delays (samples) of windows a..b
+
+
+def _runs(lev: np.ndarray) -> list[tuple[int, int]]:
+    """``(a, b)`` index ranges over which ``lev`` is constant."""
+    cuts = [0, *(np.flatnonzero(np.diff(lev)) + 1).tolist(), lev.size]
+    return list(itertools.pairwise(cuts))
+
+
+@dataclass(frozen=True)
+class LevelColumns:
+    """One band's columns: ``table`` ``[L + 1, N]`` (the reference delayed by each level),
+    ``slope`` ``[L + 1, N]`` (its derivative in ``f``, central band only) and ``probe`` ``[N]``."""
+
+    table: np.ndarray
+    slope: np.ndarray | None
+    probe: np.ndarray
+
+
+class LevelAlignment:
+    """Fractional delays quantised to ``1 / levels`` sample (see the module docstring)."""
+
+    def __init__(self, wf: WaveformConfig, levels: int):
+        if levels < 2 or levels % 2:
+            raise ValueError(f"delay levels must be an even number >= 2, got {levels}")
+        self.wf = wf
+        self.levels = levels
+        self.f_levels = np.arange(levels + 1) / levels - 0.5  # [L + 1] samples
+        self._w = 2 * np.pi * wf.active_subcarriers / wf.fft_size  # [subcarrier] rad per sample
+        self._delay = np.exp(-1j * np.outer(self.f_levels, self._w))  # [L + 1, subcarrier]
+
+    def level(self, f: np.ndarray) -> np.ndarray:
+        """Level index ``[window]`` (0 .. L) of fractional delays ``f``."""
+        return np.clip(np.rint((np.asarray(f) + 0.5) * self.levels), 0, self.levels).astype(np.int64)
+
+    def install(self, reference: np.ndarray, cfo_hz: float, probe: np.ndarray, slope: bool) -> LevelColumns:
+        wf = self.wf
+        spec = cfr_from_symbol(wf, reference, cfo_hz) * wf.zadoff_chu  # R[k] on the active bins
+        energy = max(float(np.sum(np.abs(spec) ** 2)), 1e-30)
+        shifted = spec[None, :] * self._delay  # [L + 1, subcarrier]
+        rm = ramp(wf, cfo_hz)[None, :] * np.sqrt(wf.fft_size)
+
+        def columns(active: np.ndarray) -> np.ndarray:
+            full = np.zeros((self.levels + 1, wf.fft_size), complex)
+            full[:, wf.active_bins] = active
+            return np.ascontiguousarray(np.conj(np.fft.ifft(full, axis=-1) * rm) / energy, np.complex64)
+
+        return LevelColumns(
+            columns(shifted),
+            columns(shifted * (-1j * self._w)[None, :]) if slope else None,
+            np.ascontiguousarray(np.conj(probe), np.complex64),
+        )
+
+    @staticmethod
+    def column0(cols: LevelColumns) -> np.ndarray:
+        """The projection column at zero delay, ``[N]``."""
+        return cols.table[cols.table.shape[0] // 2]
+
+    def project(
+        self, block: WindowBlock, row: int, cols: LevelColumns, f: np.ndarray, curvature: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """Tag samples ``[window]``, noise-probe samples ``[window // PROBE_STEP]`` and, given the
+        reference's ``curvature``, the mean timing error (samples) left after ``f``."""
+        if not isinstance(block, DirectWindows):
+            raise TypeError("level alignment needs windows at the working rate (DirectWindows)")
+        m = block.count
+        lev = self.level(f)
+        z = np.empty(m, np.complex64)
+        for a, b in _runs(lev):
+            z[a:b] = block.dot(row, a, b, cols.table[lev[a]])
+        probe = block.dot(row, 0, m, cols.probe, PROBE_STEP)
+        if curvature is None or cols.slope is None:
+            return z, probe, None
+        s = SLOPE_STEP
+        lev_s = lev[::s]
+        dz = np.empty(lev_s.size, np.complex64)
+        for a, b in _runs(lev_s):
+            dz[a:b] = block.dot(row, a * s, (b - 1) * s + 1, cols.slope[lev_s[a]], s)
+        zs = z[::s].astype(complex)
+        power = np.abs(zs) ** 2
+        weight = float(power.sum())
+        if weight <= 0 or curvature <= 0:
+            return z, probe, 0.0
+        measured = float(np.sum((np.conj(zs) * dz).real)) / (curvature * weight)  # vs the levels
+        quantised = float(power @ (f[::s] - self.f_levels[lev_s])) / weight  # known part of it
+        return z, probe, measured - quantised
+
+    def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
+        """``sum_m w_m window_m`` with every window aligned to the reference frame, ``[N]``."""
+        wf, n_lev = self.wf, self.levels + 1
+        acc = np.zeros((n_lev, wf.fft_size), np.complex64)
+        mass = np.zeros(n_lev)
+        moment = np.zeros(n_lev)
+        for p in parts:
+            lev = self.level(p.f)
+            w = p.w.astype(np.complex64)  # complex128 weights would cast every window up
+            for a, b in _runs(lev):
+                acc[lev[a]] += p.block.weighted_sum(p.row, p.a + a, p.a + b, w[a:b])
+            aw = np.abs(p.w)
+            mass += np.bincount(lev, aw, n_lev)
+            moment += np.bincount(lev, aw * p.f, n_lev)
+        used = np.flatnonzero(mass > 0)
+        if used.size == 0:
+            return np.zeros(wf.fft_size, complex)
+        f_mean = moment[used] / mass[used]  # each level re-aligned by its windows' mean delay
+        rm = ramp(wf, cfo_hz)
+        spec = np.fft.fft(acc[used] * np.conj(rm)[None, :], axis=-1)[:, wf.active_bins]
+        out = np.zeros(wf.fft_size, complex)
+        out[wf.active_bins] = np.sum(np.exp(1j * np.outer(f_mean, self._w)) * spec, axis=0)
+        return np.fft.ifft(out) * rm
+
+
+class PolynomialAlignment:
+    """Fractional delays undone by a polynomial in ``f`` (see the module docstring)."""
+
+    def __init__(self, basis: DelayBasis):
+        self.basis = basis
+
+    def install(self, reference: np.ndarray, cfo_hz: float, probe: np.ndarray, slope: bool) -> np.ndarray:
+        """Columns ``[N, P + 2]``: the polynomial's ``P + 1`` and the noise probe."""
+        cols = self.basis.columns(reference, cfo_hz)
+        return np.ascontiguousarray(np.column_stack([cols, np.conj(probe)]), np.complex64)
+
+    @staticmethod
+    def column0(cols: np.ndarray) -> np.ndarray:
+        return cols[:, 0]
+
+    def project(
+        self, block: WindowBlock, row: int, cols: np.ndarray, f: np.ndarray, curvature: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        p1 = self.basis.degree + 1
+        zp = block.matmul(row, cols)  # [window, P + 2]: one pass for everything
+        z = np.sum(zp[:, :p1] * self.basis.powers(f), axis=1).astype(np.complex64)
+        err = None if curvature is None else self.basis.residual(zp[:, :p1], f, curvature)[0]
+        return z, zp[:, p1], err
+
+    def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
+        acc = np.zeros((self.basis.degree + 1, self.basis.wf.fft_size), complex)
+        for p in parts:
+            wp = (p.w[None, :] * self.basis.powers(p.f).T).astype(np.complex64)  # [P + 1, window]
+            acc += p.block.weighted_sum(p.row, p.a, p.b, wp)
+        return self.basis.align(acc, cfo_hz)
