@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from dsp.config_base import ConfigBase, ConfigError
-from experiments import ber, nmae, ranging, resolvability
+from experiments import ber, impairments, nmae, ranging, resolvability
 from experiments.common import write_json, write_runs
 from experiments.engine import Checkpoint, EngineConfig, SweepError, Task, new_root_seed, run_tasks
 
@@ -44,7 +44,9 @@ class Sweep:
         return cls(m.NAME, m.TITLE, m.Config, m.QUICK, m.tasks, m.finalize)
 
 
-SWEEPS: dict[str, Sweep] = {m.NAME: Sweep.from_module(m) for m in (nmae, resolvability, ber, ranging)}
+SWEEPS: dict[str, Sweep] = {
+    m.NAME: Sweep.from_module(m) for m in (nmae, resolvability, ber, ranging, impairments)
+}
 
 
 def get_sweep(name: str) -> Sweep:

@@ -8,7 +8,7 @@ from pathlib import Path
 from backscatter.output import CliError, print_json
 
 # the sweeps of experiments.sweeps.SWEEPS, listed here so that building the parser imports nothing heavy
-SWEEP_NAMES = ("ber", "nmae", "ranging", "resolvability")
+SWEEP_NAMES = ("ber", "impairments", "nmae", "ranging", "resolvability")
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
@@ -55,7 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="run a sweep of the paper's figures on dask (nmae, resolvability, ber, ranging)",
+        help="run a sweep on dask: the paper's figures (nmae, resolvability, ber, ranging), impairments",
         description=(
             "Run one sweep: one dask task per run, seeded from one recorded root seed, "
             "checkpointed (re-running the same command into the same --out resumes it). "
