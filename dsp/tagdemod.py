@@ -82,6 +82,11 @@ class Demodulated:
     snr_per_bit: np.ndarray  # [band] estimated Eb/N0 (linear) per band
 
 
+def _times_real(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for complex ``a`` and real ``b`` without casting ``b`` to complex (a copy)."""
+    return a.real @ b + 1j * (a.imag @ b)
+
+
 def demodulate(
     z: np.ndarray,
     noise_var: np.ndarray,
@@ -114,13 +119,13 @@ def demodulate(
     steer = np.exp(-2j * np.pi * np.outer(grid, t_sym))  # [grid, tag_symbol]
     decisions = preamble
     for it in range(iterations + 1):
-        soft = np.real(overlaps @ ((np.conj(gains) / noise_var) @ zc))  # MRC, then matched filter
+        soft = overlaps @ np.real((np.conj(gains) / noise_var) @ zc)  # MRC, then matched filter
         decisions = np.where(soft >= 0, 1.0, -1.0)
         decisions[:p] = preamble
         if it == iterations:
             break
         wave = decisions @ overlaps  # [window] re-modulated tag waveform
-        per_symbol = (zc @ overlaps.T) * decisions  # [band, tag_symbol], data removed
+        per_symbol = _times_real(zc, overlaps.T) * decisions  # [band, tag_symbol], data removed
         for b in range(n_bands):
             spectrum = np.abs(steer @ per_symbol[b])
             k = int(np.argmax(spectrum))

@@ -602,3 +602,41 @@ def test_benchmark_helper_reports_both_paths():
     assert r["ratio"] == pytest.approx(r["pipeline_bytes_per_s"] / r["bare_bytes_per_s"])
     r16 = compare_pushpull_throughput([complex_to_sc16(b) for b in bufs], repeats=1)
     assert r16["ratio"] > 0
+
+
+def test_buffer_pool_reuses_an_array_only_once_nothing_else_refers_to_it():
+    from sdr.transport import BufferPool
+
+    pool = BufferPool(capacity=4)
+    a = pool.take((3, 8))
+    first = id(a)  # the pool keeps the object alive, so its id stays its own
+    view = a[:, 2:]  # a consumer's view (the receiver keeps views of recent chunks)
+    del a
+    b = pool.take((3, 8))
+    assert id(b) != first  # still viewed: a new array
+    assert pool.take((3, 9)).shape == (3, 9)  # another shape: never handed out for this one
+    del view
+    assert id(pool.take((3, 8))) == first  # released: the first array again, no new allocation
+    assert len(pool) == 3
+    held = [pool.take((2, 2)) for _ in range(6)]  # all held: six new arrays
+    assert len({id(h) for h in held}) == 6 and len(pool) == 4  # the pool forgets the oldest
+    with pytest.raises(ValueError, match="capacity"):
+        BufferPool(0)
+
+
+def test_sc16_message_converts_into_pooled_arrays_bit_for_bit():
+    from sdr.transport import BufferPool
+
+    rng = np.random.default_rng(1)
+    pairs = rng.integers(-32768, 32767, (3, 100, 2), dtype=np.int16)
+    pool = BufferPool()
+    got = [sc16_into(pairs, pool) for _ in range(3)]
+    want = sc16_to_complex(pairs)
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+
+
+def sc16_into(pairs: np.ndarray, pool) -> np.ndarray:
+    from dsp.sc16 import sc16_to_complex64
+
+    return sc16_to_complex64(pairs, pool.take(pairs.shape[:-1])).copy()

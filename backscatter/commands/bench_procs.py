@@ -28,6 +28,7 @@ from sdr.transport import ResultSubscriber
 WORKER_KEYS = (
     "stream_s",
     "realtime_factor",
+    "realtime_factor_one_core",
     "packets",
     "crc_ok",
     "epochs",
