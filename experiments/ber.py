@@ -65,6 +65,7 @@ class Config(ConfigBase):
     acquisition: str = "seeded"
     calibration: str = "workflow"
     ideal: bool = False  # True: the emulator's impairments off (ScenarioConfig.ideal)
+    phase_noise: bool = True  # False: only the LO phase noise off (its BER cost, issue 13)
 
     def _validate(self) -> None:
         check_common_fields(self)
@@ -112,6 +113,7 @@ def run_ber(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) ->
         duration += BLIND_LEAD_S  # count too (decoded by look-back), the measured Eb/N0 comes after
     sc = ScenarioConfig(
         ideal=cfg.ideal,
+        phase_noise=cfg.phase_noise,
         seed=int_seed(seeds["run"]),
         duration_s=duration,
         mode="burst",

@@ -119,6 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pipeline-duration-s", type=float, default=60.0, help="length of the --pipeline run")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="streamer, worker and recorder for MINUTES")
+    p.add_argument(
+        "--soak-record-s",
+        type=float,
+        default=30.0,
+        help="--soak: seconds per recorder window, every 150 s (0: no recorder)",
+    )
     p.add_argument("--gui", action="store_true", help="streamer, worker and GUI in Xvfb: the GUI's CPU share")
     p.add_argument("--gui-measure-s", type=float, default=30.0, help="--gui: seconds measured per run")
     p.add_argument("--gui-offscreen", action="store_true", help="--gui: QT_QPA_PLATFORM=offscreen, no Xvfb")
@@ -132,7 +138,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> dict:
     from backscatter.commands import bench_pipeline
 
     if args.soak:
-        out = bench_pipeline.bench_soak(args.soak)
+        out = bench_pipeline.bench_soak(args.soak, record_s=args.soak_record_s)
     else:
         out = bench_pipeline.bench_pipeline(args.pipeline_duration_s)
     if args.json:

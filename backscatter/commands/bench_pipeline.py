@@ -212,6 +212,11 @@ def describe(out: dict) -> str:
                 f"target < {out['memory_target_pct']:g} %), peak {m['peak_mb']:.0f} MB"
             )
     lines.append(f"  samples lost: {out['samples_lost']}")
+    w = out["worker"]
+    lines.append(
+        f"  worker: {w.get('packets')} packets ({w.get('crc_ok')} CRC ok), {w.get('epochs')} epochs, "
+        f"{w.get('gaps')} gaps, {w.get('realtime_factor') or 0:.2f}x real time (receiver thread)"
+    )
     for r in out["latency_per_minute"]:
         lines.append(
             f"  minute {r['minute']}: p95 latency median {_ms(r['latency_p95_s_median'])}, max "
