@@ -1,7 +1,7 @@
 """Fuzzers: the transport decoder, the capture reader, the configuration parsers, the calibration loader.
 
 Each parser has one contract under hostile input: it returns a valid object or raises its own error
-type (``MessageError`` counted as a drop, ``CaptureError``, ``ConfigError``/``ValueError``,
+type (``MessageError`` counted as a drop, ``CaptureError``, ``ConfigError`` naming the field,
 ``CalibrationError``), never anything else.  ``test_transport.py`` fuzzes random frames, random
 JSON headers and one-field changes; here valid messages get several structured mutations at once
 (nested fields, frames dropped, duplicated, swapped, resized) and sequences go out of order.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -392,28 +393,48 @@ shaped_values = st.one_of(
 )
 def test_fuzz_config_parsers_raise_only_config_errors(cls, data, use_base):
     """Random mappings of known and unknown keys to hostile values: ``from_dict`` (with and
-    without a base) and ``from_json`` build a config or raise ``ConfigError``/``ValueError``."""
+    without a base) and ``from_json`` build a config or raise ``ConfigError`` that names what is
+    wrong: the unknown keys, or ``Class.field`` of one of the class's fields."""
     try:
         cfg = cls.from_dict(data, base=cls() if use_base else None)
-    except ValueError:
-        pass
+    except ConfigError as exc:
+        _assert_names_the_field(exc, cls, data)
     else:
         assert cls.from_json(cfg.to_json()) == cfg  # what validated also round-trips
     try:
         cls.from_json(json.dumps(data))
-    except ValueError:
-        pass
+    except ConfigError as exc:
+        _assert_names_the_field(exc, cls, data)
+
+
+def _assert_names_the_field(exc: ConfigError, cls: type, data: dict) -> None:
+    """Unknown keys are refused first, listed by name; otherwise the message starts with
+    ``Class.field`` for a field of ``cls`` (nested configurations: ``RadioConfig.channels[i]``)."""
+    msg = str(exc)
+    unknown = sorted(set(data) - set(cls.field_names()))
+    if unknown:
+        assert msg.startswith(f"{cls.__name__}: unknown key(s) {unknown}"), msg
+        return
+    m = re.match(rf"{cls.__name__}\.(\w+)", msg)
+    assert m is not None and m.group(1) in cls.field_names(), msg
 
 
 @FUZZ
 @given(text=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
 def test_fuzz_config_json_text(text):
-    """Arbitrary text as configuration JSON: only ``ConfigError``."""
+    """Arbitrary text as configuration JSON: a config, or ``ConfigError`` naming the class (invalid
+    JSON, not a mapping) and, for a mapping, the unknown keys or the field."""
     for cls in CONFIGS:
         try:
             cls.from_json(text)
-        except ConfigError:
-            pass
+        except ConfigError as exc:
+            assert str(exc).startswith(cls.__name__), exc
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                _assert_names_the_field(exc, cls, data)
 
 
 # ----- calibration loader -------------------------------------------------------------------------

@@ -194,7 +194,8 @@ def test_latency_on_one_core():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     res = json.loads(out.stdout)
     assert res["subcarriers"] == 800 and res["repeats"] == 9
-    assert res["min_s"] <= res["median_s"] < 2 * res["target_s"]
+    assert res["target_s"] == 0.05
+    assert res["median_s"] < 2 * res["target_s"]
 
 
 def test_the_cir_gates_the_search_around_ir_firsts_first_peak(wf):

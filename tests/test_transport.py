@@ -595,13 +595,35 @@ def test_pacer_follows_the_sample_clock_without_drift():
     assert not Pacer(1.0).wait(0, 10, stop)
 
 
-def test_benchmark_helper_reports_both_paths():
+def test_benchmark_helper_reports_both_paths(monkeypatch):
+    """Both links really carry the buffers (the real transfers run; a lost message raises), then
+    their timings are replaced by scripted ones, so what the helper makes of them is checked
+    against figures worked out here: the warm-up pass is left out, the median of the timed passes
+    is used, the bytes are the payload's (4 buffers x 3 channels x 4096 samples x 8 bytes for
+    complex64, 4 bytes for sc16), and the ratio is pipeline over bare throughput (1/3 when the
+    pipeline takes three times as long)."""
+    from sdr.transport import bench
+
+    passes: dict[str, list[float]] = {}
+
+    def scripted(name, real):
+        def seconds(self, buffers):
+            real(self, buffers)
+            return passes[name].pop(0)
+
+        return seconds
+
+    monkeypatch.setattr(bench._BareLink, "seconds", scripted("bare", bench._BareLink.seconds))
+    monkeypatch.setattr(bench._PipelineLink, "seconds", scripted("pipe", bench._PipelineLink.seconds))
     bufs = [_iq(4096, seed=i, channels=3) for i in range(4)]
-    r = compare_pushpull_throughput(bufs, repeats=1)
-    assert r["bare_bytes_per_s"] > 0 and r["pipeline_bytes_per_s"] > 0
-    assert r["ratio"] == pytest.approx(r["pipeline_bytes_per_s"] / r["bare_bytes_per_s"])
-    r16 = compare_pushpull_throughput([complex_to_sc16(b) for b in bufs], repeats=1)
-    assert r16["ratio"] > 0
+    cases = ((bufs, 4 * 3 * 4096 * 8), ([complex_to_sc16(b) for b in bufs], 4 * 3 * 4096 * 4))
+    for buffers, n_bytes in cases:
+        passes.update(bare=[9.0, 1.0, 3.0, 2.0], pipe=[9.0, 4.0, 8.0, 6.0])  # warm-up first: medians 2, 6
+        r = compare_pushpull_throughput(buffers, repeats=3)
+        assert passes == {"bare": [], "pipe": []}  # one warm-up and three timed passes per link
+        assert r["bare_bytes_per_s"] == pytest.approx(n_bytes / 2.0, rel=1e-12)
+        assert r["pipeline_bytes_per_s"] == pytest.approx(n_bytes / 6.0, rel=1e-12)
+        assert r["ratio"] == pytest.approx(1 / 3, rel=1e-12)
 
 
 def test_buffer_pool_reuses_an_array_only_once_nothing_else_refers_to_it():

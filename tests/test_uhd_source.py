@@ -304,14 +304,21 @@ def test_timeouts_are_retried_then_raise_a_clear_error() -> None:
     assert d.calls_named("issue_stream_cmd")[-1] == (StreamCMD(StreamMode.stop_cont),)
 
 
-@pytest.mark.parametrize("code", ["broken_chain", "alignment", "bad_packet"])
-def test_other_error_codes_are_events(code: str) -> None:
+@pytest.mark.parametrize(
+    "code,detail",
+    [  # what UHD's rx_metadata_t::strerror() returns for each (host/lib/types/metadata.cpp)
+        ("broken_chain", "ERROR_CODE_BROKEN_CHAIN (Expected another stream command)"),
+        ("alignment", "ERROR_CODE_ALIGNMENT (Multi-channel alignment failed)"),
+        ("bad_packet", "ERROR_CODE_BAD_PACKET"),
+    ],
+)
+def test_other_error_codes_are_events(code: str, detail: str) -> None:
     iq = sc16_iq(2 * SPC, seed=6)
     d = UHDDouble([Packet(iq[:, :SPC], T0), Event(code), Packet(iq[:, SPC:], T0 + SPC)])
     src = source(radio(), d)
     chunks = take(src, 2)
     assert src.event_counts == {code: 1}
-    assert src.events[0].detail == f"ERROR_CODE_{code.upper()}"
+    assert src.events[0].detail == detail
     assert chunks[1].lost_before == 0
 
 

@@ -99,23 +99,59 @@ def test_impossible_values_refused_naming_the_field(field, value):
         WaveformConfig(**{field: value})
 
 
+DF_HZ = 30.72e6 / 1024  # subcarrier spacing of the default profile (30 kHz, exact in binary)
+FC_HZ = 915e6
+PACKET_BITS = 13 + 32 + 64 + 16  # default packet: 125 bits must fit in the 0.1 s burst period
+RATE_MIN = PACKET_BITS / 0.1  # 1250 Bd: slower and the packet outlasts the burst period
+
+
+@st.composite
+def shift_configs(draw) -> tuple[dict, str | None]:
+    """``subcarrier_max``, ``tag_shift_hz`` and ``tag_symbol_rate_baud``, with the field the
+    validator must name (``None``: every value valid).  Half the examples are valid; the others
+    break exactly one of the three, drawn from the invalid side of that field's bound.
+
+    Valid: ``0 < smax < 512``; ``shift`` from the occupied bandwidth ``(smax + 401) df``
+    (subcarriers ``-400..smax``) up to the carrier (excluded); ``rate`` above ``RATE_MIN``
+    (kept 1e-9 off it: the packet duration is computed in floats) and below the OFDM symbol
+    rate ``df``.  A rate in ``(0, RATE_MIN]`` is refused through ``burst_period_s``.
+    """
+    smax = draw(st.integers(1, 511))
+    b_occ = (smax + 401) * DF_HZ
+    shift = draw(st.floats(b_occ, FC_HZ, exclude_max=True))
+    rate = draw(st.floats(RATE_MIN * (1 + 1e-9), DF_HZ, exclude_max=True))
+    fields = ("subcarrier_max", "tag_shift_hz", "tag_symbol_rate_baud")
+    broken = draw(st.sampled_from((None,) * len(fields) + fields))  # valid half of the time
+    field = broken
+    if broken == "subcarrier_max":
+        smax = draw(st.integers(-2000, 0) | st.integers(512, 2000))
+    elif broken == "tag_shift_hz":
+        shift = draw(st.floats(0, b_occ, exclude_max=True) | st.floats(FC_HZ, 1e12))
+    elif broken == "tag_symbol_rate_baud":
+        rate = draw(st.floats(-1e6, 0) | st.floats(DF_HZ, 1e9) | st.floats(1e-3, RATE_MIN))
+        if 0 < rate <= RATE_MIN:
+            field = "burst_period_s"
+    return {"subcarrier_max": smax, "tag_shift_hz": shift, "tag_symbol_rate_baud": rate}, field
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    smax=st.integers(-2000, 2000),
-    shift=st.floats(0, 200e6, allow_nan=False),
-    rate=st.floats(1, 1e6, allow_nan=False),
-)
-def test_any_configuration_is_valid_or_refused_with_a_named_field(smax, shift, rate):
-    try:
-        wf = WaveformConfig(subcarrier_max=smax, tag_shift_hz=shift, tag_symbol_rate_baud=rate)
-    except ConfigError as exc:
-        assert "WaveformConfig." in str(exc)
+@given(case=shift_configs())
+def test_any_configuration_is_valid_or_refused_with_a_named_field(case):
+    """Valid configurations are accepted and keep the validator's invariants; a configuration with
+    one field out of range is refused with a message naming that field."""
+    fields, broken = case
+    if broken is not None:
+        with pytest.raises(ConfigError, match=rf"^WaveformConfig\.{broken} = "):
+            WaveformConfig(**fields)
         return
-    # accepted: the invariants the validator promises hold
+    wf = WaveformConfig(**fields)
     assert 0 < wf.subcarrier_max < wf.fft_size // 2
-    assert wf.tag_shift_hz >= wf.occupied_bandwidth_hz
-    assert wf.tag_symbol_rate_baud < wf.ofdm_symbol_rate_hz
-    assert json.loads(wf.to_json())["subcarrier_max"] == smax
+    assert wf.occupied_bandwidth_hz <= wf.tag_shift_hz < wf.carrier_freq_hz
+    assert 0 < wf.tag_symbol_rate_baud < wf.ofdm_symbol_rate_hz
+    assert wf.packet_duration_s < wf.burst_period_s
+    assert len(wf.active_subcarriers) == 400 + fields["subcarrier_max"]
+    assert WaveformConfig.from_json(wf.to_json()) == wf
+    assert json.loads(wf.to_json())["subcarrier_max"] == fields["subcarrier_max"]
 
 
 @settings(max_examples=40, deadline=None)

@@ -107,5 +107,18 @@ def test_direct_buffer_windows_are_views():
     x = np.arange(4 * 5 * N, dtype=np.float32).astype(np.complex64).reshape(4, 5 * N)
     buf.push(x)
     blk = buf.block(0, 5)
-    assert np.shares_memory(blk.windows(2)[:0], x) or blk.pieces[0].base is not None
+    # one piece, a view of the pushed array (not a copy: a copy shares no memory with ``x``)
+    assert len(blk.pieces) == 1 and np.shares_memory(blk.pieces[0], x)
     np.testing.assert_array_equal(blk.windows(2).ravel(), x[2])
+    x[2, 3 * N] = -1  # what a view sees
+    assert blk.pieces[0][2, 3, 0] == -1
+    # over two chunks: the windows inside each chunk stay views, the one straddling both is copied
+    buf2 = DirectBuffer(N)
+    y = np.arange(2 * 7 * N, dtype=np.float32).astype(np.complex64).reshape(2, 7 * N)
+    buf2.push(y[:, : 3 * N + N // 2])
+    buf2.push(y[:, 3 * N + N // 2 :])
+    blk2 = buf2.block(0, 7)
+    assert [p.shape[1] for p in blk2.pieces] == [3, 1, 3]
+    assert np.shares_memory(blk2.pieces[0], y) and np.shares_memory(blk2.pieces[2], y)
+    assert not np.shares_memory(blk2.pieces[1], y)
+    np.testing.assert_array_equal(blk2.windows(1).ravel(), y[1])

@@ -160,7 +160,23 @@ class RXMetadata:
         self.out_of_sequence = False
 
     def strerror(self) -> str:
-        return f"ERROR_CODE_{self.error_code.name.upper()}"
+        """The text of ``uhd::rx_metadata_t::strerror()`` (UHD ``host/lib/types/metadata.cpp``)."""
+        if self.error_code is RXMetadataErrorCode.overflow:
+            why = "(Out of sequence error)" if self.out_of_sequence else "(Overflow)"
+            return "ERROR_CODE_OVERFLOW " + why
+        return UHD_STRERROR[self.error_code]
+
+
+# uhd::rx_metadata_t::strerror() as UHD returns it (host/lib/types/metadata.cpp); overflow is
+# "ERROR_CODE_OVERFLOW (Overflow)" or "ERROR_CODE_OVERFLOW (Out of sequence error)"
+UHD_STRERROR = {
+    RXMetadataErrorCode.none: "ERROR_CODE_NONE",
+    RXMetadataErrorCode.timeout: "ERROR_CODE_TIMEOUT",
+    RXMetadataErrorCode.late: "ERROR_CODE_LATE_COMMAND",
+    RXMetadataErrorCode.broken_chain: "ERROR_CODE_BROKEN_CHAIN (Expected another stream command)",
+    RXMetadataErrorCode.alignment: "ERROR_CODE_ALIGNMENT (Multi-channel alignment failed)",
+    RXMetadataErrorCode.bad_packet: "ERROR_CODE_BAD_PACKET",
+}
 
 
 def _no_sim_device(args: str) -> None:
