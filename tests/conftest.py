@@ -11,8 +11,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
-from dsp.waveform import WaveformConfig, get_profile
+from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
@@ -47,3 +48,59 @@ def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
 def emulate(wf: WaveformConfig, **kw) -> tuple[Emulator, np.ndarray]:
     emu = Emulator(wf, ScenarioConfig(**kw))
     return emu, emu.generate()
+
+
+def analytic_band_cfrs(emu: Emulator) -> dict[str, np.ndarray]:
+    """The propagation CFR of each band ``[subcarrier]`` from the scenario's paths, written out from
+    SYSTEM.md section 1, ``H(f) = sum_l a_l exp(-j 2 pi (F + f) d_l / c)`` (not through the code
+    the emulator uses).  Central band: the direct channel plus the tag's structural mode
+    (``structural_mode_gain`` times ``H_1 H_2`` at the carrier); the tag's data leak into the
+    central band (duty-cycle error) is left out, so callers check it is zero.  Side bands: the
+    compound ``H_1(f) H_2u(f)``, ``H_1`` at the carrier and ``H_2u`` at the side band's centre.
+    """
+    wf = emu.wf
+    f = wf.active_freqs_hz
+    centers = wf.band_centers_hz
+
+    def cfr(paths, center_hz: float) -> np.ndarray:
+        tau = np.asarray(paths.lengths_m) / SPEED_OF_LIGHT_M_S
+        return np.exp(-2j * np.pi * np.outer(center_hz + f, tau)) @ np.asarray(paths.gains)
+
+    h1 = cfr(emu.paths_tx_tag, centers["central"])
+    out = {}
+    for band in emu.sc.bands:
+        if band == "central":
+            h2 = cfr(emu.paths_tag_rx, centers["central"])
+            out[band] = cfr(emu.paths_tx_rx, centers["central"]) + emu.sc.structural_mode_gain * h1 * h2
+        else:
+            out[band] = h1 * cfr(emu.paths_tag_rx, centers[band])
+    return out
+
+
+def cfr_noise_var(model: np.ndarray, circuitry: np.ndarray, snr_db: float, windows: float) -> np.ndarray:
+    """Noise variance per subcarrier ``[subcarrier]`` of a calibrated CFR estimate averaged over
+    ``windows`` OFDM symbols, in the units of the propagation ``model``.
+
+    The emulator sets the per-subcarrier noise power of one window to the band's mean signal
+    power over its SNR, ``mean_k abs(H_k C_k)**2 / snr`` (the side bands' first harmonic scales
+    signal and estimate alike); averaging divides it by ``windows``, and dividing by the
+    circuitry ``C_k`` multiplies it by ``1 / abs(C_k)**2``.
+    """
+    p_sig = float(np.mean(np.abs(model * circuitry) ** 2))
+    return p_sig / (10 ** (snr_db / 10) * windows) / np.abs(circuitry) ** 2
+
+
+# Limits of the CFR fits (dsp/cir.py fit_cfr) in test_emulator.py and test_receiver.py.  Under the
+# model each fitted parameter error over its Cramer-Rao standard deviation is N(0, 1) (least squares attains
+# the bound at these SNRs: 30 dB per subcarrier, 120 or more windows, 800 subcarriers):
+# P(|z| > 5) = 5.7e-7, so the 450 z-scores of 50 scenarios x 3 bands x 3 parameters all pass with
+# probability 1 - 3e-4.  The weighted residual ``chi2`` is chi-square with ``2 K - 3`` = 1597
+# degrees of freedom: outside its [1e-6, 1 - 1e-6] quantiles (chi2 / dof within 0.84-1.18)
+# the residual is not the configured noise (a shape error, or a noise level off by ~16 %).
+Z_MAX = 5.0
+CHI2_TAIL = 1e-6
+
+
+def chi2_bounds(dof: int) -> tuple[float, float]:
+    """The ``CHI2_TAIL`` and ``1 - CHI2_TAIL`` quantiles of chi-square with ``dof`` degrees."""
+    return float(chi2.ppf(CHI2_TAIL, dof)), float(chi2.isf(CHI2_TAIL, dof))

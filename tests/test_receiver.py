@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from dsp.cir import cfr_to_cir, nmae
+from dsp.cir import fit_cfr
 from dsp.receiver import Receiver, ReceiverError
 from dsp.receiver_config import ReceiverConfig
 from dsp.results import GapEvent, PacketResult, RangingEpoch
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
+from tests.conftest import Z_MAX, analytic_band_cfrs, cfr_noise_var, chi2_bounds
 
 
 def run_receiver(wf, sc, chunk=None, mode=None, calibrate=True, **cfg):
@@ -83,33 +84,46 @@ def test_chunking_does_not_change_any_decision_or_estimate(wf):
                 )
 
 
-def test_receiver_cirs_match_the_analytic_model(wf):
+def test_receiver_cfrs_match_the_analytic_model(wf):
+    """Each epoch CFR (calibrated) is the analytic propagation model (direct channel plus the tag's
+    structural mode in the central band, compound channel in the side bands) times a complex gain
+    and a delay, plus the noise of the configured SNR averaged over the epoch's windows.
+
+    The receiver knows neither absolute phase nor scale, and its timing reference is its own, so
+    gain and delay are fitted per band (``fit_cfr``); what must hold: the residual is that noise
+    (``chi2`` within its 1e-6 quantiles, see tests/conftest.py), and every band shares the central
+    band's timing, so a side band's delay minus the central band's (the bistatic delay error a
+    perfect ranging method would make) is 0 within ``Z_MAX`` times its Cramer-Rao standard
+    deviation ``sqrt(var_u + var_0)`` (noise independent across bands; about 0.2 mm here).
+    Impairments off (``ideal``): IQ images and phase noise (-32 to -42 dBc) are outside this model,
+    30 dB above the noise of 1500 windows at 30 dB.  No sample-clock drift (``lo_ppm=0``; the side
+    bands keep the tag clock's CFO): a clock offset ``delta`` also stretches each window, which
+    leaks about ``(pi k delta)**2 / 3`` of subcarrier ``k``'s power into its neighbours, coherently
+    over the windows: at 5 ppm about 6 times this noise, and not in the per-subcarrier model.
+    (NMAE is not used: it cannot see delay or phase errors; see test_emulator.py.)
+    """
     rng = np.random.default_rng(7)
-    worst = {"central": 0.0, "side": 0.0}
+    snr_db = 30.0
     for i in range(50):
         sc = ScenarioConfig(
-            duration_s=0.06,
-            seed=500 + i,
-            mode="cw",
-            n_nlos=int(rng.integers(0, 9)),
-            snr_central_db=30,
-            snr_lower_db=30,
-            snr_upper_db=30,
-        )
+            duration_s=0.06, seed=500 + i, mode="cw", n_nlos=int(rng.integers(0, 9)), ideal=True,
+            lo_ppm=0.0, snr_central_db=snr_db, snr_lower_db=snr_db, snr_upper_db=snr_db,
+        )  # fmt: skip
         emu, out = run_receiver(wf, sc, epoch_symbols=1500)
         e = epochs(out)[0]
-        c = wf.band_centers_hz
-        worst["central"] = max(
-            worst["central"],
-            nmae(cfr_to_cir(emu.paths_tx_rx.cfr(wf.active_freqs_hz, c["central"]), wf), e.cir["central"]),
-        )
+        assert emu.truth.impairments["central_tag_leak"] == 0  # the model leaves the data leak out
+        models = analytic_band_cfrs(emu)
+        fits = {}
+        for band in sc.bands:
+            var = cfr_noise_var(models[band], emu.truth.cfr_circuitry[band], snr_db, e.n_symbols)
+            gain = fit_cfr(e.cfr[band], models[band], wf, var).gain  # the noise scales with the gain
+            fits[band] = fit = fit_cfr(e.cfr[band], models[band], wf, var * abs(gain) ** 2)
+            lo, hi = chi2_bounds(fit.dof)
+            assert lo < fit.chi2 < hi, (i, band, fit.chi2 / fit.dof)
         for band in ("lower", "upper"):
-            model = emu.paths_tx_tag.cfr(wf.active_freqs_hz, c["central"]) * emu.paths_tag_rx.cfr(
-                wf.active_freqs_hz, c[band]
-            )
-            worst["side"] = max(worst["side"], nmae(cfr_to_cir(model, wf), e.cir[band]))
-    assert worst["central"] < 0.02
-    assert worst["side"] < 0.05
+            u, c = fits[band], fits["central"]
+            std = np.hypot(u.delay_std_s, c.delay_std_s)
+            assert abs(u.delay_s - c.delay_s) < Z_MAX * std, (i, band, u.delay_s - c.delay_s, std)
 
 
 def test_one_side_band_is_enough(wf):
