@@ -44,7 +44,7 @@ from dsp.config_base import ConfigError
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.scenario import ScenarioConfig
-from sdr.radio_config import ChannelConfig, RadioConfig
+from sdr.radio_config import ChannelConfig, RadioConfig, radio_config_for
 from sdr.transport import (
     DROP_REASONS,
     MAX_ARRAY_ELEMENTS,
@@ -385,26 +385,64 @@ shaped_values = st.one_of(
 )
 
 
-@FUZZ
-@given(
-    cls=st.sampled_from(CONFIGS),
-    data=st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=8), shaped_values, max_size=6),
-    use_base=st.booleans(),
+# valid configurations of every class, beyond the defaults
+VALID_CONFIGS = (
+    WaveformConfig(),
+    get_profile("x410-62m5"),
+    WaveformConfig(zc_root=3, subcarrier_max=300, tag_symbol_rate_baud=4000.0),
+    ScenarioConfig(),
+    ScenarioConfig(ideal=True, mode="cw", n_nlos=5, seed=3, snr_lower_db=-20.0),
+    ScenarioConfig(bands=("central", "upper"), lo_ppm=1.5, drops=((0.01, 100),)),
+    ReceiverConfig(),
+    ReceiverConfig(tag_mode="cw", tx_rx_distance_m=20.0, methods=("ir_first",)),
+    RadioConfig(),
+    radio_config_for(get_profile("x410-62m5")),
+    ChannelConfig(),
+    ChannelConfig(band="upper", rf_center_hz=960e6, gain_db=10.0),
 )
-def test_fuzz_config_parsers_raise_only_config_errors(cls, data, use_base):
-    """Random mappings of known and unknown keys to hostile values: ``from_dict`` (with and
-    without a base) and ``from_json`` build a config or raise ``ConfigError`` that names what is
-    wrong: the unknown keys, or ``Class.field`` of one of the class's fields."""
-    try:
-        cfg = cls.from_dict(data, base=cls() if use_base else None)
-    except ConfigError as exc:
-        _assert_names_the_field(exc, cls, data)
-    else:
-        assert cls.from_json(cfg.to_json()) == cfg  # what validated also round-trips
-    try:
-        cls.from_json(json.dumps(data))
-    except ConfigError as exc:
-        _assert_names_the_field(exc, cls, data)
+
+
+@st.composite
+def config_mappings(draw) -> tuple[type, dict, bool]:
+    """``(cls, mapping, valid)``: half of the time the full mapping of a valid configuration
+    (``valid``), otherwise the same with one to three entries set to hostile values or unknown
+    keys added (which may or may not still be valid)."""
+    cfg = draw(st.sampled_from(VALID_CONFIGS))
+    cls, data = type(cfg), cfg.to_dict()
+    valid = draw(st.booleans())
+    if not valid:
+        keys = st.sampled_from(cls.field_names()) | st.sampled_from(_FIELDS) | st.text(max_size=8)
+        for key in draw(st.lists(keys, min_size=1, max_size=3)):
+            data[key] = draw(shaped_values)
+    return cls, data, valid
+
+
+@FUZZ
+@given(case=config_mappings(), use_base=st.booleans())
+@example(  # NaN passed ``scatter_region_m <= 0`` and did not round-trip (nan != nan)
+    case=(ScenarioConfig, {**ScenarioConfig().to_dict(), "scatter_region_m": float("nan")}, False),
+    use_base=False,
+)
+def test_fuzz_config_parsers_raise_only_config_errors(case, use_base):
+    """Mappings of valid configurations, half of them with hostile values or unknown keys:
+    ``from_dict`` (with and without a base) and ``from_json`` accept a valid configuration's own
+    mapping (and give it back), build a config that round-trips through JSON, or raise
+    ``ConfigError`` that names what is wrong: the unknown keys, or ``Class.field`` of one of the
+    class's fields."""
+    cls, data, valid = case
+    for parse in (
+        lambda: cls.from_dict(data, base=cls() if use_base else None),
+        lambda: cls.from_json(json.dumps(data)),
+    ):
+        try:
+            cfg = parse()
+        except ConfigError as exc:
+            assert not valid, exc
+            _assert_names_the_field(exc, cls, data)
+        else:
+            assert cls.from_json(cfg.to_json()) == cfg  # what validated also round-trips
+            if valid:
+                assert cfg.to_dict() == data
 
 
 def _assert_names_the_field(exc: ConfigError, cls: type, data: dict) -> None:

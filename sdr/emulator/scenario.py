@@ -115,11 +115,15 @@ class ScenarioConfig(ConfigBase):
             self._fail("bands", f"must be 'central' and one or both of {BANDS[1:]}")
         if not (0 <= self.n_nlos <= 64):
             self._fail("n_nlos", "must be in [0, 64]")
+        for name in ("tx_pos_m", "rx_pos_m", "tag_pos_m"):
+            pos = getattr(self, name)
+            if pos is not None and not all(math.isfinite(v) for v in pos):
+                self._fail(name, "coordinates must be finite")
         x0, x1, y0, y1 = self.tag_region_m
-        if not (x0 <= x1 and y0 <= y1):
-            self._fail("tag_region_m", "must be (xmin, xmax, ymin, ymax) with min <= max")
-        if self.scatter_region_m <= 0:
-            self._fail("scatter_region_m", "must be positive")
+        if not (all(math.isfinite(v) for v in self.tag_region_m) and x0 <= x1 and y0 <= y1):
+            self._fail("tag_region_m", "must be finite (xmin, xmax, ymin, ymax) with min <= max")
+        if not (math.isfinite(self.scatter_region_m) and self.scatter_region_m > 0):
+            self._fail("scatter_region_m", "must be positive and finite")
         explicit = [self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx]
         if any(p is not None for p in explicit) and not all(p is not None for p in explicit):
             self._fail("paths_tx_rx", "give all three explicit path lists or none")
@@ -141,11 +145,11 @@ class ScenarioConfig(ConfigBase):
             self._fail("rms_dbfs", "must be in [-60, -3] dBFS")
         if self.adc_bits not in (0, 8, 12, 14, 16):
             self._fail("adc_bits", "must be 0 (no quantisation), 8, 12, 14 or 16")
-        if self.lo_ppm is not None and abs(self.lo_ppm) > 10:
+        if self.lo_ppm is not None and not abs(self.lo_ppm) <= 10:  # NaN refused too
             self._fail("lo_ppm", "|lo_ppm| above 10 puts the CFO outside the estimator range")
         if not (0 <= self.lo_ppm_max <= 10):
             self._fail("lo_ppm_max", "must be in [0, 10]")
-        if self.tag_clock_ppm is not None and abs(self.tag_clock_ppm) > 150:
+        if self.tag_clock_ppm is not None and not abs(self.tag_clock_ppm) <= 150:
             self._fail("tag_clock_ppm", "|tag_clock_ppm| must be at most 150")
         if not (0 <= self.tag_clock_ppm_max <= 150):
             self._fail("tag_clock_ppm_max", "must be in [0, 150]")
@@ -155,8 +159,12 @@ class ScenarioConfig(ConfigBase):
             self._fail("sample_offset", "must be non-negative")
         if not (0 <= self.circuitry_delay_max_s <= 1e-6):
             self._fail("circuitry_delay_max_s", "must be in [0, 1e-6] s")
-        if self.circuitry_ripple_db < 0 or self.circuitry_ripple_deg < 0:
-            self._fail("circuitry_ripple_db", "ripples must be non-negative")
+        if not all(
+            math.isfinite(v) and v >= 0 for v in (self.circuitry_ripple_db, self.circuitry_ripple_deg)
+        ):
+            db = self.circuitry_ripple_db
+            bad = "circuitry_ripple_db" if not (math.isfinite(db) and db >= 0) else "circuitry_ripple_deg"
+            self._fail(bad, "ripples must be non-negative and finite")
         for t, n in self.drops:
             if not (0 <= t < self.duration_s) or n <= 0:
                 msg = f"each drop is (time_s in [0, duration_s), n_samples > 0); got ({t}, {n})"
@@ -181,8 +189,10 @@ class ScenarioConfig(ConfigBase):
             self._fail("retunes_s", f"must be sorted times in [0, duration_s), got {self.retunes_s}")
         if not (0 <= self.tag_id < 2**63):
             self._fail("tag_id", "must be a non-negative integer below 2**63")
-        if self.first_packet_s is not None and self.first_packet_s < 0:
-            self._fail("first_packet_s", "must be non-negative")
+        if self.first_packet_s is not None and not (
+            math.isfinite(self.first_packet_s) and self.first_packet_s >= 0
+        ):
+            self._fail("first_packet_s", "must be non-negative and finite")
 
     @property
     def snr_db(self) -> dict[str, float]:
