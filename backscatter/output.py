@@ -7,7 +7,10 @@ import sys
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+
+from app.progress import progress_bar
+
+__all__ = ["CliError", "print_json", "progress_bar"]  # progress_bar lives in app.progress
 
 
 class CliError(Exception):
@@ -29,16 +32,3 @@ def _default(o: Any) -> Any:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=_default, allow_nan=True)
     sys.stdout.write("\n")
-
-
-def progress_bar(total: int, desc: str, unit: str = "S", enabled: bool = True) -> tqdm:
-    """A progress bar on stderr; silent when disabled or when stderr is not a terminal."""
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        unit_scale=True,
-        file=sys.stderr,
-        disable=(not enabled) or None,
-        leave=False,
-    )

@@ -87,6 +87,8 @@ def calibrate(
         )
     bands = [b.band for b in settings.bands]
     cfg = ReceiverConfig(tag_mode="cw", methods=("ir_first",), tx_rx_distance_m=tx_rx_distance_m)
+    # the one receiver not built by app.session.open_receiver: calibration sits a floor below the
+    # application layer, and this one must be uncalibrated, CW and without truth (what it measures)
     rx = Receiver(wf, bands, settings.sample_rate_hz, cfg)
     acc = CalibrationAccumulator(wf, tx_rx_distance_m, known_range_m)
     history: list[list[float]] = []

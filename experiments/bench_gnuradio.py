@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.session import ReceiverSettings, open_receiver
+from calibration.workflow import settings_from_header
 from captures.emulated import write_emulated_capture
 from captures.format import complex_to_ci16
 from captures.reader import open_capture
 from dsp.receiver import Receiver
-from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import get_profile
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.transport import IQHeader, ResultPublisher
@@ -220,10 +221,10 @@ def _run_ingest(sub: GnuRadioSubscriber, cpu: bool = False) -> dict[str, Any]:
 
 
 def _run_worker(sub: GnuRadioSubscriber, d0: float, duration_s: float) -> dict[str, Any]:
-    cfg = ReceiverConfig.from_dict({"tx_rx_distance_m": d0, "tag_mode": "burst"})
+    settings = ReceiverSettings(tx_rx_distance_m=d0, tag_mode="burst", truth_packets=False)
 
     def make_receiver(h: IQHeader) -> Receiver:
-        return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg)
+        return open_receiver(settings, settings_from_header(h))
 
     with ResultPublisher("tcp://127.0.0.1:*") as pub:
         w = StreamWorker(sub, pub, make_receiver)

@@ -43,7 +43,9 @@ import h5py
 import numpy as np
 from matplotlib.figure import Figure
 
-from backscatter.runner import Run
+from app.run import Run
+from app.session import ReceiverSettings, emulated_radio, open_receiver
+from calibration.store import Calibration
 from dsp.receiver import STARTUP_WINDOWS, Receiver
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import WaveformConfig
@@ -140,11 +142,10 @@ def seed_side_band_references(rx: Receiver, emu: Emulator) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def workflow_calibration(wf: WaveformConfig, bands: tuple[str, ...], circuitry_seed: int) -> dict:
-    """``calibration``/``d_cal_m`` receiver arguments from a CW calibration run of the radio
-    ``circuitry_seed`` (line of sight, 30 dB, lengths known from the geometry), made by
-    :func:`calibration.workflow.calibrate` as ``backscatter calibrate`` makes it."""
-    from calibration.store import BandSetting, RadioSettings
+def workflow_calibration(wf: WaveformConfig, bands: tuple[str, ...], circuitry_seed: int) -> Calibration:
+    """A CW calibration run of the radio ``circuitry_seed`` (line of sight, 30 dB, lengths known
+    from the geometry), made by :func:`calibration.workflow.calibrate` as ``backscatter
+    calibrate`` makes it."""
     from calibration.workflow import calibrate
 
     sc = ScenarioConfig(
@@ -156,11 +157,10 @@ def workflow_calibration(wf: WaveformConfig, bands: tuple[str, ...], circuitry_s
     )
     emu = Emulator(wf, sc)
     tr = emu.truth
-    centers = wf.band_centers_hz
-    settings = RadioSettings(emu.wf, emu.wf.capture_rate_hz, tuple(BandSetting(b, centers[b]) for b in bands))
+    settings = emulated_radio(emu.wf, bands, emu.wf.capture_rate_hz)
     chunks = ((blk.iq, blk.lost_before) for blk in emu.blocks())
-    cal = calibrate(chunks, settings, tr.range_true_m, tr.tx_rx_distance_m, CAL_DURATION_S, source="emulator")
-    return cal.receiver_kwargs()
+    d0 = tr.tx_rx_distance_m
+    return calibrate(chunks, settings, tr.range_true_m, d0, CAL_DURATION_S, source="emulator")
 
 
 def receive_emulated(
@@ -176,22 +176,15 @@ def receive_emulated(
         raise ValueError(f"acquisition must be one of {ACQUISITION_MODES}, got {acquisition!r}")
     if calibration not in CALIBRATION_MODES:
         raise ValueError(f"calibration must be one of {CALIBRATION_MODES}, got {calibration!r}")
+    settings = ReceiverSettings(truth_calibration=True)
     if calibration == "workflow":
         seed = sc.circuitry_seed if sc.circuitry_seed is not None else LAB_CIRCUITRY_SEED
         sc = sc.replace(circuitry_seed=seed)
-        cal = workflow_calibration(wf, tuple(sc.bands), seed)
+        settings = ReceiverSettings(calibration=workflow_calibration(wf, tuple(sc.bands), seed))
     emu = Emulator(wf, sc)
     tr = emu.truth
-    if calibration == "truth":
-        cal = {"calibration": dict(tr.cfr_circuitry)}
-    rx = Receiver(
-        emu.wf,
-        list(sc.bands),
-        emu.rate_hz,
-        config=cfg,
-        truth_packets=(tr.packet_start_sample, tr.packet_bits),
-        **cal,
-    )
+    radio = emulated_radio(emu.wf, sc.bands, emu.rate_hz)
+    rx = open_receiver(settings, radio, truth=tr, config=cfg, where="the sweep's emulated radio")
     run = Run(emu.wf, list(sc.bands), sc.duration_s, tr)
     pending_seed = acquisition == "seeded"
     # what timing acquisition needs (at the capture rate, plus the resampler's span); a segment

@@ -227,7 +227,7 @@ def run_tasks(
     """
     from distributed import as_completed
 
-    from backscatter.output import progress_bar
+    from app.progress import progress_bar
 
     keys = [t.key for t in tasks]
     if len(set(keys)) != len(keys):

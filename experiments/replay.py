@@ -1,7 +1,7 @@
 """``replay`` over many capture files on the sweep engine: one task per file, merged summaries.
 
 The caller supplies ``make_summary(path) -> dict`` (the single-file ``replay``
-summary of :func:`backscatter.runner.summarise`, plus what it likes); it must be a
+summary of :func:`app.run.summarise`, plus what it likes); it must be a
 picklable module-level function (or a :func:`functools.partial` of one) so that
 remote workers can run it.  :func:`merge_summaries` sums the counts, recomputes the
 BER, pools the range errors into one RMSE per method (weighted by each file's

@@ -8,15 +8,14 @@ about 2 Hz, paced to real time (``speed`` 1), faster/slower, or unpaced (``speed
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.signal
 
-from backscatter.commands.receive_cmd import CHUNK, receiver_config, truth_calibration
+from app.replay import CHUNK, capture_receiver
+from app.session import ReceiverSettings
 from captures.reader import Capture, open_capture
 from dsp.receiver import Receiver
 from gui.inbox import Inbox
@@ -25,36 +24,6 @@ from sdr.results_wire import result_to_wire, spectrum_to_wire
 
 PSD_BINS = 1024
 PSD_MAX_SAMPLES = 1 << 16  # Welch on the first samples of a chunk only: cheap, still ~60 averages
-
-
-def receiver_args(
-    methods: list[str] | None = None,
-    tag_mode: str | None = None,
-    tx_rx_distance_m: float | None = None,
-    receiver_config_path: Path | None = None,
-) -> argparse.Namespace:
-    """The namespace :func:`backscatter.commands.receive_cmd.receiver_config` reads."""
-    return argparse.Namespace(
-        method=methods,
-        tag_mode=tag_mode,
-        tx_rx_distance_m=tx_rx_distance_m,
-        receiver_config=receiver_config_path,
-    )
-
-
-def build_receiver(cap: Capture, args: argparse.Namespace, use_truth_calibration: bool) -> Receiver:
-    """A receiver for ``cap`` configured as ``backscatter replay`` does (raises CliError/ReceiverError)."""
-    truth = cap.truth()
-    mode = json.loads(cap.scenario_json).get("mode") if cap.scenario_json else None
-    calibration = truth_calibration(truth) if (use_truth_calibration and truth) else None
-    return Receiver(
-        cap.waveform,
-        cap.bands,
-        cap.sample_rate_hz,
-        receiver_config(args, truth, mode),
-        calibration,
-        (truth.packet_start_sample, truth.packet_bits) if truth else None,
-    )
 
 
 def chunk_spectrum(cap: Capture, iq: np.ndarray, time_s: float) -> tuple[str, dict, dict[str, np.ndarray]]:
@@ -69,13 +38,17 @@ def chunk_spectrum(cap: Capture, iq: np.ndarray, time_s: float) -> tuple[str, di
 
 
 class ReplaySource(SourceThread):
-    """Run the receiver over ``path`` and queue its results like a live worker would."""
+    """Run the receiver over ``path`` and queue its results like a live worker would.
+
+    ``settings`` as ``backscatter replay`` takes them; ``use_truth_calibration`` is short for
+    ``settings.replace(truth_calibration=True)``.
+    """
 
     def __init__(
         self,
         path: Path,
         speed: float = 1.0,
-        args: argparse.Namespace | None = None,
+        settings: ReceiverSettings | None = None,
         use_truth_calibration: bool = False,
         chunk_samples: int = CHUNK,
         spectrum_period_s: float = 0.5,
@@ -84,8 +57,8 @@ class ReplaySource(SourceThread):
         super().__init__(Inbox(f"replay {path}", "replay"))
         self.path = Path(path)
         self.speed = speed
-        self.args = args or receiver_args()
-        self.use_truth_calibration = use_truth_calibration
+        settings = settings or ReceiverSettings()
+        self.settings = settings.replace(truth_calibration=True) if use_truth_calibration else settings
         self.chunk_samples = chunk_samples
         self.spectrum_period_s = spectrum_period_s
         self.health_period_s = health_period_s
@@ -93,7 +66,7 @@ class ReplaySource(SourceThread):
     def _run(self) -> None:
         with open_capture(self.path) as cap:
             truth = cap.truth()
-            rx = build_receiver(cap, self.args, self.use_truth_calibration)
+            rx = capture_receiver(cap, self.path, self.settings, truth)
             self.inbox.update(sample_rate_hz=cap.sample_rate_hz, connected=True)
             self._replay(cap, rx, truth.range_true_m if truth else None)
 

@@ -16,7 +16,8 @@ Definitions (one profile, one run):
 * ``ingest``: ``Capture.read`` in replay's chunks: read and convert fused, new output arrays.
 * ``receiver``: a fresh ``Receiver`` over the complex64 samples in memory, in replay's chunks.
 * ``results``: ``summarise`` of that receiver run plus ``write_results`` to an HDF5 file.
-* ``replay``: ``replay_file`` on the capture, end to end (open, read, convert, receive, summarise).
+* ``replay``: ``app.replay.replay_capture`` on the capture, end to end (open, read, convert, receive,
+  summarise).
 
 Every stage is timed once per round, in the same rounds as the copy (round-robin, so a busy
 machine slows all of them alike); ``timings_s`` holds each stage's times in round order.
@@ -29,7 +30,6 @@ seconds of this process (``time.process_time``) are in ``cpu_timings_s`` with th
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -39,16 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-from backscatter.commands.receive_cmd import CHUNK, replay_file
-from backscatter.runner import Run, receive, summarise
+from app.replay import CHUNK, replay_capture
+from app.run import Run, receive, summarise
+from app.session import ReceiverSettings, emulated_radio, open_receiver
 from captures.emulated import channels_for
 from captures.format import complex_to_ci16
 from captures.ingest import fletcher32
 from captures.reader import open_capture
 from captures.results_io import write_results
 from captures.writer import CaptureWriter
-from dsp.receiver import Receiver
-from dsp.receiver_config import ReceiverConfig
 from dsp.sc16 import sc16_to_complex64
 from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
@@ -113,20 +112,12 @@ def _measure(
     dst = np.empty_like(iq)
     dst.fill(0)  # pages mapped before timing
     pairs = complex_to_ci16(iq)
-    cfg = ReceiverConfig(tx_rx_distance_m=d0)
+    settings = ReceiverSettings(tx_rx_distance_m=d0)
+    radio = emulated_radio(wf, bands, wf.capture_rate_hz)
     signal_s = n / wf.capture_rate_hz
-    replay_args = argparse.Namespace(
-        method=None,
-        tx_rx_distance_m=d0,
-        tag_mode=None,
-        receiver_config=None,
-        json=True,
-        calibration=None,
-        truth_calibration=False,
-    )
 
     def receiver() -> Run:
-        rx = Receiver(wf, bands, wf.capture_rate_hz, cfg)
+        rx = open_receiver(settings, radio)
         chunks = ((iq[:, a : a + CHUNK], 0) for a in range(0, n, CHUNK))
         return receive(rx, chunks, wf, signal_s, None)
 
@@ -168,7 +159,7 @@ def _measure(
             timed("ingest", ingest)
             run = timed("receiver", receiver)
             timed("results", partial(_results, run, tmp / "results.h5"))
-            timed("replay", partial(replay_file, path, replay_args, progress=False))
+            timed("replay", partial(replay_capture, path, settings))
     med = {s: statistics.median(v) for s, v in timings.items()}
     samples = n_ch * n
     return {

@@ -55,19 +55,15 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _replay_source(args: argparse.Namespace):  # -> gui.replay.ReplaySource (imported lazily)
+    from app.replay import capture_receiver
+    from app.session import ReceiverSettings
     from captures.reader import open_capture
-    from dsp.receiver import ReceiverError
-    from gui.replay import ReplaySource, build_receiver, receiver_args
+    from gui.replay import ReplaySource
 
-    rx_args = receiver_args(args.method, args.tag_mode, args.tx_rx_distance_m, args.receiver_config)
+    settings = ReceiverSettings.from_args(args)
     with open_capture(args.replay) as cap:  # fail here, with a CLI error, rather than inside the GUI
-        if args.truth_calibration and not cap.has_truth:
-            raise CliError(f"{args.replay}: --truth-calibration needs a capture with ground truth")
-        try:
-            build_receiver(cap, rx_args, args.truth_calibration)
-        except ReceiverError as exc:
-            raise CliError(f"{args.replay}: {exc}") from None
-    return ReplaySource(args.replay, args.speed, rx_args, args.truth_calibration)
+        capture_receiver(cap, args.replay, settings, cap.truth())
+    return ReplaySource(args.replay, args.speed, settings)
 
 
 def cmd_gui(args: argparse.Namespace) -> dict:
@@ -122,7 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--speed", type=float, default=1.0, help="replay speed: 1 real time, 0 as fast as possible"
     )
-    p.add_argument(
+    cal = p.add_mutually_exclusive_group()
+    cal.add_argument("--calibration", type=Path, help="replay: calibration file from `backscatter calibrate`")
+    cal.add_argument(
         "--truth-calibration",
         action="store_true",
         help="replay: divide out the emulator's true circuitry responses (emulated captures only)",

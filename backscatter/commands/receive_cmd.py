@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from functools import partial
 from pathlib import Path
 
+from app.replay import replay_capture, replay_summary
+from app.run import Run, receive, summarise
+from app.session import ReceiverSettings, emulated_radio, open_receiver
 from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
 from backscatter.output import CliError, print_json, progress_bar
-from backscatter.runner import Run, receive, summarise
-from calibration.store import BandSetting, RadioSettings
-from calibration.workflow import apply_calibration, settings_from_capture
-from captures.reader import open_capture
 from captures.results_io import write_results
-from dsp.config_base import ConfigError
 from dsp.ranging import REGISTRY
-from dsp.receiver import Receiver, ReceiverError
-from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import get_profile
 from sdr.emulator.emulator import Emulator
-from sdr.emulator.truth import GroundTruth
-
-CHUNK = 1 << 18
 
 
 def add_receiver_args(p: argparse.ArgumentParser) -> None:
@@ -45,34 +37,6 @@ def add_calibration_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="divide out the emulator's true circuitry responses (emulated captures only)",
     )
-
-
-def receiver_config(args: argparse.Namespace, truth: GroundTruth | None, mode: str | None) -> ReceiverConfig:
-    data: dict = {}
-    if args.receiver_config:
-        try:
-            data.update(json.loads(args.receiver_config.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"{args.receiver_config}: cannot read receiver JSON: {exc}") from None
-    if args.method:
-        data["methods"] = tuple(args.method)
-    d0 = (
-        args.tx_rx_distance_m
-        if args.tx_rx_distance_m is not None
-        else (truth.tx_rx_distance_m if truth else None)
-    )
-    if d0 is not None:
-        data["tx_rx_distance_m"] = d0
-    if args.tag_mode or mode:
-        data["tag_mode"] = args.tag_mode or mode
-    try:
-        return ReceiverConfig.from_dict(data)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
-def truth_calibration(truth: GroundTruth) -> dict:
-    return dict(truth.cfr_circuitry)
 
 
 def print_human(s: dict, title: str) -> None:
@@ -117,50 +81,11 @@ def report(summary: dict, as_json: bool, title: str) -> dict:
     return summary
 
 
-def _calibration_note(args: argparse.Namespace) -> str | None:
-    if args.calibration is not None:
-        return str(args.calibration)
-    return "emulator truth (circuitry responses divided out)" if args.truth_calibration else None
-
-
 def replay_file(path: Path, args: argparse.Namespace, progress: bool = True) -> tuple[dict, Run]:
-    """The receiver over one capture: its summary and the run."""
-    with open_capture(path) as cap:
-        truth = cap.truth()
-        mode = None
-        if cap.scenario_json:
-            mode = json.loads(cap.scenario_json).get("mode")
-        cfg = receiver_config(args, truth, mode)
-        if args.truth_calibration and truth is None:
-            raise CliError(f"{path}: --truth-calibration needs a capture with ground truth")
-        cal_kwargs: dict = {}
-        if args.truth_calibration:
-            cal_kwargs = {"calibration": truth_calibration(truth)}
-        elif args.calibration is not None:
-            cal_kwargs = apply_calibration(args.calibration, settings_from_capture(cap), f"capture {path}")
-        try:
-            rx = Receiver(
-                cap.waveform,
-                cap.bands,
-                cap.sample_rate_hz,
-                cfg,
-                truth_packets=(truth.packet_start_sample, truth.packet_bits) if truth else None,
-                **cal_kwargs,
-            )
-        except ReceiverError as exc:
-            raise CliError(f"{path}: {exc}") from None
-        with progress_bar(cap.n_samples, "replay", enabled=progress) as bar:
-            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK))
-            run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
-    summary = summarise(run)
-    summary["file"] = str(path)
-    summary["calibration"] = _calibration_note(args)
-    return summary, run
-
-
-def replay_summary(path: str, options: dict) -> dict:
-    """One file's summary for the fan-out (a picklable module-level function)."""
-    return replay_file(Path(path), argparse.Namespace(**options), progress=False)[0]
+    """The receiver over one capture, as ``replay`` runs it: its summary and the run."""
+    return replay_capture(
+        path, ReceiverSettings.from_args(args), lambda total: progress_bar(total, "replay", enabled=progress)
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> dict:
@@ -183,8 +108,8 @@ def cmd_replay_many(files: list[str], args: argparse.Namespace) -> dict:
 
     if args.results:
         raise CliError("--results is for one capture; with many files use one replay per file")
-    options = {k: v for k, v in vars(args).items() if k != "func"}
-    merged = replay_many(files, partial(replay_summary, options=options), args.scheduler, not args.json)
+    settings = ReceiverSettings.from_args(args)
+    merged = replay_many(files, partial(replay_summary, settings=settings), args.scheduler, not args.json)
     if args.json:
         print_json(merged)
         return merged
@@ -206,28 +131,17 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     sc = scenario_from_args(args, duration_s=0.5, n_nlos=0, snr_lower_db=-20.0, snr_upper_db=-20.0, seed=1)
     emu = Emulator(wf, sc)
     truth = emu.truth
-    cfg = receiver_config(args, truth, sc.mode)
-    if args.calibration is not None:
-        channels = tuple(BandSetting(b, emu.wf.band_centers_hz[b]) for b in sc.bands)
-        settings = RadioSettings(emu.wf, emu.rate_hz, channels)
-        cal_kwargs = apply_calibration(args.calibration, settings, "the demo's emulated radio")
-    else:
-        cal_kwargs = {"calibration": truth_calibration(truth)}
-    rx = Receiver(
-        emu.wf,
-        list(sc.bands),
-        emu.rate_hz,  # the emulator delivers the profile's capture rate
-        cfg,
-        truth_packets=(truth.packet_start_sample, truth.packet_bits),
-        **cal_kwargs,
-    )
+    settings = ReceiverSettings.from_args(args)
+    if settings.calibration is None:  # the demo's default: the emulator's true circuitry
+        settings = settings.replace(truth_calibration=True)
+    radio = emulated_radio(emu.wf, sc.bands, emu.rate_hz)  # the emulator delivers the capture rate
+    rx = open_receiver(settings, radio, truth=truth, mode=sc.mode, where="the demo's emulated radio")
     blocks = [(b.iq, b.lost_before) for b in emu.blocks()]
     with progress_bar(emu.n_total, "demo", enabled=not args.json) as bar:
         run: Run = receive(rx, blocks, emu.wf, sc.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["scenario"] = sc.to_dict()
-    args.truth_calibration = args.calibration is None
-    summary["calibration"] = _calibration_note(args)
+    summary["calibration"] = settings.calibration_note
     return report(summary, args.json, f"demo (seed {sc.seed}, {sc.mode} mode, {sc.n_nlos} NLoS paths)")
 
 

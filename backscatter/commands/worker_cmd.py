@@ -8,6 +8,7 @@ from pathlib import Path
 
 import zmq
 
+from app.session import ReceiverSettings, open_receiver
 from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio_subscriber_from_args
 from backscatter.commands.pipeline_cmd import (
     StopOnSignal,
@@ -15,10 +16,10 @@ from backscatter.commands.pipeline_cmd import (
     client_keys_from_args,
     server_keys_from_args,
 )
-from backscatter.commands.receive_cmd import add_receiver_args, receiver_config
+from backscatter.commands.receive_cmd import add_receiver_args
 from backscatter.output import CliError, print_json
 from calibration.store import CalibrationError
-from calibration.workflow import apply_calibration, settings_from_header
+from calibration.workflow import settings_from_header
 from dsp.receiver import Receiver, ReceiverError
 from sdr.control import ControlServer, LiveConfig
 from sdr.security import SecurityError
@@ -52,17 +53,19 @@ def control_server_from_args(args: argparse.Namespace) -> ControlServer | None:
 
 
 def cmd_worker(args: argparse.Namespace) -> dict:
-    live = LiveConfig(receiver_config(args, None, None), args.tx_rx_distance_m is not None)
+    settings = ReceiverSettings.from_args(args)
+    live = LiveConfig(settings.config(), settings.tx_rx_distance_m is not None)
 
     def make_receiver(h: IQHeader) -> Receiver:
-        try:
-            kwargs = {}
-            if args.calibration is not None:
-                kwargs = apply_calibration(args.calibration, settings_from_header(h), f"stream {h.stream_id}")
-            if h.truth is not None:  # an emulated or replayed stream: compare against its answer
-                first = round(h.first_sample * h.waveform.sample_rate_hz / h.sample_rate_hz)
-                kwargs["truth_packets"] = h.truth.truth_packets(first)
-            return Receiver(h.waveform, h.bands, h.sample_rate_hz, live.for_stream(h.truth), **kwargs)
+        try:  # an emulated or replayed stream carries its truth: compare against its answer
+            return open_receiver(
+                settings,
+                settings_from_header(h),
+                truth=h.truth,
+                first_sample=h.first_sample,
+                config=live.for_stream(h.truth),
+                where=f"stream {h.stream_id}",
+            )
         except (CalibrationError, ReceiverError) as exc:  # counted as unreceivable; say why once
             print(f"worker: cannot receive stream {h.stream_id}: {exc}", file=sys.stderr, flush=True)
             raise

@@ -1,0 +1,7 @@
+"""The application layer: what a command does, with no argument parsing and no printing.
+
+``app.session`` turns receiver settings into a configured, calibrated
+:class:`dsp.receiver.Receiver` (the one place one is built); ``app.run`` runs one over
+chunks and summarises it; ``app.replay`` does both for a capture file.  The command shells
+(``backscatter/commands``), the GUI and the sweeps call these.  See docs/ARCHITECTURE.md.
+"""
