@@ -17,11 +17,7 @@ from backscatter.commands import (
     sweep_cmd,
     worker_cmd,
 )
-from backscatter.output import CliError
-from calibration.store import CalibrationError
-from captures.format import CaptureError
-from dsp.config_base import ConfigError
-from sdr.security import SecurityError
+from dsp.errors import BackscatterError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CliError, CaptureError, CalibrationError, ConfigError, FileExistsError, SecurityError) as exc:
+    except BackscatterError as exc:  # every error of this package (dsp/errors.py), refusals to overwrite too
         print(f"backscatter {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from app.progress import progress_bar
+from dsp.errors import BackscatterError
 
 __all__ = ["CliError", "print_json", "progress_bar"]  # progress_bar lives in app.progress
 
 
-class CliError(Exception):
+class CliError(BackscatterError):
     """An error the CLI reports as ``error: ...`` with exit status 2."""
 
 

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from dsp.config_base import ConfigError
+from dsp.errors import BackscatterError, OutputExistsError
 from dsp.waveform import WaveformConfig
 
 CAL_FORMAT = "backscatter-calibration"
@@ -30,7 +31,7 @@ RF_TOLERANCE_HZ = 1.0
 GAIN_TOLERANCE_DB = 0.05
 
 
-class CalibrationError(ValueError):
+class CalibrationError(BackscatterError, ValueError):
     """A calibration file cannot be read, or does not apply to these settings; says which."""
 
 
@@ -137,7 +138,7 @@ class Calibration:
 def save_calibration(path: str | os.PathLike, cal: Calibration, force: bool = False) -> None:
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; refusing to overwrite (use --force)")
+        raise OutputExistsError(f"{path} exists; refusing to overwrite (use --force)")
     tmp = path.with_name(path.name + ".partial")
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = CAL_FORMAT

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.errors import BackscatterError
 from dsp.sc16 import sc16_to_complex64
 
 FORMAT_NAME = "backscatter-capture"
@@ -17,7 +18,7 @@ CI16_FULL_SCALE = 32767.0
 CHUNK_SAMPLES = 1 << 16
 
 
-class CaptureError(Exception):
+class CaptureError(BackscatterError):
     """A capture file is missing, malformed or corrupt.
 
     ``file`` is the file path, ``where`` the path inside it ("/" for the file itself),

@@ -10,6 +10,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from dsp.errors import OutputExistsError
+
 RESULTS_FORMAT = "backscatter-results"
 RESULTS_VERSION = 1
 
@@ -18,7 +20,7 @@ def write_results(path: str | os.PathLike, run: Any, summary: dict, force: bool 
     """Write ``/packets`` (one row per packet), ``/epochs`` (ranges, SNRs, CFRs, CIRs) and the summary."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; refusing to overwrite (use --force)")
+        raise OutputExistsError(f"{path} exists; refusing to overwrite (use --force)")
     with h5py.File(path, "w") as f:
         f.attrs["format"] = RESULTS_FORMAT
         f.attrs["format_version"] = RESULTS_VERSION

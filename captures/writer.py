@@ -21,6 +21,7 @@ from captures.format import (
 )
 from captures.ingest import fletcher32
 from captures.truth_io import write_truth
+from dsp.errors import OutputExistsError
 from dsp.waveform import WaveformConfig
 from sdr.emulator.truth import GroundTruth
 
@@ -59,7 +60,7 @@ class CaptureWriter:
         if not channels or any(b not in BAND_NAMES for b in bands) or len(set(bands)) != len(bands):
             raise ValueError(f"channels must name distinct bands from {BAND_NAMES}, got {bands}")
         if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
+            raise OutputExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
         self.datatype = datatype
         self.n_channels = len(channels)
         self._f = h5py.File(self.path, "w", libver="latest")

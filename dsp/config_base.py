@@ -13,10 +13,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Self
 
+from dsp.errors import BackscatterError
+
 JSON_PREFIX = "json:"
 
 
-class ConfigError(ValueError):
+class ConfigError(BackscatterError, ValueError):
     """A configuration value is missing, unknown or impossible.
 
     The message names the configuration class, the field and the value.

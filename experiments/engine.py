@@ -33,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from dsp.errors import BackscatterError
+
 TaskFn = Callable[[dict[str, Any], dict[str, np.random.SeedSequence]], dict[str, Any]]
 
 
-class SweepError(RuntimeError):
+class SweepError(BackscatterError, RuntimeError):
     """A sweep cannot start or did not finish; the message says why."""
 
 

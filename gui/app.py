@@ -10,6 +10,7 @@ from pathlib import Path
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication, QWidget
 
+from dsp.errors import BackscatterError
 from gui.source import SourceThread
 from gui.theme import apply_theme
 from gui.window import MainWindow
@@ -18,7 +19,7 @@ CONNECT_SCREENSHOT_AFTER_S = 10.0  # --screenshot without --exit-after-s on a li
 REPLAY_SETTLE_MS = 400  # after a replay ends: let the last draws land before the screenshot
 
 
-class ScreenshotError(RuntimeError):
+class ScreenshotError(BackscatterError, RuntimeError):
     """The screenshot could not be written."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import zmq
 
 from dsp.config_base import ConfigError
+from dsp.errors import BackscatterError
 from dsp.ranging import REGISTRY
 from dsp.receiver_config import ReceiverConfig
 from sdr.security import check_bind
@@ -34,7 +35,7 @@ MAX_DISTANCE_M = 1e5  # ReceiverConfig's bound on tx_rx_distance_m
 _KEYS = {"v", "kind", "tx_rx_distance_m", "methods"}
 
 
-class ControlError(ValueError):
+class ControlError(BackscatterError, ValueError):
     """A malformed control message; ``reason`` is the counter key."""
 
     def __init__(self, reason: str, detail: str):

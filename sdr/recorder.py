@@ -30,6 +30,7 @@ import numpy as np
 
 from captures.format import ChannelInfo
 from captures.writer import CaptureWriter
+from dsp.errors import OutputExistsError
 from sdr.transport import IQHeader, IQMessage, IQSubscriber, sc16_to_complex
 
 WRITEBACK_BYTES = 64 * 2**20
@@ -84,7 +85,7 @@ class Recorder:
     ):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
+            raise OutputExistsError(f"{self.path} exists; refusing to overwrite (use --force)")
         self.overwrite, self.origin, self.recorder = overwrite, origin, recorder
         self._w: CaptureWriter | None = None
         self.first_header: IQHeader | None = None

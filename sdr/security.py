@@ -39,6 +39,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from dsp.errors import BackscatterError
+
 LOOPBACK_PATTERNS = (
     re.compile(r"tcp://127\.0\.0\.1:[0-9*]+"),
     re.compile(r"tcp://localhost:[0-9*]+"),
@@ -50,7 +52,7 @@ SERVER_NAME = "server"
 AUTHORIZED_DIR = "authorized_clients"
 
 
-class SecurityError(ValueError):
+class SecurityError(BackscatterError, ValueError):
     """A bind that the policy refuses, or missing / unreadable keys."""
 
 

@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 
 from dsp.config_base import ConfigError
+from dsp.errors import BackscatterError
 from dsp.waveform import WaveformConfig
 from sdr.radio_config import RadioConfig
 
@@ -26,7 +27,7 @@ INSTALL_HINT = (
 )
 
 
-class UHDError(RuntimeError):
+class UHDError(BackscatterError, RuntimeError):
     """Base of the UHD source's errors."""
 
 

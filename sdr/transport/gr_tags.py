@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dsp.errors import BackscatterError
+
 GR_HEADER_MAGIC = 0x5FF0
 GR_HEADER_VERSION = 1
 _HEAD = struct.Struct("<HBQQ")  # magic, version, offset, ntags (19 bytes, packed)
@@ -34,7 +36,7 @@ _PAIR, _VECTOR, _DICT, _UVECTOR, _UINT64, _TUPLE, _INT64 = 0x07, 0x08, 0x09, 0x0
 _UVEC_DTYPES = (">u1", ">i1", ">u2", ">i2", ">u4", ">i4", ">u8", ">i8", ">f4", ">f8", ">c8", ">c16")
 
 
-class GrHeaderError(Exception):
+class GrHeaderError(BackscatterError):
     """A GNU Radio tag header or PMT that cannot be read."""
 
 

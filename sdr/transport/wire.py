@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dsp.errors import BackscatterError
 from dsp.sc16 import sc16_to_complex64
 from dsp.waveform import WaveformConfig
 from sdr.stream_truth import StreamTruth
@@ -70,7 +71,7 @@ _COMMON_KEYS = ("v", "kind", "stream_id", "seq")
 _MAX_INDEX = 2**63 - 1
 
 
-class MessageError(Exception):
+class MessageError(BackscatterError):
     """A message failed validation.  ``reason`` is one of :data:`DROP_REASONS`."""
 
     def __init__(self, reason: str, detail: str):
