@@ -38,6 +38,8 @@ class TapSpace:
         self.unwhiten = (v * np.sqrt(w)) @ v.conj().T
         dft = np.exp(-2j * np.pi * np.outer(np.arange(wf.fft_size), wf.active_bins) / wf.fft_size)
         self._taps_from_window = (dft / wf.zadoff_chu) @ self.E @ self.whiten  # [N, L]
+        self._cfr_basis = np.exp(-2j * np.pi * np.outer(k, self.delays) / wf.fft_size)  # [K, L]
+        self._cfr_pinv = np.linalg.pinv(self._cfr_basis)  # [L, K]
 
     def feature_matrix(self, derotate: np.ndarray) -> np.ndarray:
         """``[N, L]`` matrix whose product with windows ``[window, N]`` gives whitened tap features.
@@ -50,9 +52,17 @@ class TapSpace:
 
     def cfr_from_taps(self, taps_white: np.ndarray) -> np.ndarray:
         """CFR ``[subcarrier]`` of a whitened tap vector ``[L]``."""
-        h = self.unwhiten @ taps_white
-        k = self.wf.active_subcarriers
-        return np.exp(-2j * np.pi * np.outer(k, self.delays) / self.wf.fft_size) @ h
+        return self._cfr_basis @ (self.unwhiten @ taps_white)
+
+    def denoise(self, cfr: np.ndarray) -> np.ndarray:
+        """``cfr`` ``[subcarrier]`` projected (least squares) on the CFRs of the tap window.
+
+        A channel whose paths lie in the window keeps all but its far sidelobes; the noise of
+        an estimate keeps ``L / K`` of its power (32 / 800 for the default profile).  At -36 dB
+        per subcarrier one packet's estimate (about 1900 windows) has a per-subcarrier SNR near
+        0.5, so an undenoised reference cost about 1 dB of the tag samples' SNR.
+        """
+        return self._cfr_basis @ (self._cfr_pinv @ cfr)
 
 
 class SubspaceAcquirer:
