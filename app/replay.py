@@ -13,7 +13,7 @@ from app.session import ReceiverSettings, SessionError, open_receiver
 from calibration.workflow import settings_from_capture
 from captures.reader import Capture, open_capture
 from dsp.receiver import Receiver, ReceiverError
-from sdr.emulator.truth import GroundTruth
+from dsp.truth import GroundTruth
 
 CHUNK = 1 << 18  # samples per channel read and pushed at a time
 

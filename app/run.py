@@ -11,8 +11,8 @@ import numpy as np
 from calibration.stale import StaleWatch
 from dsp.receiver import Receiver, Result
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
-from sdr.emulator.truth import GroundTruth
 
 
 @dataclass

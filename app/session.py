@@ -10,7 +10,7 @@ construction and names the field it refuses.
 (calibration/workflow.py builds its own uncalibrated CW receiver, one floor below): the stream
 is described by its :class:`~calibration.store.RadioSettings` (waveform, capture rate, bands
 and RF centres: also what a calibration file is checked against), plus its ground truth when
-it has one (an emulated capture's :class:`~sdr.emulator.truth.GroundTruth` or a stream's
+it has one (an emulated capture's :class:`~dsp.truth.GroundTruth` or a stream's
 :class:`~sdr.stream_truth.StreamTruth`).
 """
 
@@ -28,8 +28,8 @@ from dsp.config_base import ConfigError
 from dsp.ranging import REGISTRY
 from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
-from sdr.emulator.truth import GroundTruth
 from sdr.stream_truth import StreamTruth
 
 TAG_MODES = ("burst", "cw")

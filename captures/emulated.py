@@ -1,49 +1,24 @@
-"""Write an emulated scenario straight into a capture file."""
+"""The channel table of an emulated capture (``write_emulated_capture`` is in ``sdr.emulator.capture``)."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
+from typing import Any
 
 from captures.format import ChannelInfo
-from captures.writer import CaptureWriter
 from dsp.waveform import WaveformConfig
-from sdr.emulator.emulator import Emulator
-from sdr.emulator.scenario import ScenarioConfig
 
 
 def channels_for(wf: WaveformConfig, bands: tuple[str, ...] | list[str]) -> list[ChannelInfo]:
+    """One channel per band at the waveform's centre for it, no gain, antenna ``emulated``."""
     centers = wf.band_centers_hz
     return [ChannelInfo(b, centers[b], 0.0, "emulated") for b in bands]
 
 
-def write_emulated_capture(
-    path: str | os.PathLike,
-    wf: WaveformConfig,
-    sc: ScenarioConfig,
-    datatype: str = "ci16_le",
-    overwrite: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> Emulator:
-    """Emulate ``sc`` and write it, with its ground truth and gap annotations, to ``path``."""
-    emu = Emulator(wf, sc)
-    with CaptureWriter(
-        path,
-        emu.wf,
-        channels_for(emu.wf, sc.bands),
-        emu.rate_hz,  # the profile's capture rate
-        datatype=datatype,
-        overwrite=overwrite,
-        time_first_sample_s=time.time(),
-        description=f"emulated scenario, seed {sc.seed}, mode {sc.mode}",
-        recorder="backscatter emulate",
-    ) as w:
-        w.write_truth(emu.truth, sc.to_json())
-        for blk in emu.blocks():
-            if blk.lost_before:
-                w.add_gap(blk.lost_before)
-            w.append(blk.iq)
-            if progress:
-                progress(blk.iq.shape[1] + blk.lost_before)
-    return emu
+def __getattr__(name: str) -> Any:
+    """``write_emulated_capture`` moved to :mod:`sdr.emulator.capture` (``sdr`` sits above
+    ``captures``); the old name still works, imported only when asked for."""
+    if name == "write_emulated_capture":
+        from sdr.emulator.capture import write_emulated_capture
+
+        return write_emulated_capture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.bands import BANDS
 from dsp.errors import BackscatterError
 from dsp.sc16 import sc16_to_complex64
 
@@ -13,7 +14,7 @@ FORMAT_NAME = "backscatter-capture"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 DATATYPES = ("ci16_le", "cf32_le")
-BAND_NAMES = ("central", "lower", "upper")
+BAND_NAMES = BANDS  # dsp/bands.py
 CI16_FULL_SCALE = 32767.0
 CHUNK_SAMPLES = 1 << 16
 

@@ -24,8 +24,8 @@ from captures.ingest import SlabReader
 from captures.swmr import open_swmr_reader
 from captures.truth_io import read_truth
 from dsp.config_base import ConfigError
+from dsp.truth import GroundTruth
 from dsp.waveform import PROFILES, WaveformConfig
-from sdr.emulator.truth import GroundTruth
 
 
 def _str(v: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sdr.emulator.truth import GroundTruth
+from dsp.truth import GroundTruth
 
 _SCALAR_KEYS = ("range_true_m", "tx_rx_distance_m", "sample_offset", "lo_ppm", "tag_clock_ppm", "tag_id")
 _BAND_KEYS = ("cfo_hz", "snr_db", "phase_rad", "noise_var", "scale", "circuitry_delay_s")

@@ -22,8 +22,8 @@ from captures.format import (
 from captures.ingest import fletcher32
 from captures.truth_io import write_truth
 from dsp.errors import OutputExistsError
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
-from sdr.emulator.truth import GroundTruth
 
 METADATA_MARGIN_BYTES = 256 * 1024
 """Room kept for metadata on top of the data chunks an append allocates."""

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from dsp.bands import SIDE_BANDS
 from dsp.channel import Paths
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 ChannelSampler = Callable[[np.random.Generator], tuple[Paths, Paths, Paths]]
 
-SIDE_BANDS = ("lower", "upper")
 # LoS-delay information left after the nuisance parameters, relative to its total, below which (as an
 # amplitude) the LoS delay counts as unidentifiable: the bound would exceed 1e24 x the one with every
 # nuisance parameter known

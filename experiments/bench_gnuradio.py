@@ -33,11 +33,12 @@ from typing import Any
 
 from app.session import ReceiverSettings, open_receiver
 from calibration.workflow import settings_from_header
-from captures.emulated import write_emulated_capture
 from captures.format import complex_to_ci16
 from captures.reader import open_capture
+from dsp.bands import BANDS
 from dsp.receiver import Receiver
 from dsp.waveform import get_profile
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.transport import IQHeader, ResultPublisher
 from sdr.transport.gnuradio import GnuRadioConfig, GnuRadioSubscriber
@@ -166,7 +167,7 @@ def run_synthetic(duration_s: float, items_per_message: int = 8192) -> dict[str,
     """Our ingest alone: a sender process writes GNU Radio's format (tag headers, sc16) on three
     PUSH sockets as fast as it can; the CPU our side spends per second of stream is the cost of
     keeping real time, whatever GNU Radio itself costs."""
-    rate, bands = 30.72e6, ("central", "lower", "upper")
+    rate, bands = 30.72e6, BANDS
     ports = _ports(3)
     cfg = GnuRadioConfig(
         endpoints=tuple((b, f"tcp://127.0.0.1:{p}") for b, p in zip(bands, ports, strict=True)),

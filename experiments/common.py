@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 from app.run import Run
 from app.session import ReceiverSettings, emulated_radio, open_receiver
 from calibration.store import Calibration
+from dsp.bands import SIDE_BANDS
 from dsp.receiver import STARTUP_WINDOWS, Receiver
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import WaveformConfig
@@ -68,7 +69,7 @@ def check_common_fields(cfg: Any) -> None:
         cfg._fail("profile", f"unknown profile; known: {sorted(PROFILES)}")
     if hasattr(cfg, "epoch_symbols") and not (16 <= cfg.epoch_symbols <= 100_000):
         cfg._fail("epoch_symbols", "must be in [16, 100000]")
-    if hasattr(cfg, "band") and cfg.band not in ("lower", "upper"):
+    if hasattr(cfg, "band") and cfg.band not in SIDE_BANDS:
         cfg._fail("band", "must be 'lower' or 'upper'")
     if hasattr(cfg, "methods") and any(m not in REGISTRY for m in cfg.methods):
         cfg._fail("methods", f"unknown method; known: {sorted(REGISTRY)}")

@@ -9,7 +9,9 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor, QPalette
 from PyQt5.QtWidgets import QApplication, QLabel
 
-BANDS = ("lower", "central", "upper")  # RF order
+from dsp.bands import RF_ORDER
+
+BANDS = RF_ORDER  # by carrier frequency (dsp/bands.py)
 BAND_COLORS = {"central": "#4c9be8", "lower": "#e8a33d", "upper": "#3fb56a"}
 METHOD_COLORS = ("#e0556a", "#b07ce8", "#30b8c4", "#c2b13a")
 METHOD_SYMBOLS = ("o", "t", "s", "d")

@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
 from sdr.emulator.emulator import capture_period
 from sdr.emulator.scenario import ScenarioConfig
-from sdr.emulator.truth import GroundTruth
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, Chunk, EmulatorSource
 from sdr.transport import complex_to_sc16
 

@@ -18,10 +18,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Self
 
+from dsp.bands import BANDS
 from dsp.config_base import ConfigBase, ConfigError
 from dsp.waveform import WaveformConfig
 
-BANDS = ("central", "lower", "upper")
 #: master clock rates of the X410 (ZBX) images this project supports, Hz
 MASTER_CLOCK_RATES_HZ = (245.76e6, 250e6)
 REF_SOURCES = ("internal", "external", "gpsdo")

@@ -23,10 +23,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from captures.reader import open_capture
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
-from sdr.emulator.truth import GroundTruth
 
 DEFAULT_CHUNK_SAMPLES = 1 << 18  # 8.5 ms at 30.72 MS/s: one emulator block, 3 MiB of 3-band sc16
 

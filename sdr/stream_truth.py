@@ -91,7 +91,7 @@ class StreamTruth:
 
     @classmethod
     def from_ground_truth(cls, truth: Any, period_samples: int = 0) -> StreamTruth:
-        """From an emulator's :class:`~sdr.emulator.truth.GroundTruth` (or a capture's truth)."""
+        """From an emulator's :class:`~dsp.truth.GroundTruth` (or a capture's truth)."""
         bits = np.asarray(truth.packet_bits, np.uint8)
         starts = np.asarray(truth.packet_start_sample, np.float64)[:MAX_TRUTH_PACKETS]
         bits = bits[: starts.size]

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from backscatter.output import CliError, print_json, progress_bar
-from captures.emulated import write_emulated_capture
 from captures.reader import open_capture
 from captures.sigmf_export import export_sigmf
 from dsp.config_base import ConfigError
 from dsp.waveform import PROFILES, get_profile
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 
 

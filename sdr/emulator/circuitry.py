@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.bands import BANDS
 from sdr.emulator.scenario import ScenarioConfig
 
 
@@ -54,7 +55,7 @@ def draw_circuit(sc: ScenarioConfig, rng: np.random.Generator, min_delay_s: floa
 def draw_circuits(sc: ScenarioConfig, rng: np.random.Generator) -> dict[str, Circuit]:
     """Circuits ``tx``, ``tag`` and ``rx_<band>`` for every band of the scenario."""
     out = {"tx": draw_circuit(sc, rng, 10e-9), "tag": draw_circuit(sc, rng, 5e-9)}
-    for band in ("central", "lower", "upper"):  # drawn for all bands: same draws for any band subset
+    for band in BANDS:  # drawn for all bands: same draws for any band subset
         out[f"rx_{band}"] = draw_circuit(sc, rng, 10e-9)
     return out
 

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.bands import BANDS
 from dsp.packet import bits_to_symbols, build_packet
+from dsp.truth import GroundTruth
 from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.drift import DriftingPeriodic
@@ -33,7 +35,6 @@ from sdr.emulator.geometry import draw_paths
 from sdr.emulator.impairments import Impairments, apply_phase
 from sdr.emulator.noise import complex_gaussian
 from sdr.emulator.scenario import ScenarioConfig
-from sdr.emulator.truth import GroundTruth
 
 SYMBOLS_PER_BLOCK = 256
 
@@ -115,7 +116,7 @@ class Emulator:
         nu0 = self.lo_ppm * 1e-6 * wf.carrier_freq_hz
         eps_sh = self.tag_ppm * 1e-6 * wf.tag_shift_hz
         self.cfo_hz = {"central": nu0, "lower": nu0 - eps_sh, "upper": nu0 + eps_sh}
-        self.phase_rad = {b: float(rng.uniform(0, 2 * np.pi)) for b in ("central", "lower", "upper")}
+        self.phase_rad = {b: float(rng.uniform(0, 2 * np.pi)) for b in BANDS}
         self.first_packet_s = sc.first_packet_s if sc.first_packet_s is not None else rng.uniform(1e-3, 10e-3)
 
     def _draw_packets(self, rng: np.random.Generator) -> None:

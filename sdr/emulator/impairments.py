@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.bands import BANDS
 from dsp.waveform import WaveformConfig
 from sdr.emulator.phase_noise import PhaseNoise, coarse_decimation
 from sdr.emulator.scenario import ScenarioConfig
@@ -92,7 +93,7 @@ class Impairments:
         self.jitter_rms_s = sc.tag_jitter_rms_s if on else 0.0
         # per channel (drawn for all three bands: the same draws for any band subset)
         self.front_end: dict[str, ChannelFrontEnd] = {}
-        for band in ("central", "lower", "upper"):
+        for band in BANDS:
             g = rng.uniform(-1, 1) * sc.iq_gain_imbalance_db
             p = rng.uniform(-1, 1) * sc.iq_phase_imbalance_deg
             dc_phase = rng.uniform(0, 2 * np.pi)
@@ -175,7 +176,7 @@ class Impairments:
         return phase
 
 
-BANDS3 = ("central", "lower", "upper")
+BANDS3 = BANDS  # dsp/bands.py
 
 
 def scaled_mask(mask: tuple[tuple[float, float], ...], lo_hz: float) -> tuple[tuple[float, float], ...]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dsp.bands import BANDS
 from dsp.config_base import ConfigBase, ConfigError
 from sdr.emulator.phase_noise import check_mask
 
-BANDS = ("central", "lower", "upper")
 MODES = ("cw", "burst")
 PathRows = tuple[tuple[float, float, float], ...]
 

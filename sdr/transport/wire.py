@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dsp.bands import BANDS
 from dsp.errors import BackscatterError
 from dsp.sc16 import sc16_to_complex64
 from dsp.waveform import WaveformConfig
@@ -32,7 +33,7 @@ RESULT_KINDS = ("packet", "epoch", "stats", "gap", "health", "spectrum", "calibr
 TOPICS = (IQ_TOPIC, *RESULT_KINDS)
 IQ_FORMATS = ("sc16", "fc32")
 IQ_SOURCES = ("uhd", "emulator", "replay")
-BAND_NAMES = ("central", "lower", "upper")
+BAND_NAMES = BANDS  # dsp/bands.py
 # the largest frame a valid message has: an fc32 IQ payload of one channel per (distinct) band
 MAX_PAYLOAD_BYTES = len(BAND_NAMES) * MAX_SAMPLES * 8
 RESULT_DTYPES = ("complex64", "float32", "float64", "uint8", "int64")
