@@ -25,6 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/backscatter
 COPY pyproject.toml README.md ./
+COPY app ./app
 COPY backscatter ./backscatter
 COPY calibration ./calibration
 COPY captures ./captures

@@ -25,6 +25,7 @@ ENV VIRTUAL_ENV=/opt/venv \
 WORKDIR /opt/backscatter
 COPY docker/constraints-uhd.txt ./
 COPY pyproject.toml README.md ./
+COPY app ./app
 COPY backscatter ./backscatter
 COPY calibration ./calibration
 COPY captures ./captures
