@@ -16,7 +16,9 @@ import numpy as np
 
 from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
 from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
+from dsp.bands import BANDS, SIDE_BANDS
 from dsp.epoch import ranging_epoch
+from dsp.errors import BackscatterError
 from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, ramp, symbol_from_cfr
@@ -41,7 +43,7 @@ STARTUP_WINDOWS = 9 + BOOT_WINDOWS + CHECK_WINDOWS + 2  # what timing acquisitio
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
 
 
-class ReceiverError(ValueError):
+class ReceiverError(BackscatterError, ValueError):
     """The receiver cannot work on this input (bands, rates); the message says why."""
 
 
@@ -89,10 +91,10 @@ class Receiver:
     ):
         if "central" not in bands:
             raise ReceiverError(f"no central band among the channels {bands}: it is the timing reference")
-        sides = [b for b in bands if b in ("lower", "upper")]
+        sides = [b for b in bands if b in SIDE_BANDS]
         if not sides:
             raise ReceiverError(f"no side band (lower/upper) among the channels {bands}")
-        if len(set(bands)) != len(bands) or any(b not in ("central", "lower", "upper") for b in bands):
+        if len(set(bands)) != len(bands) or any(b not in BANDS for b in bands):
             raise ReceiverError(f"channels must be distinct bands central/lower/upper, got {bands}")
         self.wf = wf
         self.cfg = config or ReceiverConfig()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
-from backscatter.runner import summarise
+from app.run import summarise
 from dsp.config_base import ConfigBase
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import get_profile

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from backscatter.runner import summarise
+from app.run import summarise
 from dsp.config_base import ConfigBase
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import get_profile

@@ -21,8 +21,6 @@ BELOW = {
 # importing backscatter.runner (the old name of app.run)
 KNOWN = {
     ("captures/emulated.py", "sdr"),
-    ("experiments/ber.py", "backscatter"),
-    ("experiments/impairments.py", "backscatter"),
 }
 
 
