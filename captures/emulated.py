@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from captures.format import ChannelInfo
 from dsp.waveform import WaveformConfig
 
@@ -12,13 +10,3 @@ def channels_for(wf: WaveformConfig, bands: tuple[str, ...] | list[str]) -> list
     """One channel per band at the waveform's centre for it, no gain, antenna ``emulated``."""
     centers = wf.band_centers_hz
     return [ChannelInfo(b, centers[b], 0.0, "emulated") for b in bands]
-
-
-def __getattr__(name: str) -> Any:
-    """``write_emulated_capture`` moved to :mod:`sdr.emulator.capture` (``sdr`` sits above
-    ``captures``); the old name still works, imported only when asked for."""
-    if name == "write_emulated_capture":
-        from sdr.emulator.capture import write_emulated_capture
-
-        return write_emulated_capture
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,10 +10,10 @@ import pytest
 from sigmf import sigmffile
 
 from backscatter.cli import main
-from captures.emulated import write_emulated_capture
 from captures.format import CaptureError
 from captures.reader import open_capture
 from captures.sigmf_export import export_sigmf
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 

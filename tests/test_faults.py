@@ -25,12 +25,12 @@ import pytest
 import zmq
 
 from backscatter.commands.bench_pipeline import bench_pipeline, bench_soak, describe, free_tcp_endpoint
-from captures.emulated import write_emulated_capture
 from captures.format import CaptureError
 from captures.reader import open_capture
 from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
 from dsp.results import GapEvent, PacketResult
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.loop_source import LoopSource

@@ -17,11 +17,7 @@ BELOW = {
     "experiments": {"dsp", "captures", "calibration", "sdr", "app"},
     "backscatter": {"dsp", "captures", "calibration", "sdr", "app", "gui", "experiments"},
 }
-# compatibility names only: the lazy old path of write_emulated_capture, and two sweeps still
-# importing backscatter.runner (the old name of app.run)
-KNOWN = {
-    ("captures/emulated.py", "sdr"),
-}
+KNOWN: set[tuple[str, str]] = set()  # no exceptions left: the compatibility shims are gone
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -37,12 +37,12 @@ from calibration.store import (
     load_calibration,
     save_calibration,
 )
-from captures.emulated import write_emulated_capture
 from captures.format import CaptureError
 from captures.reader import open_capture
 from dsp.config_base import ConfigError
 from dsp.receiver_config import ReceiverConfig
 from dsp.waveform import WaveformConfig, get_profile
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.radio_config import ChannelConfig, RadioConfig, radio_config_for
 from sdr.transport import (

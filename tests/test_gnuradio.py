@@ -44,10 +44,10 @@ if not _gnuradio_available():
     pytest.skip("GNU Radio not installed: run `make gnuradio`", allow_module_level=True)
 
 from backscatter.commands.receive_cmd import replay_file  # noqa: E402
-from captures.emulated import write_emulated_capture  # noqa: E402
 from captures.format import complex_to_ci16  # noqa: E402
 from captures.reader import open_capture  # noqa: E402
 from dsp.waveform import get_profile  # noqa: E402
+from sdr.emulator.capture import write_emulated_capture  # noqa: E402
 from sdr.emulator.scenario import ScenarioConfig  # noqa: E402
 from sdr.transport import ResultSubscriber  # noqa: E402
 

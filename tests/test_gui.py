@@ -15,7 +15,6 @@ from PyQt5.QtGui import QImage
 
 from backscatter.commands import gui_cmd
 from backscatter.output import CliError
-from captures.emulated import write_emulated_capture
 from dsp.results import BlockStats, PacketResult, RangingEpoch
 from dsp.waveform import SPEED_OF_LIGHT_M_S
 from gui.inbox import Inbox, SourceStatus
@@ -24,6 +23,7 @@ from gui.replay import ReplaySource
 from gui.source import SourceThread, ZmqSource
 from gui.theme import apply_theme
 from gui.window import MainWindow
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.results_wire import epoch_to_wire, packet_to_wire, spectrum_to_wire, stats_to_wire
 from sdr.transport import encode_result

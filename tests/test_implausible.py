@@ -1,10 +1,10 @@
-"""A range physics forbids is flagged, not published silently (backscatter/runner.py)."""
+"""A range physics forbids is flagged, not published silently (app/run.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from backscatter.runner import Run, summarise
+from app.run import Run, summarise
 from dsp.results import RangingEpoch
 from dsp.waveform import WaveformConfig
 

@@ -19,10 +19,10 @@ import pytest
 
 from backscatter import cli
 from backscatter.commands import pipeline_cmd
-from captures.emulated import write_emulated_capture
 from captures.format import CaptureError, complex_to_ci16
 from captures.reader import Capture, open_capture
 from dsp.waveform import WaveformConfig, get_profile
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.recorder import Recorder, StreamChanged, record

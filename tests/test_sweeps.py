@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom, ncx2
 
+from app.run import receive, summarise
 from backscatter.commands import sweep_cmd
-from backscatter.runner import receive, summarise
-from captures.emulated import write_emulated_capture
 from captures.reader import open_capture
 from dsp.packet import preamble_bits
 from dsp.receiver import Receiver
@@ -29,6 +28,7 @@ from experiments.engine import Checkpoint, EngineConfig, SweepError, seed_sequen
 from experiments.nmae import PAPER_TABLE_I
 from experiments.replay import expand_captures, merge_summaries, replay_many
 from experiments.sweeps import SWEEPS, get_sweep, parse_overrides, run_sweep
+from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 
 ENGINE = EngineConfig(n_workers=1, threads_per_worker=2, processes=False, progress=False)
