@@ -38,6 +38,7 @@ from dsp.windows import DirectBuffer, WindowBlock, join_blocks, make_buffer
 
 BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
 CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
+DRIFT_CHECK_FLOOR = 0.05e-6  # the start-up drift check never tightens below 0.05 ppm (1.5 samples/s)
 STARTUP_WINDOWS = 9 + BOOT_WINDOWS + CHECK_WINDOWS + 2  # what timing acquisition needs at start
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
@@ -293,9 +294,17 @@ class Receiver:
         prior = -cfo / wf.carrier_freq_hz  # g rate: the symbol grid moves by -delta per sample
         rate, self._tied = prior, True
         if self.cfg.timing_tracking:
-            measured = self._measure_rate(block, zz)
-            if measured is not None and abs(measured - prior) > self.cfg.drift_check_ppm * 1e-6:
-                rate, self._tied = measured, False
+            got = self._measure_rate(block, zz)
+            if got is not None:
+                measured, sigma = got
+                # the prior stands unless the measurement differs by more than its own noise
+                # allows (4 standard errors; at least 0.05 ppm or 1 % of the prior, the
+                # measurement's own bias: -0.05 ppm at 10 ppm) or by drift_check_ppm: a clock
+                # untied from the LO with a CFO under drift_check_ppm is then caught too
+                floor = max(DRIFT_CHECK_FLOOR, 0.01 * abs(prior))
+                limit = min(self.cfg.drift_check_ppm * 1e-6, max(4 * sigma, floor))
+                if abs(measured - prior) > limit:
+                    rate, self._tied = measured, False
         else:
             rate, self._tied = 0.0, False
         self._timing.prior_rate = rate
@@ -304,8 +313,9 @@ class Receiver:
         sums = block.weighted_sum(c0, 0, BOOT_WINDOWS, w[None, :] * self._basis.powers(f).T)
         self._install("central", self._basis.align(sums, cfo) / BOOT_WINDOWS)
 
-    def _measure_rate(self, block: WindowBlock, zz: np.ndarray) -> float | None:
-        """Drift rate (samples per sample) measured on the first windows, with no prior.
+    def _measure_rate(self, block: WindowBlock, zz: np.ndarray) -> tuple[float, float] | None:
+        """Drift rate (samples per sample) measured on the first windows, with no prior, and
+        its standard error (from the scatter of the residuals about the last fit).
 
         A reference from the first 8 windows (at most 0.08 samples of drift at 10 ppm), then
         three passes of the delay residual of every window against it, each pass with the
@@ -320,15 +330,17 @@ class Receiver:
         curv = self._basis.curvature(ref, cfo)
         zp = block.matmul(c0, cols)  # [window, P + 1]
         m = np.arange(len(zz), dtype=float) - (head - 1) / 2  # windows from the reference's centre
-        rate = 0.0
+        rate, sigma = 0.0, np.inf
         for _ in range(3):
             f = np.clip(rate * n * m, -0.5, 0.5)
             e = self._basis.residuals(zp, f, curv)
             good = np.abs(rate * n * m) <= 0.5
             if good.sum() < 8:
                 return None
-            rate += float(np.polyfit(m[good], e[good], 1)[0]) / n
-        return rate
+            coef, cov = np.polyfit(m[good], e[good], 1, cov=True)
+            rate += float(coef[0]) / n
+            sigma = float(np.sqrt(max(cov[0, 0], 0.0))) / n
+        return rate, sigma
 
     # ----- per segment ---------------------------------------------------
     def _segment(self, starts: np.ndarray, block: WindowBlock, f: np.ndarray, nom0: int) -> list[Result]:

@@ -19,7 +19,8 @@ class ReceiverConfig(ConfigBase):
     (whole subcarriers included); ``timing_tracking`` follows the sample-clock drift with a
     second-order loop (``timing_loop_gain`` on the offset, ``timing_rate_gain`` on the rate)
     around the prior ``drift = CFO / fc``, which is kept when the drift measured at start-up
-    agrees with it within ``drift_check_ppm`` (else the measured drift is used);
+    agrees with it within ``drift_check_ppm`` and within what the measurement's own noise
+    allows (else the measured drift is used);
     fractional window delays are undone (dsp/alignment.py) on ``delay_levels`` levels a
     sample for input at the working rate, by a polynomial of degree ``delay_poly_degree``
     for resampled input (and for the start-up drift measurement).
