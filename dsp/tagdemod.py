@@ -13,23 +13,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def overlap_matrix(t0: float, period: float, n_symbols: int, starts: np.ndarray, n: int) -> np.ndarray:
-    """Fraction of each window covered by each tag symbol, ``[tag_symbol, window]``."""
-    a = t0 + period * np.arange(n_symbols)[:, None]
-    b = a + period
-    s = starts[None, :].astype(np.float64)
-    return np.clip(np.minimum(s + n, b) - np.maximum(s, a), 0.0, None) / n
+def overlap_matrix(
+    t0: float | np.ndarray, period: float, n_symbols: int, starts: np.ndarray, n: int
+) -> np.ndarray:
+    """Fraction of each window covered by each tag symbol, ``[..., tag_symbol, window]`` (the
+    leading axes those of ``t0``: several packet starts at once)."""
+    a = np.asarray(t0, float)[..., None, None] + period * np.arange(n_symbols)[:, None]
+    s = starts.astype(np.float64)
+    return np.clip(np.minimum(s + n, a + period) - np.maximum(s, a), 0.0, None) / n
 
 
 def preamble_waves(
     t0: np.ndarray, period: float, preamble: np.ndarray, starts: np.ndarray, n: int
 ) -> np.ndarray:
-    """The preamble's waveform on the windows for each candidate start ``t0`` ``[candidate]``:
-    ``preamble @ overlap_matrix(t0[c], ...)`` for every ``c`` at once, ``[candidate, window]``."""
-    a = np.asarray(t0, float)[:, None, None] + period * np.arange(len(preamble))[None, :, None]
-    s = starts[None, None, :].astype(np.float64)
-    o = np.clip(np.minimum(s + n, a + period) - np.maximum(s, a), 0.0, None) / n  # [c, symbol, window]
-    return np.einsum("j,cjw->cw", preamble, o)
+    """The preamble's waveform on the windows for each candidate start ``t0`` ``[candidate]``,
+    ``[candidate, window]``."""
+    return preamble @ overlap_matrix(t0, period, len(preamble), starts, n)
 
 
 def detection_statistic(z: np.ndarray, noise_var: np.ndarray, template: np.ndarray) -> np.ndarray:

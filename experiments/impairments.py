@@ -37,6 +37,7 @@ from experiments.common import (
     markdown_table,
     new_figure,
     receive_emulated,
+    rmse,
     save_figure,
 )
 from experiments.engine import Task, int_seed
@@ -98,8 +99,7 @@ def tasks(cfg: Config) -> list[Task]:
 
 
 def _rmse(run: Any, truth_m: float, method: str) -> float:
-    errs = [e.range_m[method] - truth_m for e in run.epochs if e.range_m.get(method) is not None]
-    return float(np.sqrt(np.mean(np.square(errs)))) if errs else math.nan
+    return rmse([e.range_m[method] - truth_m for e in run.epochs if e.range_m.get(method) is not None])
 
 
 def run_case(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) -> dict[str, Any]:
