@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QEvent, QTimer
 from PyQt5.QtWidgets import QApplication, QWidget
 
 from dsp.errors import BackscatterError
@@ -40,8 +40,8 @@ def run_app(
     size: tuple[int, int] = (1600, 1000),
     calibration_source: str = "",
     lab: dict | None = None,
-) -> MainWindow:
-    """Show the monitor for ``source`` until the window closes (or the timed exit); returns the window.
+) -> None:
+    """Show the monitor for ``source`` until the window closes (or the timed exit).
 
     With ``exit_after_s`` the window closes after that many seconds; with ``screenshot``
     it is saved just before.  A screenshot without ``exit_after_s`` is taken when a
@@ -91,6 +91,10 @@ def run_app(
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     source.stop()
+    # delete the window now, not whenever Python's cyclic collector reaches it (its slots and
+    # pyqtgraph's items hold it in cycles): freed at a random allocation, it could be inside a
+    # paint of another window of the same process (a second run, a test)
+    win.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     if errors:
         raise ScreenshotError(errors[0])
-    return win

@@ -104,3 +104,72 @@ CHI2_TAIL = 1e-6
 def chi2_bounds(dof: int) -> tuple[float, float]:
     """The ``CHI2_TAIL`` and ``1 - CHI2_TAIL`` quantiles of chi-square with ``dof`` degrees."""
     return float(chi2.ppf(CHI2_TAIL, dof)), float(chi2.isf(CHI2_TAIL, dof))
+
+
+@pytest.fixture
+def window(qtbot, qapp):
+    """Factory of shown monitor windows: ``window(source, size=(w, h), show=True, **MainWindow kwargs)``.
+
+    The fixture, not the test, holds every window and its source until teardown, then stops the
+    source, closes the window, lets Qt delete it and collects the garbage, in that order, while
+    nothing is painting.  Why: a ``MainWindow`` sits in reference cycles (its slots, pyqtgraph's
+    items), so a window a test merely drops is freed by Python's cyclic collector at some later
+    allocation, which can be inside a paint of that very window: a use after free (seen in CI as a
+    segmentation fault in ``QPainter::restore`` after "wrapped C/C++ object of type AxisItem has
+    been deleted").  The GUI test modules use :func:`gc_in_paint` so that such a bug crashes every
+    run, not one CI run in many.
+    """
+    import gc
+
+    from PyQt5.QtCore import QEvent
+    from PyQt5.QtWidgets import QApplication
+
+    from gui.theme import apply_theme
+    from gui.window import MainWindow
+
+    theme = apply_theme(qapp, "dark")
+    made: list = []
+
+    def make(source, size: tuple[int, int] = (1600, 1000), show: bool = True, **kwargs) -> MainWindow:
+        win = MainWindow(source, theme, **kwargs)
+        made.append((win, source))
+        win.resize(*size)
+        qtbot.addWidget(win)
+        if show:
+            win.show()
+            source.start()
+        return win
+
+    yield make
+    for win, source in made:
+        source.stop()
+        win.close()
+        win.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    made.clear()
+    gc.collect()
+
+
+@pytest.fixture
+def gc_in_paint(monkeypatch):
+    """A full collection of Python's cyclic garbage at the start of every plot's paint.
+
+    A Qt object that only the collector frees while Qt still uses it (see :func:`window`) then
+    crashes the test every run, not once in many.  Objects older than the test are frozen out of
+    the collections, which then cost about 20 ms each (the GUI tests about 10 % longer).
+    """
+    import gc
+
+    import pyqtgraph as pg
+
+    paint = pg.GraphicsView.paintEvent
+
+    def collecting(self, ev):
+        gc.collect()
+        return paint(self, ev)
+
+    monkeypatch.setattr(pg.GraphicsView, "paintEvent", collecting)
+    gc.collect()
+    gc.freeze()  # what exists before the test is never scanned again: a collection costs ms, not 0.1 s
+    yield
+    gc.unfreeze()

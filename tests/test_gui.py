@@ -21,13 +21,12 @@ from gui.inbox import Inbox, SourceStatus
 from gui.model import ResultsModel
 from gui.replay import ReplaySource
 from gui.source import SourceThread, ZmqSource
-from gui.theme import apply_theme
-from gui.window import MainWindow
 from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.results_wire import epoch_to_wire, packet_to_wire, spectrum_to_wire, stats_to_wire
 from sdr.transport import encode_result
 
+pytestmark = pytest.mark.usefixtures("gc_in_paint")  # see tests/conftest.py
 BITS = 125
 TAG = 0xB5C0FFEE
 PEAKS = {"central": 120, "lower": 122, "upper": 123}  # CIR index of each band's first path
@@ -70,21 +69,6 @@ def spectrum(time_s: float) -> tuple:
     psd = {b: np.linspace(-100, -90, 64) for b in ("central", "lower", "upper")}
     first = {"central": 900e6, "lower": 855e6, "upper": 945e6}
     return spectrum_to_wire(time_s, psd, first, 0.5e6)
-
-
-@pytest.fixture
-def window(qtbot, qapp):
-    theme = apply_theme(qapp, "dark")
-
-    def make(source: SourceThread, no_data_after_s: float = 5.0) -> MainWindow:
-        win = MainWindow(source, theme, no_data_after_s)
-        win.resize(1400, 900)
-        qtbot.addWidget(win)
-        win.show()
-        source.start()
-        return win
-
-    return make
 
 
 # ----- model and codec (no drawing) ------------------------------------------------

@@ -13,27 +13,11 @@ from PyQt5.QtGui import QImage
 from dsp.receiver_config import ReceiverConfig
 from gui.panels.status import timing_text
 from gui.series import EpochSeries, robust_range, rolling_median
-from gui.source import SourceThread
-from gui.theme import apply_theme
-from gui.window import MainWindow
 from sdr.control import ControlError, ControlServer, LiveConfig, WorkerSettings, parse_settings
 from sdr.stream_truth import StreamTruth
 from tests.test_gui import ScriptedSource, epoch, packet
 
-
-@pytest.fixture
-def window(qtbot, qapp):
-    theme = apply_theme(qapp, "dark")
-
-    def make(source: SourceThread, size: tuple[int, int] = (1600, 1000)) -> MainWindow:
-        win = MainWindow(source, theme)
-        win.resize(*size)
-        qtbot.addWidget(win)
-        win.show()
-        source.start()
-        return win
-
-    return make
+pytestmark = pytest.mark.usefixtures("gc_in_paint")  # see tests/conftest.py
 
 
 # ----- series and robust statistics (no drawing) -------------------------------------
@@ -155,12 +139,10 @@ def test_export_png_and_the_last_n_results_as_csv(window, wf, tmp_path):
         win.lab.export_csv(tmp_path / "no-such-dir" / "x.csv")
 
 
-def test_worker_settings_reach_the_control_endpoint_validated(qtbot, qapp):
+def test_worker_settings_reach_the_control_endpoint_validated(window, qtbot):
     server = ControlServer("tcp://127.0.0.1:*")
     try:
-        theme = apply_theme(qapp, "dark")
-        win = MainWindow(ScriptedSource(), theme, control_endpoint=server.endpoint)
-        qtbot.addWidget(win)
+        win = window(ScriptedSource(), show=False, control_endpoint=server.endpoint)
         win.lab.distance.setValue(12.5)
         for m, box in win.lab.method_boxes.items():
             box.setChecked(m in ("ir_first", "music"))
@@ -220,10 +202,8 @@ def test_live_config_applies_settings_and_refuses_what_the_receiver_refuses():
         parse_settings(b" " * 5000)
 
 
-def test_recording_starts_and_stops_from_the_gui(qtbot, qapp, tmp_path):
-    theme = apply_theme(qapp, "dark")
-    win = MainWindow(ScriptedSource(), theme, iq_endpoint="tcp://127.0.0.1:5555", export_dir=tmp_path)
-    qtbot.addWidget(win)
+def test_recording_starts_and_stops_from_the_gui(window, qtbot, tmp_path):
+    win = window(ScriptedSource(), show=False, iq_endpoint="tcp://127.0.0.1:5555", export_dir=tmp_path)
     log = tmp_path / "argv.txt"
     script = (
         "import signal, sys, time, pathlib; "
@@ -244,8 +224,7 @@ def test_recording_starts_and_stops_from_the_gui(qtbot, qapp, tmp_path):
     qtbot.waitUntil(saved, timeout=10_000)
     assert not win.lab.recording
     assert not win.lab.record_button.isChecked() and win.lab.record_button.text() == "Record"
-    disabled = MainWindow(ScriptedSource(), theme)
-    qtbot.addWidget(disabled)
+    disabled = window(ScriptedSource(), show=False)
     assert not disabled.lab.record_button.isEnabled() and not disabled.lab.apply_button.isEnabled()
 
 
