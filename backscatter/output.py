@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -11,7 +12,12 @@ import numpy as np
 from app.progress import progress_bar
 from dsp.errors import BackscatterError
 
-__all__ = ["CliError", "print_json", "progress_bar"]  # progress_bar lives in app.progress
+__all__ = [
+    "CliError",
+    "exit_leaving_broken_file",
+    "print_json",
+    "progress_bar",
+]  # progress_bar lives in app.progress
 
 
 class CliError(BackscatterError):
@@ -33,3 +39,10 @@ def _default(o: Any) -> Any:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=_default, allow_nan=True)
     sys.stdout.write("\n")
+
+
+def exit_leaving_broken_file(command: str, message: str) -> None:
+    """Report a failed write and end the process without HDF5's exit-time close of the file."""
+    sys.stdout.flush()
+    print(f"backscatter {command}: error: {message}", file=sys.stderr, flush=True)
+    os._exit(2)

@@ -37,15 +37,21 @@ loop.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dsp.truth import GroundTruth
-from dsp.waveform import WaveformConfig
+from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import capture_period
 from sdr.emulator.scenario import ScenarioConfig
+from sdr.scenario_args import scenario_from_args
+from sdr.source_registry import SourceError, SourceKind, SourceSettings
 from sdr.sources import DEFAULT_CHUNK_SAMPLES, Chunk, EmulatorSource
 from sdr.transport import complex_to_sc16
 
@@ -194,6 +200,18 @@ class LoopSource:
         """Stream length for a progress bar (``None`` when it runs until stopped)."""
         return self._end
 
+    def stream_report(self) -> dict[str, Any]:
+        """The ``loop`` section of a stream summary: loop length (s), memory (bytes), packets
+        per loop and the seconds it took to generate."""
+        return {
+            "loop": {
+                "loop_s": self.loop_s,
+                "loop_bytes": self.bytes_per_loop,
+                "packets_per_loop": self.truth_packets_per_loop,
+                "generate_s": self.generate_s,
+            }
+        }
+
     # ----- IQSource -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Chunk]:
         fs, end = self.sample_rate_hz, self._end
@@ -218,3 +236,59 @@ class LoopSource:
 
     def close(self) -> None:
         self._stop = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopSettings(SourceSettings):
+    """``scenario`` emulated for ``loop_s`` seconds (whole loop units) with waveform ``profile``
+    and streamed for ``duration_s`` seconds (``None``: until stopped) in chunks of
+    ``chunk_samples`` (at the capture rate)."""
+
+    kind: ClassVar[str] = "loop"
+    scenario: ScenarioConfig
+    profile: str = "default"
+    loop_s: float = 1.0
+    duration_s: float | None = None
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES
+
+
+class LoopKind(SourceKind):
+    """The emulator with ``--loop-s`` (not a ``--source`` choice of its own): the scenario
+    flags with ``--duration-s`` the stream length, not the scenario's."""
+
+    name = "loop"
+    Settings = LoopSettings
+    emulated = True
+    offered = False
+
+    @classmethod
+    def settings_from_args(
+        cls, args: Any, *, scenario_defaults: Mapping[str, object] | None = None
+    ) -> LoopSettings:
+        looped = types.SimpleNamespace(**{**vars(args), "duration_s": args.loop_s})
+        sc = scenario_from_args(looped, **(scenario_defaults or {}))
+        return LoopSettings(
+            scenario=sc,
+            profile=args.profile,
+            loop_s=args.loop_s,
+            duration_s=args.duration_s,
+            chunk_samples=args.chunk_samples,
+        )
+
+    @classmethod
+    def open(cls, settings: LoopSettings, stop: threading.Event | None = None) -> LoopSource:
+        def interrupt_generation(_: int) -> None:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+
+        try:
+            return LoopSource(
+                settings.scenario,
+                get_profile(settings.profile),
+                loop_s=settings.loop_s,
+                duration_s=settings.duration_s,
+                chunk_samples=settings.chunk_samples,
+                progress=interrupt_generation,
+            )
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None

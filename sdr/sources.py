@@ -6,8 +6,10 @@ sample order.  ``backscatter stream`` sends every chunk as one IQ message
 samples at its own rate) or ``--as-fast-as-possible`` is given.
 
 Implementations here: :class:`EmulatorSource` (the software channel emulator) and
-:class:`ReplaySource` (a capture file).  ``sdr/uhd_source.py`` provides the radio source
-(``make_uhd_source(args) -> IQSource``) against the same interface.
+:class:`ReplaySource` (a capture file), registered as the source kinds ``emulator`` and
+``replay`` (``sdr/source_registry.py``); the loop, the radio and a live stream are in
+``sdr/loop_source.py``, ``sdr/uhd_source.py`` (its kind in ``sdr/uhd_cli.py``) and
+``sdr/stream_source.py``.
 """
 
 from __future__ import annotations
@@ -15,20 +17,35 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from captures.reader import open_capture
 from dsp.truth import GroundTruth
-from dsp.waveform import WaveformConfig
+from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
+from sdr.scenario_args import scenario_from_args
+from sdr.source_registry import DEFAULT_CHUNK_SAMPLES, SourceError, SourceKind, SourceSettings, get_kind
 
-DEFAULT_CHUNK_SAMPLES = 1 << 18  # 8.5 ms at 30.72 MS/s: one emulator block, 3 MiB of 3-band sc16
+__all__ = [
+    "DEFAULT_CHUNK_SAMPLES",
+    "Chunk",
+    "ChunkLike",
+    "EmulatorKind",
+    "EmulatorSettings",
+    "EmulatorSource",
+    "IQSource",
+    "Pacer",
+    "ReplayKind",
+    "ReplaySettings",
+    "ReplaySource",
+    "chunk_iq",
+]
 
 
 class ChunkLike(Protocol):
@@ -106,8 +123,10 @@ class IQSource(Protocol):
       stopped iterating (the iterator may be left unfinished).
 
     Optional attributes, read with ``getattr``: ``is_live`` (``True`` when the source itself
-    delivers samples in real time, so the streamer never paces it; default: ``name == "uhd"``)
-    and ``total_samples`` (stream length for a progress bar, lost samples included).
+    delivers samples in real time, so the streamer never paces it; default: its kind's ``live``
+    in ``sdr/source_registry.py``), ``total_samples`` (stream length for a progress bar, lost
+    samples included), ``behind_hint`` (what to add to the warning when a paced source falls
+    behind the sample clock) and ``stream_report()`` (extra sections of the stream summary).
     """
 
     name: str
@@ -144,6 +163,7 @@ class EmulatorSource:
 
     name = "emulator"
     is_live = False
+    behind_hint = "; --loop-s streams a pre-generated loop in real time"
 
     def __init__(
         self,
@@ -237,6 +257,69 @@ class ReplaySource:
     def close(self) -> None:
         self._stop = True
         self._cap.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorSettings(SourceSettings):
+    """The emulator: ``scenario``, the waveform ``profile`` and ``chunk_samples`` (samples per
+    chunk at the capture rate)."""
+
+    kind: ClassVar[str] = "emulator"
+    scenario: ScenarioConfig
+    profile: str = "default"
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES
+
+
+class EmulatorKind(SourceKind):
+    """``--source emulator``: the scenario flags (``--duration-s`` default 1 s); with
+    ``--loop-s`` the loop source instead (``sdr/loop_source.py``)."""
+
+    name = "emulator"
+    Settings = EmulatorSettings
+    emulated = True
+
+    @classmethod
+    def settings_from_args(
+        cls, args: Any, *, scenario_defaults: Mapping[str, object] | None = None
+    ) -> SourceSettings:
+        if getattr(args, "loop_s", None) is not None:
+            return get_kind("loop").settings_from_args(args, scenario_defaults=scenario_defaults)
+        sc = scenario_from_args(args, **{"duration_s": 1.0, **(scenario_defaults or {})})
+        return EmulatorSettings(scenario=sc, profile=args.profile, chunk_samples=args.chunk_samples)
+
+    @classmethod
+    def open(cls, settings: EmulatorSettings, stop: threading.Event | None = None) -> EmulatorSource:
+        wf = get_profile(settings.profile)
+        return EmulatorSource(settings.scenario, wf, chunk_samples=settings.chunk_samples)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplaySettings(SourceSettings):
+    """A capture file ``path`` replayed in chunks of ``chunk_samples`` (at the capture's rate)."""
+
+    kind: ClassVar[str] = "replay"
+    path: Path
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES
+
+
+class ReplayKind(SourceKind):
+    """``--source replay --file CAPTURE.h5``."""
+
+    name = "replay"
+    Settings = ReplaySettings
+    takes_file = True
+
+    @classmethod
+    def settings_from_args(
+        cls, args: Any, *, scenario_defaults: Mapping[str, object] | None = None
+    ) -> ReplaySettings:
+        if args.file is None:
+            raise SourceError("--source replay needs --file CAPTURE.h5")
+        return ReplaySettings(path=Path(args.file), chunk_samples=args.chunk_samples)
+
+    @classmethod
+    def open(cls, settings: ReplaySettings, stop: threading.Event | None = None) -> ReplaySource:
+        return ReplaySource(settings.path, chunk_samples=settings.chunk_samples)
 
 
 class Pacer:

@@ -4,8 +4,9 @@
 ``MultiUSRP`` and its ``RXStreamer``. The ``uhd`` module is imported only when a
 source is opened (``open``, ``with``, or iteration), so the rest of the project
 never needs it (Debian's ``python3-uhd`` is built against numpy 1.x). The errors,
-``StreamEvent`` and ``import_uhd`` live in ``sdr.uhd_support``, the ``--source uhd``
-flags and ``make_uhd_source`` in ``sdr.uhd_cli``; all are re-exported here.
+``StreamEvent`` and ``import_uhd`` live in ``sdr.uhd_support`` (re-exported here); the
+``--source uhd`` flags, ``make_uhd_source`` and the source kind in ``sdr.uhd_cli``, which
+imports this module when a source is opened (this module never imports it).
 
 Set-up order (``open``), and why:
 
@@ -47,7 +48,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -67,11 +68,7 @@ from sdr.uhd_support import (
     waveform_for_radio,
 )
 
-if TYPE_CHECKING:
-    from sdr.uhd_cli import DEFAULT_GAIN_DB, add_uhd_args, make_uhd_source
-
 __all__ = [
-    "DEFAULT_GAIN_DB",
     "DRAIN_TIMEOUT_S",
     "INSTALL_HINT",
     "LOCK_POLL_S",
@@ -86,10 +83,8 @@ __all__ = [
     "UHDSource",
     "UHDStreamError",
     "UHDUnavailableError",
-    "add_uhd_args",
     "check_radio_matches_waveform",
     "import_uhd",
-    "make_uhd_source",
     "waveform_for_radio",
 ]
 
@@ -104,17 +99,6 @@ MAX_EVENTS = 10_000
 LOCK_POLL_S = 0.01
 DRAIN_TIMEOUT_S = 0.1
 MAX_DRAIN_RECVS = 100  # in-flight data after stop_cont is a few packets
-
-#: names re-exported from ``sdr.uhd_cli``, loaded on first use (it imports this module)
-_CLI_NAMES = frozenset({"DEFAULT_GAIN_DB", "add_uhd_args", "make_uhd_source"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _CLI_NAMES:
-        from sdr import uhd_cli
-
-        return getattr(uhd_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UHDSource:

@@ -1,4 +1,5 @@
-"""Sources, streamer, recorder and the pipeline commands (sdr/sources.py, sdr/recorder.py, pipeline_cmd)."""
+"""Sources, streamer, recorder and the pipeline commands (sdr/sources.py, sdr/recorder.py, app/stream.py,
+stream_cmd, record_cmd, listen_cmd, keys_cmd)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app import stream as app_stream
 from backscatter import cli
-from backscatter.commands import pipeline_cmd
+from backscatter.commands import listen_cmd
 from captures.format import CaptureError, complex_to_ci16
 from captures.reader import Capture, open_capture
 from dsp.waveform import WaveformConfig, get_profile
@@ -26,7 +28,7 @@ from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.recorder import Recorder, StreamChanged, record
-from sdr.sources import Chunk, EmulatorSource, IQSource, ReplaySource
+from sdr.sources import Chunk, EmulatorSource, IQSource, Pacer, ReplaySource
 from sdr.transport import (
     IQMessage,
     IQPublisher,
@@ -451,7 +453,7 @@ def test_uhd_source_is_loaded_lazily(tmp_path, monkeypatch, capsys):
     assert "sdr/uhd_source.py" in capsys.readouterr().err
     radio = _FakeRadio()
     monkeypatch.setitem(
-        sys.modules, "sdr.uhd_source", types.SimpleNamespace(make_uhd_source=lambda args: radio)
+        sys.modules, "sdr.uhd_source", types.SimpleNamespace(UHDSource=lambda radio_config, waveform: radio)
     )
     ep = _ipc(tmp_path, "u")
     sub = IQSubscriber(ep, mode="pull")
@@ -480,9 +482,9 @@ def test_every_result_kind_renders_as_a_line_and_as_json():
     for seq, (kind, fields, arrays) in enumerate(_results()):
         frames = encode_result(kind, fields, arrays, stream_id="d" * 32, seq=seq)
         msg = decode([f if isinstance(f, bytes) else bytes(memoryview(f).cast("B")) for f in frames])
-        line = pipeline_cmd.result_line(msg)
+        line = listen_cmd.result_line(msg)
         assert kind in line and "\n" not in line
-        obj = json.loads(json.dumps(pipeline_cmd.result_to_json(msg)))
+        obj = json.loads(json.dumps(listen_cmd.result_to_json(msg)))
         assert obj["kind"] == kind
         assert obj["arrays"] == {
             n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays.items()
@@ -503,11 +505,11 @@ def test_a_source_slower_than_real_time_is_warned_about_once(tmp_path, wf, capsy
     pub = IQPublisher(_ipc(tmp_path, "iq"), sample_rate_hz=wf.sample_rate_hz, channels=source.channels,
                       waveform=wf, source="emulator", mode="pub")  # fmt: skip
     try:
-        pacer = pipeline_cmd.Pacer(wf.sample_rate_hz, clock=clock)
-        summary = pipeline_cmd.run_stream(source, pub, pacer=pacer, stop=threading.Event())
+        pacer = Pacer(wf.sample_rate_hz, clock=clock)
+        summary = app_stream.run_stream(source, pub, pacer=pacer, stop=threading.Event())
     finally:
         pub.close(linger_s=0)
     err = capsys.readouterr().err
     assert summary["messages"] == len(list(EmulatorSource(sc, wf, chunk_samples=50_000)))
-    assert summary["max_lag_s"] > pipeline_cmd.BEHIND_WARNING_S
+    assert summary["max_lag_s"] > app_stream.BEHIND_WARNING_S
     assert err.count("warning:") == 1 and "emulator source is" in err and "--loop-s" in err

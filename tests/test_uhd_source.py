@@ -18,15 +18,14 @@ from dsp.waveform import get_profile
 from sdr.radio_config import ChannelConfig, RadioConfig, load_radio_config, radio_config_for
 from sdr.sources import Chunk, IQSource
 from sdr.transport import as_wire_array, sc16_to_complex
+from sdr.uhd_cli import add_uhd_args, make_uhd_source
 from sdr.uhd_source import (
     LOCK_POLL_S,
     UHDSetupError,
     UHDSource,
     UHDStreamError,
     UHDUnavailableError,
-    add_uhd_args,
     import_uhd,
-    make_uhd_source,
 )
 from tests.uhd_double import (
     Event,
@@ -446,8 +445,8 @@ def test_importing_and_building_the_source_does_not_import_uhd() -> None:
                     attempts.append(name)
                 return None
         sys.meta_path.insert(0, Spy())
-        import sdr.uhd_source
-        src = sdr.uhd_source.make_uhd_source(argparse.Namespace(profile="default", gain_db=10.0))
+        import sdr.uhd_cli
+        src = sdr.uhd_cli.make_uhd_source(argparse.Namespace(profile="default", gain_db=10.0))
         assert "uhd" not in sys.modules, sorted(sys.modules)
         assert attempts == [], attempts
         print("ok")

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from app.stream import DRAIN_S
 from backscatter.commands.bench_procs import (
     WORKER_KEYS,
     Listener,
@@ -47,9 +48,6 @@ from backscatter.commands.bench_procs import (
     startup_budget_s,
     stop_all,
     wait_live,
-)
-from backscatter.commands.pipeline_cmd import (
-    DRAIN_S,
 )
 from captures.format import CaptureError
 from captures.reader import open_capture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from backscatter.output import CliError, print_json, progress_bar
 from captures.reader import open_capture
 from captures.sigmf_export import export_sigmf
-from dsp.config_base import ConfigError
 from dsp.waveform import PROFILES, get_profile
 from sdr.emulator.capture import write_emulated_capture
-from sdr.emulator.scenario import ScenarioConfig
+from sdr.scenario_args import scenario_from_args
 
 
 def add_scenario_args(p: argparse.ArgumentParser) -> None:
@@ -37,35 +35,6 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="switch every emulator impairment off (sample-clock drift, ...): the bare model",
     )
-
-
-def scenario_from_args(args: argparse.Namespace, **defaults: object) -> ScenarioConfig:
-    data: dict = dict(defaults)
-    if args.scenario is not None:
-        try:
-            data.update(json.loads(args.scenario.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"{args.scenario}: cannot read scenario JSON: {exc}") from None
-    for flag, key in (
-        ("seed", "seed"),
-        ("duration_s", "duration_s"),
-        ("paths", "n_nlos"),
-        ("mode", "mode"),
-        ("circuitry_seed", "circuitry_seed"),
-    ):
-        if getattr(args, flag, None) is not None:
-            data[key] = getattr(args, flag)
-    if args.snr_db is not None:
-        data.update(snr_lower_db=args.snr_db, snr_upper_db=args.snr_db)
-    if args.central_snr_db is not None:
-        data.update(snr_central_db=args.central_snr_db)
-    if getattr(args, "ideal", False):
-        data["ideal"] = True
-    try:
-        return ScenarioConfig.from_dict(data)
-    except ConfigError as exc:
-        where = f"{args.scenario}: " if args.scenario else ""
-        raise CliError(f"{where}{exc}") from None
 
 
 def cmd_emulate(args: argparse.Namespace) -> dict:

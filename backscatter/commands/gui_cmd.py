@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from backscatter.commands.pipeline_cmd import add_keys_arg
+from backscatter.commands.keys_cmd import add_keys_arg
 from backscatter.output import CliError
 from dsp.ranging import REGISTRY
 
@@ -72,7 +72,7 @@ def cmd_gui(args: argparse.Namespace) -> dict:
         source = _replay_source(args)
         calibration_source = str(args.replay)
     else:
-        from backscatter.commands.pipeline_cmd import client_keys_from_args
+        from backscatter.commands.keys_cmd import client_keys_from_args
         from gui.source import ZmqSource
         from sdr.security import SecurityError
 

@@ -9,13 +9,9 @@ from pathlib import Path
 import zmq
 
 from app.session import ReceiverSettings, open_receiver
+from app.stream import StopOnSignal
 from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio_subscriber_from_args
-from backscatter.commands.pipeline_cmd import (
-    StopOnSignal,
-    add_keys_arg,
-    client_keys_from_args,
-    server_keys_from_args,
-)
+from backscatter.commands.keys_cmd import add_keys_arg, client_keys_from_args, server_keys_from_args
 from backscatter.commands.receive_cmd import add_receiver_args
 from backscatter.output import CliError, print_json
 from calibration.store import CalibrationError

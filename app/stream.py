@@ -1,0 +1,285 @@
+"""The streamer: a source's chunks out through an IQ publisher (and into a recording), paced,
+until the source ends or a signal stops it; and the signal handling every long command uses.
+
+:func:`stream` is what ``backscatter stream`` does (source settings and :class:`StreamOptions`
+in, a summary out); :func:`run_stream` is its inner loop over an open source and publisher.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import zmq
+
+from app.progress import progress_bar
+from dsp.errors import BackscatterError
+from sdr.recorder import Recorder, RecordingStopped
+from sdr.security import ServerKeys
+from sdr.source_registry import SourceError, SourceKind, SourceSettings, kind_of
+from sdr.sources import IQSource, Pacer, chunk_iq
+from sdr.stream_truth import stream_truth_of
+from sdr.transport import IQPublisher, as_wire_array
+from sdr.transport.gr_publisher import GnuRadioPublisher
+
+DRAIN_S = 10.0  # a stream that ends normally waits at most this long for its queue to drain
+BEHIND_WARNING_S = 1.0
+"""A paced source this far behind the sample clock (seconds) gets one warning."""
+
+
+class StreamError(BackscatterError, RuntimeError):
+    """The stream cannot be sent (an endpoint that cannot be bound)."""
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM set ``event`` (and run the ``on_stop`` callbacks, which
+    must only set flags) instead of killing the process.
+
+    A second signal raises ``KeyboardInterrupt`` (for a loop that does not look at the event).
+    Outside the main thread it installs nothing and only provides the event.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.on_stop: list[Callable[[], None]] = []
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        for fn in self.on_stop:
+            fn()
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_stream(
+    source: IQSource,
+    publisher: IQPublisher,
+    *,
+    pacer: Pacer,
+    stop: threading.Event,
+    recorder: Recorder | None = None,
+    progress: Callable[[int], Any] | None = None,
+    also: GnuRadioPublisher | None = None,
+) -> dict[str, Any]:
+    """Send every chunk of ``source`` through ``publisher`` (and into ``recorder``) until done or ``stop``.
+
+    A recording that cannot go on (:class:`~sdr.recorder.RecordingStopped`: disk full, write
+    error) stops, is warned about on stderr and named in ``record_error``; the stream goes on.
+    ``progress(samples)`` is called after each chunk (lost samples counted).  The summary's
+    times are in seconds, its rate in samples per second.
+    """
+    messages = samples = lost = 0
+    record_error = None
+    behind_warned = False
+    t0 = time.perf_counter()
+    stopped = False
+    for chunk in source:
+        payload = as_wire_array(chunk_iq(chunk), publisher.fmt)
+        n = payload.shape[1]
+        if stop.is_set() or not pacer.wait(chunk.first_sample, n, stop):
+            stopped = True
+            break
+        if pacer.realtime and pacer.lag_s > BEHIND_WARNING_S and not behind_warned:
+            behind_warned = True
+            hint = getattr(source, "behind_hint", "")
+            print(
+                f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
+                f"sample clock: it produces samples slower than real time{hint}",
+                file=sys.stderr,
+                flush=True,
+            )
+        header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
+        if also is not None and header is not None:  # GNU Radio sockets (--gnuradio-bind)
+            if not also.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop):
+                header = None
+        if header is None:
+            stopped = True
+            break
+        if recorder is not None and record_error is None:
+            try:
+                recorder.append(header, payload, chunk.lost_before)
+            except RecordingStopped as exc:
+                record_error = {"reason": exc.reason, "message": str(exc)}
+                print(f"backscatter stream: warning: recording stopped: {exc}", file=sys.stderr, flush=True)
+        messages += 1
+        samples += n
+        lost += chunk.lost_before
+        if progress is not None:
+            progress(n + chunk.lost_before)
+    wall_s = time.perf_counter() - t0
+    stopped = stopped or stop.is_set()  # a source told to stop ends its iteration early
+    stream_s = (samples + lost) / publisher.sample_rate_hz
+    return {
+        "source": source.name,
+        "endpoint": publisher.endpoint,
+        "mode": publisher.mode,
+        "format": publisher.fmt,
+        "stream_id": publisher.stream_id,
+        "sample_rate_hz": publisher.sample_rate_hz,
+        "bands": [b for b, _ in source.channels],
+        "messages": messages,
+        "samples_sent": samples,
+        "samples_lost": lost,
+        "bytes_sent": publisher.bytes_sent,
+        "stream_s": stream_s,
+        "wall_s": wall_s,
+        "realtime_factor": stream_s / wall_s if wall_s > 0 else float("inf"),
+        "max_lag_s": pacer.lag_s,
+        "paced": pacer.realtime,
+        "interrupted": stopped,
+        "record": None if recorder is None else str(recorder.path),
+        "record_error": record_error,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamOptions:
+    """How a stream is sent.
+
+    ``bind``: the endpoint; ``socket``: ``pub`` or ``push``; ``fmt``: the wire sample format;
+    ``server_keys`` (``None``: no CURVE) and ``insecure`` (consent to a plain endpoint off the
+    loopback interface); ``wait_subscriber_s``: seconds to wait for a subscriber first (0: not);
+    ``as_fast_as_possible``: never pace; ``record``: also record to this capture file, replacing
+    it when ``overwrite``; ``show_progress``: a progress bar on stderr.
+    """
+
+    bind: str
+    socket: str = "pub"
+    fmt: str = "sc16"
+    server_keys: ServerKeys | None = None
+    insecure: bool = False
+    wait_subscriber_s: float = 0.0
+    as_fast_as_possible: bool = False
+    record: Path | None = None
+    overwrite: bool = False
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    """``summary`` of :func:`run_stream` plus ``subscriber_seen``, ``gnuradio`` and the source's
+    own sections; ``record_broken``: the recording's file failed mid-write (the process should
+    end without closing it, see ``sdr.recorder``)."""
+
+    summary: dict[str, Any]
+    record_broken: bool
+
+
+# ``also(source)`` -> the GNU Radio publisher for the source's rate and channels, or ``None``
+AlsoFactory = Callable[[IQSource], GnuRadioPublisher | None]
+
+
+def stream(
+    settings: SourceSettings, options: StreamOptions, *, also: AlsoFactory | None = None
+) -> StreamOutcome:
+    """Open the source ``settings`` describe and send it as :class:`StreamOptions` say, until
+    it ends or SIGINT/SIGTERM; the source, sockets and recording are closed on the way out."""
+    kind = kind_of(settings)
+    with StopOnSignal() as signals:
+        stop = signals.event
+        source = kind.open(settings, stop)
+        signals.on_stop.append(source.stop)
+        try:
+            return _send_source(source, kind, options, stop, also)
+        finally:
+            source.close()
+
+
+def _bind(source: IQSource, options: StreamOptions) -> IQPublisher:
+    try:
+        return IQPublisher(
+            options.bind,
+            sample_rate_hz=source.sample_rate_hz,
+            channels=source.channels,
+            waveform=source.waveform,
+            source=source.name,
+            mode=options.socket,
+            fmt=options.fmt,
+            server_keys=options.server_keys,
+            insecure=options.insecure,
+            truth=stream_truth_of(source),  # emulator / replay: the answer travels along
+        )
+    except zmq.ZMQError as exc:  # address in use, malformed endpoint
+        raise StreamError(f"cannot bind {options.bind}: {exc}") from None
+
+
+def _send_source(
+    source: IQSource,
+    kind: type[SourceKind],
+    options: StreamOptions,
+    stop: threading.Event,
+    also: AlsoFactory | None,
+) -> StreamOutcome:
+    pub = _bind(source, options)
+    completed = False
+    gr_pub = None
+    try:
+        gr_pub = None if also is None else also(source)
+        subscriber_seen = None
+        if options.wait_subscriber_s > 0 and gr_pub is not None:  # a GNU Radio watcher, then
+            subscriber_seen = gr_pub.wait_for_subscribers(options.wait_subscriber_s, stop)
+        elif options.wait_subscriber_s > 0:
+            subscriber_seen = pub.wait_for_subscriber(options.wait_subscriber_s, stop)
+        live = bool(getattr(source, "is_live", kind.live))
+        pacer = Pacer(source.sample_rate_hz, realtime=not (live or options.as_fast_as_possible))
+        summary, broken = _run_recorded(source, kind, pub, gr_pub, pacer, stop, options)
+        summary["subscriber_seen"] = subscriber_seen
+        summary["gnuradio"] = gr_pub and {"endpoints": gr_pub.endpoints, "items_sent": gr_pub.items_sent}
+        report = getattr(source, "stream_report", None)
+        if report is not None:
+            summary.update(report())
+        completed = not summary["interrupted"]
+    finally:
+        # a stream that ended normally lets its queue drain to the consumers
+        pub.close(linger_s=DRAIN_S if completed else 0.2)
+        if gr_pub is not None:
+            gr_pub.close(linger_s=DRAIN_S if completed else 0.2)
+    return StreamOutcome(summary, broken)
+
+
+def _run_recorded(
+    source: IQSource,
+    kind: type[SourceKind],
+    pub: IQPublisher,
+    gr_pub: GnuRadioPublisher | None,
+    pacer: Pacer,
+    stop: threading.Event,
+    options: StreamOptions,
+) -> tuple[dict[str, Any], bool]:
+    rec = None
+    if options.record is not None:
+        rec = Recorder(
+            options.record, overwrite=options.overwrite, origin=pub.endpoint, recorder="backscatter stream"
+        )
+    total = getattr(source, "total_samples", None)
+    try:
+        with progress_bar(total or 0, "stream", enabled=bool(total) and options.show_progress) as bar:
+            summary = run_stream(
+                source, pub, pacer=pacer, stop=stop, recorder=rec, progress=bar.update, also=gr_pub
+            )
+    except kind.wrap_errors as exc:  # e.g. the radio's set-up and stream errors
+        raise SourceError(f"--source {kind.name}: {exc}") from None
+    finally:
+        if rec is not None:
+            rec.close()
+    return summary, rec is not None and rec.broken
