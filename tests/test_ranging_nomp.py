@@ -12,6 +12,7 @@ luck.  Seeds are fixed.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,51 @@ def test_parameters_and_inputs_are_validated(wf, nomp):
         nomp.fit(np.ones(799, complex))
     with pytest.raises(ValueError, match="NaN"):
         nomp.fit(np.full(len(wf.active_subcarriers), np.nan, complex))
+
+
+# ----- first-path rule on components (issue 14) -------------------------------------------------------
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_line_of_sight_split_in_two_atoms_is_still_the_first_path(wf):
+    """A measured upper-band CFR of the ranging sweep (2 NLoS paths per link, seeded acquisition,
+    truth calibration, 1500-symbol CW epoch at -8 dB per subcarrier; quick sweep, root seed 2025,
+    task p2/s000/a0160, second measurement).  The fit splits the line of sight into two atoms a
+    metre apart, each absorbing the other, so that neither alone is within ``first_path_db`` of
+    the strongest atom (two unresolved NLoS paths 15.6 m later), and the per-atom rule took that
+    cluster: a 15.7 m error.  As one component the two atoms pass.  The limit is 1.5 m: the
+    NLoS pairs 12.5 m (-8 dB) and 15.6 m (-6 dB) behind bias the line of sight by a fraction of
+    a metre (0.4 m here); a wrong component is 12 m or more away."""
+    d = np.load(DATA / "nomp_split_los.npz")
+    truth = float(d["first_path_delay_s"])
+    est = get_method("nomp", wf).fit(d["cfr"])
+    assert abs(est.delay_s - truth) * SPEED_OF_LIGHT_M_S < 1.5
+    # the same fit with every atom its own component is the old rule: it must fail here
+    old = get_method("nomp", wf, component_cells=0.0).fit(d["cfr"])
+    assert abs(old.delay_s - truth) * SPEED_OF_LIGHT_M_S > 10
+
+
+def test_components_group_close_atoms_and_wrap_around(wf, nomp):
+    cell = nomp.cell_w
+    w = np.array([1.0, 1.0 + 0.1 * cell, 1.0 + 2 * cell, 2 * np.pi - 0.05 * cell, 0.02 * cell])
+    groups = sorted(sorted(g.tolist()) for g in nomp.components(w))
+    assert groups == [[0, 1], [2], [3, 4]]  # the last two wrap around the window
+    assert [g.tolist() for g in nomp.components(np.array([0.5]))] == [[0]]
+    assert sorted(nomp.components(np.array([0.5, 0.5 + 0.1 * cell]))[0].tolist()) == [0, 1]
+
+
+def test_first_path_rule_on_a_split_component(wf, nomp):
+    """A hand-made fitted model: the line of sight (0 dB) represented by two atoms 0.08 cells
+    apart with gains 0.6 and 0.5 (together about 1), two stronger atoms (1.6 and 1.5) one cell
+    behind.  Each of the two first atoms alone is more than 15 dB below the strongest atom's
+    drop-one significance (its partner absorbs it), their component is not."""
+    cell = nomp.cell_w
+    w = np.array([1.0, 1.0 + 0.08 * cell, 1.0 + 1.2 * cell, 1.0 + 2.0 * cell])
+    a = np.array([[0.6, 0.5 * np.exp(0.3j), 1.6, 1.5j]])
+    var = np.array([1e-4])
+    power = nomp._power(a, var, w)
+    assert max(power[:2]) < power.max() * 10 ** (-1.5)  # the per-atom rule would skip them
+    first = nomp._first_path(w, a, var)
+    assert first == int(np.argmax(power[:2]))  # the component's most significant atom
+    lone = get_method("nomp", wf, component_cells=0.0)
+    assert lone._first_path(w, a, var) == 2

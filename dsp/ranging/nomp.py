@@ -24,12 +24,17 @@ Greedy detection (Mamandipoor, Ramasamy and Madhow, IEEE TSP 2016):
    squares.  Two paths that converge within ``merge_cells`` resolution cells become
    one.
 
-The first path is the earliest detected path that lies at most ``max_lead_m`` ahead
-of the strongest (delays are circular over the window) and is no weaker than it by
-more than ``first_path_db`` (a dense cluster of unresolvable paths is fitted with a
-few strong paths and weak ghosts around its edges, up to tens of metres ahead); its standard deviation is
-``sqrt([J^-1]_00)`` of the fitted model with every other path a nuisance
-(:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
+The first path is decided on **components**: fitted paths closer than ``component_cells``
+resolution cells to a neighbour form one component (a path the fit split into two atoms a
+metre apart, each absorbing part of the other, so that neither is significant alone).  A
+component's significance is the GLRT of dropping all its atoms at once,
+``sum_b a_bg^H ([(E^H E)^-1]_gg)^-1 a_bg / sigma_b^2``.  The first component is the
+earliest that lies at most ``max_lead_m`` ahead of the most significant one (delays are
+circular over the window) and is no weaker than it by more than ``first_path_db`` (a dense
+cluster of unresolvable paths is fitted with a few strong paths and weak ghosts around its
+edges, up to tens of metres ahead); the first path is that component's most significant
+atom.  Its standard deviation is ``sqrt([J^-1]_00)`` of the fitted model with every other
+path a nuisance (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
 Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths).
 """
@@ -71,6 +76,11 @@ class NompParams(MethodParams):
         15.0, "the first path is the earliest no weaker than the strongest by more than this", "(0, 100] dB"
     )
     refine_steps: int = param(4, "Gauss-Newton steps on every delay after each detection", "[0, 50]")
+    component_cells: float = param(
+        0.15,
+        "fitted paths closer than this many resolution cells are one component for the first-path rule",
+        "[0, 1)",
+    )
 
     def _validate(self) -> None:
         self._check_range("pfa", 0.0, 0.5, open_lo=True)
@@ -81,6 +91,8 @@ class NompParams(MethodParams):
         self._check_range("first_path_db", 0.0, 100.0, open_lo=True)
         if not 0 <= self.merge_cells < 1:
             self._fail("merge_cells", "must be in [0, 1)")
+        if not 0 <= self.component_cells < 1:
+            self._fail("component_cells", "must be in [0, 1)")
         self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
         self._check_range("dynamic_range_db", 10.0, 100.0)
 
@@ -323,13 +335,51 @@ class Nomp(RangingMethod):
             q = int(np.argmax(g))
             return NompEstimate(w, a, var, -1, q * wf.cir_grid_step_s, math.inf)
         delays = w / (2 * np.pi * wf.subcarrier_spacing_hz)
-        power = self._power(a, var, w)
-        strongest = int(np.argmax(power))
-        lead = np.mod(delays[strongest] - delays, self.window_s)  # how far ahead of the strongest
-        strong = power >= power[strongest] * 10 ** (-self.params.first_path_db / 10)
-        cand = np.flatnonzero((lead <= self.params.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
-        first = int(cand[np.argmax(lead[cand])])
+        first = self._first_path(w, a, var)
         return NompEstimate(delays, a, var, first, float(delays[first]), self._std(delays, a, var, first))
+
+    def components(self, w: np.ndarray) -> list[np.ndarray]:
+        """Indices of ``w`` grouped into components: neighbours (circularly, in delay order) closer
+        than ``component_cells`` resolution cells share one."""
+        order = np.argsort(w)
+        if w.size < 2:
+            return [order]
+        gaps = np.diff(np.append(w[order], w[order[0]] + 2 * np.pi))  # gap after each, wrapping
+        cut = gaps > self.params.component_cells * self.cell_w
+        if not cut.any():
+            return [order]
+        start = (int(np.flatnonzero(cut)[-1]) + 1) % w.size  # begin after a cut
+        order, cut = np.roll(order, -start), np.roll(cut, -start)
+        return np.split(order, np.flatnonzero(cut[:-1]) + 1)
+
+    def _group_power(
+        self, a: np.ndarray, var: np.ndarray, w: np.ndarray, groups: list[np.ndarray]
+    ) -> np.ndarray:
+        """GLRT significance of dropping each group of paths at once ``[group]`` (see :meth:`_power`)."""
+        e = np.exp(-1j * np.outer(self.k, w))
+        inv = self._solve(e, np.eye(w.size, dtype=np.complex128))
+        out = np.zeros(len(groups))
+        for i, g in enumerate(groups):
+            sub = inv[np.ix_(g, g)]
+            ag = a[:, g]  # [band, group]
+            x = np.linalg.solve(sub, ag.T)  # [group, band]
+            out[i] = float(np.sum(np.real(np.sum(ag.conj().T * x, axis=0)) / var))
+        return out
+
+    def _first_path(self, w: np.ndarray, a: np.ndarray, var: np.ndarray) -> int:
+        """Index of the first path: the most significant atom of the earliest component that is at
+        most ``max_lead_m`` ahead of the most significant component and within ``first_path_db``
+        of it."""
+        p = self.params
+        groups = self.components(w)
+        gpow = self._group_power(a, var, w, groups)
+        power = self._power(a, var, w)
+        rep = np.array([g[int(np.argmax(power[g]))] for g in groups])  # each group's strongest atom
+        s = int(np.argmax(gpow))
+        lead = np.mod(w[rep[s]] - w[rep], 2 * np.pi) / (2 * np.pi * self.wf.subcarrier_spacing_hz)
+        strong = gpow >= gpow[s] * 10 ** (-p.first_path_db / 10)
+        cand = np.flatnonzero((lead <= p.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
+        return int(rep[cand[np.argmax(lead[cand])]])
 
     def _std(self, delays: np.ndarray, a: np.ndarray, var: np.ndarray, first: int) -> float:
         """``sqrt(CRLB)`` of the first delay with every other path a nuisance (bands: information adds)."""
