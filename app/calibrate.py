@@ -94,6 +94,22 @@ def final_fields(state: str, message: str, cal: Calibration | None = None) -> di
     }
 
 
+def calibration_summary(cal: Calibration, out: Path) -> dict[str, Any]:
+    """What ``calibrate --json`` prints: the file, the source, the geometry (m), ``d_cal_m``,
+    ``group_delay_s``, the quality figures, the bands and the capture rate (Hz)."""
+    return {
+        "file": str(out),
+        "source": cal.source,
+        "known_range_m": cal.known_range_m,
+        "tx_rx_distance_m": cal.tx_rx_distance_m,
+        "d_cal_m": cal.d_cal_m,
+        "group_delay_s": cal.group_delay_s,
+        "quality": cal.quality,
+        "bands": [vars(b) for b in cal.settings.bands],
+        "sample_rate_hz": cal.settings.sample_rate_hz,
+    }
+
+
 def complex_chunks(source: IQSource) -> Iterator[tuple[Any, int]]:
     """``(iq, lost_before)`` per chunk, ``iq`` complex ``[channel, sample]`` (sc16 converted)."""
     for chunk in source:

@@ -29,6 +29,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,20 @@ class _RecorderWindows:
         return [(r["started_s"], r["ended_s"] + settle_s) for r in self.rows]
 
 
+@dataclass
+class _SoakRun:
+    """What the soak's processes left: the stream's start ``t0`` (monotonic s), the streamer's
+    and worker's JSON summaries, the processes with their memory samples, the recorder windows
+    and the results listener."""
+
+    t0: float
+    streamer: dict
+    worker: dict
+    procs: list[Process]
+    windows: _RecorderWindows
+    listener: Listener
+
+
 def bench_soak(
     minutes: float,
     *,
@@ -215,76 +230,43 @@ def bench_soak(
     fs = wf.capture_rate_hz  # the emulated stream's rate
     warmup = min(60.0, duration_s / 5) if warmup_s is None else warmup_s
     window = max(2 * sample_period_s, min(60.0, (duration_s - warmup) / 4))
-    iq_ep, res_ep = free_tcp_endpoint(), free_tcp_endpoint()
     rate_bytes = 3 * fs * SC16_BYTES
+    iq_ep = free_tcp_endpoint()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         logs = Path(log_dir) if log_dir is not None else Path(tmp)
         rec_dir = Path(record_dir) if record_dir is not None else Path(tmp)
         logs.mkdir(parents=True, exist_ok=True)
         rec_dir.mkdir(parents=True, exist_ok=True)
         disk = disk_write_bytes_per_s(rec_dir, measure_disk_mb) if measure_disk_mb > 0 else None
-        if record_s is None and rate_bytes * duration_s > 0.5 * shutil.disk_usage(rec_dir).free:
-            raise RuntimeError(
-                f"recording the whole {duration_s:.0f} s soak needs {rate_bytes * duration_s / 1e9:.0f} GB; "
-                f"{rec_dir} has {shutil.disk_usage(rec_dir).free / 1e9:.0f} GB free: give record_s"
-            )
+        _check_whole_recording_fits(record_s, rate_bytes * duration_s, duration_s, rec_dir)
         windows = _RecorderWindows(iq_ep, rec_dir, logs, record_s=record_s, every_s=record_every_s,
                                    first_s=warmup, duration_s=duration_s,
                                    messages_per_s=fs / chunk_samples, bytes_per_s=rate_bytes,
                                    keep=keep_recording)  # fmt: skip
-        listener = Listener(res_ep)
-        procs: list[Process] = []
-        try:
-            worker = Process(
-                "worker",
-                backscatter_argv("worker", "--connect", iq_ep, "--socket", "sub", "--bind", res_ep,
-                                 "--idle-exit-s", "5", "--tx-rx-distance-m", str(truth.tx_rx_distance_m),
-                                 "--quiet", "--json"),
-                logs,
-            )  # fmt: skip
-            stream = Process(
-                "streamer",
-                loop_stream_argv(iq_ep, "pub", n_loop / fs, duration_s, seed, profile, chunk_samples),
-                logs,
-            )
-            procs += [worker, stream]
-            t0 = wait_live(listener, stream, startup_budget_s(loop_s))
-            next_sample = t0
-            while stream.popen.poll() is None:
-                now = time.monotonic()
-                if now >= next_sample:
-                    running = [windows.running[0]] if windows.running else []
-                    for p in (*procs, *running):
-                        p.sample_memory(now)
-                    next_sample += sample_period_s
-                windows.poll(now - t0, t0)
-                time.sleep(min(0.2, max(0.0, next_sample - time.monotonic())))
-            windows.finish(t0)
-            s_sum = stream.wait(DRAIN_S + 30)
-            w_sum = worker.wait(60)
-            time.sleep(0.3)
-        finally:
-            stop_all([*procs, *([windows.running[0]] if windows.running else [])])
-            listener.close()
+        stream_argv = loop_stream_argv(iq_ep, "pub", n_loop / fs, duration_s, seed, profile, chunk_samples)
+        run = _run_soak(iq_ep, stream_argv, truth.tx_rx_distance_m, windows, logs, loop_s, sample_period_s)
     busy = windows.busy_intervals(settle_s)
     return {
         "kind": "soak",
         "minutes": minutes,
         "profile": profile,
-        "bands": s_sum["bands"],
+        "bands": run.streamer["bands"],
         "sample_rate_hz": fs,
         "loop_s": n_loop / fs,
         "warmup_s": warmup,
         "sample_period_s": sample_period_s,
         "settle_s": settle_s,
-        "memory": {p.name: memory_growth(p.memory, t0, warmup, window, busy) for p in procs},
+        "memory": {p.name: memory_growth(p.memory, run.t0, warmup, window, busy) for p in run.procs},
         "memory_excluded_s": busy,
-        "memory_samples": {p.name: len(p.memory) for p in procs},
+        "memory_samples": {p.name: len(p.memory) for p in run.procs},
         "memory_target_pct": TARGET_MEMORY_GROWTH_PCT,
-        "samples_lost": {"worker": w_sum["samples_lost"], "streamer": s_sum["samples_lost"]},
-        "worker": pick(w_sum, *WORKER_KEYS),
-        "streamer": {"max_lag_s": s_sum["max_lag_s"], "realtime_factor": s_sum["realtime_factor"]},
-        "latency_per_minute": _per_minute(listener.health, t0),
+        "samples_lost": {"worker": run.worker["samples_lost"], "streamer": run.streamer["samples_lost"]},
+        "worker": pick(run.worker, *WORKER_KEYS),
+        "streamer": {
+            "max_lag_s": run.streamer["max_lag_s"],
+            "realtime_factor": run.streamer["realtime_factor"],
+        },
+        "latency_per_minute": _per_minute(run.listener.health, run.t0),
         "recording": {
             "stream_bytes_per_s": rate_bytes,
             "disk_write_bytes_per_s": disk,
@@ -293,5 +275,66 @@ def bench_soak(
             "windows": windows.rows,
             "skipped": windows.skipped,
         },
-        "results": {"epochs_received": listener.counts["epoch"], "messages_missed": listener.messages_missed},
+        "results": {
+            "epochs_received": run.listener.counts["epoch"],
+            "messages_missed": run.listener.messages_missed,
+        },
     }
+
+
+def _check_whole_recording_fits(
+    record_s: float | None, stream_bytes: float, duration_s: float, rec_dir: Path
+) -> None:
+    """``record_s=None`` records the whole soak: refused when ``stream_bytes`` exceed half the
+    free space of ``rec_dir``."""
+    free = shutil.disk_usage(rec_dir).free
+    if record_s is None and stream_bytes > 0.5 * free:
+        raise RuntimeError(
+            f"recording the whole {duration_s:.0f} s soak needs {stream_bytes / 1e9:.0f} GB; "
+            f"{rec_dir} has {free / 1e9:.0f} GB free: give record_s"
+        )
+
+
+def _run_soak(
+    iq_ep: str,
+    stream_argv: list[str],
+    tx_rx_distance_m: float,
+    windows: _RecorderWindows,
+    logs: Path,
+    loop_s: float,
+    sample_period_s: float,
+) -> _SoakRun:
+    """Worker, then streamer (``stream_argv``), sampling memory every ``sample_period_s`` and
+    running the recorder windows until the stream ends; every process is stopped on the way out."""
+    res_ep = free_tcp_endpoint()
+    listener = Listener(res_ep)
+    procs: list[Process] = []
+    try:
+        worker = Process(
+            "worker",
+            backscatter_argv("worker", "--connect", iq_ep, "--socket", "sub", "--bind", res_ep,
+                             "--idle-exit-s", "5", "--tx-rx-distance-m", str(tx_rx_distance_m),
+                             "--quiet", "--json"),
+            logs,
+        )  # fmt: skip
+        stream = Process("streamer", stream_argv, logs)
+        procs += [worker, stream]
+        t0 = wait_live(listener, stream, startup_budget_s(loop_s))
+        next_sample = t0
+        while stream.popen.poll() is None:
+            now = time.monotonic()
+            if now >= next_sample:
+                running = [windows.running[0]] if windows.running else []
+                for p in (*procs, *running):
+                    p.sample_memory(now)
+                next_sample += sample_period_s
+            windows.poll(now - t0, t0)
+            time.sleep(min(0.2, max(0.0, next_sample - time.monotonic())))
+        windows.finish(t0)
+        s_sum = stream.wait(DRAIN_S + 30)
+        w_sum = worker.wait(60)
+        time.sleep(0.3)
+    finally:
+        stop_all([*procs, *([windows.running[0]] if windows.running else [])])
+        listener.close()
+    return _SoakRun(t0, s_sum, w_sum, procs, windows, listener)

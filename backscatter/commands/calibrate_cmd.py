@@ -9,7 +9,13 @@ import argparse
 import json
 from pathlib import Path
 
-from app.calibrate import CalibrationJob, cw_scenario_defaults, for_calibration, run_calibration
+from app.calibrate import (
+    CalibrationJob,
+    calibration_summary,
+    cw_scenario_defaults,
+    for_calibration,
+    run_calibration,
+)
 from backscatter.commands.captures_cmd import add_scenario_args
 from backscatter.commands.keys_cmd import add_keys_arg, server_keys_from_args
 from backscatter.output import CliError, print_json
@@ -53,17 +59,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
             print(json.dumps(fields), flush=True)
 
     cal = run_calibration(for_calibration(settings), job, on_progress=print_progress)
-    summary = {
-        "file": str(args.out),
-        "source": cal.source,
-        "known_range_m": cal.known_range_m,
-        "tx_rx_distance_m": cal.tx_rx_distance_m,
-        "d_cal_m": cal.d_cal_m,
-        "group_delay_s": cal.group_delay_s,
-        "quality": cal.quality,
-        "bands": [vars(b) for b in cal.settings.bands],
-        "sample_rate_hz": cal.settings.sample_rate_hz,
-    }
+    summary = calibration_summary(cal, args.out)
     if args.json:
         print_json(summary)
     elif not args.progress_json:
