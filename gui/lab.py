@@ -2,8 +2,8 @@
 
 * **Pause** freezes the drawing; the window keeps draining results into its model (counts,
   BER and history stay complete), and the worker is untouched.
-* **PNG** saves the window as shown; **CSV** the last N packets and epochs (``gui/export.py``),
-  both as time-stamped files in the export directory.
+* **PNG** saves the window as shown; **CSV** and **HDF5** the last N packets and epochs
+  (``gui/export.py``), all as time-stamped files in the export directory.
 * **Worker**: TX-RX distance (0 = let the receiver estimate it) and ranging methods, sent over
   the worker's control endpoint (``backscatter worker --control``, ``sdr/control.py``); its
   next receiver uses them.
@@ -32,7 +32,7 @@ from PyQt5.QtWidgets import (
 
 from dsp.ranging import REGISTRY
 from gui.calibration_cmd import backscatter_program
-from gui.export import stamped, write_png, write_results_csv
+from gui.export import stamped, write_png, write_results_csv, write_results_hdf5
 from gui.theme import clipped_label
 from sdr.control import ControlClient, WorkerSettings
 
@@ -68,6 +68,8 @@ class LabBar(QToolBar):
         self.csv_n.setToolTip("how many of the newest packets and epochs to export")
         self.csv_button = QPushButton("Save CSV")
         self.csv_button.clicked.connect(lambda: self.export_csv())
+        self.hdf5_button = QPushButton("Save HDF5")
+        self.hdf5_button.clicked.connect(lambda: self.export_hdf5())
         self.distance = QDoubleSpinBox()
         self.distance.setRange(0.0, 99_999.0)
         self.distance.setDecimals(2)
@@ -85,7 +87,9 @@ class LabBar(QToolBar):
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._record_toggled)
         self.message = clipped_label("")
-        for w in (self.pause_button, self.png_button, QLabel(" last "), self.csv_n, self.csv_button):
+        for w in (self.pause_button, self.png_button, QLabel(" last "), self.csv_n):
+            self.addWidget(w)
+        for w in (self.csv_button, self.hdf5_button):
             self.addWidget(w)
         self.addSeparator()
         self.addWidget(QLabel(" d0 "))
@@ -136,6 +140,17 @@ class LabBar(QToolBar):
             self.message.setText(f"cannot write {path}: {exc}")
             raise
         self.message.setText(f"saved {rows} rows to {path}")
+        return path
+
+    def export_hdf5(self, path: Path | None = None) -> Path:
+        path = path or stamped(self.export_dir, "results", ".h5")
+        source = self.window_.source.inbox.status().description
+        try:
+            packets, epochs = write_results_hdf5(self.window_.model, path, self.csv_n.value(), source)
+        except OSError as exc:
+            self.message.setText(f"cannot write {path}: {exc}")
+            raise
+        self.message.setText(f"saved {packets} packets and {epochs} epochs to {path}")
         return path
 
     # ----- worker settings -------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 
+import h5py
 import numpy as np
 import pytest
 import zmq
@@ -15,7 +16,7 @@ from gui.panels.status import timing_text
 from gui.series import EpochSeries, robust_range, rolling_median
 from sdr.control import ControlError, ControlServer, LiveConfig, WorkerSettings, parse_settings
 from sdr.stream_truth import StreamTruth
-from tests.test_gui import ScriptedSource, epoch, packet
+from tests.test_gui import BITS, ScriptedSource, epoch, packet
 
 pytestmark = pytest.mark.usefixtures("gc_in_paint")  # see tests/conftest.py
 
@@ -137,6 +138,36 @@ def test_export_png_and_the_last_n_results_as_csv(window, wf, tmp_path):
     assert f"saved 6 rows to {path}" == win.lab.message.text()
     with pytest.raises(OSError):
         win.lab.export_csv(tmp_path / "no-such-dir" / "x.csv")
+
+
+def test_export_the_last_n_results_as_hdf5(window, wf, tmp_path):
+    src = ScriptedSource()
+    win = window(src)
+    win.lab.export_dir = tmp_path
+    for i in range(5):
+        src.inbox.put(*packet(0.1 * i, None if i == 4 else i))  # the newest packet without a truth
+        ranges = {"ir_first": 14.0 + i} if i == 3 else {"ir_first": 14.0 + i, "ir_first_interp": 14.5}
+        src.inbox.put(*epoch(wf, 0.1 * i + 0.05, ranges, None if i == 4 else 24.0))
+    win.tick()
+    win.lab.csv_n.setValue(2)
+    path = win.lab.export_hdf5()
+    assert path.parent == tmp_path and path.suffix == ".h5"
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "backscatter-monitor-export" and f.attrs["last_n"] == 2
+        assert f.attrs["source"] == src.inbox.status().description
+        pk, ep = f["packets"], f["epochs"]
+        np.testing.assert_allclose(pk["time_s"][:], [0.3, 0.4])
+        assert pk["bit_errors"][:].tolist() == [3, -1] and pk["n_bits"][:].tolist() == [BITS, BITS]
+        assert list(ep.attrs["methods"]) == ["ir_first", "ir_first_interp"]
+        np.testing.assert_allclose(ep["time_s"][:], [0.35, 0.45])
+        r = ep["range_m"][:]
+        assert r.shape == (2, 2) and r[:, 0].tolist() == [17.0, 18.0]
+        assert np.isnan(r[0, 1]) and r[1, 1] == 14.5  # no interpolated range in epoch 3
+        np.testing.assert_array_equal(np.isnan(ep["range_true_m"][:]), [False, True])
+    assert f"saved 2 packets and 2 epochs to {path}" == win.lab.message.text()
+    with pytest.raises(OSError):
+        win.lab.export_hdf5(tmp_path / "no-such-dir" / "x.h5")
+    assert "cannot write" in win.lab.message.text()
 
 
 def test_worker_settings_reach_the_control_endpoint_validated(window, qtbot):
