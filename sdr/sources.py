@@ -103,7 +103,7 @@ class IQSource(Protocol):
 
     Attributes (constant for the life of the source):
 
-    * ``name``: ``"emulator"``, ``"replay"`` or ``"uhd"`` (the ``source`` field on the wire).
+    * ``name``: ``"emulator"``, ``"replay"``, ``"uhd"``, ``"stream"``, ... (the ``source`` field on the wire).
     * ``sample_rate_hz``: rate of every channel as delivered (the capture rate).
     * ``channels``: one ``(band, rf_center_hz)`` per row of the chunks' ``iq``, bands from
       ``central``, ``lower``, ``upper``, each at most once.
