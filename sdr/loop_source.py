@@ -23,10 +23,19 @@ The seam
     side-band phase and residual frequency are estimated from that packet's own preamble and
     decisions (``tests/test_faults.py`` checks that packets after seams decode with CRC ok).
     The noise also repeats each loop, so results repeat: a loop source measures throughput,
-    latency and losses, not statistics.  For the same reason the loop's sample clock is not
-    tied to its LO (``sample_clock_tied=False``): a drift of ``delta`` would slide the
-    illumination by ``delta * loop_samples`` over a loop (30 samples for 1 s at 1 ppm) and
-    jump back at every seam, which no radio does; every other impairment stays on.
+    latency and losses, not statistics.
+
+Drift across the seam
+    A sample clock tied to the LO (``delta`` = ``lo_ppm``) slides the illumination by
+    ``delta * T * fs`` working-rate samples over a loop of ``T`` seconds (30 samples for 1 s at
+    1 ppm); the next loop would jump back, which no radio does.  The slide is invisible only
+    when it is a whole number of OFDM symbols (the illumination is periodic in ``N``):
+    ``delta = k N / (T fs)`` (:func:`seamless_drift_ppm`; 9.80 ppm for a 3.4 s loop of the
+    default profile, 5.56 ppm for 6 s).  The central band's carrier phase then continues too,
+    since ``fc`` is a whole number of subcarrier spacings: ``fc delta T = k N fc / fs`` cycles.
+    A scenario that fixes ``lo_ppm`` to such a value keeps its clock tied (the drift the
+    receiver must track for as long as the stream runs: ``bench --soak-drift``); any other
+    drift is untied (``sample_clock_tied=False``) and every other impairment stays on.
 
 ``truth_packets_per_loop`` counts the packets whose start and end lie inside the loop: the
 number of packet (and, in burst mode, ranging epoch) results a receiver should publish per loop
@@ -96,6 +105,20 @@ def loop_samples_for(wf: WaveformConfig, mode: str, loop_s: float) -> int:
     return round(units) * unit
 
 
+def seamless_drift_ppm(wf: WaveformConfig, loop_samples: int, symbols: int = 1) -> float:
+    """The sample-clock offset (ppm) that slides the illumination by exactly ``symbols`` OFDM
+    symbols over a loop of ``loop_samples`` capture-rate samples (see "Drift across the seam")."""
+    work = loop_samples * wf.sample_rate_hz / wf.capture_rate_hz  # working-rate samples per loop
+    return symbols * wf.fft_size / work * 1e6
+
+
+def drift_is_seamless(wf: WaveformConfig, loop_samples: int, ppm: float) -> bool:
+    """Whether a sample clock ``ppm`` off slides a loop by a whole number of OFDM symbols, to
+    within 1e-3 working-rate samples (the seam's timing jump)."""
+    slide = ppm * 1e-6 * loop_samples * wf.sample_rate_hz / wf.capture_rate_hz  # working samples
+    return abs(slide - wf.fft_size * round(slide / wf.fft_size)) < 1e-3
+
+
 def complete_packets(truth: GroundTruth, wf: WaveformConfig, loop_samples: int, n_samples: int) -> int:
     """Packets wholly inside the first ``n_samples`` of a looped stream of ``truth``'s scenario.
 
@@ -144,10 +167,14 @@ class LoopSource:
         if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
             raise ValueError(f"duration_s must be a positive number of seconds or None, got {duration_s}")
         fs = float(waveform.capture_rate_hz)  # the emulator delivers the capture rate
-        # a drifting sample clock cannot repeat seamlessly: over a loop the illumination slides
-        # by delta * loop_samples (tens of samples at a few ppm), a timing jump at every seam
-        scenario = scenario.replace(sample_clock_tied=False)
         self.loop_samples = loop_samples_for(waveform, scenario.mode, loop_s)
+        # a drifting sample clock repeats seamlessly only when a loop slides the illumination by
+        # whole symbols (see "Drift across the seam"); any other drift is untied
+        seamless = scenario.lo_ppm is not None and drift_is_seamless(
+            waveform, self.loop_samples, scenario.lo_ppm
+        )
+        if not seamless:
+            scenario = scenario.replace(sample_clock_tied=False)
         self.loop_s = self.loop_samples / fs
         emu = EmulatorSource(
             scenario, waveform, seed=seed, duration_s=self.loop_s, chunk_samples=chunk_samples
