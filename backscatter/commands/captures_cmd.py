@@ -8,9 +8,11 @@ from pathlib import Path
 from backscatter.output import CliError, print_json, progress_bar
 from captures.reader import open_capture
 from captures.sigmf_export import export_sigmf
+from dsp.config_base import ConfigError
 from dsp.waveform import PROFILES, get_profile
 from sdr.emulator.capture import write_emulated_capture
-from sdr.scenario_args import scenario_from_args
+from sdr.emulator.scenario import ScenarioConfig
+from sdr.scenario_args import scenario_from_args as read_scenario
 
 
 def add_scenario_args(p: argparse.ArgumentParser) -> None:
@@ -35,6 +37,15 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="switch every emulator impairment off (sample-clock drift, ...): the bare model",
     )
+
+
+def scenario_from_args(args: argparse.Namespace, **defaults: object) -> ScenarioConfig:
+    """The scenario of the scenario flags over ``defaults`` (``sdr.scenario_args``), its
+    errors as ``CliError``."""
+    try:
+        return read_scenario(args, **defaults)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_emulate(args: argparse.Namespace) -> dict:

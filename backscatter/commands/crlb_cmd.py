@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from backscatter.commands.captures_cmd import scenario_from_args
 from backscatter.output import CliError, print_json
 from dsp.channel import Paths
 from dsp.crlb import SIDE_BANDS, RangeBound, range_bound, single_path_range_bound, stochastic_range_bound
 from dsp.waveform import PROFILES, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.geometry import draw_paths
-from sdr.scenario_args import scenario_from_args
 
 DEFAULT_TRIALS = 20  # random scenarios per point in the paper's Fig. 9
 

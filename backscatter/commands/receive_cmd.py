@@ -9,13 +9,12 @@ from pathlib import Path
 from app.replay import replay_capture, replay_summary
 from app.run import Run, receive, summarise
 from app.session import ReceiverSettings, emulated_radio, open_receiver
-from backscatter.commands.captures_cmd import add_scenario_args
+from backscatter.commands.captures_cmd import add_scenario_args, scenario_from_args
 from backscatter.output import CliError, print_json, progress_bar
 from captures.results_io import write_results
 from dsp.ranging import REGISTRY
 from dsp.waveform import get_profile
 from sdr.emulator.emulator import Emulator
-from sdr.scenario_args import scenario_from_args
 
 
 def add_receiver_args(p: argparse.ArgumentParser) -> None:
