@@ -1,4 +1,4 @@
-"""The application layer: what a command does, with no argument parsing and no printing.
+"""The application layer: what a command does, with no argument parsing and no printing of results.
 
 ``app.session`` turns receiver settings into a configured, calibrated
 :class:`dsp.receiver.Receiver` (the one place one is built); ``app.run`` runs one over
