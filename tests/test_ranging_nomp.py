@@ -183,3 +183,15 @@ def test_first_path_rule_on_a_split_component(wf, nomp):
     assert first == int(np.argmax(power[:2]))  # the component's most significant atom
     lone = get_method("nomp", wf, component_cells=0.0)
     assert lone._first_path(w, a, var) == 2
+
+
+@pytest.mark.parametrize("profile", ["default", "x410-62m5"])
+def test_steering_tables_equal_the_exponentials(profile):
+    """``_steer`` builds ``exp(-j k w)`` from two small tables (integer subcarriers): equal to the
+    direct exponentials to the rounding of phases up to ``k_max * 2 pi`` (about 1e-12)."""
+    wf = get_profile(profile)
+    m = get_method("nomp", wf)
+    w = np.r_[0.0, np.random.default_rng(3).uniform(0, 2 * np.pi, 15), 2 * np.pi - 1e-9]
+    direct = np.exp(-1j * np.outer(wf.active_subcarriers.astype(float), w))
+    assert m._steer(w).shape == direct.shape
+    assert np.max(np.abs(m._steer(w) - direct)) < 1e-10
