@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,3 +36,17 @@ def test_packet_round_trip_and_crc_catches_a_flip(wf, tag_id, seed, flip):
 
 def test_int_bits_round_trip():
     assert bits_to_int(int_to_bits(0xB5C0FFEE, 32)) == 0xB5C0FFEE
+
+
+def test_int_bits_at_the_edges():
+    """Widths 0 and 1 (a profile may set ``tag_id_bits`` that small): killed mutants of
+    ``int_to_bits`` (docs/MUTATION.md)."""
+    assert int_to_bits(5, 0).shape == (0,) and int_to_bits(5, 0).dtype == np.uint8
+    assert int_to_bits(1, 1).tolist() == [1] and int_to_bits(0, 1).tolist() == [0]
+    assert int_to_bits(6, 3).tolist() == [1, 1, 0]  # most significant bit first
+    assert bits_to_int(np.zeros(0, np.uint8)) == 0
+
+
+def test_a_payload_of_the_wrong_length_is_refused_with_its_shape(wf):
+    with pytest.raises(ValueError, match=r"^payload must have 64 bits, got shape \(63,\)$"):
+        build_packet(wf, 1, np.zeros(63, np.uint8))
