@@ -42,6 +42,9 @@ def test_first_peak_index_by_hand():
     assert first_peak_index(np.array([3.0, 1.0, 0.0, 2.0]), 0.5) == 0  # wraps: 3 > 2 and 3 > 1
     assert first_peak_index(np.array([1.0, 0.0, 0.0, 1.0]), 0.5) == 0  # the plateau 3, 0 wraps; ends at 0
     assert first_peak_index(np.ones(5), 0.5) == 0
+    # a peak at index 0 whose left neighbour (the last sample) is lower, on a falling tail
+    # (kills ``np.roll(mag, 2)``, which compares with two samples back: docs/MUTATION.md)
+    assert first_peak_index(np.array([5.0, 4.0, 0.0, 0.0, 0.0, 9.0, 1.0]), 0.3) == 0
 
 
 @pytest.mark.parametrize("q", [0, 3, 250])
