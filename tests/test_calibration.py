@@ -65,7 +65,7 @@ def test_calibration_brings_los_ranging_from_metres_to_below_half_a_metre(wf, ca
     iq = emu.generate()
     errors = {}
     for name, kw in (("none", {}), ("calibrated", cal.receiver_kwargs())):
-        cfg = ReceiverConfig(tag_mode="cw", tx_rx_distance_m=emu.truth.tx_rx_distance_m)
+        cfg = ReceiverConfig(tag_mode="cw", tx_rx_distance_m=D0_M)  # typed: the RX stands at (20, 0)
         rx = Receiver(emu.wf, list(sc.bands), None, cfg, **kw)
         eps = [r for r in rx.push(iq) + rx.flush() if isinstance(r, RangingEpoch)]
         assert eps

@@ -162,6 +162,8 @@ def test_x410_emulation_received_after_resampling_ranges_like_the_working_rate(w
         x410,
         list(sc.bands),
         x410.capture_rate_hz,
+        # the true circuitry and distance: this isolates the emulator's X410 rate, not the
+        # receiver's calibration (tests/test_receiver.py runs that as a user does)
         ReceiverConfig(tag_mode="cw", tx_rx_distance_m=emu.truth.tx_rx_distance_m),
         calibration=dict(emu.truth.cfr_circuitry),
     )

@@ -96,6 +96,8 @@ def oracle(tmp_path_factory):
             path = tmp_path_factory.mktemp("oracle") / f"{name}.h5"
             truth = write_capture(sc, path)
             with open_capture(path) as cap:
+                # the oracle's radios have no circuitry (nothing to calibrate); the distance is
+                # the scenario's line-of-sight length, the one a user measures and types
                 cfg = ReceiverConfig(tag_mode=sc.mode, tx_rx_distance_m=sc.tx_rx[0][0])
                 rx = Receiver(cap.waveform, cap.bands, cap.sample_rate_hz, cfg)
                 out = [r for _, iq, lost in cap.iter_chunks(1 << 18) for r in rx.push(iq, lost)]

@@ -103,6 +103,9 @@ def test_worker_publishes_bit_errors_and_range_errors_from_the_stream_truth(wf, 
 
     def make(h):
         assert h.truth == st
+        # the stream's truth (distance) and the true circuitry: this isolates the truth's
+        # plumbing (bit and range errors published from the header's truth), not ranging
+        # accuracy, which test_worker.py checks as a user runs it
         cfg = ReceiverConfig(tx_rx_distance_m=h.truth.tx_rx_distance_m)
         first = h.first_sample
         return Receiver(
@@ -139,6 +142,8 @@ def test_worker_rebuilds_its_receiver_with_settings_from_the_control_endpoint(wf
     built: list[ReceiverConfig] = []
 
     def make(h):
+        # the true distance and circuitry: this isolates the control endpoint's rebuild of the
+        # receiver (its settings), not ranging accuracy
         cfg = live.for_stream(h.truth).replace(tx_rx_distance_m=emu.truth.tx_rx_distance_m)
         built.append(cfg)
         return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, dict(emu.truth.cfr_circuitry))

@@ -270,7 +270,10 @@ def test_overrides_parse_lists_and_refuse_unknown_keys():
 
 
 def replay_summary(path: str) -> dict:
-    """The single-file replay summary with the truth's calibration (a picklable top-level function)."""
+    """The single-file replay summary with the truth's calibration (a picklable top-level function).
+
+    The true circuitry and distance: this isolates replay_many's fan-out and merge (compared
+    with these single-file summaries), not ranging accuracy."""
     with open_capture(path) as cap:
         truth = cap.truth()
         rx = Receiver(
