@@ -19,6 +19,7 @@ from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
 from dsp.bands import BANDS, SIDE_BANDS
 from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
+from dsp.kernel_alignment import KernelAlignment
 from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, ramp, symbol_from_cfr
@@ -118,11 +119,13 @@ class Receiver:
         self._buf = make_buffer(self.n, up, down)
         self._next_nom: int | None = None  # nominal (drift-free) grid position of the next window
         self._basis = DelayBasis(wf, self.cfg.delay_poly_degree)
-        self._align: LevelAlignment | PolynomialAlignment = (
-            LevelAlignment(wf, self.cfg.delay_levels)
-            if isinstance(self._buf, DirectBuffer)
-            else PolynomialAlignment(self._basis)
-        )
+        self._align: LevelAlignment | KernelAlignment | PolynomialAlignment
+        if isinstance(self._buf, DirectBuffer):
+            self._align = LevelAlignment(wf, self.cfg.delay_levels)
+        elif self.cfg.resampled_alignment == "kernel":
+            self._align = KernelAlignment(wf, self._buf, self.cfg.kernel_levels)
+        else:
+            self._align = PolynomialAlignment(self._basis)
         self._timing = TimingModel()
         self._tied = True  # the sample clock follows the LO: drift = CFO / fc (checked at start-up)
         self._curv = 0.0  # central reference's delay curvature (dsp.tracking.DelayBasis.curvature)

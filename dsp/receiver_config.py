@@ -22,8 +22,10 @@ class ReceiverConfig(ConfigBase):
     agrees with it within ``drift_check_ppm`` and within what the measurement's own noise
     allows (else the measured drift is used);
     fractional window delays are undone (dsp/alignment.py) on ``delay_levels`` levels a
-    sample for input at the working rate, by a polynomial of degree ``delay_poly_degree``
-    for resampled input (and for the start-up drift measurement).
+    sample for input at the working rate; for resampled input ``resampled_alignment``
+    ``"kernel"`` reads each window at its delay through ``kernel_levels`` fixed kernels a
+    capture sample (dsp/kernel_alignment.py), ``"polynomial"`` fits the delay by a polynomial
+    of degree ``delay_poly_degree`` (also used for the start-up drift measurement).
     ``method_params`` maps a ranging method to its parameters (``{"music":
     {"gate_cells_before": 5}}``; ``backscatter methods`` lists them); ``ir_threshold``
     is passed to every method that has a ``threshold`` and is not set there.
@@ -52,6 +54,8 @@ class ReceiverConfig(ConfigBase):
     timing_rate_gain: float = 0.05
     delay_poly_degree: int = 4
     delay_levels: int = 16
+    resampled_alignment: str = "kernel"
+    kernel_levels: int = 8
     drift_check_ppm: float = 0.5
 
     def _validate(self) -> None:
@@ -99,5 +103,9 @@ class ReceiverConfig(ConfigBase):
             self._fail("delay_poly_degree", "must be in [2, 8]")
         if not (2 <= self.delay_levels <= 1024) or self.delay_levels % 2:
             self._fail("delay_levels", "must be an even number in [2, 1024]")
+        if self.resampled_alignment not in ("kernel", "polynomial"):
+            self._fail("resampled_alignment", "must be 'kernel' or 'polynomial'")
+        if not (1 <= self.kernel_levels <= 256):
+            self._fail("kernel_levels", "must be in [1, 256]")
         if not (0 < self.drift_check_ppm <= 100):
             self._fail("drift_check_ppm", "must be in (0, 100] ppm")

@@ -25,6 +25,7 @@ Buffers take chunks ``[channel, sample]`` of any size and hand out
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from math import gcd
 from typing import Protocol
 
@@ -218,6 +219,11 @@ class DirectBuffer:
         self._q.drop_before(start)
 
 
+# capture samples kept either side of every resampled frame: a window may be read up to this far
+# off its nominal frame (a fractional delay of up to 1/2 working sample at 2.03 capture samples
+# per working sample, plus rounding: at most 3)
+FRAME_MARGIN = 3
+
 KERNEL_OVERSAMPLING = 512  # table points per capture sample: linear interpolation error < 1e-6
 
 
@@ -313,29 +319,56 @@ class ResampledWindows:
     The block is cut into runs whose frames lie inside one input chunk (views, no copy);
     a frame straddling two chunks is a run of its own (copied).  In a run, window ``i``
     of phase ``p = i % g`` reads ``buf[:, offsets[p] + (i // g) * period :][:, :length]``
-    through the kernel of its phase in the block, ``kernels[(m0 + i) % g]``.
+    through the kernel of its phase in the block, ``kernels[(m0 + i) % g]``.  Every run's
+    ``buf`` also holds ``FRAME_MARGIN`` samples before and after its frames, so a window may be
+    read a few capture samples off its nominal frame (:class:`dsp.alignment.KernelAlignment`).
+    ``residues[p]`` is phase ``p``'s fractional capture position, ``residues[p] / up`` samples
+    after its frame's ``half_span``-th sample; the kernels are built on first use.
     """
 
-    def __init__(self, runs: list[_Run], kernels: list[_Kernel], g: int, period: int, length: int):
-        self.runs, self.kernels = runs, kernels
-        self.g, self.period, self.length = g, period, length
+    def __init__(
+        self,
+        runs: list[_Run],
+        kernel_for: Callable[[int], _Kernel],
+        residues: list[int],
+        up: int,
+        n: int,
+        period: int,
+        length: int,
+    ):
+        self.runs, self.residues, self.up = runs, residues, up
+        self._kernel_for = kernel_for
+        self._kernels: list[_Kernel] | None = None
+        self.g, self.period, self.length, self.n = len(residues), period, length, n
         self.count = sum(r.count for r in runs)
-        self.n = kernels[0].matrix.shape[0]
-        self._views = [list(self._make_phases(r)) for r in runs]  # strided views, made once
+        self._views: list[list] | None = None
+
+    @property
+    def kernels(self) -> list[_Kernel]:
+        """Each phase's interpolation matrix (built when first asked for)."""
+        if self._kernels is None:
+            self._kernels = [self._kernel_for(r) for r in self.residues]
+        return self._kernels
 
     def _make_phases(self, run: _Run):
         """``(i0, kernel, frames[channel, window, length])`` for each phase of a run (strided views)."""
         for i0 in range(min(self.g, run.count)):
-            x = run.buf[:, run.offsets[i0] :]
             n_i = len(range(i0, run.count, self.g))
-            step = x.strides[1]
-            frames = as_strided(
-                x, (x.shape[0], n_i, self.length), (x.strides[0], self.period * step, step), writeable=False
-            )
-            yield i0, self.kernels[(run.m0 + i0) % self.g], frames
+            yield i0, self.kernels[(run.m0 + i0) % self.g], self.frames_at(run, i0, 0, 0, n_i)
 
     def _phases(self, run_index: int):
+        if self._views is None:
+            self._views = [list(self._make_phases(r)) for r in self.runs]  # strided views, made once
         return self._views[run_index]
+
+    def frames_at(self, run: _Run, i0: int, shift: int, j0: int, j1: int) -> np.ndarray:
+        """Frames ``[channel, j1 - j0, length]`` of the run's windows ``i0 + g j`` (``j0 <= j < j1``),
+        each read ``shift`` capture samples after its nominal frame (``|shift| <= FRAME_MARGIN``)."""
+        x = run.buf[:, run.offsets[i0] + shift + j0 * self.period :]
+        step = x.strides[1]
+        return as_strided(
+            x, (x.shape[0], j1 - j0, self.length), (x.strides[0], self.period * step, step), writeable=False
+        )
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         if mat.ndim == 1:
@@ -400,12 +433,13 @@ class ResamplingBuffer:
         return start * self.down // self.up - self.half_span
 
     def first_index(self) -> int:
-        # smallest working index whose frame starts at or after the first pending sample
-        return -(-(self._q.index + self.half_span) * self.up // self.down)
+        # smallest working index whose frame, margin included, starts at or after the first
+        # pending sample
+        return -(-(self._q.index + self.half_span + FRAME_MARGIN) * self.up // self.down)
 
     def windows_available(self, start: int) -> int:
-        # window m fits when floor((start + m N) D / U) - P + length <= end
-        limit = self._q.end - self.length + self.half_span  # highest allowed floor(...)
+        # window m fits when floor((start + m N) D / U) - P + length + margin <= end
+        limit = self._q.end - self.length - FRAME_MARGIN + self.half_span  # highest allowed floor(...)
         top = ((limit + 1) * self.up - 1) // self.down  # highest (start + m N) with floor(...) <= limit
         return max(0, (top - start) // self.n + 1) if top >= start else 0
 
@@ -421,33 +455,34 @@ class ResamplingBuffer:
         return k
 
     def block(self, start: int, count: int) -> ResampledWindows:
-        """``count`` windows from working index ``start``: runs of views, copies only across chunks."""
+        """``count`` windows from working index ``start``: runs of views, copies only across chunks.
+        Each run's buffer holds ``FRAME_MARGIN`` samples either side of its frames."""
         _check_block(start, count, self.first_index(), self.windows_available(start))
-        n, g = self.n, self.g
-        kernels = [self._kernel((start + p * n) * self.down % self.up) for p in range(g)]
+        n, g, mg = self.n, self.g, FRAME_MARGIN
+        residues = [(start + p * n) * self.down % self.up for p in range(g)]
         frame = (start + n * np.arange(count, dtype=np.int64)) * self.down // self.up - self.half_span
-        # chunk of each frame's first and last sample
+        # chunk of each frame's first and last sample, margins included
         edges = np.cumsum([0] + [c.shape[1] for c in self._q.chunks]) + self._q.index
-        c_first = np.searchsorted(edges, frame, side="right") - 1
-        c_last = np.searchsorted(edges, frame + self.length - 1, side="right") - 1
+        c_first = np.searchsorted(edges, frame - mg, side="right") - 1
+        c_last = np.searchsorted(edges, frame + self.length - 1 + mg, side="right") - 1
         runs, m = [], 0
         while m < count:
             c = c_first[m]
             if c_last[m] != c:  # straddles chunks: copy this one frame
-                runs.append(_Run(m, 1, self._q.take(frame[m], frame[m] + self.length), [0]))
+                runs.append(_Run(m, 1, self._q.take(frame[m] - mg, frame[m] + self.length + mg), [mg]))
                 m += 1
                 continue
             e = m
             while e < count and c_first[e] == c and c_last[e] == c:
                 e += 1
-            base = frame[m] - edges[c]
-            buf = self._q.chunks[c][:, base : frame[e - 1] - edges[c] + self.length]
-            runs.append(_Run(m, e - m, buf, [int(x - frame[m]) for x in frame[m : min(m + g, e)]]))
+            base = frame[m] - mg - edges[c]
+            buf = self._q.chunks[c][:, base : frame[e - 1] - edges[c] + self.length + mg]
+            runs.append(_Run(m, e - m, buf, [int(x - frame[m]) + mg for x in frame[m : min(m + g, e)]]))
             m = e
-        return ResampledWindows(runs, kernels, g, self.period, self.length)
+        return ResampledWindows(runs, self._kernel, residues, self.up, n, self.period, self.length)
 
     def drop_before(self, start: int) -> None:
-        self._q.drop_before(self._frame_start(start))
+        self._q.drop_before(self._frame_start(start) - FRAME_MARGIN)
 
 
 class CompositeWindows:

@@ -1,0 +1,255 @@
+"""Fractional delays undone by the resampling kernels: input at a capture rate (``x410-62m5``).
+
+A window of resampled input is never formed: it is ``y_m = R_m x`` with ``R_m`` a sparse
+interpolation matrix, and projections are pulled back to the capture rate
+(``x @ (R_m.T q)``, dsp/windows.py).  ``R_m`` already evaluates the signal at a fractional
+position, so it can read window ``m`` at ``start_m + f_m`` instead of ``start_m``: the window
+then holds the reference undelayed and one projection column suffices, where
+:class:`dsp.alignment.PolynomialAlignment` needs a degree-4 polynomial's five columns (a
+product with five or six columns costs about eight with one here, OpenBLAS's GEMM path).
+
+The read position of window ``m`` in capture samples, counted from its nominal frame, is
+``x_m = residue_m / U + f_m D / U``: its phase's fractional part plus the delay.  It is split
+into a whole ``shift`` (the frame is read ``shift`` samples later, within ``FRAME_MARGIN``) and a
+fraction quantised to ``1/Q`` (``Q`` = ``levels``), so every window is read through one of ``Q``
+kernels fixed for the whole stream.  Their pulled-back columns are computed once per reference
+(``Q`` sparse products per column, cached on the columns object) instead of per segment, and
+a segment is one matrix-vector product per run of windows read alike (same phase, shift and
+level).  The applied delay ``e_m = (shift + level / Q - residue / U) U / D`` is within
+``U / (2 Q D)`` working samples of ``f_m`` (half a level of ``1/Q`` capture sample: 1/32.5 for
+``Q`` = 8 at 62.5 MS/s), so a projection loses at most ``(w_max U / (2 Q D))**2 / 3`` of its
+power at the band edge (0.2 %, the bound of the delay levels at the working rate), and the
+known ``f_m - e_m`` is removed from the timing error.  Reading a window ``e_m`` later also
+advances its CFO phase by ``2 pi nu e_m / fs``
+(about 1e-3 rad): projections and sum weights are counter-rotated by it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp.alignment import PROBE_STEP, SLOPE_STEP, LevelAlignment, SumPart
+from dsp.references import ramp
+from dsp.waveform import WaveformConfig
+from dsp.windows import CompositeWindows, ResampledWindows, ResamplingBuffer, WindowBlock, fractional_kernel
+
+
+@dataclass(frozen=True)
+class KernelColumns:
+    """One band's working-rate columns (``[N]``: the reference at zero delay, its derivative in
+    the delay for the central band, the noise probe), the CFO they were made at, and their
+    pulled-back versions ``[length]`` per kernel level, filled on first use."""
+
+    column: np.ndarray
+    slope: np.ndarray | None
+    probe: np.ndarray
+    cfo_hz: float
+    pulled: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """Windows ``first + g j`` (``j0 <= j < j1``) of one run of a block part, cut into groups read
+    alike: group ``k`` is ``cuts[k] <= j < cuts[k + 1]``, read ``shift[k]`` samples off its frames
+    through kernel ``level[k]``.  ``e`` ``[j1 - j0]`` is each window's applied delay (samples)."""
+
+    run: object
+    i0: int
+    first: int
+    j0: int
+    j1: int
+    cuts: list[int]
+    shift: list[int]
+    level: list[int]
+    e: np.ndarray
+
+
+def _every(m0: int, g: int, step: int) -> tuple[int | None, int]:
+    """``(j, stride)``: windows ``m0 + g j`` that are multiples of ``step`` are ``j, j + stride, ...``
+    (``(None, 0)`` if none is)."""
+    stride = step // math.gcd(g, step)
+    for j in range(stride):
+        if (m0 + g * j) % step == 0:
+            return j, stride
+    return None, 0
+
+
+class KernelAlignment:
+    """Windows read at their fractional delays through ``levels`` fixed kernels (module docstring)."""
+
+    def __init__(self, wf: WaveformConfig, buffer: ResamplingBuffer, levels: int = 8):
+        if levels < 1:
+            raise ValueError(f"kernel levels must be at least 1, got {levels}")
+        self.wf, self.levels = wf, levels
+        self.ratio = buffer.ratio  # capture samples per working sample
+        self._zero = LevelAlignment(wf, 2)  # its middle level is the reference at zero delay
+        self._kernels = [
+            fractional_kernel(buffer.half_span + k / levels, wf.fft_size, buffer.ratio, buffer.half_span,
+                              buffer.length)
+            for k in range(levels)
+        ]  # fmt: skip
+
+    def install(self, reference: np.ndarray, cfo_hz: float, probe: np.ndarray, slope: bool) -> KernelColumns:
+        cols = self._zero.install(reference, cfo_hz, probe, slope)
+        return KernelColumns(cols.table[1], None if cols.slope is None else cols.slope[1], cols.probe, cfo_hz)
+
+    @staticmethod
+    def column0(cols: KernelColumns) -> np.ndarray:
+        return cols.column
+
+    def _pull(self, cols: KernelColumns, name: str, level: int) -> np.ndarray:
+        key = (name, level)
+        out = cols.pulled.get(key)
+        if out is None:
+            vec = {"column": cols.column, "slope": cols.slope, "probe": cols.probe}[name]
+            out = cols.pulled[key] = np.ascontiguousarray(self._kernels[level].T @ vec, np.complex64)
+        return out
+
+    def _phases(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> list[_Phase]:
+        """How windows ``lo <= m < hi`` of ``part`` are read, phase by phase; ``f`` ``[hi - lo]``
+        are their delays (working samples)."""
+        g, q = part.g, self.levels
+        out = []
+        for run in part.runs:
+            for i0 in range(min(g, run.count)):
+                first = run.m0 + i0
+                j0 = max(0, -(-(lo - first) // g))
+                j1 = min(len(range(i0, run.count, g)), -(-(hi - first) // g))
+                if j0 >= j1:
+                    continue
+                base = part.residues[first % g] / part.up
+                x = base + f[first + g * j0 - lo : first + g * (j1 - 1) - lo + 1 : g] * self.ratio
+                shift = np.floor(x)
+                level = np.rint((x - shift) * q)
+                carry = level == q
+                shift[carry] += 1
+                level[carry] = 0
+                cuts = [0, *(np.flatnonzero(np.diff(shift * q + level)) + 1).tolist(), j1 - j0]
+                heads = cuts[:-1]
+                out.append(
+                    _Phase(run, i0, first, j0, j1, cuts, shift[heads].astype(int).tolist(),
+                           level[heads].astype(int).tolist(), (shift + level / q - base) / self.ratio)
+                )  # fmt: skip
+        return out
+
+    @staticmethod
+    def _parts(block: WindowBlock) -> list[tuple[ResampledWindows, int]]:
+        """``(part, index of its first window in block)`` for a resampled block or a composite."""
+        parts = block.parts if isinstance(block, CompositeWindows) else [block]
+        if not all(isinstance(p, ResampledWindows) for p in parts):
+            raise TypeError("kernel alignment needs resampled windows (input at a capture rate)")
+        firsts = np.cumsum([0] + [p.count for p in parts[:-1]]).tolist()
+        return list(zip(parts, firsts, strict=True))
+
+    def project(
+        self, block: WindowBlock, row: int, cols: KernelColumns, f: np.ndarray, curvature: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """Tag samples ``[window]``, noise-probe samples and, given the reference's ``curvature``,
+        the mean timing error (samples) left after ``f``.
+
+        The noise probe and the timing slope are taken on every ``PROBE_STEP``-th and
+        ``SLOPE_STEP``-th window of the block (as the delay levels do), so how the input was
+        chunked changes nothing.
+        """
+        z = np.empty(block.count, np.complex64)
+        e = np.empty(block.count)
+        probe = np.zeros(-(-block.count // PROBE_STEP), np.complex64)
+        want_slope = curvature is not None and cols.slope is not None
+        n_s = -(-block.count // SLOPE_STEP)
+        dz = np.zeros(n_s, np.complex64)
+        for part, first in self._parts(block):
+            g = part.g
+            for ph in self._phases(part, f[first : first + part.count], 0, part.count):
+                m0 = first + ph.first + g * ph.j0  # block index of the phase's first window
+                zph = np.empty(ph.j1 - ph.j0, np.complex64)
+                views = {}
+                # the slope's windows are every SLOPE_STEP-th of the block, whatever the runs and
+                # groups (so chunking changes nothing): j with m0 + g j = 0 mod SLOPE_STEP
+                js, ss = _every(m0, g, SLOPE_STEP) if want_slope else (None, 0)
+                for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
+                    s = ph.shift[c]
+                    view = views.get(s)
+                    if view is None:
+                        view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1)[row]
+                    zph[a:b] = view[a:b] @ self._pull(cols, "column", ph.level[c])
+                    if js is not None:
+                        a_s = a + (js - a) % ss
+                        if a_s < b:
+                            m_s = (m0 + g * np.arange(a_s, b, ss)) // SLOPE_STEP
+                            dz[m_s] = view[a_s:b:ss] @ self._pull(cols, "slope", ph.level[c])
+                z[m0 : m0 + g * (ph.j1 - ph.j0) : g] = zph
+                e[m0 : m0 + g * (ph.j1 - ph.j0) : g] = ph.e
+                # the noise probe needs no alignment (it sees only the guard band): every
+                # PROBE_STEP-th window of the block at its nominal frame, through kernel 0
+                jp, sp = _every(m0, g, PROBE_STEP)
+                if jp is not None and jp < ph.j1 - ph.j0:
+                    nominal = part.frames_at(ph.run, ph.i0, 0, ph.j0 + jp, ph.j1)[row]
+                    m_p = (m0 + g * np.arange(jp, ph.j1 - ph.j0, sp)) // PROBE_STEP
+                    probe[m_p] = nominal[::sp] @ self._pull(cols, "probe", 0)
+        if not want_slope:
+            z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.sample_rate_hz).astype(np.complex64)
+            return z, probe, None
+        zs = z[::SLOPE_STEP].astype(complex)
+        res = f[::SLOPE_STEP] - e[::SLOPE_STEP]  # the delay left after each slope window's reading
+        z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.sample_rate_hz).astype(np.complex64)
+        power = np.abs(zs) ** 2
+        weight = float(power.sum())
+        if weight <= 0 or curvature <= 0:
+            return z, probe, 0.0
+        measured = float(np.sum((np.conj(zs) * dz).real)) / (curvature * weight)  # vs the read delay
+        return z, probe, measured - float(power @ res) / weight
+
+    def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
+        """``sum_m w_m window_m`` with every window read at its delay, ``[N]``.
+
+        A window read at ``e_m`` still holds the reference delayed by ``r_m = f_m - e_m`` (within
+        half a level); like the delay levels, each kernel level's sum is re-aligned by its
+        windows' ``|w|``-weighted mean ``r`` (a delay bias of a hundredth of a sample would move
+        a range by centimetres), leaving the spread: at most ``(w_max U / (Q D))**2 / 2`` of
+        the sum at the band edge.
+        """
+        wf = self.wf
+        per_level: dict[int, np.ndarray] = {}
+        mass = np.zeros(self.levels)
+        moment = np.zeros(self.levels)
+        fs = wf.sample_rate_hz
+        for p in parts:
+            for part, first in self._parts(p.block):
+                lo, hi = max(p.a, first), min(p.b, first + part.count)
+                if lo >= hi:
+                    continue
+                f_part = p.f[lo - p.a : hi - p.a]
+                for ph in self._phases(part, f_part, lo - first, hi - first):
+                    m0 = first + ph.first + part.g * ph.j0 - p.a  # index in p.w of the phase's first window
+                    sl = slice(m0, m0 + part.g * (ph.j1 - ph.j0), part.g)
+                    w = (p.w[sl] * np.exp(-2j * np.pi * cfo_hz * ph.e / fs)).astype(np.complex64)
+                    aw, r = np.abs(p.w[sl]), p.f[sl] - ph.e
+                    views = {}
+                    for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
+                        s = ph.shift[c]
+                        view = views.get(s)
+                        if view is None:
+                            view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1)[p.row]
+                        acc = w[a:b] @ view[a:b]
+                        lev = ph.level[c]
+                        if lev in per_level:
+                            per_level[lev] += acc
+                        else:
+                            per_level[lev] = acc
+                        mass[lev] += aw[a:b].sum()
+                        moment[lev] += aw[a:b] @ r[a:b]
+        if not per_level:
+            return np.zeros(wf.fft_size, complex)
+        used = sorted(per_level)
+        sums = np.array([self._kernels[lev] @ per_level[lev] for lev in used])  # [level, N]
+        r_mean = np.array([moment[lev] / mass[lev] if mass[lev] > 0 else 0.0 for lev in used])
+        rm = ramp(wf, cfo_hz)
+        spec = np.fft.fft(sums * np.conj(rm)[None, :], axis=-1)[:, wf.active_bins]
+        out = np.zeros(wf.fft_size, complex)
+        w_k = 2 * np.pi * wf.active_subcarriers / wf.fft_size
+        out[wf.active_bins] = np.sum(np.exp(1j * np.outer(r_mean, w_k)) * spec, axis=0)
+        return np.fft.ifft(out) * rm
