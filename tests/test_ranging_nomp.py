@@ -195,3 +195,38 @@ def test_steering_tables_equal_the_exponentials(profile):
     direct = np.exp(-1j * np.outer(wf.active_subcarriers.astype(float), w))
     assert m._steer(w).shape == direct.shape
     assert np.max(np.abs(m._steer(w) - direct)) < 1e-10
+
+
+def test_a_close_pair_that_one_path_explains_is_pruned_with_the_delays_refitted(wf, nomp):
+    """One path at 30 dB handed to the close-pair pruning as two atoms 0.2 cells apart: the
+    fixed-delay drop-one GLRT of either atom is far above the threshold (the other, left in
+    place, cannot take over its share), but with the remaining delay re-fitted the fit is worse
+    by about a chi-square with one or two degrees of freedom, well below the threshold 13.6
+    (``pfa`` 1e-3 over the window): one atom stays, within 5 sigma of the bound."""
+    rng = np.random.default_rng(21)
+    f = wf.active_freqs_hz
+    cell = nomp.cell_w
+    for _ in range(5):
+        tau = np.array([2e-6 + rng.uniform(0, wf.cir_grid_step_s)])
+        gain = np.array([np.exp(2j * np.pi * rng.uniform())])
+        h0 = model_cfr(f, tau, gain)
+        var = noise_var_for_snr(h0, SNR_DB)
+        y = _noisy(h0, var, rng)[None]
+        w0 = 2 * np.pi * wf.subcarrier_spacing_hz * tau[0]
+        w = np.array([w0 - 0.1 * cell, w0 + 0.1 * cell])
+        _, a, r = nomp._project(y, w)
+        noise = nomp._noise(r)
+        thr = nomp.threshold[1]
+        assert nomp._power(a, noise, w).min() > thr  # the fixed-delay test would keep both
+        w1, _, _ = nomp._prune_close(y, w, a, r, noise, thr)
+        assert w1.size == 1
+        bound_s = math.sqrt(delay_crlb_s2(f, tau, gain, var))
+        assert abs(w1[0] / (2 * np.pi * wf.subcarrier_spacing_hz) - tau[0]) <= N_SIGMA * bound_s
+
+
+def test_near_neighbours_wrap_around(wf, nomp):
+    cell = nomp.cell_w
+    w = np.array([1.0, 1.0 + 0.3 * cell, 3.0, 2 * np.pi - 0.1 * cell, 0.2 * cell])
+    assert nomp._has_near_neighbour(w).tolist() == [True, True, False, True, True]
+    with pytest.raises(ConfigError, match=r"'nomp'.*near_cells"):
+        get_method("nomp", wf, near_cells=3.0)
