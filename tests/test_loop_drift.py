@@ -48,3 +48,27 @@ def test_the_illumination_continues_across_the_seam_only_at_a_seamless_drift(wf,
         assert coherence > 0.995
     else:
         assert coherence < 0.5
+
+
+def test_the_soak_counts_a_loss_of_lock_only_after_the_first_lock():
+    from backscatter.commands.bench_procs import TimingWatch
+
+    watch = TimingWatch()
+    rows = [
+        {"time_s": 0.1},  # a worker without timing tracking: ignored
+        {"time_s": 0.2, "timing_locked": False, "timing_error_samples": 0.9},  # still acquiring
+        {"time_s": 0.3, "timing_locked": True, "timing_error_samples": -0.02, "timing_drift_ppm": 9.8},
+        {"time_s": 0.4, "timing_locked": False, "timing_error_samples": 0.15, "timing_drift_ppm": 9.79},
+        {
+            "time_s": 0.5,
+            "timing_locked": True,
+            "timing_error_samples": 0.01,
+            "timing_drift_measured_ppm": 9.81,
+        },
+    ]
+    for r in rows:
+        watch.add(r)
+    s = watch.summary()
+    assert (s["stats"], s["locked"], s["lost_after_lock"], s["first_lock_s"]) == (4, 2, 1, 0.3)
+    assert s["max_abs_error_samples"] == pytest.approx(0.15)  # the 0.9 before the first lock is not counted
+    assert (s["drift_ppm"], s["drift_measured_ppm"]) == (9.79, 9.81)

@@ -125,6 +125,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=30.0,
         help="--soak: seconds per recorder window, every 150 s (0: no recorder)",
     )
+    p.add_argument(
+        "--soak-drift",
+        action="store_true",
+        help="--soak: the sample clock tied to the LO, 9.80 ppm off (a 3.4 s loop slid by one symbol)",
+    )
     p.add_argument("--gui", action="store_true", help="streamer, worker and GUI in Xvfb: the GUI's CPU share")
     p.add_argument("--gui-measure-s", type=float, default=30.0, help="--gui: seconds measured per run")
     p.add_argument("--gui-offscreen", action="store_true", help="--gui: QT_QPA_PLATFORM=offscreen, no Xvfb")
@@ -138,7 +143,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> dict:
     from backscatter.commands import bench_pipeline
 
     if args.soak:
-        out = bench_pipeline.bench_soak(args.soak, record_s=args.soak_record_s)
+        out = bench_pipeline.bench_soak(args.soak, record_s=args.soak_record_s, drift=args.soak_drift)
     else:
         out = bench_pipeline.bench_pipeline(args.pipeline_duration_s)
     if args.json:

@@ -179,6 +179,14 @@ def _ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1e3:.0f} ms"
 
 
+def _s(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f} s"
+
+
+def _ppm(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f} ppm"
+
+
 def describe(out: dict) -> str:
     """Human-readable lines for a :func:`bench_pipeline` or :func:`bench_soak` report."""
     if out["kind"] == "pipeline":
@@ -214,9 +222,21 @@ def describe(out: dict) -> str:
     lines.append(f"  samples lost: {out['samples_lost']}")
     w = out["worker"]
     lines.append(
-        f"  worker: {w.get('packets')} packets ({w.get('crc_ok')} CRC ok), {w.get('epochs')} epochs, "
-        f"{w.get('gaps')} gaps, {w.get('realtime_factor') or 0:.2f}x real time (receiver thread)"
+        f"  worker: {w.get('packets')} packets ({w.get('crc_ok')} CRC ok) of {out.get('packets_streamed')} "
+        f"streamed, {w.get('epochs')} epochs, {w.get('gaps')} gaps, {w.get('realtime_factor') or 0:.2f}x "
+        "real time (receiver thread)"
     )
+    t = out.get("timing") or {}
+    if t.get("stats"):
+        drift = (
+            "untied (no drift)" if not out.get("sample_clock_ppm") else f"{out['sample_clock_ppm']:.3f} ppm"
+        )
+        lines.append(
+            f"  timing: sample clock {drift}; locked in {t['locked']} of {t['stats']} stats messages, "
+            f"first at {_s(t['first_lock_s'])} of stream, lost after lock {t['lost_after_lock']} times, "
+            f"largest error since {t['max_abs_error_samples']:.3f} samples; drift model "
+            f"{_ppm(t['drift_ppm'])}, measured {_ppm(t['drift_measured_ppm'])}"
+        )
     for r in out["latency_per_minute"]:
         lines.append(
             f"  minute {r['minute']}: p95 latency median {_ms(r['latency_p95_s_median'])}, max "

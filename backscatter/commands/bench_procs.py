@@ -107,12 +107,55 @@ class Process:
                 self.popen.wait(30)
 
 
+class TimingWatch:
+    """The timing tracker's state over a stream, from the worker's ``stats`` messages: how often
+    it was locked, whether it lost lock after first locking, the largest timing error since, and
+    the latest drift (the shared-reference model's and the measured one, ppm)."""
+
+    def __init__(self) -> None:
+        self.stats = self.locked = self.lost_after_lock = 0
+        self.first_lock_s: float | None = None
+        self.max_abs_error_samples = 0.0
+        self.drift_ppm: float | None = None
+        self.drift_measured_ppm: float | None = None
+
+    def add(self, fields: dict) -> None:
+        locked = fields.get("timing_locked")
+        if locked is None:
+            return
+        self.stats += 1
+        if locked:
+            self.locked += 1
+            if self.first_lock_s is None:
+                self.first_lock_s = fields.get("time_s")
+        elif self.first_lock_s is not None:
+            self.lost_after_lock += 1
+        err = fields.get("timing_error_samples")
+        if self.first_lock_s is not None and err is not None:
+            self.max_abs_error_samples = max(self.max_abs_error_samples, abs(float(err)))
+        self.drift_ppm = fields.get("timing_drift_ppm", self.drift_ppm)
+        self.drift_measured_ppm = fields.get("timing_drift_measured_ppm", self.drift_measured_ppm)
+
+    def summary(self) -> dict:
+        return {
+            "stats": self.stats,
+            "locked": self.locked,
+            "first_lock_s": self.first_lock_s,
+            "lost_after_lock": self.lost_after_lock,
+            "max_abs_error_samples": self.max_abs_error_samples,
+            "drift_ppm": self.drift_ppm,
+            "drift_measured_ppm": self.drift_measured_ppm,
+        }
+
+
 class Listener:
-    """Counts a worker's results in a thread: kinds, CRC-ok packets, ``health`` with arrival times."""
+    """Counts a worker's results in a thread: kinds, CRC-ok packets, ``health`` with arrival times,
+    the timing tracker's state (:class:`TimingWatch`)."""
 
     def __init__(self, endpoint: str):
         self.counts: Counter = Counter()
         self.crc_ok = 0
+        self.timing = TimingWatch()
         self.health: list[tuple[float, dict]] = []
         self.messages_missed = 0
         self.drops: dict[str, int] = {}
@@ -137,6 +180,8 @@ class Listener:
                         self.crc_ok += bool(msg.fields["crc_ok"])
                     elif msg.kind == "health":
                         self.health.append((time.monotonic(), msg.fields))
+                    elif msg.kind == "stats":
+                        self.timing.add(msg.fields)
                 self.messages_missed, self.drops = sub.counters.messages_missed, dict(sub.drops)
         except BaseException as exc:  # re-raised by close()
             self._error = exc
@@ -159,19 +204,31 @@ def stop_all(procs: list[Process]) -> None:
 
 
 def loop_stream_argv(
-    bind: str, socket_type: str, loop_s: float, duration_s: float, seed: int, profile: str, chunk: int
+    bind: str,
+    socket_type: str,
+    loop_s: float,
+    duration_s: float,
+    seed: int,
+    profile: str,
+    chunk: int,
+    scenario: Path | None = None,
 ) -> list[str]:
-    """``backscatter stream`` of an emulated loop (``--loop-s``), paced in real time."""
+    """``backscatter stream`` of an emulated loop (``--loop-s``), paced in real time; ``scenario``
+    a scenario JSON file (``--scenario``)."""
     argv = backscatter_argv("stream", "--source", "emulator", "--bind", bind, "--socket", socket_type)
     argv += ["--loop-s", f"{loop_s!r}", "--duration-s", f"{duration_s!r}", "--seed", str(seed)]
     argv += ["--profile", profile, "--chunk-samples", str(chunk), "--json"]
+    argv += ["--scenario", str(scenario)] if scenario is not None else []
     return argv + (["--wait-subscriber-s", "60"] if socket_type == "pub" else [])
 
 
-def plan(profile: str, seed: int, loop_s: float) -> tuple[Any, ScenarioConfig, int, Any]:
-    """Waveform, scenario, loop samples and ground truth of the streamed loop (nothing generated)."""
+def plan(
+    profile: str, seed: int, loop_s: float, lo_ppm: float | None = None
+) -> tuple[Any, ScenarioConfig, int, Any]:
+    """Waveform, scenario, loop samples and ground truth of the streamed loop (nothing generated);
+    ``lo_ppm`` fixes the LO offset (with a tied sample clock when it is seamless over the loop)."""
     wf = get_profile(profile)
-    sc = ScenarioConfig(seed=seed)
+    sc = ScenarioConfig(seed=seed, lo_ppm=lo_ppm)
     n_loop = loop_samples_for(wf, sc.mode, loop_s)
     truth = Emulator(wf, sc.replace(duration_s=n_loop / wf.capture_rate_hz)).truth
     return wf, sc, n_loop, truth

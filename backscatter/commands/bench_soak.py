@@ -23,6 +23,7 @@ Every process is an ordinary command (see bench_procs.py).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -52,6 +53,8 @@ from backscatter.commands.bench_procs import (
 )
 from captures.format import CaptureError
 from captures.reader import open_capture
+from dsp.waveform import get_profile
+from sdr.loop_source import complete_packets, loop_samples_for, seamless_drift_ppm
 from sdr.sources import DEFAULT_CHUNK_SAMPLES
 
 TARGET_MEMORY_GROWTH_PCT = 5.0
@@ -59,6 +62,7 @@ SC16_BYTES = 4
 
 
 # ----- soak ---------------------------------------------------------------------------------------
+DRIFT_LOOP_S = 3.4  # the shortest loop of whole burst periods whose seamless drift is within 10 ppm
 SETTLE_S = 30.0  # after a recorder window, the worker drains the backlog it left: not a quiet period
 
 
@@ -219,14 +223,23 @@ def bench_soak(
     measure_disk_mb: int = 256,
     settle_s: float = SETTLE_S,
     log_dir: str | os.PathLike | None = None,
+    drift: bool = False,
 ) -> dict:
     """Streamer, worker and windowed recorder for ``minutes``; see the module docstring.
 
     The first recorder window starts after the warm-up (default: a fifth of the soak, at most
-    60 s); memory growth leaves out recorder windows and the ``settle_s`` after each.
+    60 s); memory growth leaves out recorder windows and the ``settle_s`` after each.  With
+    ``drift`` the loop (at least ``DRIFT_LOOP_S``) has its sample clock tied to an LO offset that
+    slides it by exactly one OFDM symbol per loop (``sdr.loop_source.seamless_drift_ppm``: 9.80
+    ppm for 3.4 s), so the worker tracks a drift for the whole soak with no seam to see.
     """
     duration_s = 60.0 * minutes
-    wf, _, n_loop, truth = plan(profile, seed, loop_s)
+    lo_ppm = None
+    if drift:
+        loop_s = max(loop_s, DRIFT_LOOP_S)
+        wf0 = get_profile(profile)
+        lo_ppm = seamless_drift_ppm(wf0, loop_samples_for(wf0, "burst", loop_s))
+    wf, _, n_loop, truth = plan(profile, seed, loop_s, lo_ppm)
     fs = wf.capture_rate_hz  # the emulated stream's rate
     warmup = min(60.0, duration_s / 5) if warmup_s is None else warmup_s
     window = max(2 * sample_period_s, min(60.0, (duration_s - warmup) / 4))
@@ -243,7 +256,13 @@ def bench_soak(
                                    first_s=warmup, duration_s=duration_s,
                                    messages_per_s=fs / chunk_samples, bytes_per_s=rate_bytes,
                                    keep=keep_recording)  # fmt: skip
-        stream_argv = loop_stream_argv(iq_ep, "pub", n_loop / fs, duration_s, seed, profile, chunk_samples)
+        scenario = None
+        if lo_ppm is not None:
+            scenario = logs / "soak-scenario.json"
+            scenario.write_text(json.dumps({"lo_ppm": lo_ppm}))
+        stream_argv = loop_stream_argv(
+            iq_ep, "pub", n_loop / fs, duration_s, seed, profile, chunk_samples, scenario
+        )
         run = _run_soak(iq_ep, stream_argv, truth.tx_rx_distance_m, windows, logs, loop_s, sample_period_s)
     busy = windows.busy_intervals(settle_s)
     return {
@@ -253,6 +272,10 @@ def bench_soak(
         "bands": run.streamer["bands"],
         "sample_rate_hz": fs,
         "loop_s": n_loop / fs,
+        "lo_ppm": lo_ppm,
+        "sample_clock_ppm": truth.sample_clock_ppm,
+        "packets_streamed": complete_packets(truth, wf, n_loop, round(duration_s * fs)),
+        "timing": run.listener.timing.summary(),
         "warmup_s": warmup,
         "sample_period_s": sample_period_s,
         "settle_s": settle_s,
