@@ -118,6 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pipeline", action="store_true", help="streamer -> worker over loopback in real time (60 s)"
     )
     p.add_argument("--pipeline-duration-s", type=float, default=60.0, help="length of the --pipeline run")
+    p.add_argument(
+        "--pipeline-profile",
+        default="default",
+        help="--pipeline: waveform profile streamed (x410-62m5: 3 x 62.5 MS/s, 750 MB/s of sc16)",
+    )
     p.add_argument("--soak", type=float, metavar="MINUTES", help="streamer, worker and recorder for MINUTES")
     p.add_argument(
         "--soak-record-s",
@@ -145,7 +150,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> dict:
     if args.soak:
         out = bench_pipeline.bench_soak(args.soak, record_s=args.soak_record_s, drift=args.soak_drift)
     else:
-        out = bench_pipeline.bench_pipeline(args.pipeline_duration_s)
+        out = bench_pipeline.bench_pipeline(args.pipeline_duration_s, profile=args.pipeline_profile)
     if args.json:
         print_json(out)
     else:
