@@ -1,0 +1,94 @@
+"""The mutation check of docs/MUTATION.md (not a test module: run by hand).
+
+mutmut 2.5.1 enumerates the mutants (``mutmut run`` once, stopped after its baseline, fills
+``.mutmut-cache``); its own runner crashed here (``Mutant.line is required`` while saving a
+status, then hangs), so this applies each mutant with ``mutmut apply ID``, runs the fast tests in
+a child forked from one warm process (numpy, scipy, h5py and pytest imported once; the package
+imported fresh from disk in each child, no bytecode written), restores the file and appends
+``{"id", "file", "rc", "result", "s"}`` to OUT.jsonl (``killed``: the tests failed).
+
+usage, from a separate git worktree (others' edits cannot interfere)::
+
+    git worktree add /tmp/wt HEAD && cd /tmp/wt
+    mutmut run --paths-to-mutate dsp/timing.py --runner true   # enumerate (stop after "Checking")
+    PYTHONDONTWRITEBYTECODE=1 OPENBLAS_NUM_THREADS=1 nice -n 19 python tests/mutation_run.py \\
+        /tmp/wt dsp/timing.py timing.jsonl tests/test_timing.py tests/test_tracking.py
+
+``ONLY=1,2,3`` runs those mutant ids whatever their cached status (else the untested ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+
+def main(wt: str, file: str, out: str, tests: list[str]) -> None:
+    sys.dont_write_bytecode = True
+    os.chdir(wt)
+    sys.path.insert(0, wt)
+    import h5py  # noqa: F401
+    import numpy  # noqa: F401
+    import pytest
+    import scipy.fft
+    import scipy.linalg
+    import scipy.signal
+    import scipy.special
+    import scipy.stats  # noqa: F401
+
+    db = sqlite3.connect(f"{wt}/.mutmut-cache")
+    rows = db.execute(
+        "select m.id, m.status from Mutant m join Line l on m.line = l.id "
+        "join SourceFile s on l.sourcefile = s.id where s.filename = ? order by m.id",
+        (file,),
+    ).fetchall()
+    db.close()
+    only = set(os.environ["ONLY"].split(",")) if os.environ.get("ONLY") else None
+    try:
+        with open(out) as f:
+            done = {json.loads(line)["id"] for line in f}
+    except FileNotFoundError:
+        done = set()
+    path = f"{wt}/{file}"
+    with open(path) as f:
+        orig = f.read()
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:pytest-qt", "-p", "no:hypothesispytest", *tests]
+    for mid, status in rows:
+        wanted = str(mid) in only if only is not None else status == "untested"
+        if mid in done or not wanted:
+            continue
+        subprocess.run(["mutmut", "apply", str(mid)], cwd=wt, capture_output=True, check=False)
+        with open(path) as f:
+            mutated = f.read() != orig
+        start = time.time()
+        rc = -1
+        if mutated:
+            pid = os.fork()
+            if pid == 0:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                try:
+                    code = int(pytest.main(args))
+                except BaseException:
+                    code = 3
+                os._exit(code)
+            rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        with open(path, "w") as f:
+            f.write(orig)
+        result = "not_applied" if rc == -1 else ("survived" if rc == 0 else "killed")
+        with open(out, "a") as f:
+            f.write(
+                json.dumps(
+                    {"id": mid, "file": file, "rc": rc, "result": result, "s": round(time.time() - start, 1)}
+                )
+            )
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])
