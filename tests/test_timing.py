@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsp.timing import symbol_timing
+from dsp.timing import coarse_cfo_hz, symbol_timing
 from dsp.waveform import WaveformConfig
 from tests.oracle.waveform import Numerology, symbol_bins
 
@@ -84,3 +84,24 @@ def test_windows_used_and_too_short_input():
     assert symbol_timing(x[:N], WF)[0] == 10  # one window is enough
     with pytest.raises(ValueError, match=f"at least {N} samples"):
         symbol_timing(x[: N - 1], WF)
+
+
+def test_the_default_is_eight_windows():
+    """``n_windows`` defaults to 8: a 20 dB stronger path from the ninth window on is not seen."""
+    x = np.concatenate([illumination(8, [(10, 1.0)]), illumination(20, [(700, 10.0)])])
+    assert symbol_timing(x, WF)[0] == 10
+
+
+def test_coarse_cfo_windows_used_and_too_short_input():
+    """``coarse_cfo_hz`` (dsp/timing.py) reads ``n_windows + 1`` windows (the lag-``N`` products
+    of ``n_windows`` pairs; 8 by default): a burst of strong noise from the tenth window on does
+    not move it, two windows are enough, fewer are refused naming the length.  Noiseless, the
+    lag product's angle is exact: 0.3 subcarriers (9 kHz) within 1e-6 Hz."""
+    cfo = 0.3 * NUM.spacing_hz
+    clean = illumination(9, [(40, 1.0)], cfo)
+    rng = np.random.default_rng(1)
+    junk = 10 * (rng.normal(size=3 * N) + 1j * rng.normal(size=3 * N))
+    assert coarse_cfo_hz(np.concatenate([clean, junk]), WF, 20e3) == pytest.approx(cfo, abs=1e-6)
+    assert coarse_cfo_hz(clean[: 2 * N], WF, 20e3) == pytest.approx(cfo, abs=1e-6)
+    with pytest.raises(ValueError, match=rf"^coarse_cfo_hz needs at least {2 * N} samples, got {2 * N - 1}$"):
+        coarse_cfo_hz(clean[: 2 * N - 1], WF, 20e3)
