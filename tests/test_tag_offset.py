@@ -66,6 +66,50 @@ def test_shortest_band_sets_the_length():
     assert tag_offset_hz(z, RATE) == pytest.approx(500.0, abs=4 * 0.046)
 
 
+def cw_samples(rng, offset_hz: float, n: int, snr: float | None = None) -> dict[str, np.ndarray]:
+    """An unmodulated tag (CW mode): the bands are the tones themselves."""
+    t = np.arange(n) / RATE
+    out = {}
+    for band, sign in (("lower", -1), ("upper", 1)):
+        z = np.exp(1j * (2 * np.pi * sign * offset_hz * t + rng.uniform(0, 2 * np.pi)))
+        if snr is not None:
+            z = z + (rng.normal(size=n) + 1j * rng.normal(size=n)) / np.sqrt(2 * snr)
+        out[band] = z
+    return out
+
+
+@pytest.mark.parametrize("offset_hz", [1234.5, -3021.7, 12000.0, -14000.0])
+@pytest.mark.parametrize("bands", [("lower", "upper"), ("upper",), ("lower",)])
+def test_an_unmodulated_tag_is_a_tone_at_the_offset_itself(offset_hz, bands):
+    """CW: no squaring, so the tone is at ``eps f_sh`` on a grid of ``RATE / 16384`` (1.8 Hz;
+    the parabola must do 20 times better than rounding's 0.9 Hz) and offsets up to ``RATE / 2``
+    (15 kHz, twice the squared estimate's range) are unambiguous."""
+    rng = np.random.default_rng(int(abs(offset_hz)) + len(bands))
+    z = cw_samples(rng, offset_hz, 4000)
+    assert tag_offset_hz({b: z[b] for b in bands}, RATE, modulated=False) == pytest.approx(
+        offset_hz, abs=0.046
+    )
+
+
+def test_an_unmodulated_tag_at_minus_36_db_is_found_where_squaring_loses_it():
+    """Side bands at -36 dB per subcarrier are about -7 dB per window after the projection on
+    800 subcarriers (``s`` = 0.2); 1500 windows of one band, as the ranging sweep's CW runs
+    acquire.  The tone's Cramer-Rao deviation is ``sqrt(6 / (s n**3)) RATE / (2 pi)`` = 0.45
+    Hz; limit 5 times that plus the grid's 0.2 Hz.  Squaring first (the burst-mode estimate)
+    leaves ``s**2 / (1 + 2 s)`` = 0.029 per window: a periodogram peak of about 43 against noise
+    peaks of about ``ln(8192)`` = 9 times the mean, so one of these 40 draws or more goes wrong
+    (measured: 2 of 40), which is what made the sweep's blind CW runs below -28 dB range
+    hundreds of metres off (docs/RESULTS.md)."""
+    n, offset, snr = 1500, 1933.7, 0.2
+    limit = 5 * np.sqrt(6 / (snr * n**3)) * RATE / (2 * np.pi) + 0.2
+    wrong_squared = 0
+    for seed in range(40):
+        z = {"upper": cw_samples(np.random.default_rng(seed), offset, n, snr)["upper"]}
+        assert tag_offset_hz(z, RATE, modulated=False) == pytest.approx(offset, abs=limit)
+        wrong_squared += abs(tag_offset_hz(z, RATE) - offset) > 100
+    assert wrong_squared >= 1
+
+
 def test_the_spike_of_a_tag_clears_the_edge_and_noise_alone_does_not():
     """Whitened tap features (``L`` = 32): noise alone has eigenvalues in the Marchenko-Pastur
     law, the largest at ``(1 + sqrt(L / n))**2`` of the median's scale (about 1.3 at ``n`` = 2000);
@@ -129,3 +173,31 @@ def test_the_spike_gives_the_tag_channel_and_matched_tag_samples():
     assert abs(np.vdot(est, h)) / np.linalg.norm(est) / np.linalg.norm(h) > 0.99
     matched = np.mean(np.abs(feats @ v))
     assert np.mean(np.abs(acq.tag_samples(v))) == pytest.approx(matched, rel=0.02)
+
+
+def test_the_feature_matrix_is_the_whitened_taps_of_the_window_cfr():
+    """``TapSpace`` against its definitions (dsp/acquisition.py): ``E[k, l] = exp(j 2 pi k d_l / N)
+    / K``, ``whiten = (E^H E)^(-1/2)`` (so ``whiten gram whiten = I``, ``unwhiten whiten = I``), and
+    ``window @ feature_matrix(r)`` equals ``FFT(window r)[active] / X @ E @ whiten`` (X the
+    Zadoff-Chu symbol), computed here with numpy's FFT on a random window and a phase ramp."""
+    space = TapSpace(WF, 40, 32)
+    k, n_fft = WF.active_subcarriers, WF.fft_size
+    e = np.exp(2j * np.pi * np.outer(k, space.delays) / n_fft) / k.size
+    np.testing.assert_allclose(space.E, e, atol=1e-12)
+    gram = e.conj().T @ e
+    np.testing.assert_allclose(space.whiten @ gram @ space.whiten, np.eye(32), atol=1e-8)
+    np.testing.assert_allclose(space.unwhiten @ space.whiten, np.eye(32), atol=1e-8)
+    rng = np.random.default_rng(4)
+    win = rng.normal(size=(3, n_fft)) + 1j * rng.normal(size=(3, n_fft))
+    ramp = np.exp(2j * np.pi * 0.37 * np.arange(n_fft) / n_fft)
+    want = (np.fft.fft(win * ramp, axis=-1)[:, WF.active_bins] / WF.zadoff_chu) @ e @ space.whiten
+    got = win @ space.feature_matrix(ramp)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_cfr_from_taps_undoes_the_whitening():
+    """``cfr_from_taps(whiten @ t) = sum_l t_l exp(-j 2 pi k d_l / N)`` for any taps ``t``."""
+    space = TapSpace(WF, 40, 32)
+    t = np.random.default_rng(6).normal(size=32) + 0j
+    want = np.exp(-2j * np.pi * np.outer(WF.active_subcarriers, space.delays) / WF.fft_size) @ t
+    np.testing.assert_allclose(space.cfr_from_taps(space.whiten @ t), want, atol=1e-8 * np.abs(want).max())
