@@ -203,15 +203,20 @@ class Nomp(RangingMethod):
     def _prune_close(
         self, y: np.ndarray, w: np.ndarray, a: np.ndarray, r: np.ndarray, var: np.ndarray, thr: float
     ) -> tuple[np.ndarray, ...]:
-        """Drop a path that has a neighbour within ``near_cells`` resolution cells when the fit
-        without it, **every other delay re-fitted**, is worse by less than the detection
-        threshold ``thr`` (weakest first, repeated until none goes).  The drop-one GLRT of
+        """Drop a path that has a neighbour within ``near_cells`` resolution cells, and lies at
+        most one cell after the first path, when the fit without it, **every other delay
+        re-fitted**, is worse by less than the detection threshold ``thr`` (weakest first,
+        repeated until none goes).  The drop-one GLRT of
         :meth:`_power` keeps the other delays where they are, which overstates the significance of
         one of two close atoms: its neighbour, left in place, cannot take over its share (an
         unresolved cluster fitted by a pair with large, nearly cancelling gains)."""
         cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
         while w.size > 1:
-            near = np.flatnonzero(self._has_near_neighbour(w))
+            # only paths up to one resolution cell after the current first path: the range is
+            # decided there, and each test is a refit
+            first = self._first_path(w, a, var)
+            after = np.mod(w - w[first] + np.pi, 2 * np.pi) - np.pi
+            near = np.flatnonzero(self._has_near_neighbour(w) & (after <= self.cell_w))
             if near.size == 0:
                 break
             pw = self._power(a, var, w)
