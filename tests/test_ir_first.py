@@ -104,3 +104,12 @@ def test_interpolated_delay_is_unbiased_with_the_cramer_rao_spread():
     est = np.asarray(est) - tau
     assert abs(est.mean()) < 4.4 * sigma / np.sqrt(len(est)), est.mean() / sigma
     assert 0.7 * sigma < est.std(ddof=1) < 1.6 * sigma, est.std(ddof=1) / sigma
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.1, 1.5])
+def test_a_threshold_outside_the_open_interval_is_refused(threshold):
+    """eta in (0, 1): 0 would take the first noise ripple, 1 only the maximum (docs/MUTATION.md)."""
+    with pytest.raises(ValueError, match=r"threshold.*must be in \(0, 1\)"):
+        IRFirstParams(threshold=threshold)
+    assert IRFirstParams(threshold=0.001).threshold == 0.001  # the open interval's inside
+    assert IRFirstParams(threshold=0.999).threshold == 0.999
