@@ -230,3 +230,23 @@ def test_near_neighbours_wrap_around(wf, nomp):
     assert nomp._has_near_neighbour(w).tolist() == [True, True, False, True, True]
     with pytest.raises(ConfigError, match=r"'nomp'.*near_cells"):
         get_method("nomp", wf, near_cells=3.0)
+
+
+def test_close_pairs_well_after_the_first_path_are_not_tested(wf, nomp):
+    """The re-fitted test costs a refit per atom, so it runs only up to one resolution cell
+    after the first path: the same one-path pair as above, placed three cells after a stronger
+    first path, is left as it is (it cannot move the range)."""
+    rng = np.random.default_rng(22)
+    f = wf.active_freqs_hz
+    cell = nomp.cell_w
+    tau = np.array([2e-6, 2e-6 + 3.0 / wf.occupied_bandwidth_hz])
+    gains = np.array([1.0, 0.5 * np.exp(1j)])
+    h0 = model_cfr(f, tau, gains)
+    y = _noisy(h0, noise_var_for_snr(h0, SNR_DB), rng)[None]
+    w0, w1 = 2 * np.pi * wf.subcarrier_spacing_hz * tau
+    w = np.array([w0, w1 - 0.1 * cell, w1 + 0.1 * cell])
+    _, a, r = nomp._project(y, w)
+    noise = nomp._noise(r)
+    assert nomp._first_path(w, a, noise) == 0
+    w1_, _, _ = nomp._prune_close(y, w, a, r, noise, nomp.threshold[1])
+    assert w1_.size == 3
