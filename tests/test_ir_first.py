@@ -113,3 +113,12 @@ def test_a_threshold_outside_the_open_interval_is_refused(threshold):
         IRFirstParams(threshold=threshold)
     assert IRFirstParams(threshold=0.001).threshold == 0.001  # the open interval's inside
     assert IRFirstParams(threshold=0.999).threshold == 0.999
+
+
+def test_oversample_bounds_are_inclusive():
+    """oversample in [2, 1024], both ends accepted, the next integers refused naming the field."""
+    assert IRFirstInterpParams(oversample=2).oversample == 2
+    assert IRFirstInterpParams(oversample=1024).oversample == 1024
+    for bad in (1, 1025):
+        with pytest.raises(ValueError, match=r"oversample.*must be in \[2, 1024\]"):
+            IRFirstInterpParams(oversample=bad)
