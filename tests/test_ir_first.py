@@ -109,7 +109,7 @@ def test_interpolated_delay_is_unbiased_with_the_cramer_rao_spread():
 @pytest.mark.parametrize("threshold", [0.0, 1.0, -0.1, 1.5])
 def test_a_threshold_outside_the_open_interval_is_refused(threshold):
     """eta in (0, 1): 0 would take the first noise ripple, 1 only the maximum (docs/MUTATION.md)."""
-    with pytest.raises(ValueError, match=r"threshold.*must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"Params\.threshold = .*: must be in \(0, 1\)$"):
         IRFirstParams(threshold=threshold)
     assert IRFirstParams(threshold=0.001).threshold == 0.001  # the open interval's inside
     assert IRFirstParams(threshold=0.999).threshold == 0.999
@@ -120,5 +120,5 @@ def test_oversample_bounds_are_inclusive():
     assert IRFirstInterpParams(oversample=2).oversample == 2
     assert IRFirstInterpParams(oversample=1024).oversample == 1024
     for bad in (1, 1025):
-        with pytest.raises(ValueError, match=r"oversample.*must be in \[2, 1024\]"):
+        with pytest.raises(ValueError, match=rf"Params\.oversample = {bad}: must be in \[2, 1024\]$"):
             IRFirstInterpParams(oversample=bad)
