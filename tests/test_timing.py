@@ -105,3 +105,12 @@ def test_coarse_cfo_windows_used_and_too_short_input():
     assert coarse_cfo_hz(clean[: 2 * N], WF, 20e3) == pytest.approx(cfo, abs=1e-6)
     with pytest.raises(ValueError, match=rf"^coarse_cfo_hz needs at least {2 * N} samples, got {2 * N - 1}$"):
         coarse_cfo_hz(clean[: 2 * N - 1], WF, 20e3)
+
+
+def test_coarse_cfo_keeps_to_its_search_range():
+    """Candidates beyond ``max_cfo_hz`` plus half a subcarrier are never returned: a carrier 2
+    subcarriers off searched over +-0.6 subcarrier gives the allowed candidate whose band mask
+    holds the most power, +1 subcarrier (its mask overlaps the shifted band on 799 of 800
+    subcarriers, 0's on 798)."""
+    x = illumination(9, [(40, 1.0)], 2.0 * NUM.spacing_hz)
+    assert coarse_cfo_hz(x, WF, 0.6 * NUM.spacing_hz) == pytest.approx(NUM.spacing_hz, abs=1e-3)
