@@ -97,26 +97,38 @@ class SubspaceAcquirer:
         return np.concatenate(self.features) @ taps_white.conj()
 
 
-def tag_offset_hz(z: dict[str, np.ndarray], symbol_rate_hz: float, pad: int = 4) -> float:
+def tag_offset_hz(
+    z: dict[str, np.ndarray], symbol_rate_hz: float, pad: int = 4, modulated: bool = True
+) -> float:
     """Tag frequency offset ``eps f_sh`` from side-band tag samples with ``nu_0`` removed.
 
     ``z`` maps ``lower``/``upper`` to ``[window]`` samples at the OFDM symbol rate.
-    The lower band sits at ``-eps f_sh``, the upper at ``+eps f_sh``; the squared
-    samples and the cross product all put a tone at ``2 eps f_sh`` (lower mirrored).
-    Unambiguous for ``abs(eps f_sh) < symbol_rate_hz / 4``.
+    The lower band sits at ``-eps f_sh``, the upper at ``+eps f_sh``.  With BPSK data on them
+    (``modulated``, burst mode) the squared samples and the cross product all put a tone at
+    ``2 eps f_sh`` (lower mirrored): unambiguous for ``abs(eps f_sh) < symbol_rate_hz / 4``.
+    An unmodulated tag (CW mode) needs no squaring: the samples themselves (the lower band
+    conjugated) are the tone at ``eps f_sh``, unambiguous up to ``symbol_rate_hz / 2``, without
+    the squaring loss ``s**2 / (1 + 2 s)`` that at -7 dB per window (side bands at -36 dB per
+    subcarrier) buries the squared tone under the periodogram's noise peaks.
     """
     n = min(len(v) for v in z.values())
     nfft = int(2 ** np.ceil(np.log2(n * pad)))
     power = np.zeros(nfft)
-    if "upper" in z:
-        power += np.abs(scipy.fft.fft(z["upper"][:n] ** 2, nfft)) ** 2
-    if "lower" in z:
-        power += np.abs(scipy.fft.fft(np.conj(z["lower"][:n]) ** 2, nfft)) ** 2
-    if "upper" in z and "lower" in z:
-        power += np.abs(scipy.fft.fft(np.conj(z["lower"][:n]) * z["upper"][:n], nfft)) ** 2
+    if not modulated:
+        if "upper" in z:
+            power += np.abs(scipy.fft.fft(z["upper"][:n], nfft)) ** 2
+        if "lower" in z:
+            power += np.abs(scipy.fft.fft(np.conj(z["lower"][:n]), nfft)) ** 2
+    else:
+        if "upper" in z:
+            power += np.abs(scipy.fft.fft(z["upper"][:n] ** 2, nfft)) ** 2
+        if "lower" in z:
+            power += np.abs(scipy.fft.fft(np.conj(z["lower"][:n]) ** 2, nfft)) ** 2
+        if "upper" in z and "lower" in z:
+            power += np.abs(scipy.fft.fft(np.conj(z["lower"][:n]) * z["upper"][:n], nfft)) ** 2
     k = int(np.argmax(power))
     y0, y1, y2 = power[(k - 1) % nfft], power[k], power[(k + 1) % nfft]
     den = y0 - 2 * y1 + y2
     frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
-    f2 = ((k + frac + nfft / 2) % nfft - nfft / 2) * symbol_rate_hz / nfft
-    return f2 / 2
+    f = ((k + frac + nfft / 2) % nfft - nfft / 2) * symbol_rate_hz / nfft
+    return f / 2 if modulated else f

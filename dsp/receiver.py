@@ -517,7 +517,7 @@ class Receiver:
         for b, v in ready.items():
             st = np.concatenate(self._acq[b].starts)
             z[b] = self._acq[b].tag_samples(v) * np.exp(-2j * np.pi * np.mod(nu0 * st / self.fs, 1.0))
-        eps_fsh = tag_offset_hz(z, self.wf.subcarrier_spacing_hz)
+        eps_fsh = tag_offset_hz(z, self.wf.subcarrier_spacing_hz, modulated=self.cfg.tag_mode == "burst")
         for b, v in ready.items():
             self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
             self._install(b, symbol_from_cfr(self.wf, self._space.cfr_from_taps(v), self.cfo_hz[b]))

@@ -124,6 +124,9 @@ def test_the_spike_of_a_tag_clears_the_edge_and_noise_alone_does_not():
     acq.add(noise[1000:].astype(np.complex64), np.arange(1000, n))
     ratio, edge, _ = acq.spike()
     assert acq.count == n
+    # the covariance accumulates over calls (not the last call's only)
+    c64 = noise.astype(np.complex64).astype(complex)
+    np.testing.assert_allclose(acq.cov, c64.conj().T @ c64, rtol=1e-6, atol=1e-6 * n)
     assert edge == pytest.approx(1.5 * (1 + np.sqrt(dim / n)) ** 2)
     assert ratio < edge
     q = rng.normal(size=dim) + 1j * rng.normal(size=dim)
