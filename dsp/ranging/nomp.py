@@ -23,6 +23,12 @@ Greedy detection (Mamandipoor, Ramasamy and Madhow, IEEE TSP 2016):
    its own contribution added back), and every band's gains are re-fitted by least
    squares.  Two paths that converge within ``merge_cells`` resolution cells become
    one.
+4. **Pruning.**  A path whose drop-one GLRT (:meth:`Nomp._power`, the other delays kept)
+   falls below the threshold goes, weakest first.  A path with a neighbour within
+   ``near_cells`` cells, up to one cell after the first path, must also beat the threshold
+   with every other delay re-fitted (:meth:`Nomp._prune_close`): left in place, the
+   neighbour cannot take over its share, so the fixed-delay test keeps both atoms of a pair
+   with large, nearly cancelling gains that one path would explain.
 
 The first path is decided on **components**: fitted paths closer than ``component_cells``
 resolution cells to a neighbour form one component (a path the fit split into two atoms a
@@ -36,7 +42,8 @@ edges, up to tens of metres ahead); the first path is that component's most sign
 atom.  Its standard deviation is ``sqrt([J^-1]_00)`` of the fitted model with every other
 path a nuisance (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
-Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths).
+Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths), and a
+Gauss-Newton refit per close path tested in the pruning.
 """
 
 from __future__ import annotations
