@@ -50,3 +50,14 @@ def test_int_bits_at_the_edges():
 def test_a_payload_of_the_wrong_length_is_refused_with_its_shape(wf):
     with pytest.raises(ValueError, match=r"^payload must have 64 bits, got shape \(63,\)$"):
         build_packet(wf, 1, np.zeros(63, np.uint8))
+
+
+def test_bits_to_symbols_is_the_air_interfaces_bpsk():
+    """Bit 0 -> +1, bit 1 -> -1 (AIR_INTERFACE.md), as the independent oracle writes it
+    (tests/oracle/packet.py); kills the surviving mapping mutants (docs/MUTATION.md)."""
+    from dsp.packet import bits_to_symbols
+    from tests.oracle.packet import bpsk
+
+    bits = np.array([0, 1, 1, 0, 1], np.uint8)
+    assert bits_to_symbols(bits).tolist() == [1.0, -1.0, -1.0, 1.0, -1.0]
+    np.testing.assert_array_equal(bits_to_symbols(bits), bpsk(bits))
