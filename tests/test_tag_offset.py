@@ -97,17 +97,14 @@ def test_an_unmodulated_tag_at_minus_36_db_is_found_where_squaring_loses_it():
     acquire.  The tone's Cramer-Rao deviation is ``sqrt(6 / (s n**3)) RATE / (2 pi)`` = 0.45
     Hz; limit 5 times that plus the grid's 0.2 Hz.  Squaring first (the burst-mode estimate)
     leaves ``s**2 / (1 + 2 s)`` = 0.029 per window: a periodogram peak of about 43 against noise
-    peaks of about ``ln(8192)`` = 9 times the mean, so one of these 40 draws or more goes wrong
-    (measured: 2 of 40), which is what made the sweep's blind CW runs below -28 dB range
-    hundreds of metres off (docs/RESULTS.md)."""
+    peaks of about ``ln(8192)`` = 9 times the mean, and some draws go wrong (2 of these 40 when
+    measured, not asserted: it describes the other estimator), which is what made the sweep's
+    blind CW runs below -28 dB range hundreds of metres off (docs/RESULTS.md)."""
     n, offset, snr = 1500, 1933.7, 0.2
     limit = 5 * np.sqrt(6 / (snr * n**3)) * RATE / (2 * np.pi) + 0.2
-    wrong_squared = 0
     for seed in range(40):
         z = {"upper": cw_samples(np.random.default_rng(seed), offset, n, snr)["upper"]}
         assert tag_offset_hz(z, RATE, modulated=False) == pytest.approx(offset, abs=limit)
-        wrong_squared += abs(tag_offset_hz(z, RATE) - offset) > 100
-    assert wrong_squared >= 1
 
 
 def test_the_spike_of_a_tag_clears_the_edge_and_noise_alone_does_not():
