@@ -44,6 +44,7 @@ from backscatter.commands.bench_procs import (
     startup_budget_s,
     stop_all,
     wait_live,
+    worker_argv,
 )
 from sdr.sources import DEFAULT_CHUNK_SAMPLES
 
@@ -137,10 +138,7 @@ def bench_gui(
             stream_argv += ["--paths", str(paths), "--snr-db", f"{snr_db!r}"]
             stream = Process("stream", stream_argv, log_dir)
             procs.append(stream)
-            worker_argv = backscatter_argv("worker", "--connect", iq_ep, "--socket", "pull", "--bind", res_ep)
-            for m in methods or []:
-                worker_argv += ["--method", m]
-            worker = Process("worker", [*worker_argv, "--quiet", "--json"], log_dir)
+            worker = Process("worker", worker_argv(iq_ep, "pull", res_ep, methods=methods or ()), log_dir)
             procs.append(worker)
             listener = Listener(res_ep)
             wait_live(listener, stream, startup_budget_s(loop_s))

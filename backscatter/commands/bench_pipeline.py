@@ -31,7 +31,6 @@ from backscatter.commands.bench_procs import (
     WORKER_KEYS,
     Listener,
     Process,
-    backscatter_argv,
     free_tcp_endpoint,
     health_summary,
     loop_stream_argv,
@@ -39,6 +38,7 @@ from backscatter.commands.bench_procs import (
     plan,
     startup_budget_s,
     stop_all,
+    worker_argv,
 )
 from backscatter.commands.bench_soak import bench_soak
 from sdr.loop_source import complete_packets
@@ -114,13 +114,10 @@ def bench_pipeline(
         listener = Listener(res_ep)
         procs: list[Process] = []
         try:
-            worker = Process(
-                "worker",
-                backscatter_argv("worker", "--connect", iq_ep, "--socket", "pull", "--bind", res_ep,
-                                 "--idle-exit-s", str(idle_exit_s), "--tx-rx-distance-m",
-                                 str(truth.tx_rx_distance_m), "--quiet", "--json"),
-                logs,
-            )  # fmt: skip
+            argv = worker_argv(
+                iq_ep, "pull", res_ep, idle_exit_s=idle_exit_s, tx_rx_distance_m=truth.tx_rx_distance_m
+            )
+            worker = Process("worker", argv, logs)
             procs.append(worker)
             stream = Process(
                 "streamer",

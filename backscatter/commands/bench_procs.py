@@ -222,6 +222,26 @@ def loop_stream_argv(
     return argv + (["--wait-subscriber-s", "60"] if socket_type == "pub" else [])
 
 
+def worker_argv(
+    connect: str,
+    socket_type: str,
+    bind: str,
+    *,
+    idle_exit_s: float | None = None,
+    tx_rx_distance_m: float | None = None,
+    methods: tuple[str, ...] | list[str] = (),
+) -> list[str]:
+    """``backscatter worker`` on the bench's stream (``--quiet --json``: its summary on stdout)."""
+    argv = backscatter_argv("worker", "--connect", connect, "--socket", socket_type, "--bind", bind)
+    if idle_exit_s is not None:
+        argv += ["--idle-exit-s", str(idle_exit_s)]
+    if tx_rx_distance_m is not None:
+        argv += ["--tx-rx-distance-m", str(tx_rx_distance_m)]
+    for m in methods:
+        argv += ["--method", m]
+    return [*argv, "--quiet", "--json"]
+
+
 def plan(
     profile: str, seed: int, loop_s: float, lo_ppm: float | None = None
 ) -> tuple[Any, ScenarioConfig, int, Any]:

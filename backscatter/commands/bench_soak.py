@@ -50,6 +50,7 @@ from backscatter.commands.bench_procs import (
     startup_budget_s,
     stop_all,
     wait_live,
+    worker_argv,
 )
 from captures.format import CaptureError
 from captures.reader import open_capture
@@ -333,13 +334,8 @@ def _run_soak(
     listener = Listener(res_ep)
     procs: list[Process] = []
     try:
-        worker = Process(
-            "worker",
-            backscatter_argv("worker", "--connect", iq_ep, "--socket", "sub", "--bind", res_ep,
-                             "--idle-exit-s", "5", "--tx-rx-distance-m", str(tx_rx_distance_m),
-                             "--quiet", "--json"),
-            logs,
-        )  # fmt: skip
+        argv = worker_argv(iq_ep, "sub", res_ep, idle_exit_s=5, tx_rx_distance_m=tx_rx_distance_m)
+        worker = Process("worker", argv, logs)
         stream = Process("streamer", stream_argv, logs)
         procs += [worker, stream]
         t0 = wait_live(listener, stream, startup_budget_s(loop_s))
