@@ -85,15 +85,21 @@ class SubspaceAcquirer:
         self.starts.append(starts)
 
     def spike(self) -> tuple[float, float, np.ndarray]:
-        """(largest eigenvalue over the noise level, Marchenko-Pastur edge, eigenvector)."""
+        """(largest eigenvalue over the noise level, Marchenko-Pastur edge, whitened taps ``[L]``).
+
+        A feature row is ``f_m = b_m t^T + noise`` (``t`` the tag's whitened taps), so the
+        covariance ``F^H F / M = conj(t) t^T + noise`` has ``conj(t)`` as its top eigenvector:
+        the taps are its conjugate (unit norm, arbitrary phase).
+        """
         w, v = np.linalg.eigh(self.cov / max(self.count, 1))
         noise = float(np.median(w))
         n = len(w)
         edge = (1 + np.sqrt(n / max(self.count, 1))) ** 2
-        return float(w[-1] / noise), float(edge * self.margin), v[:, -1]
+        return float(w[-1] / noise), float(edge * self.margin), np.conj(v[:, -1])
 
     def tag_samples(self, taps_white: np.ndarray) -> np.ndarray:
-        """Tag samples ``[window]`` of the stored features projected on the spike."""
+        """Tag samples ``[window]``: the stored features matched to the taps, ``F conj(t)``
+        (``b_m |t|^2`` plus noise for ``f_m = b_m t^T + noise``)."""
         return np.concatenate(self.features) @ taps_white.conj()
 
 
