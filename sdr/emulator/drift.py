@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from sdr.emulator.drift_kernel import combine_runs
+
 TAYLOR_TOL = 1e-5
 
 
@@ -93,7 +95,7 @@ class DriftingPeriodic:
         ramps = np.empty((len(delay_s), len(self._cycles)), complex)
         ramps[0] = np.exp(-2j * np.pi * np.mod(frac0 * self._cycles, 1.0))
         if len(delay_s) > 1:
-            ramps[1:] = np.exp(-2j * np.pi * np.mod(step * self._cycles, 1.0))
+            ramps[1:] = np.exp(-2j * np.pi * np.mod(step * self._cycles, 1.0))[None, :]  # one row of exp
             np.cumprod(ramps, axis=0, out=ramps)
         grid = np.zeros((len(delay_s), terms, self.period), np.complex64)
         grid[:, :, self.bins] = self._dspec[None, :terms] * ramps[:, None, :]
@@ -119,18 +121,9 @@ class DriftingPeriodic:
         scale = 2 * np.pi * self.f_ref_hz * self.delta / self.rate_hz  # x per sample
         eps = (scale * (np.arange(n) - n / 2)).astype(np.float32)  # [sample]
         big = scale * (np.arange(r) * n + n / 2 - r * n / 2)  # [period of run]
-        w1e = w[:, 1] + (eps / 2) * w[:, 2]
-        w[:, 0] += eps * w1e  # A = w0 + eps w1 + eps^2/2 w2
-        w[:, 1] += eps * w[:, 2]  # B = w1 + eps w2
-        w[:, 2] *= np.float32(0.5)  # C = w2 / 2
-        w *= col_gain.astype(np.complex64)
-        rows = np.ones(n_runs * r, complex)
-        rows[:n_rows] = row_gain
-        coef = (rows.reshape(n_runs, r)[:, :, None] * big[None, :, None] ** np.arange(3)).astype(np.complex64)
-        if n_runs * r == n_rows:
-            np.matmul(coef, w, out=out.reshape(n_runs, r, n))
-        else:
-            out[:] = np.matmul(coef, w).reshape(n_runs * r, n)[:n_rows]
+        rows = np.asarray(row_gain, np.complex64)
+        cols = np.asarray(col_gain, np.complex64)
+        combine_runs(w, cols, eps, big.astype(np.float32), rows, out)  # sdr/emulator/drift_kernel.py
         return out
 
     def direct(self, samples: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.drift import DriftingPeriodic
 from sdr.emulator.geometry import draw_paths
-from sdr.emulator.impairments import Impairments, apply_phase
-from sdr.emulator.noise import complex_gaussian
+from sdr.emulator.impairments import Impairments
+from sdr.emulator.noise_kernel import noise_tail
 from sdr.emulator.scenario import ScenarioConfig
 
 SYMBOLS_PER_BLOCK = 256
@@ -256,11 +256,11 @@ class Emulator:
         start = (block * n_per + np.arange(n_per)) * n  # first sample of each period
         rate = self.rate_hz
         to_work = self.wf.sample_rate_hz / rate  # tag edges are in working-rate samples
-        # SFC64 and Box-Muller (sdr/emulator/noise.py): Gaussian noise dominates the cost
-        rng = np.random.Generator(
-            np.random.SFC64(np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)))
+        # one SplitMix64 stream per (block, band of BANDS): sdr/emulator/noise_kernel.py
+        keys = np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)).generate_state(
+            len(BANDS), np.uint64
         )
-        noise = np.empty((n_per, n), np.complex64)
+        scratch = np.empty((n_per, n), np.complex64)
         out = np.empty((len(sc.bands), n_per, n), np.complex64)
         t_in = np.arange(n)
         a_start = np.ones(n_per) if sc.mode == "cw" else self.tag_wave(start * to_work)
@@ -271,6 +271,7 @@ class Emulator:
             )
         imp = self.imp
         pn = imp.phase_noise(block) if imp.has_phase_noise else {}
+        no_phase = np.zeros(0, np.complex64)
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
             cyc = np.mod(nu * start / rate, 1.0)
@@ -282,22 +283,22 @@ class Emulator:
             if sideband:
                 self._tag_edges(out[c], edge, start, to_work)
             elif self._leak_synth is not None and (edge.any() or a_start.any()):  # tag data leaking in
-                self._leak_synth.render(block * n_per, np.where(edge, phasor, phasor * a_start), ramp, noise)
-                self._tag_edges(noise, edge, start, to_work)
-                out[c] += noise
-            if band in pn:
-                apply_phase(out[c], pn[band], imp.decim)
-            out[c] += complex_gaussian(rng, noise, self._noise_std[band])
-            imp.front_end[band].apply(out[c])
-        out = out.reshape(len(sc.bands), n_per * n)
-        if self._qlevels:
-            v = out.view(np.float32)
-            q = np.float32(self._qlevels)
-            v *= q
-            np.rint(v, out=v)
-            np.clip(v, -q, q, out=v)
-            v /= q
-        return out
+                leak_rows = np.where(edge, phasor, phasor * a_start)
+                self._leak_synth.render(block * n_per, leak_rows, ramp, scratch)
+                self._tag_edges(scratch, edge, start, to_work)
+                out[c] += scratch
+            # phase noise held for decim samples, AWGN, IQ mixer, DC and ADC: one compiled pass
+            phase = np.exp(1j * pn[band][:-1]).astype(np.complex64) if band in pn else no_phase
+            noise_tail(
+                out[c].reshape(-1).view(np.float32),
+                keys[BANDS.index(band)],
+                self._noise_std[band],
+                phase,
+                imp.decim,
+                imp.front_end[band].kernel_params(),
+                np.float32(self._qlevels),
+            )
+        return out.reshape(len(sc.bands), n_per * n)
 
     def _tag_edges(self, rows: np.ndarray, edge: np.ndarray, start: np.ndarray, to_work: float) -> None:
         """Periods ``rows[k]`` holding a tag symbol edge, rendered with tag 1: times the tag."""

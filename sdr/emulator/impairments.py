@@ -56,6 +56,14 @@ class ChannelFrontEnd:
         if self.dc:
             iq += np.complex64(self.dc)
 
+    def kernel_params(self) -> np.ndarray:
+        """float32 ``[g cos phi, g sin phi, dc.re, dc.im, on]`` for ``noise_kernel.noise_tail``:
+        the factors ``apply`` rounds to float32, ``on`` 1.0 when there is an IQ imbalance."""
+        g, phi = 10 ** (self.gain_db / 20), np.deg2rad(self.phase_deg)
+        dc = np.complex64(self.dc)
+        on = 1.0 if (self.gain_db or self.phase_deg) else 0.0
+        return np.array([g * np.cos(phi), g * np.sin(phi), dc.real, dc.imag, on], np.float32)
+
 
 def tag_first_harmonic(duty: float) -> complex:
     """Complex amplitude of ``exp(+j 2 pi f_sh t)`` in a +-1 square wave of duty ``duty``

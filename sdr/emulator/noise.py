@@ -1,4 +1,7 @@
-"""Circular complex Gaussian noise, fast: the emulator's largest cost.
+"""Circular complex Gaussian noise from a numpy ``Generator`` (Box-Muller, vectorised by numpy).
+
+The emulator itself draws its noise with the compiled kernel of ``noise_kernel.py`` (the same
+transform, 4x faster); this is the numpy form, for callers that hold a ``Generator``.
 
 numpy's ``standard_normal`` (ziggurat) takes about 5.5 ns per float32 value here, 83 % of the
 emulator's time.  The Box-Muller transform in polar form makes one complex sample from two
