@@ -106,7 +106,7 @@ def calibration_summary(cal: Calibration, out: Path) -> dict[str, Any]:
         "group_delay_s": cal.group_delay_s,
         "quality": cal.quality,
         "bands": [vars(b) for b in cal.settings.bands],
-        "sample_rate_hz": cal.settings.sample_rate_hz,
+        "capture_rate_hz": cal.settings.capture_rate_hz,
     }
 
 
@@ -162,7 +162,7 @@ def _measure(
     source: IQSource, job: CalibrationJob, progress: Progress, pub: ResultPublisher | None
 ) -> Calibration:
     radio = settings_from_source(source)
-    total = int(job.duration_s * radio.sample_rate_hz)
+    total = int(job.duration_s * radio.capture_rate_hz)
     with progress_bar(total, "calibrate", enabled=job.show_progress) as bar:
 
         def chunks() -> Iterator[tuple[Any, int]]:

@@ -141,7 +141,7 @@ def summarise(run: Run) -> dict:
         "implausible": implausible_ranges(run, range_m),
     }
     if truth is not None:
-        n_total = run.duration_s * wf.sample_rate_hz
+        n_total = run.duration_s * wf.working_rate_hz
         end = truth.packet_start_sample + wf.packet_bits * truth.tag_symbol_samples
         out["packets_sent"] = int(np.sum(end <= n_total))
         out["range_true_m"] = truth.range_true_m

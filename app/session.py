@@ -187,9 +187,9 @@ def open_receiver(
     if settings.truth_packets and truth is not None:
         if isinstance(truth, StreamTruth):
             kwargs["truth_packets"] = truth.truth_packets(
-                round(first_sample * wf.sample_rate_hz / radio.sample_rate_hz)
+                round(first_sample * wf.working_rate_hz / radio.capture_rate_hz)
             )
         else:
             kwargs["truth_packets"] = (truth.packet_start_sample, truth.packet_bits)
     bands = [b.band for b in radio.bands]
-    return Receiver(wf, bands, radio.sample_rate_hz, cfg, **kwargs)
+    return Receiver(wf, bands, radio.capture_rate_hz, cfg, **kwargs)

@@ -128,14 +128,14 @@ def run_stream(
             progress(n + chunk.lost_before)
     wall_s = time.perf_counter() - t0
     stopped = stopped or stop.is_set()  # a source told to stop ends its iteration early
-    stream_s = (samples + lost) / publisher.sample_rate_hz
+    stream_s = (samples + lost) / publisher.capture_rate_hz
     return {
         "source": source.name,
         "endpoint": publisher.endpoint,
         "mode": publisher.mode,
         "format": publisher.fmt,
         "stream_id": publisher.stream_id,
-        "sample_rate_hz": publisher.sample_rate_hz,
+        "capture_rate_hz": publisher.capture_rate_hz,
         "bands": [b for b, _ in source.channels],
         "messages": messages,
         "samples_sent": samples,
@@ -209,7 +209,7 @@ def _bind(source: IQSource, options: StreamOptions) -> IQPublisher:
     try:
         return IQPublisher(
             options.bind,
-            sample_rate_hz=source.sample_rate_hz,
+            capture_rate_hz=source.capture_rate_hz,
             channels=source.channels,
             waveform=source.waveform,
             source=source.name,
@@ -241,7 +241,7 @@ def _send_source(
         elif options.wait_subscriber_s > 0:
             subscriber_seen = pub.wait_for_subscriber(options.wait_subscriber_s, stop)
         live = bool(getattr(source, "is_live", kind.live))
-        pacer = Pacer(source.sample_rate_hz, realtime=not (live or options.as_fast_as_possible))
+        pacer = Pacer(source.capture_rate_hz, realtime=not (live or options.as_fast_as_possible))
         summary, broken = _run_recorded(source, kind, pub, gr_pub, pacer, stop, options)
         summary["subscriber_seen"] = subscriber_seen
         summary["gnuradio"] = gr_pub and {"endpoints": gr_pub.endpoints, "items_sent": gr_pub.items_sent}

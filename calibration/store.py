@@ -3,7 +3,7 @@
 HDF5 layout (``format = "backscatter-calibration"``, ``format_version = 1``):
 
 * root attributes: ``waveform`` (JSON of ``WaveformConfig``), ``settings`` (JSON: per band
-  ``rf_center_hz``, ``gain_db``, ``antenna``; ``sample_rate_hz``; ``device_serial``),
+  ``rf_center_hz``, ``gain_db``, ``antenna``; ``capture_rate_hz``; ``device_serial``),
   ``known_range_m``, ``tx_rx_distance_m``, ``created_utc``, ``source``, ``quality`` (JSON);
 * ``/bands/<band>/response``: complex128 ``[subcarrier]``, the flattened circuitry response
   (group delay removed), with attributes ``group_delay_s`` and (side bands) ``d_cal_m``;
@@ -50,14 +50,14 @@ class RadioSettings:
     """The settings a calibration is valid for (the stream's or the capture's)."""
 
     waveform: WaveformConfig
-    sample_rate_hz: float
+    capture_rate_hz: float
     bands: tuple[BandSetting, ...]
     device_serial: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "sample_rate_hz": self.sample_rate_hz,
+                "capture_rate_hz": self.capture_rate_hz,
                 "device_serial": self.device_serial,
                 "bands": [vars(b) for b in self.bands],
             }
@@ -67,7 +67,9 @@ class RadioSettings:
     def from_json(cls, waveform: WaveformConfig, text: str) -> RadioSettings:
         d = json.loads(text)
         bands = tuple(BandSetting(**b) for b in d["bands"])
-        return cls(waveform, float(d["sample_rate_hz"]), bands, d.get("device_serial"))
+        # files written before the rename call the capture rate "sample_rate_hz"
+        rate = d["capture_rate_hz"] if "capture_rate_hz" in d else d["sample_rate_hz"]
+        return cls(waveform, float(rate), bands, d.get("device_serial"))
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,10 @@ class Calibration:
             a, b = mine.waveform.to_dict(), other.waveform.to_dict()
             diff = ", ".join(f"{k} {a[k]!r} != {b.get(k)!r}" for k in a if a[k] != b.get(k))
             raise CalibrationError(f"calibration was made for another waveform ({where}): {diff}")
-        if abs(other.sample_rate_hz - mine.sample_rate_hz) > 1e-6 * mine.sample_rate_hz:
+        if abs(other.capture_rate_hz - mine.capture_rate_hz) > 1e-6 * mine.capture_rate_hz:
             raise CalibrationError(
-                f"calibration was made at {mine.sample_rate_hz:g} S/s, "
-                f"{where} runs at {other.sample_rate_hz:g} S/s"
+                f"calibration was made at {mine.capture_rate_hz:g} S/s, "
+                f"{where} runs at {other.capture_rate_hz:g} S/s"
             )
         if mine.device_serial and other.device_serial and mine.device_serial != other.device_serial:
             raise CalibrationError(

@@ -35,7 +35,7 @@ def settings_from_source(source: Any) -> RadioSettings:
         for b, f in source.channels  # (band, rf_center_hz)
     )
     serial = (getattr(source, "device_info", None) or {}).get("serial")
-    return RadioSettings(source.waveform, float(source.sample_rate_hz), bands, serial)
+    return RadioSettings(source.waveform, float(source.capture_rate_hz), bands, serial)
 
 
 def settings_from_capture(cap: Any) -> RadioSettings:
@@ -44,13 +44,13 @@ def settings_from_capture(cap: Any) -> RadioSettings:
         BandSetting(c.band, float(c.center_freq_hz), float(c.gain_db), c.antenna or None)
         for c in cap.channels
     )
-    return RadioSettings(cap.waveform, float(cap.sample_rate_hz), bands, None)
+    return RadioSettings(cap.waveform, float(cap.capture_rate_hz), bands, None)
 
 
 def settings_from_header(h: Any) -> RadioSettings:
     """Settings of a stream, from an IQ header (``sdr.transport.IQHeader``)."""
     bands = tuple(BandSetting(c.band, float(c.rf_center_hz)) for c in h.channels)
-    return RadioSettings(h.waveform, float(h.sample_rate_hz), bands, None)
+    return RadioSettings(h.waveform, float(h.capture_rate_hz), bands, None)
 
 
 def apply_calibration(path: str | Path, settings: RadioSettings, where: str) -> dict:
@@ -89,10 +89,10 @@ def calibrate(
     cfg = ReceiverConfig(tag_mode="cw", methods=("ir_first",), tx_rx_distance_m=tx_rx_distance_m)
     # the one receiver not built by app.session.open_receiver: calibration sits a floor below the
     # application layer, and this one must be uncalibrated, CW and without truth (what it measures)
-    rx = Receiver(wf, bands, settings.sample_rate_hz, cfg)
+    rx = Receiver(wf, bands, settings.capture_rate_hz, cfg)
     acc = CalibrationAccumulator(wf, tx_rx_distance_m, known_range_m)
     history: list[list[float]] = []
-    target = round(duration_s * settings.sample_rate_hz)
+    target = round(duration_s * settings.capture_rate_hz)
     seen = 0
 
     def consume(results: list) -> None:
@@ -127,7 +127,7 @@ def calibrate(
     consume(rx.flush())
     if acc.epochs == 0:
         raise CalibrationError(
-            f"no calibration epoch in {seen / settings.sample_rate_hz:.3g} s of signal: is the tag in CW "
+            f"no calibration epoch in {seen / settings.capture_rate_hz:.3g} s of signal: is the tag in CW "
             "mode and its side bands above the noise? (a longer --duration-s helps at low SNR)"
         )
     res = acc.result()

@@ -89,11 +89,11 @@ class Capture:
         if self.datatype not in DATATYPES:
             raise self._err("/", f"core:datatype {self.datatype!r} is not one of {DATATYPES}")
         try:
-            self.sample_rate_hz = float(self._attr(f, "core:sample_rate", "/"))
+            self.capture_rate_hz = float(self._attr(f, "core:sample_rate", "/"))
         except (TypeError, ValueError):
             raise self._err("/", "core:sample_rate is not a number") from None
-        if not (np.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
-            raise self._err("/", f"core:sample_rate must be positive, got {self.sample_rate_hz}")
+        if not (np.isfinite(self.capture_rate_hz) and self.capture_rate_hz > 0):
+            raise self._err("/", f"core:sample_rate must be positive, got {self.capture_rate_hz}")
         self.time_first_sample_s = float(f.attrs.get("time_first_sample_s", 0.0))
         self.datetime = _str(f.attrs.get("core:datetime", ""))
         self.description = _str(f.attrs.get("core:description", ""))
@@ -149,7 +149,7 @@ class Capture:
         base = PROFILES.get(profile, PROFILES["default"])
         try:
             wf = WaveformConfig.from_h5_attrs(attrs, base=base)
-            return wf.replace(capture_rate_hz=self.sample_rate_hz)
+            return wf.replace(capture_rate_hz=self.capture_rate_hz)
         except ConfigError as exc:
             raise self._err(where, str(exc)) from None
 
@@ -173,7 +173,7 @@ class Capture:
 
     @property
     def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate_hz
+        return self.n_samples / self.capture_rate_hz
 
     def refresh(self) -> None:
         """Follow a growing SWMR file."""

@@ -36,7 +36,7 @@ def export_sigmf(capture_path: str | os.PathLike, out_dir: str | os.PathLike) ->
                 data_file=str(data_path),
                 global_info={
                     "core:datatype": datatype,
-                    "core:sample_rate": cap.sample_rate_hz,
+                    "core:sample_rate": cap.capture_rate_hz,
                     "core:description": f"{ch.band} band of {Path(capture_path).name}",
                     "core:recorder": "backscatter export-sigmf",
                     "core:version": sigmf_version,

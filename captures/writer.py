@@ -44,7 +44,7 @@ class CaptureWriter:
         path: str | os.PathLike,
         waveform: WaveformConfig,
         channels: list[ChannelInfo],
-        sample_rate_hz: float,
+        capture_rate_hz: float,
         datatype: str = "ci16_le",
         overwrite: bool = False,
         swmr: bool = False,
@@ -68,7 +68,7 @@ class CaptureWriter:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["core:datatype"] = datatype
-        f.attrs["core:sample_rate"] = float(sample_rate_hz)
+        f.attrs["core:sample_rate"] = float(capture_rate_hz)
         f.attrs["core:datetime"] = _dt.datetime.fromtimestamp(time_first_sample_s or 0, _dt.UTC).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ"
         )

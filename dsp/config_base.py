@@ -11,7 +11,7 @@ import dataclasses
 import json
 import typing
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from dsp.errors import BackscatterError
 
@@ -79,8 +79,13 @@ def _coerce(cls_name: str, name: str, hint: Any, value: Any) -> Any:
 class ConfigBase:
     """Mixin for frozen dataclasses: ``from_dict``, ``to_dict``, JSON, HDF5 attrs.
 
-    Subclasses implement ``_validate`` and call ``self._fail(field, msg)``.
+    Subclasses implement ``_validate`` and call ``self._fail(field, msg)``.  A field
+    that was renamed lists ``{old key: new key}`` in ``RENAMED_KEYS``: ``from_dict``
+    (and so JSON and HDF5 attributes) reads an old key as the new one, so files
+    written before the rename still load; every other unknown key is refused.
     """
+
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {}
 
     def __post_init__(self) -> None:
         hints = _field_types(type(self))
@@ -106,6 +111,7 @@ class ConfigBase:
         """Build from a mapping; unknown keys are refused; missing keys come from ``base``."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+        data = cls._renamed(data)
         known = set(cls.field_names())
         unknown = sorted(set(data) - known)
         if unknown:
@@ -113,6 +119,22 @@ class ConfigBase:
         if base is not None:
             return dataclasses.replace(base, **dict(data))  # type: ignore[type-var]
         return cls(**dict(data))
+
+    @classmethod
+    def _renamed(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``data`` with every old key in ``RENAMED_KEYS`` replaced by its new name."""
+        old = [k for k in cls.RENAMED_KEYS if k in data]
+        if not old:
+            return data
+        out = dict(data)
+        for k in old:
+            new = cls.RENAMED_KEYS[k]
+            if new in out:
+                raise ConfigError(
+                    f"{cls.__name__}: key {k!r} is the old name of {new!r}; give one of them, not both"
+                )
+            out[new] = out.pop(k)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out = {}

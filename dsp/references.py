@@ -18,7 +18,7 @@ GUARD_SUBCARRIERS = (410, 440)
 
 def ramp(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
     """In-window CFO phase ramp ``exp(j 2 pi nu n / fs)``, ``[N]``."""
-    return np.exp(2j * np.pi * cfo_hz * np.arange(wf.fft_size) / wf.sample_rate_hz)
+    return np.exp(2j * np.pi * cfo_hz * np.arange(wf.fft_size) / wf.working_rate_hz)
 
 
 def symbol_from_cfr(wf: WaveformConfig, cfr: np.ndarray, cfo_hz: float) -> np.ndarray:

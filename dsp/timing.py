@@ -46,11 +46,11 @@ def coarse_cfo_hz(central: np.ndarray, wf: WaveformConfig, max_cfo_hz: float, n_
     if m < 1:
         raise ValueError(f"coarse_cfo_hz needs at least {2 * n} samples, got {central.shape[-1]}")
     x = central[: (m + 1) * n]
-    frac = float(np.angle(np.vdot(x[:-n], x[n:]))) * wf.sample_rate_hz / (2 * np.pi * n)
+    frac = float(np.angle(np.vdot(x[:-n], x[n:]))) * wf.working_rate_hz / (2 * np.pi * n)
     spacing = wf.subcarrier_spacing_hz
     q_max = int(np.ceil(max_cfo_hz / spacing + 0.5))
     t = np.arange(m * n)
-    y = central[: m * n] * np.exp(-2j * np.pi * frac * t / wf.sample_rate_hz)
+    y = central[: m * n] * np.exp(-2j * np.pi * frac * t / wf.working_rate_hz)
     power = (np.abs(scipy.fft.fft(y.reshape(m, n), axis=-1)) ** 2).sum(axis=0)
     shifts = np.arange(-q_max, q_max + 1)
     score = [power[np.mod(wf.active_subcarriers + q, n)].sum() for q in shifts]

@@ -8,9 +8,11 @@ one period of ``N`` samples.  See SYSTEM.md section 2.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,15 +26,17 @@ WAVEFORM_VERSION = 1
 class WaveformConfig(ConfigBase):
     """OFDM numerology, tag signalling and packet format.
 
-    ``sample_rate_hz`` is the working rate of the receiver (``fs``);
+    ``working_rate_hz`` is the rate the receiver works at (``fs``);
     ``capture_rate_hz`` is the radio's rate, resampled to ``fs`` when they differ.
+    Configurations written before the rename name the working rate
+    ``sample_rate_hz``; ``from_dict`` reads that key as ``working_rate_hz``.
     The packet is a ``preamble_barker_length``-bit Barker code, a
     ``tag_id_bits``-bit ID, ``payload_bits`` of data and a CRC-16/CCITT.
     """
 
     profile: str = "default"
     version: int = WAVEFORM_VERSION
-    sample_rate_hz: float = 30.72e6
+    working_rate_hz: float = 30.72e6
     capture_rate_hz: float = 30.72e6
     fft_size: int = 1024
     subcarrier_min: int = -400
@@ -49,10 +53,12 @@ class WaveformConfig(ConfigBase):
     burst_period_s: float = 0.1
     cir_fft_size: int = 4096
 
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"sample_rate_hz": "working_rate_hz"}
+
     def _validate(self) -> None:
         if self.version != WAVEFORM_VERSION:
             self._fail("version", f"unsupported waveform version (this build reads {WAVEFORM_VERSION})")
-        for name in ("sample_rate_hz", "capture_rate_hz", "carrier_freq_hz", "tag_shift_hz"):
+        for name in ("working_rate_hz", "capture_rate_hz", "carrier_freq_hz", "tag_shift_hz"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 self._fail(name, "must be a positive finite number")
@@ -99,13 +105,18 @@ class WaveformConfig(ConfigBase):
         if self.cir_fft_size < self.fft_size:
             self._fail("cir_fft_size", f"must be at least fft_size {self.fft_size}")
         self.resample_ratio  # noqa: B018 - raises ConfigError without a rational ratio
-        if self.capture_rate_hz > 8 * self.sample_rate_hz or self.capture_rate_hz * 8 < self.sample_rate_hz:
-            self._fail("capture_rate_hz", "must be within a factor 8 of sample_rate_hz")
+        if self.capture_rate_hz > 8 * self.working_rate_hz or self.capture_rate_hz * 8 < self.working_rate_hz:
+            self._fail("capture_rate_hz", "must be within a factor 8 of working_rate_hz")
 
     # ----- derived numerology -------------------------------------------------
     @property
+    def sample_rate_hz(self) -> float:
+        """Old name of ``working_rate_hz``, kept only until the last callers move."""
+        return self.working_rate_hz
+
+    @property
     def subcarrier_spacing_hz(self) -> float:
-        return self.sample_rate_hz / self.fft_size
+        return self.working_rate_hz / self.fft_size
 
     @property
     def ofdm_symbol_rate_hz(self) -> float:
@@ -113,7 +124,7 @@ class WaveformConfig(ConfigBase):
 
     @property
     def ofdm_symbol_duration_s(self) -> float:
-        return self.fft_size / self.sample_rate_hz
+        return self.fft_size / self.working_rate_hz
 
     @property
     def occupied_bandwidth_hz(self) -> float:
@@ -181,12 +192,12 @@ class WaveformConfig(ConfigBase):
 
     @property
     def resample_ratio(self) -> Fraction:
-        """``sample_rate_hz / capture_rate_hz`` as an exact small fraction (up/down)."""
-        ratio = Fraction(self.sample_rate_hz / self.capture_rate_hz).limit_denominator(10_000)
-        if abs(float(ratio) * self.capture_rate_hz - self.sample_rate_hz) > 1e-6 * self.sample_rate_hz:
+        """``working_rate_hz / capture_rate_hz`` as an exact small fraction (up/down)."""
+        ratio = Fraction(self.working_rate_hz / self.capture_rate_hz).limit_denominator(10_000)
+        if abs(float(ratio) * self.capture_rate_hz - self.working_rate_hz) > 1e-6 * self.working_rate_hz:
             raise ConfigError(
                 f"WaveformConfig.capture_rate_hz = {self.capture_rate_hz!r}: no rational resampling "
-                f"ratio with a denominator below 10000 reaches sample_rate_hz {self.sample_rate_hz!r}"
+                f"ratio with a denominator below 10000 reaches working_rate_hz {self.working_rate_hz!r}"
             )
         return ratio
 

@@ -64,7 +64,7 @@ def _band_files(tmp: Path) -> tuple[dict[str, Path], dict[str, float], float, fl
     sc = ScenarioConfig(duration_s=0.2, seed=3, first_packet_s=0.01, **kw)
     write_emulated_capture(tmp / "loop.h5", wf, sc)
     with open_capture(tmp / "loop.h5") as cap:
-        iq, rate = cap.read(), cap.sample_rate_hz
+        iq, rate = cap.read(), cap.capture_rate_hz
         centres = {c.band: c.center_freq_hz for c in cap.channels}
         d0 = cap.truth().tx_rx_distance_m
     files = {}
@@ -89,7 +89,7 @@ def run(
         cfg = GnuRadioConfig(
             endpoints=tuple(endpoints.items()),
             rf_centers_hz=tuple(centres[b] for b in bands),
-            sample_rate_hz=rate,
+            capture_rate_hz=rate,
             socket="sub" if sink == "pub" else "pull",
             item_format="sc16",
             tags=True,
@@ -128,7 +128,7 @@ def run(
             duration_s=duration_s,
             sink=sink,
             bands=bands,
-            sample_rate_hz=rate,
+            capture_rate_hz=rate,
             target_sps=rate * len(bands),
             our_cpu_s=time.process_time() - cpu0,
             gnuradio_cpu_s=child.ru_utime + child.ru_stime,
@@ -172,7 +172,7 @@ def run_synthetic(duration_s: float, items_per_message: int = 8192) -> dict[str,
     cfg = GnuRadioConfig(
         endpoints=tuple((b, f"tcp://127.0.0.1:{p}") for b, p in zip(bands, ports, strict=True)),
         rf_centers_hz=(915e6, 870e6, 960e6),
-        sample_rate_hz=rate,
+        capture_rate_hz=rate,
         socket="pull",
         item_format="sc16",
         tags=True,
@@ -217,7 +217,7 @@ def _run_ingest(sub: GnuRadioSubscriber, cpu: bool = False) -> dict[str, Any]:
         "gaps": sub.gaps,
         "wall_s": wall,
         "throughput_sps": (samples + lost) * n_ch / wall if wall > 0 else None,
-        "realtime_factor": (samples + lost) / sub.cfg.sample_rate_hz / wall if wall > 0 else None,
+        "realtime_factor": (samples + lost) / sub.cfg.capture_rate_hz / wall if wall > 0 else None,
     }
 
 
@@ -237,7 +237,7 @@ def _run_worker(sub: GnuRadioSubscriber, d0: float, duration_s: float) -> dict[s
         "mode": "worker",
         **{k: s[k] for k in ("messages", "samples_per_channel", "samples_lost", "gaps", "packets", "crc_ok")},
         "wall_s": s["wall_s"],  # the flowgraph's duration and 4 s
-        "stream_s": total / sub.cfg.sample_rate_hz,
+        "stream_s": total / sub.cfg.capture_rate_hz,
         "receiver_realtime_factor": s["realtime_factor"],
         "latency_p95_s": s["latency"].get("p95_s"),
     }
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"GNU Radio -> {out['mode']} ({out['sink']}, {len(out['bands'])} bands at "
-            f"{out['sample_rate_hz'] / 1e6:g} MS/s, {out['duration_s']:g} s): "
+            f"{out['capture_rate_hz'] / 1e6:g} MS/s, {out['duration_s']:g} s): "
             f"{out['received_sps'] / 1e6:.1f} MS/s received of {out['offered_sps'] / 1e6:.1f} offered "
             f"({out['target_sps'] / 1e6:.1f} target), "
             f"{out['samples_lost']} samples lost in {out['gaps']} gaps; CPU: ours {out['our_cpu_s']:.1f} s, "

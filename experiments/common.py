@@ -116,7 +116,7 @@ def acquisition_lead_windows(acquisition: str) -> int:
 
 def duration_for_windows(wf: WaveformConfig, n_windows: int) -> float:
     """Capture length that holds ``n_windows`` whole windows after the receiver's timing offset."""
-    return (n_windows + 1) * wf.fft_size / wf.sample_rate_hz
+    return (n_windows + 1) * wf.fft_size / wf.working_rate_hz
 
 
 # ----- emulate and receive -------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def receive_emulated(
     pending_seed = acquisition == "seeded"
     # what timing acquisition needs (at the capture rate, plus the resampler's span); a segment
     # needs many more
-    head = int(np.ceil(STARTUP_WINDOWS * wf.fft_size * emu.rate_hz / wf.sample_rate_hz)) + 256
+    head = int(np.ceil(STARTUP_WINDOWS * wf.fft_size * emu.rate_hz / wf.working_rate_hz)) + 256
     for blk in emu.blocks():
         iq, lost = blk.iq, blk.lost_before
         if pending_seed and iq.shape[1] > head:

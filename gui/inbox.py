@@ -33,7 +33,7 @@ class SourceStatus:
     finished: bool = False  # a replay reached the end of its file
     error: str | None = None  # the source stopped on this error
     note: str = ""  # free text, e.g. the replay's progress
-    sample_rate_hz: float | None = None
+    capture_rate_hz: float | None = None
     decode_errors: dict[str, int] = field(default_factory=dict)  # reason -> messages
     lost_in_transit: int = 0  # sequence-number jumps (messages the socket never delivered)
     overflow: dict[str, int] = field(default_factory=dict)  # kind -> messages dropped by the inbox

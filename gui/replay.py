@@ -30,11 +30,11 @@ def chunk_spectrum(cap: Capture, iq: np.ndarray, time_s: float) -> tuple[str, di
     """Welch PSD (dB/Hz, full scale 1) of each channel of a chunk on the RF frequency axis."""
     x = iq[:, :PSD_MAX_SAMPLES]
     nper = min(PSD_BINS, x.shape[1])
-    f_hz, psd = scipy.signal.welch(x, cap.sample_rate_hz, nperseg=nper, return_onesided=False, axis=-1)
+    f_hz, psd = scipy.signal.welch(x, cap.capture_rate_hz, nperseg=nper, return_onesided=False, axis=-1)
     f_hz, psd = np.fft.fftshift(f_hz), np.fft.fftshift(psd, axes=-1)
     psd_db = {c.band: 10 * np.log10(np.maximum(p, 1e-30)) for c, p in zip(cap.channels, psd, strict=True)}
     first = {c.band: c.center_freq_hz + float(f_hz[0]) for c in cap.channels}
-    return spectrum_to_wire(time_s, psd_db, first, cap.sample_rate_hz / nper)
+    return spectrum_to_wire(time_s, psd_db, first, cap.capture_rate_hz / nper)
 
 
 class ReplaySource(SourceThread):
@@ -67,11 +67,11 @@ class ReplaySource(SourceThread):
         with open_capture(self.path) as cap:
             truth = cap.truth()
             rx = capture_receiver(cap, self.path, self.settings, truth)
-            self.inbox.update(sample_rate_hz=cap.sample_rate_hz, connected=True)
+            self.inbox.update(capture_rate_hz=cap.capture_rate_hz, connected=True)
             self._replay(cap, rx, truth.range_true_m if truth else None)
 
     def _replay(self, cap: Capture, rx: Receiver, range_true_m: float | None) -> None:
-        wf, fs = cap.waveform, cap.sample_rate_hz
+        wf, fs = cap.waveform, cap.capture_rate_hz
         wall0 = time.perf_counter()
         busy_s, done, lost_total, gaps, chunks = 0.0, 0, 0, 0, 0
         next_psd = next_health = 0.0
@@ -89,7 +89,7 @@ class ReplaySource(SourceThread):
                     "samples_lost": lost_total,
                     "gaps": gaps,
                     "stream_state": state,
-                    "sample_rate_hz": fs,
+                    "capture_rate_hz": fs,
                 },
                 {},
             )

@@ -108,14 +108,14 @@ def loop_samples_for(wf: WaveformConfig, mode: str, loop_s: float) -> int:
 def seamless_drift_ppm(wf: WaveformConfig, loop_samples: int, symbols: int = 1) -> float:
     """The sample-clock offset (ppm) that slides the illumination by exactly ``symbols`` OFDM
     symbols over a loop of ``loop_samples`` capture-rate samples (see "Drift across the seam")."""
-    work = loop_samples * wf.sample_rate_hz / wf.capture_rate_hz  # working-rate samples per loop
+    work = loop_samples * wf.working_rate_hz / wf.capture_rate_hz  # working-rate samples per loop
     return symbols * wf.fft_size / work * 1e6
 
 
 def drift_is_seamless(wf: WaveformConfig, loop_samples: int, ppm: float) -> bool:
     """Whether a sample clock ``ppm`` off slides a loop by a whole number of OFDM symbols, to
     within 1e-3 working-rate samples (the seam's timing jump)."""
-    slide = ppm * 1e-6 * loop_samples * wf.sample_rate_hz / wf.capture_rate_hz  # working samples
+    slide = ppm * 1e-6 * loop_samples * wf.working_rate_hz / wf.capture_rate_hz  # working samples
     return abs(slide - wf.fft_size * round(slide / wf.fft_size)) < 1e-3
 
 
@@ -126,7 +126,7 @@ def complete_packets(truth: GroundTruth, wf: WaveformConfig, loop_samples: int, 
     the last, partial loop, when it ends within ``n_samples``.  ``loop_samples`` and
     ``n_samples`` are at the capture rate; the truth's packet times at the working rate.
     """
-    to_capture = wf.capture_rate_hz / wf.sample_rate_hz
+    to_capture = wf.capture_rate_hz / wf.working_rate_hz
     starts = np.asarray(truth.packet_start_sample, np.float64) * to_capture
     ends = starts + wf.packet_bits * truth.tag_symbol_samples * to_capture
     inside = (starts >= 0) & (ends <= loop_samples)
@@ -186,7 +186,7 @@ class LoopSource:
             )
         self.scenario = emu.scenario
         self.waveform: WaveformConfig = emu.waveform
-        self.sample_rate_hz = emu.sample_rate_hz
+        self.capture_rate_hz = emu.capture_rate_hz
         self.channels = list(emu.channels)
         self.chunk_samples = int(chunk_samples)
         self.truth: GroundTruth = emu.truth
@@ -241,7 +241,7 @@ class LoopSource:
 
     # ----- IQSource -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Chunk]:
-        fs, end = self.sample_rate_hz, self._end
+        fs, end = self.capture_rate_hz, self._end
         loop = 0
         while True:
             base = loop * self.loop_samples

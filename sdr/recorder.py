@@ -69,7 +69,7 @@ def room_bytes(path: Path) -> tuple[int, str]:
 
 def _describe(h: IQHeader) -> str:
     bands = ", ".join(f"{c.band} {c.rf_center_hz / 1e6:g} MHz" for c in h.channels)
-    return f"{h.sample_rate_hz / 1e6:g} MS/s, [{bands}], waveform profile {h.waveform.profile!r}"
+    return f"{h.capture_rate_hz / 1e6:g} MS/s, [{bands}], waveform profile {h.waveform.profile!r}"
 
 
 class Recorder:
@@ -112,7 +112,7 @@ class Recorder:
             self.path,
             h.waveform,
             [ChannelInfo(c.band, c.rf_center_hz) for c in h.channels],
-            h.sample_rate_hz,
+            h.capture_rate_hz,
             datatype="ci16_le" if h.format == "sc16" else "cf32_le",
             overwrite=self.overwrite,
             swmr=True,
@@ -151,8 +151,8 @@ class Recorder:
                     "stream into another file"
                 )
             self.stream_ids.append(h.stream_id)
-            expected_s = self._last.time_s + self._last.n_samples / h.sample_rate_hz
-            lost_before = max(1, round((h.time_s - expected_s) * h.sample_rate_hz))
+            expected_s = self._last.time_s + self._last.n_samples / h.capture_rate_hz
+            lost_before = max(1, round((h.time_s - expected_s) * h.capture_rate_hz))
         w = self._w
         need = w.bytes_to_append(iq.shape[1])
         room, what = room_bytes(self.path)

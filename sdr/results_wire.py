@@ -83,7 +83,7 @@ def result_to_wire(
     if isinstance(r, RangingEpoch):
         return epoch_to_wire(r, wf, range_true_m)
     if isinstance(r, GapEvent):
-        return gap_to_wire(r, wf.sample_rate_hz)
+        return gap_to_wire(r, wf.working_rate_hz)
     if isinstance(r, BlockStats):
         return stats_to_wire(r)
     raise TypeError(f"not a receiver result: {type(r).__name__}")

@@ -66,7 +66,7 @@ class Chunk:
     ``[channel, 2 * sample]`` (same memory; :func:`chunk_iq` normalises to the former).  The
     streamer converts to the wire format only when they differ.  Every chunk must own its
     array (never a buffer the source reuses): the transport sends it zero-copy.
-    ``first_sample``: index of the first sample in the stream at ``sample_rate_hz``, counting
+    ``first_sample``: index of the first sample in the stream at ``capture_rate_hz``, counting
     lost samples (0 for the first sample the source produced).
     ``time_s``: time of the first sample (radio time for UHD, ``first_sample / rate`` for the
     emulator, the capture's ``time_first_sample_s`` plus the offset for replay).
@@ -104,11 +104,11 @@ class IQSource(Protocol):
     Attributes (constant for the life of the source):
 
     * ``name``: ``"emulator"``, ``"replay"``, ``"uhd"``, ``"stream"``, ... (the ``source`` field on the wire).
-    * ``sample_rate_hz``: rate of every channel as delivered (the capture rate).
+    * ``capture_rate_hz``: rate of every channel as delivered (the capture rate).
     * ``channels``: one ``(band, rf_center_hz)`` per row of the chunks' ``iq``, bands from
       ``central``, ``lower``, ``upper``, each at most once.
     * ``waveform``: the transmitted :class:`~dsp.waveform.WaveformConfig`; its
-      ``capture_rate_hz`` should equal ``sample_rate_hz`` (consumers override it with the rate).
+      ``capture_rate_hz`` should equal ``capture_rate_hz`` (consumers override it with the rate).
 
     Methods:
 
@@ -130,7 +130,7 @@ class IQSource(Protocol):
     """
 
     name: str
-    sample_rate_hz: float
+    capture_rate_hz: float
     channels: list[tuple[str, float]]
     waveform: WaveformConfig
 
@@ -155,7 +155,7 @@ class EmulatorSource:
     """The software channel emulator as a source: complex64 chunks at the capture rate.
 
     Like a radio, and like ``captures.emulated`` (emulated captures), the emulator produces
-    the profile's capture rate: ``sample_rate_hz`` is ``waveform.capture_rate_hz`` (62.5 MS/s
+    the profile's capture rate: ``capture_rate_hz`` is ``waveform.capture_rate_hz`` (62.5 MS/s
     for ``x410-62m5``); the receiver resamples to the working rate.  Injected drops
     (``scenario.drops``) come out as ``lost_before``.  ``seed`` and ``duration_s`` override
     the scenario's.
@@ -184,7 +184,7 @@ class EmulatorSource:
         self.scenario = scenario.replace(**changes) if changes else scenario
         self._emu = Emulator(waveform, self.scenario)
         self.waveform: WaveformConfig = self._emu.wf
-        self.sample_rate_hz = float(self._emu.rate_hz)
+        self.capture_rate_hz = float(self._emu.rate_hz)
         centers = self.waveform.band_centers_hz
         self.channels = [(b, float(centers[b])) for b in self.scenario.bands]
         self.chunk_samples = int(chunk_samples)
@@ -200,7 +200,7 @@ class EmulatorSource:
         return int(self._emu.n_total)
 
     def __iter__(self) -> Iterator[Chunk]:
-        fs = self.sample_rate_hz
+        fs = self.capture_rate_hz
         for blk in self._emu.blocks():
             for chunk in _split(blk.iq, blk.index, blk.lost_before, fs, 0.0, self.chunk_samples):
                 if self._stop:
@@ -230,7 +230,7 @@ class ReplaySource:
         self.path = Path(path)
         self._cap = open_capture(self.path)
         self.waveform: WaveformConfig = self._cap.waveform
-        self.sample_rate_hz = float(self._cap.sample_rate_hz)
+        self.capture_rate_hz = float(self._cap.capture_rate_hz)
         self.channels = [(c.band, float(c.center_freq_hz)) for c in self._cap.channels]
         self.chunk_samples = int(chunk_samples)
         self.time_first_sample_s = float(self._cap.time_first_sample_s)
@@ -242,7 +242,7 @@ class ReplaySource:
         return self._cap.n_samples + int(self._cap.gaps[:, 1].sum())
 
     def __iter__(self) -> Iterator[Chunk]:
-        fs, t0 = self.sample_rate_hz, self.time_first_sample_s
+        fs, t0 = self.capture_rate_hz, self.time_first_sample_s
         lost_total = 0
         for start, iq, lost in self._cap.iter_chunks(self.chunk_samples):
             if self._stop:
@@ -333,14 +333,14 @@ class Pacer:
 
     def __init__(
         self,
-        sample_rate_hz: float,
+        capture_rate_hz: float,
         realtime: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if not sample_rate_hz > 0:
-            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
-        self.sample_rate_hz = float(sample_rate_hz)
+        if not capture_rate_hz > 0:
+            raise ValueError(f"capture_rate_hz must be positive, got {capture_rate_hz}")
+        self.capture_rate_hz = float(capture_rate_hz)
         self.realtime = realtime
         self._clock, self._sleep = clock, sleep
         self._t0: float | None = None
@@ -351,7 +351,7 @@ class Pacer:
         """Clock time at which the chunk is due (starts the clock on the first call)."""
         if self._t0 is None:
             self._t0, self._s0 = self._clock(), first_sample
-        return self._t0 + (first_sample + n_samples - self._s0) / self.sample_rate_hz
+        return self._t0 + (first_sample + n_samples - self._s0) / self.capture_rate_hz
 
     def wait(self, first_sample: int, n_samples: int, stop: threading.Event | None = None) -> bool:
         """Wait until the chunk is due; ``False`` if ``stop`` was set meanwhile."""

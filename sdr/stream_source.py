@@ -62,7 +62,7 @@ class StreamSource:
         self._first: IQMessage | None = first
         h = first.header
         self.waveform: WaveformConfig = h.waveform
-        self.sample_rate_hz = float(h.sample_rate_hz)
+        self.capture_rate_hz = float(h.capture_rate_hz)
         self.channels = [(c.band, float(c.rf_center_hz)) for c in h.channels]
 
     def _next(self) -> IQMessage | None:

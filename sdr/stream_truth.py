@@ -137,5 +137,5 @@ def stream_truth_of(source: Any) -> StreamTruth | None:
     loop_samples = getattr(source, "loop_samples", None)
     wf = getattr(source, "waveform", None)
     if loop_samples and wf is not None:  # capture-rate loop -> working-rate period
-        period = round(loop_samples * wf.sample_rate_hz / wf.capture_rate_hz)
+        period = round(loop_samples * wf.working_rate_hz / wf.capture_rate_hz)
     return StreamTruth.from_ground_truth(gt, period)

@@ -110,7 +110,7 @@ class UHDSource:
     time the lock polls. Nothing touches the device before ``open()``.
 
     Attributes for the streamer (``sdr.sources.IQSource``): ``name``, ``is_live``,
-    ``sample_rate_hz``, ``channels`` (``[(band, rf_center_hz)]``), ``waveform``; also
+    ``capture_rate_hz``, ``channels`` (``[(band, rf_center_hz)]``), ``waveform``; also
     ``format`` (``sc16`` / ``fc32``), ``events`` (``[StreamEvent]``), ``event_counts``
     (``Counter`` by kind), ``samples_lost`` and, once open, ``device_info``.
     ``stop()`` may be called from anywhere (a signal handler); ``close()`` from the
@@ -135,7 +135,7 @@ class UHDSource:
         check_radio_matches_waveform(radio, waveform)
         self.radio = radio
         self.waveform = waveform
-        self.sample_rate_hz = radio.rate_hz
+        self.capture_rate_hz = radio.rate_hz
         self.channels: list[tuple[str, float]] = [(ch.band, ch.rf_center_hz) for ch in radio.channels]
         self.format = radio.cpu_format
         self.events: list[StreamEvent] = []
@@ -323,7 +323,7 @@ class UHDSource:
         return chunk
 
     def _make_chunk(self, buf: np.ndarray, num: int, md: Any) -> Chunk:
-        rate = self.sample_rate_hz
+        rate = self.capture_rate_hz
         lost = 0
         if md.has_time_spec:
             ticks = int(md.time_spec.to_ticks(rate))

@@ -277,7 +277,7 @@ class StreamWorker:
         lost = 0 if fresh else msg.lost_before
         self.stats.gaps += lost > 0
         self._arrivals.add(h.first_sample + h.n_samples - self._first_index, t_arrival)
-        self._stream_time_s = (h.first_sample + h.n_samples) / h.sample_rate_hz
+        self._stream_time_s = (h.first_sample + h.n_samples) / h.capture_rate_hz
         results = self._rx.push(iq, lost)
         self._emit(results, None)
         busy = time.perf_counter() - t0
@@ -288,13 +288,13 @@ class StreamWorker:
         """Capture index (from the receiver's first sample) of the newest sample ``r`` depends on."""
         h = self._header
         wf = h.waveform
-        scale = h.sample_rate_hz / wf.sample_rate_hz
+        scale = h.capture_rate_hz / wf.working_rate_hz
         if isinstance(r, PacketResult):
-            end = r.start_sample + wf.packet_duration_s * wf.sample_rate_hz
+            end = r.start_sample + wf.packet_duration_s * wf.working_rate_hz
         elif isinstance(r, RangingEpoch):
-            end = r.time_s * wf.sample_rate_hz + r.n_symbols * wf.fft_size
+            end = r.time_s * wf.working_rate_hz + r.n_symbols * wf.fft_size
         elif isinstance(r, BlockStats):
-            end = r.time_s * wf.sample_rate_hz + r.symbols * wf.fft_size
+            end = r.time_s * wf.working_rate_hz + r.symbols * wf.fft_size
         else:
             return None
         return end * scale
@@ -303,7 +303,7 @@ class StreamWorker:
         h = self._header
         if h is None:
             return
-        offset_s = self._first_index / h.sample_rate_hz
+        offset_s = self._first_index / h.capture_rate_hz
         range_true_m = h.truth.range_true_m if h.truth is not None else None  # emulated / replayed
         for r in results:
             kind, fields, arrays = result_to_wire(r, h.waveform, range_true_m)
@@ -336,13 +336,13 @@ class StreamWorker:
         if x.shape[1] < SPECTRUM_BINS:
             return
         f, p = scipy.signal.welch(
-            x, fs=h.sample_rate_hz, nperseg=SPECTRUM_BINS, return_onesided=False, axis=-1
+            x, fs=h.capture_rate_hz, nperseg=SPECTRUM_BINS, return_onesided=False, axis=-1
         )
         p = np.fft.fftshift(p, axes=-1)
         scale = 1.0 / 32767**2 if h.format == "sc16" else 1.0
         psd = {c.band: 10 * np.log10(p[i] * scale + 1e-30) for i, c in enumerate(h.channels)}
-        first = {c.band: c.rf_center_hz - h.sample_rate_hz / 2 for c in h.channels}
-        self.pub.send(*spectrum_to_wire(h.first_sample / h.sample_rate_hz, psd, first, float(f[1] - f[0])))
+        first = {c.band: c.rf_center_hz - h.capture_rate_hz / 2 for c in h.channels}
+        self.pub.send(*spectrum_to_wire(h.first_sample / h.capture_rate_hz, psd, first, float(f[1] - f[0])))
 
     def state(self, now: float) -> str:
         if self._last_msg_t is None:
@@ -351,7 +351,7 @@ class StreamWorker:
 
     def _publish_health(self, now: float, period: dict) -> None:
         h = self._header
-        rate = h.sample_rate_hz if h else None
+        rate = h.capture_rate_hz if h else None
         n_ch = h.n_channels if h else 0
         stream_s = period["samples"] / rate if rate else 0.0
         lat = latency_summary(self.stats.period_latencies_s)
@@ -367,7 +367,7 @@ class StreamWorker:
             "samples_lost": self.sub.samples_lost,
             "gaps": self.stats.gaps,
             "stream_state": self.state(now),
-            "sample_rate_hz": rate,
+            "capture_rate_hz": rate,
             "latency_p95_s": lat["p95_s"],
             "packets": self.stats.packets,
             "epochs": self.stats.epochs,
@@ -380,7 +380,7 @@ class StreamWorker:
 
     def summary(self, wall_s: float) -> dict:
         s, h = self.stats, self._header
-        stream_s = s.samples / h.sample_rate_hz if h else 0.0
+        stream_s = s.samples / h.capture_rate_hz if h else 0.0
         return {
             "messages": s.messages,
             "samples_per_channel": s.samples,

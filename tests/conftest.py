@@ -36,7 +36,7 @@ def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
     c = list(emu.sc.bands).index(band)
     m = iq.shape[1] // n
     t = np.arange(m * n)
-    r = iq[c, : m * n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
+    r = iq[c, : m * n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.working_rate_hz)
     y = np.fft.fft(r.reshape(m, n), axis=1)[:, wf.active_bins] / np.sqrt(n)  # [window, subcarrier]
     k = wf.active_subcarriers
     delay = tr.illumination_delay_samples(np.arange(m) * n + (n - 1) / 2)  # [window]

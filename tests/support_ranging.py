@@ -86,7 +86,7 @@ def calibration_error_m(wf: WaveformConfig, bands: tuple[str, ...]) -> float:
         seed=HW_SEED + 1, duration_s=CAL_DURATION_S, mode="cw", bands=bands, circuitry_seed=HW_SEED
     )
     bias = model_bias_m(Emulator(wf, sc))
-    symbols = CAL_DURATION_S * wf.sample_rate_hz // wf.fft_size
+    symbols = CAL_DURATION_S * wf.working_rate_hz // wf.fft_size
     irr = image_rejection(sc)
     out = 0.0
     for b, v in bias.items():

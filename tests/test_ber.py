@@ -118,7 +118,7 @@ def run_blind(wf, duration_s: float, seed: int):
 
 
 def check_ber(wf, tr, out, duration_s: float) -> dict:
-    fs = wf.sample_rate_hz
+    fs = wf.working_rate_hz
     starts = np.asarray(tr.packet_start_sample)
     packet_s = wf.packet_bits * tr.tag_symbol_samples / fs
     # the packets sent after the lead that end before the capture does

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import h5py
@@ -24,7 +25,7 @@ D0_M, KNOWN_M, HW_SEED = 20.0, 31.0, 4
 
 def settings_for(wf, bands=("central", "lower", "upper")) -> RadioSettings:
     channels = tuple(BandSetting(b, wf.band_centers_hz[b], 30.0) for b in bands)
-    return RadioSettings(wf, wf.sample_rate_hz, channels)
+    return RadioSettings(wf, wf.working_rate_hz, channels)
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +87,33 @@ def test_save_load_round_trip_and_refusal_of_other_settings(tmp_path, wf, cal):
     shift = {"upper": 1e6}
     moved = RadioSettings(
         wf,
-        wf.sample_rate_hz,
+        wf.working_rate_hz,
         tuple(BandSetting(b, wf.band_centers_hz[b] + shift.get(b, 0.0), 30.0) for b in cal.response),
     )
     with pytest.raises(CalibrationError, match="upper band: calibration made at RF centre"):
         back.check(moved)
     louder = RadioSettings(
-        wf, wf.sample_rate_hz, tuple(BandSetting(b, wf.band_centers_hz[b], 40.0) for b in cal.response)
+        wf, wf.working_rate_hz, tuple(BandSetting(b, wf.band_centers_hz[b], 40.0) for b in cal.response)
     )
     with pytest.raises(CalibrationError, match="gain 30 dB, this stream has 40 dB"):
         back.check(louder)
     x410 = get_profile("x410-62m5")
     with pytest.raises(CalibrationError, match="another waveform"):
         back.check(RadioSettings(x410, x410.capture_rate_hz, settings_for(wf).bands))
+
+
+def test_calibration_saved_before_the_rate_rename_still_loads(tmp_path, wf, cal):
+    """Its settings name the capture rate, and its waveform the working rate, ``sample_rate_hz``."""
+    path = tmp_path / "old.h5"
+    save_calibration(path, cal)
+    with h5py.File(path, "a") as f:
+        settings, waveform = json.loads(f.attrs["settings"]), json.loads(f.attrs["waveform"])
+        settings["sample_rate_hz"] = settings.pop("capture_rate_hz")
+        waveform["sample_rate_hz"] = waveform.pop("working_rate_hz")
+        f.attrs["settings"], f.attrs["waveform"] = json.dumps(settings), json.dumps(waveform)
+    back = load_calibration(path)
+    assert back.settings == cal.settings
+    back.check(settings_for(wf))
 
 
 def test_loader_names_the_file_and_the_problem(tmp_path, cal):

@@ -36,7 +36,7 @@ def test_round_trip_samples_metadata_truth_and_gaps(tmp_path, wf, datatype):
         assert cap.waveform == wf
         assert cap.bands == ["central", "lower", "upper"]
         assert [c.center_freq_hz for c in cap.channels] == [915e6, 870e6, 960e6]
-        assert cap.sample_rate_hz == wf.sample_rate_hz
+        assert cap.capture_rate_hz == wf.working_rate_hz
         assert cap.n_samples == ref.shape[1]
         got = cap.read()
         # ci16 quantises exactly the emulator's 16-bit levels; cf32 stores them as they are
@@ -72,6 +72,19 @@ def _mutated(capture, tmp_path, fn):
     with h5py.File(p, "r+") as f:
         fn(f)
     return p
+
+
+def test_capture_written_before_the_rate_rename_still_reads(capture, tmp_path):
+    """Its ``/config/waveform`` names the working rate ``sample_rate_hz``."""
+
+    def old_names(f):
+        w = f["config/waveform"].attrs
+        w["sample_rate_hz"] = w["working_rate_hz"]
+        del w["working_rate_hz"]
+
+    with open_capture(capture) as new, open_capture(_mutated(capture, tmp_path, old_names)) as old:
+        assert old.waveform == new.waveform and old.capture_rate_hz == new.capture_rate_hz
+        np.testing.assert_array_equal(old.read(), new.read())
 
 
 def test_truncated_file_names_the_file(capture, tmp_path):
@@ -216,7 +229,7 @@ def test_writeback_syncs_and_drops_every_n_bytes_and_keeps_every_sample(tmp_path
     rng = np.random.default_rng(5)
     chunks = [rng.integers(-3000, 3000, (2, 10_000, 2)).astype(np.int16) for _ in range(7)]  # 80 kB each
     path = tmp_path / "wb.h5"
-    with CaptureWriter(path, wf, chans, wf.sample_rate_hz, swmr=True, writeback_bytes=200_000) as w:
+    with CaptureWriter(path, wf, chans, wf.working_rate_hz, swmr=True, writeback_bytes=200_000) as w:
         for c in chunks:
             w.append(c)
     assert len(synced) == 2  # after 240 kB and 480 kB; the rest is left to close

@@ -57,7 +57,7 @@ def test_drift_is_tracked_across_100_s(wf):
     tr = emu.truth
     rx = Receiver(wf, list(sc.bands), config=ReceiverConfig(tag_mode="cw"))
     per = emu.generate_block(0).shape[1]
-    n_blocks = int(100.0 * wf.sample_rate_hz) // per
+    n_blocks = int(100.0 * wf.working_rate_hz) // per
     head, tail = range(20), range(n_blocks - 20, n_blocks)
     stats = []
     for b in head:
@@ -147,7 +147,7 @@ def test_look_back_decodes_packets_that_ended_before_acquisition(wf):
     out = _run(emu, rx)
     acquired = [r.time_s for r in out if isinstance(r, BlockStats) and all(r.acquired.values())]
     assert acquired, "the tag was never acquired"
-    ends_s = tr.packet_start_sample / wf.sample_rate_hz + wf.packet_duration_s
+    ends_s = tr.packet_start_sample / wf.working_rate_hz + wf.packet_duration_s
     early = np.flatnonzero(ends_s < acquired[0])
     assert early.size >= 2, f"acquired at {acquired[0]:.3f} s: too early to test look-back"
     packets = {p.truth_index: p for p in out if isinstance(p, PacketResult) and p.truth_index is not None}

@@ -30,7 +30,7 @@ def test_injected_cfo_and_sample_offset_are_recovered(wf):
     emu, iq = emulate(
         wf, mode="cw", duration_s=0.01, lo_ppm=3.3, tag_clock_ppm=-70, sample_offset=611, seed=9
     )
-    n, fs = wf.fft_size, wf.sample_rate_hz
+    n, fs = wf.fft_size, wf.working_rate_hz
     for c, band in enumerate(emu.sc.bands):
         r = iq[c].astype(complex)
         nu = fs / (2 * np.pi * n) * np.angle(np.vdot(r[:-n], r[n:]))  # eq. (47)-(48)
@@ -159,7 +159,7 @@ def test_side_band_carries_the_packet_bits(wf):
             # the reference at the window's true (drifting) delay
             delay = tr.illumination_delay_samples(s + (n - 1) / 2)
             ref = np.fft.ifft(_spectrum(wf, h) * np.exp(-2j * np.pi * k * delay / n)) * np.sqrt(n)
-            r = iq[c, s : s + n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.sample_rate_hz)
+            r = iq[c, s : s + n] * np.exp(-2j * np.pi * tr.cfo_hz[band] * t / wf.working_rate_hz)
             syms.append(np.real(np.vdot(ref, r)))
         np.testing.assert_array_equal(np.sign(syms), bits_to_symbols(tr.packet_bits[0]))
         # before the packet the tag is idle: no side-band signal

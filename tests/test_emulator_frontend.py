@@ -41,10 +41,10 @@ def test_phase_noise_psd_on_the_output_follows_the_mask(wf):
     kw = {"seed": 6, "mode": "cw", "duration_s": 0.12, "snr_central_db": 80, "adc_bits": 0}
     a, ya, _, yb = _pair(wf, {"phase_noise": True}, **kw)
     phi = np.angle(ya[0].astype(complex) * np.conj(yb[0]))
-    f, psd = scipy.signal.welch(phi, fs=wf.sample_rate_hz, nperseg=65536, return_onesided=False)
+    f, psd = scipy.signal.welch(phi, fs=wf.working_rate_hz, nperseg=65536, return_onesided=False)
     mask = scaled_mask(a.sc.phase_noise_mask_dbc_hz, wf.carrier_freq_hz)
     band_hz = a.truth.impairments["phase_noise_band_hz"]
-    assert band_hz == pytest.approx(wf.sample_rate_hz / 32)
+    assert band_hz == pytest.approx(wf.working_rate_hz / 32)
     for off in (2e3, 5e3, 1e4, 3e4, 1e5, 3e5, 6e5):
         sel = (np.abs(f) > 0.9 * off) & (np.abs(f) < 1.1 * off)
         measured_db = 10 * np.log10(np.mean(psd[sel]))
@@ -168,7 +168,7 @@ def test_tag_jitter_moves_the_side_band_phase_by_its_rms(wf):
     )
     nominal = Emulator(wf, ScenarioConfig(seed=15, duration_s=0.08, **OFF))
     moved = burst._edges[1:] - nominal._edges[1:]
-    assert np.std(moved) == pytest.approx(1e-6 * wf.sample_rate_hz, rel=0.15)  # ~110 edges
+    assert np.std(moved) == pytest.approx(1e-6 * wf.working_rate_hz, rel=0.15)  # ~110 edges
 
 
 def test_a_retune_redraws_each_channel_phase(wf):
@@ -179,7 +179,7 @@ def test_a_retune_redraws_each_channel_phase(wf):
     kw.update(snr_central_db=80, snr_lower_db=80, snr_upper_db=80)  # the common noise biases the LS phase
     a, ya, _, yb = _pair(wf, {"retunes_s": (0.01,)}, **kw)
     s = a.truth.impairments["retune_sample"][0]
-    assert abs(s - 0.01 * wf.sample_rate_hz) <= wf.fft_size / 2
+    assert abs(s - 0.01 * wf.working_rate_hz) <= wf.fft_size / 2
     np.testing.assert_array_equal(ya[:, :s], yb[:, :s])
     for c, band in enumerate(a.sc.bands):
         turn = a.truth.impairments["retune_phase_rad"][band][0] - a.truth.phase_rad[band]

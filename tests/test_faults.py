@@ -104,7 +104,7 @@ def test_overflow_mid_packet_reports_the_gap_and_decoding_resumes(wf, burst, los
     truth = emu.truth
     starts = truth.packet_start_sample
     cut = int(starts[1] + 0.4 * wf.packet_bits * truth.tag_symbol_samples)
-    rx = Receiver(wf, list(emu.sc.bands), wf.sample_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0))
+    rx = Receiver(wf, list(emu.sc.bands), wf.working_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0))
     out = []
     for i in range(0, cut, STEP):
         out += rx.push(iq[:, i : min(i + STEP, cut)])
@@ -133,15 +133,15 @@ def test_duplicate_and_reordered_iq_messages_are_dropped_counted_and_survived(wf
     starts = emu.truth.packet_start_sample
     end0 = starts[0] + wf.packet_bits * emu.truth.tag_symbol_samples
     # the gap 22 ms after packet 1 ends (see the next test for a gap sooner after a packet)
-    k = -(-int(end0 + 0.022 * wf.sample_rate_hz) // STEP) - 1
-    assert (k + 2) * STEP < starts[1] - 0.008 * wf.sample_rate_hz
+    k = -(-int(end0 + 0.022 * wf.working_rate_hz) // STEP) - 1
+    assert (k + 2) * STEP < starts[1] - 0.008 * wf.working_rate_hz
     p = Pipeline(wf, list(emu.sc.bands), make_receiver_for(emu))
     chunk = [np.ascontiguousarray(iq[:, i : i + STEP]) for i in range(0, iq.shape[1], STEP)]
     order = [*range(k + 1), k, k + 2, k + 1, *range(k + 3, len(chunk))]
     try:
         for j in order:
             p.iq.seq = j
-            p.iq.send(chunk[j], j * STEP, j * STEP / wf.sample_rate_hz)
+            p.iq.send(chunk[j], j * STEP, j * STEP / wf.working_rate_hz)
         n = len(starts)
         msgs = p.collect(lambda out: sum(m.kind == "epoch" for m in out) >= n)
         time.sleep(0.3)  # the worker keeps running: its next health message arrives
@@ -166,9 +166,9 @@ def test_a_gap_just_after_a_complete_packet_does_not_lose_it(wf, burst):
     emu, iq = burst
     truth = emu.truth
     cut = int(
-        truth.packet_start_sample[0] + wf.packet_bits * truth.tag_symbol_samples + 0.005 * wf.sample_rate_hz
+        truth.packet_start_sample[0] + wf.packet_bits * truth.tag_symbol_samples + 0.005 * wf.working_rate_hz
     )
-    rx = Receiver(wf, list(emu.sc.bands), wf.sample_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0))
+    rx = Receiver(wf, list(emu.sc.bands), wf.working_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0))
     out = []
     for i in range(0, cut, STEP):
         out += rx.push(iq[:, i : min(i + STEP, cut)])
@@ -205,7 +205,7 @@ def test_clock_jumps_in_header_times_do_not_touch_sample_accounting(wf, burst, t
     pk = _packets(msgs)
     assert len(pk) == n and all(m.fields["crc_ok"] for m in pk)
     for m in pk:
-        assert m.time_s == pytest.approx(m.fields["start_sample"] / wf.sample_rate_hz, abs=1e-6)
+        assert m.time_s == pytest.approx(m.fields["start_sample"] / wf.working_rate_hz, abs=1e-6)
     # the recorder, through a subscriber's accounting
     with zmq.Context() as ctx:
         sub = IQSubscriber("inproc://clock", context=ctx)
@@ -215,7 +215,7 @@ def test_clock_jumps_in_header_times_do_not_touch_sample_accounting(wf, burst, t
                 for j, (c, t) in enumerate(zip(chunks[:6], times[:6], strict=True)):
                     msg = sub.accept(
                         _frames(stream_id=sid, seq=j, first_sample=j * STEP, time_s=float(t),
-                                sample_rate_hz=wf.sample_rate_hz, channels=[(b, 0.0) for b in emu.sc.bands],
+                                capture_rate_hz=wf.working_rate_hz, channels=[(b, 0.0) for b in emu.sc.bands],
                                 waveform=wf, source="emulator", iq=c)
                     )  # fmt: skip
                     rec.write(msg)
@@ -239,7 +239,7 @@ def test_packets_after_the_loop_seam_decode_despite_its_phase_jump(wf):
     cycles = {b: src.truth.cfo_hz[b] * src.loop_s for b in ("central", "upper")}
     assert all(0.2 < c % 1 < 0.8 for c in cycles.values()), cycles  # a quarter turn or more
     rx = Receiver(
-        src.waveform, ["central", "upper"], src.sample_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0)
+        src.waveform, ["central", "upper"], src.capture_rate_hz, ReceiverConfig(tx_rx_distance_m=20.0)
     )
     out = []
     for c in src:
@@ -282,7 +282,7 @@ def test_worker_killed_mid_stream_is_replaced_by_a_new_one(wf, tmp_path):
     old results endpoint, and exits cleanly with its summary.
     """
     src = LoopSource(ScenarioConfig(seed=2, bands=("central", "upper")), wf, loop_s=0.1)
-    pub = IQPublisher("tcp://127.0.0.1:*", sample_rate_hz=src.sample_rate_hz, channels=src.channels,
+    pub = IQPublisher("tcp://127.0.0.1:*", capture_rate_hz=src.capture_rate_hz, channels=src.channels,
                       waveform=src.waveform, source="emulator", mode="push")  # fmt: skip
     streamer = _PushStreamer(src, pub)
     results = free_tcp_endpoint()
@@ -352,7 +352,7 @@ def full_disk_recording(request, wf, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("full")
     ep, out = f"ipc://{tmp / 'iq'}", tmp / "full.h5"
     channels = [("central", 915e6), ("upper", 960e6)]
-    pub = IQPublisher(ep, sample_rate_hz=wf.sample_rate_hz, channels=channels, waveform=wf,
+    pub = IQPublisher(ep, capture_rate_hz=wf.working_rate_hz, channels=channels, waveform=wf,
                       source="replay", mode="push")  # fmt: skip
     argv = ["record", "--connect", ep, "--socket", "pull", "--out", str(out), "--idle-timeout-s", "5"]
     proc = subprocess.Popen(
@@ -377,7 +377,7 @@ def full_disk_recording(request, wf, tmp_path_factory):
     watchdog.start()
     try:
         for k, iq in enumerate(sent):
-            if pub.send(iq, 20_000 * k, k * 20_000 / wf.sample_rate_hz, stop=halt) is None:
+            if pub.send(iq, 20_000 * k, k * 20_000 / wf.working_rate_hz, stop=halt) is None:
                 break
         _, err = _finish(proc, 60)
     finally:
@@ -428,7 +428,7 @@ def test_a_stream_whose_recording_fills_the_disk_keeps_streaming(wf, tmp_path):
     assert "warning: recording stopped" in proc.stderr and str(out) in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("backscatter stream: error:")
     summary = json.loads(proc.stdout)
-    n = round(0.05 * wf.sample_rate_hz)
+    n = round(0.05 * wf.working_rate_hz)
     assert summary["samples_sent"] + summary["samples_lost"] == n and not summary["interrupted"]
     assert summary["record_error"]["reason"] == "disk_full"
     with open_capture(out, swmr=True) as cap:
@@ -467,7 +467,7 @@ def _hostile_frames(wf) -> dict[str, list[bytes]]:
     """One message per reason a worker must drop, each built to make a naive decoder allocate,
     recurse or trust a path."""
     ch = [("central", 915e6), ("upper", 960e6)]
-    good = _frames(stream_id="e" * 32, seq=0, first_sample=0, time_s=0.0, sample_rate_hz=wf.sample_rate_hz,
+    good = _frames(stream_id="e" * 32, seq=0, first_sample=0, time_s=0.0, capture_rate_hz=wf.working_rate_hz,
                    channels=ch, waveform=wf, source="emulator", iq=np.zeros((2, 64), np.complex64),
                    )  # fmt: skip
     h = json.loads(good[1])
@@ -524,7 +524,7 @@ def test_worker_survives_hostile_headers_and_refuses_clients_without_keys(wf, tm
         for j in range(3):
             push.send_multipart(
                 _frames(stream_id=sid, seq=j, first_sample=j * 200_000, time_s=0.0,
-                        sample_rate_hz=wf.sample_rate_hz, channels=[("central", 915e6), ("upper", 960e6)],
+                        capture_rate_hz=wf.working_rate_hz, channels=[("central", 915e6), ("upper", 960e6)],
                         waveform=wf, source="emulator", iq=iq[:, j * 200_000 : (j + 1) * 200_000])
             )  # fmt: skip
         health = _wait_for(
@@ -592,7 +592,7 @@ def test_bench_soak_samples_memory_latency_and_a_recording(tmp_path):
     # than the streamer sent (duration x rate)
     lost, gaps = out["samples_lost"]["worker"], out["worker"]["gaps"]
     assert out["samples_lost"]["streamer"] == 0
-    assert (lost > 0) == (gaps > 0) and gaps <= lost <= 6 * out["sample_rate_hz"], (lost, gaps)
+    assert (lost > 0) == (gaps > 0) and gaps <= lost <= 6 * out["capture_rate_hz"], (lost, gaps)
     assert out["latency_per_minute"] and out["latency_per_minute"][0]["minute"] == 0
     (rec,) = out["recording"]["windows"]
     assert "error" not in rec, rec

@@ -110,7 +110,8 @@ def _valid_messages() -> dict[str, list[bytes]]:
             np.complex64
         )
         out[f"iq-{fmt}"] = _as_bytes(
-            encode_iq(stream_id="a" * 32, seq=0, first_sample=0, time_s=0.0, sample_rate_hz=WF.sample_rate_hz,
+            encode_iq(stream_id="a" * 32, seq=0, first_sample=0, time_s=0.0,
+                      capture_rate_hz=WF.working_rate_hz,
                       channels=[(b, WF.band_centers_hz[b]) for b in bands], waveform=WF, source="uhd",
                       iq=iq, fmt=fmt)
         )  # fmt: skip
@@ -208,7 +209,7 @@ def _check_valid(msg: IQMessage | ResultMessage) -> None:
         assert 1 <= h.n_channels <= MAX_CHANNELS and 1 <= h.n_samples <= MAX_SAMPLES
         assert msg.iq.shape[:2] == (h.n_channels, h.n_samples) and not msg.iq.flags.writeable
         assert len({c.band for c in h.channels}) == h.n_channels and np.isfinite(h.time_s)
-        assert h.sample_rate_hz > 0 and h.first_sample >= 0 and h.lost_before >= 0
+        assert h.capture_rate_hz > 0 and h.first_sample >= 0 and h.lost_before >= 0
     else:
         assert np.isfinite(msg.time_s)
         for a in msg.arrays.values():
@@ -275,7 +276,7 @@ def test_fuzz_sequences_out_of_order_duplicated_and_far_apart(subs, steps):
     for seq, first, n in steps:
         iq = np.zeros((1, n), np.complex64)
         frames = _as_bytes(
-            encode_iq(stream_id=sid, seq=seq, first_sample=first, time_s=0.0, sample_rate_hz=30.72e6,
+            encode_iq(stream_id=sid, seq=seq, first_sample=first, time_s=0.0, capture_rate_hz=30.72e6,
                       channels=[("central", 0.0)], waveform=WF, source="emulator", iq=iq)
         )  # fmt: skip
         msg = _accept(sub, frames)
@@ -326,7 +327,7 @@ def test_fuzz_capture_reader_on_corrupt_and_truncated_files(capture_bytes, edits
     path = _mutant(*capture_bytes, edits, cut)
     try:
         with open_capture(path) as cap:
-            assert cap.n_channels == len(cap.channels) and cap.sample_rate_hz > 0
+            assert cap.n_channels == len(cap.channels) and cap.capture_rate_hz > 0
             cap.read()
             for start, iq, lost in cap.iter_chunks(5_000):
                 assert iq.shape[1] >= 1 and start >= 0 and lost >= 0
@@ -483,7 +484,7 @@ def calibration_bytes(tmp_path_factory) -> tuple[Path, bytes]:
     n_k = len(WF.active_subcarriers)
     bands = ("central", "lower", "upper")
     cal = Calibration(
-        RadioSettings(WF, WF.sample_rate_hz, tuple(BandSetting(b, WF.band_centers_hz[b], 30.0, "RX1")
+        RadioSettings(WF, WF.working_rate_hz, tuple(BandSetting(b, WF.band_centers_hz[b], 30.0, "RX1")
                                                    for b in bands)),
         {b: np.exp(1j * np.linspace(0, 1, n_k)) for b in bands},
         dict.fromkeys(bands, 1e-8),

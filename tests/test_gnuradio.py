@@ -135,7 +135,7 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
     _, run = replay_file(capture, replay_args, progress=False)
     assert len(run.packets) == 2 and all(p.crc_ok for p in run.packets)
     with open_capture(capture) as cap:
-        bands, iq, rate, n = cap.bands, cap.read(), cap.sample_rate_hz, cap.n_samples
+        bands, iq, rate, n = cap.bands, cap.read(), cap.capture_rate_hz, cap.n_samples
         d0 = cap.truth().tx_rx_distance_m
         gaps = [(int(o), int(k)) for o, k in cap.gaps]
         centres = {c.band: c.center_freq_hz for c in cap.channels}
@@ -208,7 +208,7 @@ def test_a_gnuradio_flowgraph_feeds_the_worker_which_decodes_as_a_direct_replay(
 
 def test_the_streamer_publishes_to_a_gnuradio_flowgraph_bit_for_bit(capture, tmp_path):
     with open_capture(capture) as cap:
-        bands, expected, rate = cap.bands, cap.read(), cap.sample_rate_hz
+        bands, expected, rate = cap.bands, cap.read(), cap.capture_rate_hz
         centres = {c.band: c.center_freq_hz for c in cap.channels}
     n = expected.shape[1]
     *gr_ports, iq_port = _free_ports(len(bands) + 1)

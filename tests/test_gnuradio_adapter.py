@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from backscatter import cli
 from backscatter.commands.gnuradio_args import add_gnuradio_input_args, gnuradio_subscriber_from_args
 from captures.reader import open_capture
+from dsp.config_base import ConfigError
 from dsp.waveform import get_profile
 from sdr.radio_config import radio_config_for
 from sdr.transport import ResultPublisher
@@ -172,7 +173,7 @@ def _pair(socket_in: str, tags: bool, fmt: str = "fc32") -> tuple[GnuRadioPublis
     pub_cfg = GnuRadioConfig(
         endpoints=rows,
         rf_centers_hz=centres,
-        sample_rate_hz=30.72e6,
+        capture_rate_hz=30.72e6,
         socket="push",
         item_format=fmt,
         tags=tags,
@@ -278,13 +279,13 @@ def test_record_writes_a_gnuradio_stream_with_its_gap(tmp_path):
     iq = (rng.standard_normal((3, 5000)) + 1j * rng.standard_normal((3, 5000))).astype(np.complex64) * 0.1
     try:
         pub.send(iq[:, :2000], 0, 0.0)
-        pub.send(iq[:, 2300:], 2300, 2300 / cfg.sample_rate_hz, lost_before=300)
+        pub.send(iq[:, 2300:], 2300, 2300 / cfg.capture_rate_hz, lost_before=300)
         t.join(timeout=60)
     finally:
         pub.close(0)
     assert result.get("rc") == 0
     with open_capture(out) as cap:
-        assert cap.bands == ["central", "lower", "upper"] and cap.sample_rate_hz == cfg.sample_rate_hz
+        assert cap.bands == ["central", "lower", "upper"] and cap.capture_rate_hz == cfg.capture_rate_hz
         assert [c.center_freq_hz for c in cap.channels] == list(cfg.rf_centers_hz)
         assert cap.gaps.tolist() == [[2000, 300]]
         np.testing.assert_allclose(cap.read(), iq[:, np.r_[0:2000, 2300:5000]], atol=1 / 32767)
@@ -337,13 +338,24 @@ def test_rate_and_rf_centres_come_from_a_radio_config_then_the_flags(tmp_path):
     bands = ["--gnuradio", "central=tcp://127.0.0.1:9", "--gnuradio", "upper=tcp://127.0.0.1:9"]
     args = p.parse_args([*bands, "--radio-config", str(tmp_path / "radio.json"), "--profile", "x410-62m5"])
     with gnuradio_subscriber_from_args(args) as sub:
-        assert sub.cfg.sample_rate_hz == 62.5e6
+        assert sub.cfg.capture_rate_hz == 62.5e6
         assert sub.cfg.rf_centers_hz == (2.4e9, 2.4e9 + wf.tag_shift_hz)
-    args = p.parse_args([*bands, "--rf-center-hz", "upper=2.5e9", "--sample-rate-hz", "30.72e6"])
+    args = p.parse_args([*bands, "--rf-center-hz", "upper=2.5e9", "--capture-rate-hz", "30.72e6"])
     with gnuradio_subscriber_from_args(args) as sub:
-        assert sub.cfg.sample_rate_hz == 30.72e6
+        assert sub.cfg.capture_rate_hz == 30.72e6
         assert sub.cfg.rf_centers_hz == (915e6, 2.5e9)
         assert sub.waveform.capture_rate_hz == 30.72e6
+    assert p.parse_args([*bands, "--sample-rate-hz", "1e6"]).capture_rate_hz == 1e6  # the old flag
+
+
+def test_a_gnuradio_config_from_before_the_rate_rename_still_loads():
+    new = GnuRadioConfig(
+        endpoints=(("central", "tcp://h:1"), ("upper", "tcp://h:2")), rf_centers_hz=(1e9, 2e9)
+    )
+    old = {k: v for k, v in new.to_dict().items() if k != "capture_rate_hz"}
+    assert GnuRadioConfig.from_dict({**old, "sample_rate_hz": 62.5e6}) == new.replace(capture_rate_hz=62.5e6)
+    with pytest.raises(ConfigError, match="unknown key"):
+        GnuRadioConfig.from_dict({**old, "rate_hz": 62.5e6})
 
 
 class _SlowReceiver:

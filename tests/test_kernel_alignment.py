@@ -23,7 +23,7 @@ from dsp.waveform import get_profile
 from dsp.windows import DirectWindows, ResamplingBuffer, join_blocks
 
 WF = get_profile("x410-62m5")
-N, FS = WF.fft_size, WF.sample_rate_hz
+N, FS = WF.fft_size, WF.working_rate_hz
 UP, DOWN = WF.resample_ratio.numerator, WF.resample_ratio.denominator
 K = WF.active_subcarriers
 CFO_HZ = 3100.0

@@ -19,7 +19,7 @@ def _coherence(a: np.ndarray, b: np.ndarray) -> float:
 def test_seamless_drift_values(wf):
     n_loop = loop_samples_for(wf, "burst", LOOP_S)
     ppm = seamless_drift_ppm(wf, n_loop)
-    assert ppm == pytest.approx(wf.fft_size / (LOOP_S * wf.sample_rate_hz) * 1e6) and 9.7 < ppm < 9.9
+    assert ppm == pytest.approx(wf.fft_size / (LOOP_S * wf.working_rate_hz) * 1e6) and 9.7 < ppm < 9.9
     assert drift_is_seamless(wf, n_loop, ppm) and drift_is_seamless(wf, n_loop, -ppm)
     assert drift_is_seamless(wf, n_loop, 0.0)
     assert not drift_is_seamless(wf, n_loop, ppm * (1 + 1e-6))  # 1e-3 samples of slide: a seam

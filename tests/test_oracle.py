@@ -99,7 +99,7 @@ def oracle(tmp_path_factory):
                 # the oracle's radios have no circuitry (nothing to calibrate); the distance is
                 # the scenario's line-of-sight length, the one a user measures and types
                 cfg = ReceiverConfig(tag_mode=sc.mode, tx_rx_distance_m=sc.tx_rx[0][0])
-                rx = Receiver(cap.waveform, cap.bands, cap.sample_rate_hz, cfg)
+                rx = Receiver(cap.waveform, cap.bands, cap.capture_rate_hz, cfg)
                 out = [r for _, iq, lost in cap.iter_chunks(1 << 18) for r in rx.push(iq, lost)]
                 out += rx.flush()
             runs[name] = Run(
@@ -192,8 +192,8 @@ def cfo_sigma_hz(sc: Scenario, band: str, m: float) -> float:
     ``6 / ((2 pi)^2 gamma T^2 m (m^2 - 1))``."""
     gamma = NUM.subcarriers.size * snr(sc, band)
     if band == "central":
-        return NUM.sample_rate_hz / (2 * np.pi * N) / math.sqrt(gamma * m)
-    t = N / NUM.sample_rate_hz
+        return NUM.working_rate_hz / (2 * np.pi * N) / math.sqrt(gamma * m)
+    t = N / NUM.working_rate_hz
     return math.sqrt(6 / ((2 * np.pi) ** 2 * gamma * t**2 * m * (m**2 - 1)))
 
 
@@ -212,7 +212,7 @@ def assert_cfo_within_the_bound(run: Run) -> None:
 def assert_timing_within_one_sample(run: Run) -> None:
     """No drift: the window grid sits ``timing_guard_samples`` before the strongest central
     path in every segment, within one sample (the timing search is on whole samples)."""
-    arrival = run.sc.timing_offset_samples + run.sc.tx_rx[0][0] / C * NUM.sample_rate_hz
+    arrival = run.sc.timing_offset_samples + run.sc.tx_rx[0][0] / C * NUM.working_rate_hz
     expected = (arrival - ReceiverConfig().timing_guard_samples) % N
     for s in run.stats:
         assert abs((s.timing_offset - expected + N / 2) % N - N / 2) < 1.0

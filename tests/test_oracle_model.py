@@ -101,7 +101,7 @@ def fit_window(window: np.ndarray, y: np.ndarray, delta: float, cfo_hz: float) -
     pairs = np.diff(act) == 1  # not across the unused DC
     guess = np.angle(np.vdot(ratio[:-1][pairs], ratio[1:][pairs])) * N / (2 * np.pi)
     m = np.arange(N)
-    turn = np.exp(2j * np.pi * cfo_hz * m / NUM.sample_rate_hz)  # the CFO inside the window
+    turn = np.exp(2j * np.pi * cfo_hz * m / NUM.working_rate_hz)  # the CFO inside the window
 
     def corr(a: float) -> complex:
         model = np.exp(2j * np.pi * np.outer(a + m * (1 + delta), k) / N) @ y / np.sqrt(N) * turn
@@ -121,7 +121,7 @@ def test_windows_one_second_apart_drift_by_delta_fs_samples():
     delta = 2.3e-6
     sc = Scenario(mode="cw", bands=("central", "upper"), clock_offset_ppm=delta * 1e6)
     tr = plan(sc)
-    fs = NUM.sample_rate_hz
+    fs = NUM.working_rate_hz
     one_s = int(fs)  # 30000 whole periods
     (a0, p0), (a1, p1) = (
         fit_window(samples(sc, tr, n, N, None)[0], tr.spectrum["central"], delta, tr.cfo_hz["central"])
@@ -138,7 +138,7 @@ def test_tag_symbols_last_fs_over_rb_one_plus_eps_samples_and_idle_is_zero():
     ``125 T`` samples, T = fs / (Rb (1 + eps))), zero before it; BPSK flips follow the bits."""
     sc = Scenario(bands=("central", "upper"), tag_clock_ppm=100.0, first_packet_s=0.001, duration_s=0.08)
     tr = plan(sc)
-    period = NUM.sample_rate_hz / (NUM.tag_symbol_rate_baud * (1 + 100e-6))
+    period = NUM.working_rate_hz / (NUM.tag_symbol_rate_baud * (1 + 100e-6))
     assert tr.tag_symbol_samples == pytest.approx(period, rel=1e-12)
     start = tr.packet_start_sample[0]
     n0, n1 = int(start) - 2 * N, int(start + 3 * period)
@@ -173,8 +173,8 @@ def test_the_capture_follows_format_md_and_the_reader_gets_the_truth_back(tmp_pa
     sc = Scenario(duration_s=0.08, first_packet_s=0.002, clock_offset_ppm=3.0, tag_clock_ppm=-40.0)
     tr = write_capture(sc, tmp_path / "c.h5")
     with open_capture(tmp_path / "c.h5") as cap:
-        assert cap.bands == list(sc.bands) and cap.sample_rate_hz == NUM.sample_rate_hz
-        assert cap.n_samples == round(0.08 * NUM.sample_rate_hz)
+        assert cap.bands == list(sc.bands) and cap.capture_rate_hz == NUM.working_rate_hz
+        assert cap.n_samples == round(0.08 * NUM.working_rate_hz)
         assert cap.waveform.zc_root == 1 and cap.waveform.burst_period_s == NUM.burst_period_s
         got = cap.truth()
         iq = cap.read(0, N)
@@ -182,7 +182,7 @@ def test_the_capture_follows_format_md_and_the_reader_gets_the_truth_back(tmp_pa
     assert got.lo_ppm == pytest.approx(3.0, rel=1e-12)  # nu_0 / fc: the LO offset tied to the clock
     assert got.range_true_m == tr.range_true_m and got.tx_rx_distance_m == 20.0
     np.testing.assert_array_equal(got.packet_bits, tr.packet_bits)
-    np.testing.assert_array_equal(got.packet_start_sample, [0.002 * NUM.sample_rate_hz])
+    np.testing.assert_array_equal(got.packet_start_sample, [0.002 * NUM.working_rate_hz])
     assert got.cfo_hz == pytest.approx(tr.cfo_hz) and got.tag_symbol_samples == tr.tag_symbol_samples
     # ci16: the first window read back equals the synthesis to the quantisation step 1/32767
     want = samples(sc, tr, 0, N, None)

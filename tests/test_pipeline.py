@@ -76,13 +76,13 @@ def test_emulator_source_matches_the_emulator(wf):
     nxt = 0
     for c in chunks:
         assert c.first_sample == nxt + c.lost_before
-        assert c.time_s == pytest.approx(c.first_sample / wf.sample_rate_hz)
+        assert c.time_s == pytest.approx(c.first_sample / wf.working_rate_hz)
         nxt = c.first_sample + c.n_samples
-    assert nxt == src.total_samples == round(SC.duration_s * wf.sample_rate_hz)
+    assert nxt == src.total_samples == round(SC.duration_s * wf.working_rate_hz)
     assert src.channels == [("central", 915e6), ("lower", 870e6), ("upper", 960e6)]
     # like a radio (and emulated captures), the x410 profile streams at its capture rate
     x410 = EmulatorSource(SC, get_profile("x410-62m5"), seed=9, duration_s=0.015)
-    assert x410.sample_rate_hz == x410.waveform.capture_rate_hz == 62.5e6
+    assert x410.capture_rate_hz == x410.waveform.capture_rate_hz == 62.5e6
     assert x410.total_samples == round(0.015 * 62.5e6)
     assert x410.waveform.profile == "x410-62m5" and x410.scenario.seed == 9
 
@@ -125,7 +125,7 @@ def _message(
         seq=seq,
         first_sample=first,
         time_s=first / rate if time_s is None else time_s,
-        sample_rate_hz=rate,
+        capture_rate_hz=rate,
         channels=channels,
         waveform=get_profile("default"),
         source="emulator",
@@ -169,7 +169,7 @@ def test_record_stops_cleanly_when_the_stream_setup_changes(tmp_path):
     try:
         wf = get_profile("default")
         for channels in (CHANNELS2, [("central", 915e6), ("lower", 870e6)]):
-            with IQPublisher(ep, sample_rate_hz=wf.sample_rate_hz, channels=channels, waveform=wf,
+            with IQPublisher(ep, capture_rate_hz=wf.working_rate_hz, channels=channels, waveform=wf,
                              source="emulator", mode="push") as pub:  # fmt: skip
                 pub.send(np.zeros((2, 64), np.complex64), 0, 0.0)
                 if channels is CHANNELS2:
@@ -207,7 +207,7 @@ def _assert_same_capture(path: Path, ref: Path) -> None:
             (c.band, c.center_freq_hz) for c in b.channels
         ]
         assert a.waveform == b.waveform
-        assert a.sample_rate_hz == b.sample_rate_hz
+        assert a.capture_rate_hz == b.capture_rate_hz
 
 
 @pytest.mark.parametrize("socket", ["push", "pub"])
@@ -234,7 +234,7 @@ def test_stream_to_recorder_equals_the_emulated_capture(tmp_path, wf, capsys, so
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["messages"] == n_messages and not summary["interrupted"]
-    assert summary["samples_sent"] + summary["samples_lost"] == round(SC.duration_s * wf.sample_rate_hz)
+    assert summary["samples_sent"] + summary["samples_lost"] == round(SC.duration_s * wf.working_rate_hz)
     assert summary["samples_lost"] == 1200 and summary["realtime_factor"] > 0
     assert out["stop_reason"] == "count" and out["messages_missed"] == 0 and out["drops"] == {}
     ref = _reference(tmp_path, wf)
@@ -245,7 +245,7 @@ def test_stream_to_recorder_equals_the_emulated_capture(tmp_path, wf, capsys, so
 def _send_chunks(pub: IQPublisher, chunks: list[tuple[np.ndarray, int]], state: dict) -> None:
     for iq, lost in chunks:
         state["first"] += lost
-        pub.send(iq, state["first"], state["first"] / pub.sample_rate_hz, lost)
+        pub.send(iq, state["first"], state["first"] / pub.capture_rate_hz, lost)
         state["first"] += iq.shape[1]
 
 
@@ -266,7 +266,7 @@ def _open_growing(path: Path) -> Capture | None:
 
 def test_recorder_killed_with_sigkill_leaves_every_flushed_chunk(tmp_path, wf):
     ep, path = _ipc(tmp_path, "k"), tmp_path / "k.h5"
-    pub = IQPublisher(ep, sample_rate_hz=wf.sample_rate_hz, channels=CHANNELS2, waveform=wf,
+    pub = IQPublisher(ep, capture_rate_hz=wf.working_rate_hz, channels=CHANNELS2, waveform=wf,
                       source="replay", mode="push")  # fmt: skip
     proc = subprocess.Popen(
         _cli("record", "--connect", ep, "--socket", "pull", "--out", str(path)),
@@ -322,7 +322,7 @@ def test_recorder_killed_with_sigkill_leaves_every_flushed_chunk(tmp_path, wf):
 
 def test_sigterm_stops_record_and_stream_cleanly(tmp_path, wf):
     ep, path = _ipc(tmp_path, "t"), tmp_path / "t.h5"
-    pub = IQPublisher(ep, sample_rate_hz=wf.sample_rate_hz, channels=CHANNELS2, waveform=wf,
+    pub = IQPublisher(ep, capture_rate_hz=wf.working_rate_hz, channels=CHANNELS2, waveform=wf,
                       source="replay", mode="push")  # fmt: skip
     rec = subprocess.Popen(
         _cli("record", "--connect", ep, "--socket", "pull", "--out", str(path), "--json"),
@@ -431,7 +431,7 @@ class _FakeRadio:
 
     def __init__(self) -> None:
         wf = get_profile("default")
-        self.waveform, self.sample_rate_hz, self.channels = wf, wf.sample_rate_hz, CHANNELS2
+        self.waveform, self.capture_rate_hz, self.channels = wf, wf.working_rate_hz, CHANNELS2
         rng = np.random.default_rng(3)
         self.sent = [rng.integers(-100, 100, (2, 2 * 1000)).astype(np.int16) for _ in range(3)]
         self.closed = False
@@ -502,10 +502,10 @@ def test_a_source_slower_than_real_time_is_warned_about_once(tmp_path, wf, capsy
         now[0] += 0.5
         return now[0]
 
-    pub = IQPublisher(_ipc(tmp_path, "iq"), sample_rate_hz=wf.sample_rate_hz, channels=source.channels,
+    pub = IQPublisher(_ipc(tmp_path, "iq"), capture_rate_hz=wf.working_rate_hz, channels=source.channels,
                       waveform=wf, source="emulator", mode="pub")  # fmt: skip
     try:
-        pacer = Pacer(wf.sample_rate_hz, clock=clock)
+        pacer = Pacer(wf.working_rate_hz, clock=clock)
         summary = app_stream.run_stream(source, pub, pacer=pacer, stop=threading.Event())
     finally:
         pub.close(linger_s=0)

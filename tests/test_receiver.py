@@ -178,7 +178,7 @@ def test_gap_is_reported_and_decoding_resumes(wf):
     cut = [
         i
         for i, s in enumerate(emu.truth.packet_start_sample)
-        if s <= 0.13 * wf.sample_rate_hz <= s + 125 * emu.truth.tag_symbol_samples
+        if s <= 0.13 * wf.working_rate_hz <= s + 125 * emu.truth.tag_symbol_samples
     ]
     assert hit == set(range(len(emu.truth.packet_start_sample))) - set(cut)
     assert all(p.crc_ok for p in pk)
@@ -231,7 +231,7 @@ def test_a_cfo_correction_keeps_the_side_band_phase_continuous(wf):
     from dsp.receiver import _Segment
 
     rx = Receiver(wf, ["central", "upper"])
-    late = 100 * wf.sample_rate_hz  # continuous index 100 s into the stream
+    late = 100 * wf.working_rate_hz  # continuous index 100 s into the stream
     starts = late + wf.fft_size * np.arange(4)
     rx._history = [_Segment(starts, None, np.zeros((2, 4), np.complex64), np.zeros((2, 4)))]
     rx.cfo_hz["upper"] = 1234.5
@@ -240,4 +240,4 @@ def test_a_cfo_correction_keeps_the_side_band_phase_continuous(wf):
     after = rx._nominal_phase("upper", starts)
     assert abs(np.mod(after[-1] - before[-1] + 0.5, 1.0) - 0.5) < 1e-9  # continuous at the newest window
     step = np.mod(np.diff(after)[0], 1.0)  # and the new frequency from there on
-    assert step == pytest.approx(np.mod((1234.5 + 0.005) * wf.fft_size / wf.sample_rate_hz, 1.0), abs=1e-9)
+    assert step == pytest.approx(np.mod((1234.5 + 0.005) * wf.fft_size / wf.working_rate_hz, 1.0), abs=1e-9)

@@ -79,7 +79,7 @@ def test_a_new_kind_is_one_class_and_its_registration():
     class ToneSource:
         name, is_live, channels = "tone", False, CHANNELS[:1]
         waveform = get_profile("default")
-        sample_rate_hz = waveform.capture_rate_hz
+        capture_rate_hz = waveform.capture_rate_hz
 
         def __init__(self, n: int) -> None:
             self.n = n
@@ -118,7 +118,7 @@ def test_a_new_kind_is_one_class_and_its_registration():
 def test_a_live_stream_is_a_source(tmp_path):
     wf = get_profile("default")
     ep = f"ipc://{tmp_path}/iq"
-    pub = IQPublisher(ep, sample_rate_hz=wf.capture_rate_hz, channels=CHANNELS, waveform=wf,
+    pub = IQPublisher(ep, capture_rate_hz=wf.capture_rate_hz, channels=CHANNELS, waveform=wf,
                       source="emulator", mode="push", fmt="fc32")  # fmt: skip
     rng = np.random.default_rng(1)
     sent = [(rng.standard_normal((2, 500)) + 1j).astype(np.complex64) for _ in range(3)]
@@ -131,7 +131,7 @@ def test_a_live_stream_is_a_source(tmp_path):
     t.start()
     try:
         src = StreamSource(ep, mode="pull", idle_timeout_s=1.0)
-        assert src.channels == CHANNELS and src.sample_rate_hz == wf.capture_rate_hz
+        assert src.channels == CHANNELS and src.capture_rate_hz == wf.capture_rate_hz
         got = list(src)
         src.close()
     finally:

@@ -83,9 +83,9 @@ def test_truth_travels_in_the_iq_header_and_a_bad_one_is_dropped(wf, truth):
         seq=0,
         first_sample=0,
         time_s=0.0,
-        sample_rate_hz=wf.sample_rate_hz,
+        capture_rate_hz=wf.working_rate_hz,
         channels=[("central", 900e6)],
-        waveform=wf.replace(capture_rate_hz=wf.sample_rate_hz),
+        waveform=wf.replace(capture_rate_hz=wf.working_rate_hz),
         source="emulator",
         iq=np.zeros((1, 64), np.complex64),
     )
@@ -111,7 +111,7 @@ def test_worker_publishes_bit_errors_and_range_errors_from_the_stream_truth(wf, 
         return Receiver(
             h.waveform,
             h.bands,
-            h.sample_rate_hz,
+            h.capture_rate_hz,
             cfg,
             dict(emu.truth.cfr_circuitry),
             h.truth.truth_packets(first),
@@ -121,7 +121,7 @@ def test_worker_publishes_bit_errors_and_range_errors_from_the_stream_truth(wf, 
     try:
         step = 100_000
         for i in range(0, iq.shape[1], step):
-            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.sample_rate_hz)
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.working_rate_hz)
         n_true = len(emu.truth.packet_start_sample)
         msgs = p.collect(lambda out: sum(m.kind == "epoch" for m in out) >= n_true)
     finally:
@@ -146,7 +146,7 @@ def test_worker_rebuilds_its_receiver_with_settings_from_the_control_endpoint(wf
         # receiver (its settings), not ranging accuracy
         cfg = live.for_stream(h.truth).replace(tx_rx_distance_m=emu.truth.tx_rx_distance_m)
         built.append(cfg)
-        return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, dict(emu.truth.cfr_circuitry))
+        return Receiver(h.waveform, h.bands, h.capture_rate_hz, cfg, dict(emu.truth.cfr_circuitry))
 
     server = ControlServer("tcp://127.0.0.1:*")
     client = ControlClient(server.endpoint)
@@ -161,7 +161,7 @@ def test_worker_rebuilds_its_receiver_with_settings_from_the_control_endpoint(wf
             client.send(WorkerSettings(None, ("ir_first",)))
             time.sleep(0.1)
         for i in range(step, iq.shape[1], step):
-            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.sample_rate_hz)
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.working_rate_hz)
         msgs = p.collect(lambda out: any(m.kind == "health" and m.fields.get("control") for m in out))
     finally:
         p.close()

@@ -216,7 +216,7 @@ def test_ranging_quick_interpolated_methods_go_below_the_grid_floor(wf, tmp_path
     floor = summary["grid_floor_m"]
     # a delay rounded to the CIR grid step c / (K df) errs uniformly within +-step / 2: RMSE
     # step / sqrt(12) (2.44 m / 3.46 = 0.704 m by default), written out here, not the sweep's helper
-    step_m = SPEED_OF_LIGHT_M_S / (wf.cir_fft_size * wf.sample_rate_hz / wf.fft_size)
+    step_m = SPEED_OF_LIGHT_M_S / (wf.cir_fft_size * wf.working_rate_hz / wf.fft_size)
     assert floor == pytest.approx(step_m / np.sqrt(12), rel=1e-12)
     assert floor == pytest.approx(0.7043, abs=1e-4)
     los = {t["attenuation_db"]: t for t in summary["table"] if t["n_nlos"] == 0}
@@ -279,7 +279,7 @@ def replay_summary(path: str) -> dict:
         rx = Receiver(
             cap.waveform,
             cap.bands,
-            cap.sample_rate_hz,
+            cap.capture_rate_hz,
             ReceiverConfig(tx_rx_distance_m=truth.tx_rx_distance_m),
             dict(truth.cfr_circuitry),
             (truth.packet_start_sample, truth.packet_bits),

@@ -29,7 +29,7 @@ def illumination(n_windows: int, paths: list[tuple[float, complex]], cfo_hz: flo
     one = np.fft.ifft(spec * h) * np.sqrt(N)  # unit power per active bin
     x = np.tile(one, n_windows)
     t = np.arange(x.size)
-    return x * np.exp(2j * np.pi * cfo_hz * t / NUM.sample_rate_hz)
+    return x * np.exp(2j * np.pi * cfo_hz * t / NUM.working_rate_hz)
 
 
 def test_the_oracle_symbol_is_the_receivers():

@@ -113,7 +113,7 @@ def _central_capture(
     y = symbol_from_cfr(wf, h, 0.0).astype(complex)
     x = np.tile(np.roll(y, int(rng.integers(0, wf.fft_size))), 10)
     t = np.arange(x.size)
-    x = x * np.exp(2j * np.pi * (cfo_hz * t / wf.sample_rate_hz + rng.random()))
+    x = x * np.exp(2j * np.pi * (cfo_hz * t / wf.working_rate_hz + rng.random()))
     p_sig = np.mean(np.abs(h) ** 2)
     sigma = np.sqrt(p_sig / 10 ** (snr_db / 10) / 2)
     return x + sigma * (rng.normal(size=x.size) + 1j * rng.normal(size=x.size))
@@ -147,5 +147,5 @@ def test_coarse_cfo_is_not_fooled_by_the_zadoff_chu_ambiguity():
     assert peaks[1] > 0.85 * peaks[0]  # the ambiguity is real
     cfo = 1.0 * wf.subcarrier_spacing_hz
     t = np.arange(x.size)
-    est = coarse_cfo_hz(x * np.exp(2j * np.pi * cfo * t / wf.sample_rate_hz), wf, 72e3)
+    est = coarse_cfo_hz(x * np.exp(2j * np.pi * cfo * t / wf.working_rate_hz), wf, 72e3)
     assert est == pytest.approx(cfo, abs=1.0)

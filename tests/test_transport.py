@@ -39,7 +39,7 @@ from sdr.transport import (
 
 WF = get_profile("default")
 CHANNELS = [("central", 915e6), ("upper", 960e6)]
-IQ_KEYS = ["v", "kind", "stream_id", "seq", "first_sample", "time_s", "sample_rate_hz", "channels", "format"]
+IQ_KEYS = ["v", "kind", "stream_id", "seq", "first_sample", "time_s", "capture_rate_hz", "channels", "format"]
 IQ_KEYS += ["shape", "lost_before", "waveform", "source"]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -56,8 +56,8 @@ def _iq_frames(seq: int = 0, first_sample: int = 0, n: int = 64, lost_before: in
         stream_id=kw.pop("stream_id", "a" * 32),
         seq=seq,
         first_sample=first_sample,
-        time_s=first_sample / WF.sample_rate_hz,
-        sample_rate_hz=WF.sample_rate_hz,
+        time_s=first_sample / WF.working_rate_hz,
+        capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
         waveform=WF,
         source="emulator",
@@ -109,7 +109,7 @@ def test_iq_round_trip(fmt):
         seq=7,
         first_sample=1234,
         time_s=0.5,
-        sample_rate_hz=WF.sample_rate_hz,
+        capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
         waveform=WF,
         source="replay",
@@ -140,10 +140,23 @@ def test_iq_round_trip(fmt):
 
 def test_waveform_capture_rate_follows_the_stream_rate():
     wf = get_profile("x410-62m5")
-    msg = decode(_iq_frames(waveform=wf, sample_rate_hz=62.5e6))
+    msg = decode(_iq_frames(waveform=wf, capture_rate_hz=62.5e6))
     assert msg.header.waveform == wf and msg.header.waveform.capture_rate_hz == 62.5e6
-    msg = decode(_iq_frames(waveform=wf, sample_rate_hz=30.72e6))  # the header's rate wins
+    msg = decode(_iq_frames(waveform=wf, capture_rate_hz=30.72e6))  # the header's rate wins
     assert msg.header.waveform.capture_rate_hz == 30.72e6
+
+
+def test_header_from_before_the_rate_rename_still_decodes():
+    """An IQ header that names the capture rate ``sample_rate_hz`` (and its waveform's working
+    rate ``sample_rate_hz`` too) decodes as one with the new names."""
+    wf = get_profile("x410-62m5")
+    frames = _iq_frames(waveform=wf, capture_rate_hz=62.5e6)
+    h = _header(frames)
+    h["sample_rate_hz"] = h.pop("capture_rate_hz")
+    h["waveform"]["sample_rate_hz"] = h["waveform"].pop("working_rate_hz")
+    old = decode(_with_header(frames, h))
+    assert old.header == decode(frames).header and old.header.capture_rate_hz == 62.5e6
+    assert _reason(_with_header(frames, {**h, "sample_rate_hz": -1.0})) == "field"
 
 
 def _results() -> list[tuple[str, dict, dict]]:
@@ -248,7 +261,7 @@ def test_decoder_names_each_defect():
     assert _reason(_with_header(good, {**h, "seq": 1.5})) == "seq"
     assert _reason(_with_header(good, {**h, "first_sample": "0"})) == "field"
     assert _reason(_with_header(good, {**h, "time_s": float("nan")})) == "field"
-    assert _reason(_with_header(good, {**h, "sample_rate_hz": 0})) == "field"
+    assert _reason(_with_header(good, {**h, "capture_rate_hz": 0})) == "field"
     assert _reason(_with_header(good, {**h, "channels": [{"band": "middle", "rf_center_hz": 1.0}] * 2})) == (
         "channels"
     )
@@ -413,7 +426,7 @@ def test_sequence_gap_reports_lost_messages_and_samples():
 def test_push_pull_delivers_in_order_with_gap_from_a_skipped_message():
     pub = IQPublisher(
         "tcp://127.0.0.1:*",
-        sample_rate_hz=WF.sample_rate_hz,
+        capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
         waveform=WF,
         source="emulator",
@@ -456,7 +469,11 @@ def test_garbage_over_the_socket_is_counted_and_skipped():
 
 def test_pub_sub_waits_for_subscriber_then_delivers():
     pub = IQPublisher(
-        "tcp://127.0.0.1:*", sample_rate_hz=WF.sample_rate_hz, channels=CHANNELS, waveform=WF, source="replay"
+        "tcp://127.0.0.1:*",
+        capture_rate_hz=WF.working_rate_hz,
+        channels=CHANNELS,
+        waveform=WF,
+        source="replay",
     )
     sub = IQSubscriber(pub.endpoint)
     try:
@@ -499,7 +516,11 @@ def test_bind_policy():
         check_bind(ep, curve=False, insecure=True)
     with pytest.raises(SecurityError, match="--insecure"):
         IQPublisher(
-            "tcp://0.0.0.0:0", sample_rate_hz=WF.sample_rate_hz, channels=CHANNELS, waveform=WF, source="uhd"
+            "tcp://0.0.0.0:0",
+            capture_rate_hz=WF.working_rate_hz,
+            channels=CHANNELS,
+            waveform=WF,
+            source="uhd",
         )
 
 
@@ -537,7 +558,7 @@ def test_curve_admits_only_authorised_clients(tmp_path):
     )
     pub = IQPublisher(
         "tcp://0.0.0.0:*",
-        sample_rate_hz=WF.sample_rate_hz,
+        capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
         waveform=WF,
         source="replay",

@@ -384,7 +384,7 @@ def test_source_attributes() -> None:
     src = UHDSource(radio())
     assert isinstance(src, IQSource)
     assert src.name == "uhd" and src.is_live
-    assert src.sample_rate_hz == RATE
+    assert src.capture_rate_hz == RATE
     assert src.channels == [("central", 915e6), ("lower", 870e6), ("upper", 960e6)]
     assert src.waveform == get_profile("default")
     assert src.format == "sc16"
@@ -396,7 +396,7 @@ def test_make_uhd_source_from_flags() -> None:
         profile="x410-62m5", center_freq_hz=2.4e9, gain_db=40.0, device_args="addr=10.0.0.2"
     )
     src = make_uhd_source(args)
-    assert src.sample_rate_hz == 62.5e6
+    assert src.capture_rate_hz == 62.5e6
     assert src.radio.master_clock_rate_hz == 250e6 and src.radio.decimation == 4
     assert src.channels == [("central", 2.4e9), ("lower", 2.355e9), ("upper", 2.445e9)]
     assert src.waveform.carrier_freq_hz == 2.4e9 and src.waveform.profile == "x410-62m5"

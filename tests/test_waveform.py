@@ -79,6 +79,22 @@ def test_unknown_key_refused_with_its_name():
         WaveformConfig.from_dict({"bogus_field": 1})
 
 
+def test_old_name_of_the_working_rate_still_loads(tmp_path):
+    """Configurations written before the rename call the working rate ``sample_rate_hz``."""
+    old = {k: v for k, v in get_profile("x410-62m5").to_dict().items() if k != "working_rate_hz"}
+    old["sample_rate_hz"] = 15.36e6
+    wf = WaveformConfig.from_json(json.dumps(old))
+    assert wf.working_rate_hz == 15.36e6 and wf.capture_rate_hz == 62.5e6
+    assert "sample_rate_hz" not in wf.to_dict()
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        f.attrs.update(old)
+        assert WaveformConfig.from_h5_attrs(f.attrs) == wf
+    with pytest.raises(ConfigError, match="'sample_rate_hz' is the old name of 'working_rate_hz'"):
+        WaveformConfig.from_dict({"sample_rate_hz": 30.72e6, "working_rate_hz": 30.72e6})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['sample_rate'\]"):
+        WaveformConfig.from_dict({"sample_rate": 30.72e6})
+
+
 @pytest.mark.parametrize(
     "field,value",
     [

@@ -25,7 +25,7 @@ class Pipeline:
         centres = [(b, wf.band_centers_hz[b]) for b in bands]
         self.iq = IQPublisher(
             "tcp://127.0.0.1:*",
-            sample_rate_hz=wf.sample_rate_hz,
+            capture_rate_hz=wf.working_rate_hz,
             channels=centres,
             waveform=wf,
             source="emulator",
@@ -72,7 +72,7 @@ def make_receiver_for(emu):
 
     def make(h):
         cfg = ReceiverConfig(tx_rx_distance_m=D0_TYPED_M)
-        return Receiver(h.waveform, h.bands, h.sample_rate_hz, cfg, **kw)
+        return Receiver(h.waveform, h.bands, h.capture_rate_hz, cfg, **kw)
 
     return make
 
@@ -87,7 +87,7 @@ def test_worker_decodes_a_stream_and_publishes_every_kind(wf, burst):
     try:
         step = 100_000
         for i in range(0, iq.shape[1], step):
-            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.sample_rate_hz)
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.working_rate_hz)
         n_true = len(emu.truth.packet_start_sample)
         msgs = p.collect(
             lambda out: sum(m.kind == "epoch" for m in out) >= n_true and any(m.kind == "health" for m in out)
@@ -124,7 +124,7 @@ def test_a_lost_message_is_reported_as_a_gap_and_decoding_resumes(wf, burst):
             if i == skip:
                 p.iq.seq += 1  # a message the network lost
                 continue
-            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.sample_rate_hz)
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.working_rate_hz)
         n_true = len(emu.truth.packet_start_sample)
         msgs = p.collect(lambda out: sum(m.kind == "epoch" for m in out) >= n_true - 1)
     finally:

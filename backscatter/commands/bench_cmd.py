@@ -43,7 +43,7 @@ def bench_emulator(duration_s: float = 1.0, repeats: int = 3) -> dict:
     return {
         "emulated_s": duration_s,
         "bands": 3,
-        "sample_rate_hz": wf.sample_rate_hz,
+        "working_rate_hz": wf.working_rate_hz,
         "median_wall_s": t,
         "seconds_per_emulated_second": t / duration_s,
         "target_seconds_per_emulated_second": 3.0,
@@ -91,7 +91,7 @@ def cmd_bench(args: argparse.Namespace) -> dict:
         e = out["emulator"]
         print(
             f"emulator: {e['median_wall_s']:.2f} s per {e['emulated_s']:g} s of 3-band IQ at "
-            f"{e['sample_rate_hz'] / 1e6:g} MS/s (median of {args.repeats}; target <= 3 s), "
+            f"{e['working_rate_hz'] / 1e6:g} MS/s (median of {args.repeats}; target <= 3 s), "
             f"{e['samples_per_s'] / 1e6:.0f} MS/s"
         )
         m = out["music"]

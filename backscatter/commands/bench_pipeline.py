@@ -140,7 +140,7 @@ def bench_pipeline(
         "kind": "pipeline",
         "profile": profile,
         "bands": s_sum["bands"],
-        "sample_rate_hz": fs,
+        "capture_rate_hz": fs,
         "format": s_sum["format"],
         "chunk_samples": chunk_samples,
         "duration_s": duration_s,
@@ -192,7 +192,7 @@ def describe(out: dict) -> str:
         return "\n".join(
             [
                 f"pipeline: {out['duration_s']:g} s of {len(out['bands'])} bands at "
-                f"{out['sample_rate_hz'] / 1e6:g} MS/s {out['format']} (loop {out['loop_s']:g} s), "
+                f"{out['capture_rate_hz'] / 1e6:g} MS/s {out['format']} (loop {out['loop_s']:g} s), "
                 f"streamer {s['realtime_factor']:.3f}x real time, max lag {_ms(s['max_lag_s'])}",
                 f"  worker: {w['samples_lost']} samples lost, {w['realtime_factor'] or 0:.2f}x real time "
                 f"(receiver thread; {w.get('realtime_factor_one_core') or 0:.2f}x with the reader's "

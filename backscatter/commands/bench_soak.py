@@ -271,7 +271,7 @@ def bench_soak(
         "minutes": minutes,
         "profile": profile,
         "bands": run.streamer["bands"],
-        "sample_rate_hz": fs,
+        "capture_rate_hz": fs,
         "loop_s": n_loop / fs,
         "lo_ppm": lo_ppm,
         "sample_clock_ppm": truth.sample_clock_ppm,

@@ -76,7 +76,7 @@ def capture_summary(path: Path) -> dict:
             "file": str(path),
             "format_version": cap.format_version,
             "datatype": cap.datatype,
-            "sample_rate_hz": cap.sample_rate_hz,
+            "capture_rate_hz": cap.capture_rate_hz,
             "samples": cap.n_samples,
             "duration_s": cap.duration_s,
             "datetime": cap.datetime,
@@ -98,7 +98,7 @@ def cmd_info(args: argparse.Namespace) -> dict:
         print_json(s)
         return s
     print(
-        f"{s['file']}: format v{s['format_version']}, {s['datatype']}, {s['sample_rate_hz'] / 1e6:g} MS/s, "
+        f"{s['file']}: format v{s['format_version']}, {s['datatype']}, {s['capture_rate_hz'] / 1e6:g} MS/s, "
         f"{s['samples']} samples ({s['duration_s']:.4g} s)"
     )
     w = s["waveform"]

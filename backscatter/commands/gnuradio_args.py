@@ -3,7 +3,7 @@ and ``stream``.
 
 Input (``worker``, ``record``): ``--gnuradio BAND=ENDPOINT`` once per band instead of
 ``--connect``; the rate and RF centres come from ``--radio-config`` (a RadioConfig JSON), else
-from ``--sample-rate-hz`` / ``--rf-center-hz BAND=HZ``, else from the waveform ``--profile``.
+from ``--capture-rate-hz`` / ``--rf-center-hz BAND=HZ``, else from the waveform ``--profile``.
 Output (``stream``): ``--gnuradio-bind BAND=ENDPOINT`` once per band of the source.
 """
 
@@ -64,7 +64,13 @@ def add_gnuradio_input_args(p: argparse.ArgumentParser) -> None:
         "(no tags: PULL, worker started before the flowgraph); auto: time, else offset, else count",
     )
     g.add_argument("--radio-config", type=Path, help="RadioConfig JSON: the rate and the bands' RF centres")
-    g.add_argument("--sample-rate-hz", type=float, help="capture rate (default: the profile's)")
+    g.add_argument(
+        "--capture-rate-hz",
+        "--sample-rate-hz",
+        dest="capture_rate_hz",
+        type=float,
+        help="capture rate (default: the profile's); --sample-rate-hz is its old name",
+    )
     g.add_argument(
         "--rf-center-hz",
         action="append",
@@ -91,8 +97,8 @@ def gnuradio_subscriber_from_args(args: argparse.Namespace) -> GnuRadioSubscribe
         except (OSError, ValueError) as exc:
             raise CliError(f"{args.radio_config}: {exc}") from None
         rate, centres = rc.rate_hz, {c.band: c.rf_center_hz for c in rc.channels}
-    if args.sample_rate_hz is not None:
-        rate = args.sample_rate_hz
+    if args.capture_rate_hz is not None:
+        rate = args.capture_rate_hz
     for band, hz in _pairs(args.rf_center_hz, "--rf-center-hz"):
         try:
             centres[band] = float(hz)
@@ -113,7 +119,7 @@ def gnuradio_subscriber_from_args(args: argparse.Namespace) -> GnuRadioSubscribe
         cfg = GnuRadioConfig(
             endpoints=tuple(endpoints),
             rf_centers_hz=tuple(centres[b] for b, _ in endpoints),
-            sample_rate_hz=rate,
+            capture_rate_hz=rate,
             socket=args.gnuradio_socket,
             item_format=args.gnuradio_format,
             tags=args.gnuradio_tags,
@@ -151,7 +157,7 @@ def add_gnuradio_output_args(p: argparse.ArgumentParser) -> None:
 
 
 def gnuradio_publisher_from_args(
-    args: argparse.Namespace, sample_rate_hz: float, channels: list[tuple[str, float]]
+    args: argparse.Namespace, capture_rate_hz: float, channels: list[tuple[str, float]]
 ) -> GnuRadioPublisher | None:
     """The publisher ``--gnuradio-bind`` asks for (one endpoint per source channel), or ``None``."""
     endpoints = dict(_pairs(args.gnuradio_bind, "--gnuradio-bind"))
@@ -166,7 +172,7 @@ def gnuradio_publisher_from_args(
         cfg = GnuRadioConfig(
             endpoints=tuple((b, endpoints[b]) for b in bands),
             rf_centers_hz=tuple(f for _, f in channels),
-            sample_rate_hz=sample_rate_hz,
+            capture_rate_hz=capture_rate_hz,
             socket=args.gnuradio_socket,
             item_format=args.gnuradio_format,
             tags=args.gnuradio_tags,

@@ -43,7 +43,7 @@ def cmd_stream(args: argparse.Namespace) -> dict:
     )
 
     def gnuradio(source: IQSource) -> GnuRadioPublisher | None:
-        return gnuradio_publisher_from_args(args, source.sample_rate_hz, source.channels)
+        return gnuradio_publisher_from_args(args, source.capture_rate_hz, source.channels)
 
     outcome = stream(settings, options, also=gnuradio)
     summary = outcome.summary

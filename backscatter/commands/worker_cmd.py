@@ -27,7 +27,7 @@ DEFAULT_RESULTS_ENDPOINT = "tcp://127.0.0.1:5556"
 
 def status_line(h: dict) -> str:
     """The one-line status printed each second."""
-    rate = h.get("sample_rate_hz")
+    rate = h.get("capture_rate_hz")
     lat = h.get("latency_p95_s")
     dropped = sum(h["messages_dropped"].values())
     return (

@@ -16,7 +16,7 @@ def status_texts(model: ResultsModel, now_s: float, no_data_after_s: float) -> d
     """The text of each status field (pure function of the model)."""
     h, st = model.health, model.source
     state, link = model.link_state(now_s, no_data_after_s)
-    rate_hz = h.get("sample_rate_hz") or (st.sample_rate_hz if st else None)
+    rate_hz = h.get("capture_rate_hz") or (st.capture_rate_hz if st else None)
     if h:
         throughput = (
             f"throughput {_rate(h.get('throughput_sps', 0.0))}, "

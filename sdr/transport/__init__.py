@@ -45,7 +45,7 @@ Use::
 
     with IQSubscriber("tcp://127.0.0.1:5555") as sub:          # mode="pull" for a PUSH streamer
         while (msg := sub.recv(timeout_s=1.0)) is not None:
-            msg.header.sample_rate_hz, msg.header.bands, msg.header.waveform
+            msg.header.capture_rate_hz, msg.header.bands, msg.header.waveform
             iq = msg.complex64()                                # [channel, sample]
             receiver.push(iq, msg.lost_before)
 

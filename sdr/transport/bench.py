@@ -88,7 +88,7 @@ class _PipelineLink:
         bands = BAND_NAMES[: buffers[0].shape[0]]
         self.pub = IQPublisher(
             "tcp://127.0.0.1:*",
-            sample_rate_hz=wf.sample_rate_hz,
+            capture_rate_hz=wf.working_rate_hz,
             channels=[(b, wf.band_centers_hz[b]) for b in bands],
             waveform=wf,
             source="replay",
@@ -102,7 +102,7 @@ class _PipelineLink:
     def seconds(self, buffers: Sequence[np.ndarray]) -> float:
         def send_all() -> None:
             for b in buffers:
-                self.pub.send(b, self.next_sample, self.next_sample / self.pub.sample_rate_hz)
+                self.pub.send(b, self.next_sample, self.next_sample / self.pub.capture_rate_hz)
                 self.next_sample += b.shape[1]
 
         def recv_one() -> None:

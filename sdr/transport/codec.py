@@ -63,7 +63,7 @@ def encode_iq(
     seq: int,
     first_sample: int,
     time_s: float,
-    sample_rate_hz: float,
+    capture_rate_hz: float,
     channels: Sequence[tuple[str, float]],
     waveform: WaveformConfig | Mapping[str, Any],
     source: str,
@@ -91,7 +91,7 @@ def encode_iq(
         "seq": int(seq),
         "first_sample": int(first_sample),
         "time_s": float(time_s),
-        "sample_rate_hz": float(sample_rate_hz),
+        "capture_rate_hz": float(capture_rate_hz),
         "channels": [{"band": str(b), "rf_center_hz": float(f)} for b, f in channels],
         "format": fmt,
         "shape": [int(n_ch), int(n)],
@@ -199,32 +199,37 @@ def _parse_header(frames: Sequence[Any]) -> tuple[str, dict, list[memoryview]]:
 
 
 @lru_cache(maxsize=16)
-def _waveform_from_json(text: str, sample_rate_hz: float) -> WaveformConfig:
+def _waveform_from_json(text: str, capture_rate_hz: float) -> WaveformConfig:
     wf = WaveformConfig.from_dict(json.loads(text))
     if wf.cir_fft_size > MAX_CIR_FFT_SIZE:
         raise ValueError(f"cir_fft_size {wf.cir_fft_size} exceeds {MAX_CIR_FFT_SIZE}")
-    return wf.replace(capture_rate_hz=sample_rate_hz)
+    return wf.replace(capture_rate_hz=capture_rate_hz)
 
 
-def _waveform(h: dict, sample_rate_hz: float) -> WaveformConfig:
+def _waveform(h: dict, capture_rate_hz: float) -> WaveformConfig:
     w = _get(h, "waveform", "waveform")
     if not isinstance(w, dict) or not all(
         isinstance(x, (str, int, float, bool)) or x is None for x in w.values()
     ):
         raise MessageError("waveform", "waveform must be an object of scalar fields")
     try:
-        return _waveform_from_json(json.dumps(w, sort_keys=True), sample_rate_hz)
+        return _waveform_from_json(json.dumps(w, sort_keys=True), capture_rate_hz)
     except Exception as exc:  # any refusal by the configuration's own validation
         raise MessageError("waveform", f"{type(exc).__name__}: {exc!s:.200}") from None
+
+
+def _rate_key(h: dict) -> str:
+    """``capture_rate_hz``, or its old name ``sample_rate_hz`` in a header that has only that."""
+    return "sample_rate_hz" if "sample_rate_hz" in h and "capture_rate_hz" not in h else "capture_rate_hz"
 
 
 def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
     first_sample = _index(h, "first_sample")
     lost_before = _index(h, "lost_before")
     time_s = _finite(h, "time_s")
-    fs = _finite(h, "sample_rate_hz")
+    fs = _finite(h, _rate_key(h))
     if fs <= 0:
-        raise MessageError("field", f"sample_rate_hz must be positive, got {fs}")
+        raise MessageError("field", f"capture_rate_hz must be positive, got {fs}")
     chans = _get(h, "channels", "channels")
     if not isinstance(chans, list) or not chans:
         raise MessageError("channels", "channels must be a non-empty list")
@@ -278,7 +283,7 @@ def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
         seq=h["seq"],
         first_sample=first_sample,
         time_s=time_s,
-        sample_rate_hz=fs,
+        capture_rate_hz=fs,
         channels=tuple(channels),
         format=fmt,
         n_samples=n,

@@ -77,7 +77,7 @@ class GnuRadioSubscriber:
         for _, e in cfg.endpoints:
             check_connect(e, curve=False, insecure=insecure)
         self.cfg = cfg
-        self.waveform = waveform.replace(capture_rate_hz=float(cfg.sample_rate_hz))
+        self.waveform = waveform.replace(capture_rate_hz=float(cfg.capture_rate_hz))
         self.endpoint = "gnuradio:" + ",".join(f"{b}={e}" for b, e in cfg.endpoints)
         self.counters = _Counters()
         self.samples_lost = self.gaps = 0
@@ -87,7 +87,7 @@ class GnuRadioSubscriber:
         self._item_bytes = self._dtype.itemsize
         self.aligner = Aligner(
             len(cfg.endpoints),
-            cfg.sample_rate_hz,
+            cfg.capture_rate_hz,
             align=cfg.align,
             tagged=cfg.tags,
             dtype=self._dtype,
@@ -148,7 +148,7 @@ class GnuRadioSubscriber:
         for t in tags:
             if t.key == "rx_rate" and (
                 not isinstance(t.value, float)
-                or abs(t.value - self.cfg.sample_rate_hz) > 1e-9 * self.cfg.sample_rate_hz
+                or abs(t.value - self.cfg.capture_rate_hz) > 1e-9 * self.cfg.capture_rate_hz
             ):
                 self.counters.drops["rx_rate"] += 1
                 return
@@ -190,8 +190,8 @@ class GnuRadioSubscriber:
             stream_id=self.stream_id or new_stream_id(),
             seq=self._seq,
             first_sample=c.first_sample,
-            time_s=c.index / self.cfg.sample_rate_hz,
-            sample_rate_hz=float(self.cfg.sample_rate_hz),
+            time_s=c.index / self.cfg.capture_rate_hz,
+            capture_rate_hz=float(self.cfg.capture_rate_hz),
             channels=self.cfg.channels,
             format=self.cfg.item_format,
             n_samples=c.iq.shape[1],

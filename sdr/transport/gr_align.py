@@ -81,7 +81,7 @@ class Aligner:
     def __init__(
         self,
         n_lanes: int,
-        sample_rate_hz: float,
+        capture_rate_hz: float,
         *,
         align: str = "auto",
         tagged: bool = True,
@@ -95,7 +95,7 @@ class Aligner:
         if align in ("time", "offset") and not tagged:
             raise ValueError(f"align {align!r} needs tag headers (pass_tags=True on the GNU Radio sinks)")
         self.n_lanes, self.align, self.tagged = n_lanes, align, tagged
-        self.rate = Fraction(sample_rate_hz)
+        self.rate = Fraction(capture_rate_hz)
         self.dtype, self.item_shape = np.dtype(dtype), tuple(item_shape)
         self.chunk_samples, self.max_buffer_samples = chunk_samples, max_buffer_samples
         self.restarts = 0

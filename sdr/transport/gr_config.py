@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from dsp.config_base import ConfigBase
 from sdr.transport.gr_align import ALIGN_MODES
@@ -25,13 +27,15 @@ class GnuRadioConfig(ConfigBase):
 
     endpoints: tuple[tuple[str, str], ...] = ()
     rf_centers_hz: tuple[float, ...] = ()
-    sample_rate_hz: float = 30.72e6
+    capture_rate_hz: float = 30.72e6
     socket: str = "pull"
     item_format: str = "fc32"
     tags: bool = False
     align: str = "auto"
     chunk_samples: int = 1 << 18
     max_buffer_samples: int = 1 << 24
+
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"sample_rate_hz": "capture_rate_hz"}
 
     def _validate(self) -> None:
         bands = [b for b, _ in self.endpoints]
@@ -43,8 +47,8 @@ class GnuRadioConfig(ConfigBase):
             self._fail("endpoints", "every band needs an endpoint such as tcp://127.0.0.1:5601")
         if len(self.rf_centers_hz) != len(bands) or not all(f > 0 for f in self.rf_centers_hz):
             self._fail("rf_centers_hz", f"need one positive RF centre per band ({len(bands)})")
-        if not (0 < self.sample_rate_hz < 1e10):
-            self._fail("sample_rate_hz", "must be a positive rate in Hz")
+        if not (0 < self.capture_rate_hz < 1e10):
+            self._fail("capture_rate_hz", "must be a positive rate in Hz")
         if self.socket not in ("sub", "pull", "pub", "push"):
             self._fail("socket", "must be sub or pull (reading GNU Radio), pub or push (feeding it)")
         if self.item_format not in IQ_FORMATS:

@@ -65,7 +65,7 @@ class GnuRadioPublisher:
         if self._next_sample is None:
             return [
                 (self.items_sent, "rx_time", pmt_rx_time(time_s)),
-                (self.items_sent, "rx_rate", pmt_double(self.cfg.sample_rate_hz)),
+                (self.items_sent, "rx_rate", pmt_double(self.cfg.capture_rate_hz)),
                 (self.items_sent, "rx_freq", pmt_double(self.cfg.rf_centers_hz[band_index])),
             ]
         if first_sample != self._next_sample:

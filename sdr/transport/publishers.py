@@ -46,7 +46,7 @@ class IQPublisher:
     under the bind policy of :mod:`sdr.security`: CURVE ``server_keys`` or ``insecure=True``
     unless the endpoint is loopback.  ``endpoint`` may use port ``*``; :attr:`endpoint` then
     holds the port actually bound.  Raises ``ConfigError`` when ``waveform`` cannot be read at
-    ``sample_rate_hz`` (consumers would drop every message).  With ``server_keys`` the
+    ``capture_rate_hz`` (consumers would drop every message).  With ``server_keys`` the
     publisher runs a ZAP authenticator on its context: give it a context of its own (the
     default), as ZeroMQ allows one authenticator per context.
     """
@@ -55,7 +55,7 @@ class IQPublisher:
         self,
         endpoint: str,
         *,
-        sample_rate_hz: float,
+        capture_rate_hz: float,
         channels: Sequence[tuple[str, float]],
         waveform: WaveformConfig,
         source: str,
@@ -74,10 +74,10 @@ class IQPublisher:
         if source not in IQ_SOURCES:
             raise ValueError(f"source must be one of {IQ_SOURCES}, got {source!r}")
         # consumers read the waveform at the stream's rate: refuse a pair they would drop
-        waveform = waveform.replace(capture_rate_hz=float(sample_rate_hz))
+        waveform = waveform.replace(capture_rate_hz=float(capture_rate_hz))
         check_bind(endpoint, curve=server_keys is not None, insecure=insecure)
         self.mode, self.fmt, self.source = mode, fmt, source
-        self.sample_rate_hz = float(sample_rate_hz)
+        self.capture_rate_hz = float(capture_rate_hz)
         self.channels = [Channel(str(b), float(f)) for b, f in channels]
         self.waveform = waveform
         self._wf_dict = waveform.to_dict()
@@ -134,7 +134,7 @@ class IQPublisher:
             seq=self.seq,
             first_sample=first_sample,
             time_s=time_s,
-            sample_rate_hz=self.sample_rate_hz,
+            capture_rate_hz=self.capture_rate_hz,
             channels=self.channels,
             waveform=self._wf_dict,
             source=self.source,
@@ -156,7 +156,7 @@ class IQPublisher:
             seq=self.seq,
             first_sample=int(first_sample),
             time_s=float(time_s),
-            sample_rate_hz=self.sample_rate_hz,
+            capture_rate_hz=self.capture_rate_hz,
             channels=tuple(self.channels),
             format=self.fmt,
             n_samples=payload.shape[1],

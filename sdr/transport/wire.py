@@ -149,7 +149,7 @@ class IQHeader:
     seq: int
     first_sample: int
     time_s: float
-    sample_rate_hz: float
+    capture_rate_hz: float
     channels: tuple[Channel, ...]
     format: str
     n_samples: int
@@ -169,7 +169,7 @@ class IQHeader:
     def same_stream_setup(self, other: IQHeader) -> bool:
         """Whether ``other`` has this header's rate, channels and waveform (what a file stores)."""
         return (
-            self.sample_rate_hz == other.sample_rate_hz
+            self.capture_rate_hz == other.capture_rate_hz
             and self.channels == other.channels
             and self.waveform == other.waveform
         )

@@ -88,7 +88,7 @@ class Truth:
 def plan(sc: Scenario, num: Numerology = DEFAULT) -> Truth:
     """Draw phases and payloads and compute every level; no samples yet."""
     rng = np.random.default_rng([sc.seed, 0x0AC1E])
-    fs, n_total = num.sample_rate_hz, round(sc.duration_s * num.sample_rate_hz)
+    fs, n_total = num.working_rate_hz, round(sc.duration_s * num.working_rate_hz)
     eps, delta = sc.tag_clock_ppm * 1e-6, sc.clock_offset_ppm * 1e-6
     nu0 = sc.cfo_hz + num.carrier_freq_hz * delta
     side = {"central": 0.0, "lower": -1.0, "upper": 1.0}
@@ -140,7 +140,7 @@ def samples(
 ) -> np.ndarray:
     """Samples ``start .. start + count - 1`` of every band, ``[channel, sample]`` complex128
     (noiseless when ``rng`` is None)."""
-    fs, delta = num.sample_rate_hz, sc.clock_offset_ppm * 1e-6
+    fs, delta = num.working_rate_hz, sc.clock_offset_ppm * 1e-6
     n = start + np.arange(count, dtype=np.int64)
     if sc.mode == "cw":
         tag = np.ones(count)
@@ -174,9 +174,9 @@ def _carrier(cycles_per_sample: float, start: int, count: int) -> np.ndarray:
 def write_capture(sc: Scenario, path: str | Path, num: Numerology = DEFAULT) -> Truth:
     """Synthesise the scenario into ``path`` (FORMAT.md, with ``/truth``); return the truth."""
     tr = plan(sc, num)
-    n_total = round(sc.duration_s * num.sample_rate_hz)
+    n_total = round(sc.duration_s * num.working_rate_hz)
     freqs = [num.band_center_hz(b) for b in sc.bands]
-    w = CaptureWriter(path, list(sc.bands), freqs, num.sample_rate_hz, n_total, num.h5_attrs(), sc.datatype)
+    w = CaptureWriter(path, list(sc.bands), freqs, num.working_rate_hz, n_total, num.h5_attrs(), sc.datatype)
     try:
         rng = np.random.default_rng([sc.seed, 0x0015E])
         for start in range(0, n_total, BATCH_SAMPLES):

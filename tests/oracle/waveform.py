@@ -17,7 +17,7 @@ SPEED_OF_LIGHT_M_S = 299_792_458.0
 class Numerology:
     """The ``default`` profile, field names as in ``/config/waveform`` (FORMAT.md)."""
 
-    sample_rate_hz: float = 30.72e6
+    working_rate_hz: float = 30.72e6
     fft_size: int = 1024
     subcarrier_min: int = -400
     subcarrier_max: int = 400
@@ -41,7 +41,7 @@ class Numerology:
 
     @property
     def spacing_hz(self) -> float:
-        return self.sample_rate_hz / self.fft_size
+        return self.working_rate_hz / self.fft_size
 
     @property
     def freqs_hz(self) -> np.ndarray:
@@ -59,7 +59,7 @@ class Numerology:
 
     def h5_attrs(self) -> dict:
         """Every field, for ``/config/waveform``."""
-        out = {"profile": "default", "version": 1, "capture_rate_hz": self.sample_rate_hz}
+        out = {"profile": "default", "version": 1, "capture_rate_hz": self.working_rate_hz}
         out.update({k: getattr(self, k) for k in self.__dataclass_fields__})
         return out
 

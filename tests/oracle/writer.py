@@ -22,7 +22,7 @@ class CaptureWriter:
         path: str | Path,
         bands: list[str],
         center_freqs_hz: list[float],
-        sample_rate_hz: float,
+        capture_rate_hz: float,
         n_samples: int,
         waveform_attrs: dict,
         datatype: str = "ci16_le",
@@ -34,7 +34,7 @@ class CaptureWriter:
         self.f.attrs["format"] = "backscatter-capture"
         self.f.attrs["format_version"] = 1
         self.f.attrs["core:datatype"] = datatype
-        self.f.attrs["core:sample_rate"] = float(sample_rate_hz)
+        self.f.attrs["core:sample_rate"] = float(capture_rate_hz)
         self.f.attrs["core:recorder"] = "tests/oracle (independent reference synthesiser)"
         n_ch = len(bands)
         chunk = min(65536, n_samples)
