@@ -12,6 +12,7 @@ from captures import ingest
 from captures.emulated import channels_for
 from captures.ingest import SlabReader, fletcher32
 from captures.writer import CaptureWriter
+from dsp import sc16
 from dsp.sc16 import complex64_pairs_view, sc16_to_complex64
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -69,6 +70,32 @@ def test_conversion_of_one_channel_and_of_a_byte_swapped_input():
     np.testing.assert_array_equal(_bits(sc16_to_complex64(p)), _bits(plain_conversion(p)))
     be = p.astype(">i2")
     np.testing.assert_array_equal(_bits(sc16_to_complex64(be, block_samples=77)), _bits(plain_conversion(p)))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "column slice", "byte-swapped", "strided input"])
+def test_compiled_and_numpy_conversions_give_the_same_bits(layout):
+    """The compiled loop (contiguous channels, native int16) and the numpy blocks (any other
+    layout) against the plain conversion, over every int16 value in I and in Q."""
+    values = np.arange(-32768, 32768, dtype=np.int16)
+    p = np.stack([values, values[::-1]], axis=-1)[None]  # [1, 65536, 2]
+    out = np.zeros((1, 70000), np.complex64)
+    if layout == "column slice":
+        got = sc16_to_complex64(p, out[:, 7 : 7 + 65536])
+    elif layout == "byte-swapped":
+        got = sc16_to_complex64(p.astype(">i2"))
+    elif layout == "strided input":
+        wide = np.zeros((1, 65536, 4), np.int16)
+        wide[..., :2] = p
+        got = sc16_to_complex64(wide[..., :2])  # samples 8 bytes apart
+    else:
+        got = sc16_to_complex64(p)
+    np.testing.assert_array_equal(_bits(got), _bits(plain_conversion(p)))
+    if layout in ("contiguous", "column slice"):  # these take the compiled loop, the others not
+        assert sc16._compiled_fits(p, complex64_pairs_view(got))
+    else:
+        assert not sc16._compiled_fits(
+            p.astype(">i2") if layout == "byte-swapped" else wide[..., :2], complex64_pairs_view(got)
+        )
 
 
 def test_conversion_refuses_what_it_cannot_write_in_place():
