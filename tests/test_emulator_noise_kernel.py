@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from sdr.emulator.impairments import ChannelFrontEnd, apply_phase
+from sdr.emulator.impairments import ChannelFrontEnd, apply_phase, held_phasors
 from sdr.emulator.noise_kernel import fill_complex_gaussian, noise_tail, splitmix64
 
 MASK64 = (1 << 64) - 1
@@ -107,7 +107,7 @@ def test_fused_tail_equals_the_numpy_steps(adc):
     key, std = np.uint64(12345), np.float32(0.05)
     q = np.float32(32767 if adc else 0)
     got = x.copy()
-    held = np.exp(1j * phase[:-1]).astype(np.complex64)
+    held = held_phasors(phase)
     noise_tail(got.view(np.float32), key, std, held, decim, fe.kernel_params(), q)
     want = _numpy_tail(x, key, std, phase, decim, fe, q)
     diff = np.abs(got.view(np.float32) - want.view(np.float32))

@@ -32,7 +32,7 @@ from dsp.waveform import WaveformConfig
 from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.drift import DriftingPeriodic
 from sdr.emulator.geometry import draw_paths
-from sdr.emulator.impairments import Impairments
+from sdr.emulator.impairments import Impairments, held_phasors
 from sdr.emulator.noise_kernel import noise_tail
 from sdr.emulator.scenario import ScenarioConfig
 
@@ -288,7 +288,7 @@ class Emulator:
                 self._tag_edges(scratch, edge, start, to_work)
                 out[c] += scratch
             # phase noise held for decim samples, AWGN, IQ mixer, DC and ADC: one compiled pass
-            phase = np.exp(1j * pn[band][:-1]).astype(np.complex64) if band in pn else no_phase
+            phase = held_phasors(pn[band]) if band in pn else no_phase
             noise_tail(
                 out[c].reshape(-1).view(np.float32),
                 keys[BANDS.index(band)],
@@ -302,9 +302,9 @@ class Emulator:
 
     def _tag_edges(self, rows: np.ndarray, edge: np.ndarray, start: np.ndarray, to_work: float) -> None:
         """Periods ``rows[k]`` holding a tag symbol edge, rendered with tag 1: times the tag."""
-        t_in = np.arange(rows.shape[1])
-        for k in np.flatnonzero(edge):
-            rows[k] *= self.tag_wave((start[k] + t_in) * to_work)
+        ks = np.flatnonzero(edge)
+        if ks.size:
+            rows[ks] *= self.tag_wave((start[ks, None] + np.arange(rows.shape[1])) * to_work)
 
     def _gaps(self) -> np.ndarray:
         """Injected drops as ``[gap, 2]``: (continuous index of first lost sample, samples lost)."""

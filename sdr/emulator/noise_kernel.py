@@ -73,7 +73,7 @@ def _bits_f32(typingctx, x):
     return types.float32(types.int32), codegen
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath={"contract"})
 def splitmix64(key: np.uint64, i: int) -> np.uint64:
     """Output ``i`` (from 0) of SplitMix64 seeded with ``key``."""
     z = key + np.uint64(i + 1) * GAMMA
@@ -82,7 +82,7 @@ def splitmix64(key: np.uint64, i: int) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath={"contract"})
 def _gauss(bits: np.uint64) -> tuple[np.float32, np.float32, np.float32]:
     """``(r, cos, sin)`` with ``r = sqrt(-ln u1)`` of the 24 top bits and the phase of the 24 low."""
     kf = np.float32(np.int32(bits >> _S40) + np.int32(1))  # exact: at most 2**24
@@ -113,7 +113,7 @@ def _gauss(bits: np.uint64) -> tuple[np.float32, np.float32, np.float32]:
     return r, co, si
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
 def _noise_chunk(key: np.uint64, first: int, m: int, scale: np.float32, out: np.ndarray) -> None:
     """``out[: 2 m]`` (float32 pairs) = samples ``first .. first + m`` of stream ``key`` times ``scale``."""
     for i in range(m):
@@ -123,14 +123,14 @@ def _noise_chunk(key: np.uint64, first: int, m: int, scale: np.float32, out: np.
         out[2 * i + 1] = r * si
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
 def fill_complex_gaussian(key: np.uint64, scale: np.float32, out: np.ndarray) -> None:
     """``out`` (float32 ``[2 * sample]``, the view of complex64 ``[sample]``) = stream ``key``'s
     noise times ``scale``."""
     _noise_chunk(key, 0, out.shape[0] // 2, scale, out)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
 def noise_tail(
     v: np.ndarray,
     key: np.uint64,
