@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from sdr.emulator.drift_kernel import combine_runs
+from sdr.emulator.drift_kernel import combine_runs, fill_spectra
 
 TAYLOR_TOL = 1e-5
 
@@ -65,6 +65,7 @@ class DriftingPeriodic:
         self.f_ref_hz = float(np.max(np.abs(freqs_hz)))
         # exp(-j 2 pi f_k d) = exp(-j 2 pi cyc_k * (d rate / period)): cyc_k integers, exact mod 1
         self._cycles = np.round(cycles).astype(np.int64)
+        self._bins = np.asarray(bins, np.int64)
         deriv = (1j * freqs_hz / self.f_ref_hz) ** np.arange(3)[:, None]  # [term, k]
         self._dspec = self.spectrum * gain * deriv  # [term, k]
         grid = np.zeros(period, complex)  # without drift: one period, in double precision
@@ -92,13 +93,11 @@ class DriftingPeriodic:
         per = self.rate_hz / self.period  # exp(-j 2 pi f_k d) = exp(-j 2 pi cyc_k (d per mod 1))
         frac0 = np.mod(delay_s[0] * per, 1.0)
         step = np.mod((delay_s[1] - delay_s[0]) * per, 1.0) if len(delay_s) > 1 else 0.0
-        ramps = np.empty((len(delay_s), len(self._cycles)), complex)
-        ramps[0] = np.exp(-2j * np.pi * np.mod(frac0 * self._cycles, 1.0))
-        if len(delay_s) > 1:
-            ramps[1:] = np.exp(-2j * np.pi * np.mod(step * self._cycles, 1.0))[None, :]  # one row of exp
-            np.cumprod(ramps, axis=0, out=ramps)
+        ramp0 = np.exp(-2j * np.pi * np.mod(frac0 * self._cycles, 1.0))
+        ramp_step = np.exp(-2j * np.pi * np.mod(step * self._cycles, 1.0))
         grid = np.zeros((len(delay_s), terms, self.period), np.complex64)
-        grid[:, :, self.bins] = self._dspec[None, :terms] * ramps[:, None, :]
+        # run k's spectra: dspec * ramp0 * ramp_step**k, the ramp a running product
+        fill_spectra(self._dspec[:terms], ramp0, ramp_step, self._bins, grid)
         return scipy.fft.ifft(grid, axis=-1, workers=1, overwrite_x=True)
 
     def render(

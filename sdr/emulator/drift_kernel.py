@@ -44,3 +44,24 @@ def combine_runs(
             for i in range(n):
                 e = e0 + eps[i]
                 out[m, i] = g * (p0[i] + e * (p1[i] + e * p2[i]))
+
+
+@nb.njit(error_model="numpy", cache=True)
+def fill_spectra(
+    dspec: np.ndarray, ramp0: np.ndarray, ramp_step: np.ndarray, bins: np.ndarray, grid: np.ndarray
+) -> None:
+    """``grid[k, p, bins[j]] = dspec[p, j] * ramp0[j] * ramp_step[j]**k`` (complex128 products,
+    the ramp a running product as ``np.cumprod`` forms it, each value rounded to complex64).
+
+    ``dspec`` complex128 ``[term, subcarrier]``; ``ramp0``, ``ramp_step`` complex128
+    ``[subcarrier]``; ``bins`` int64 ``[subcarrier]``; ``grid`` complex64 ``[run, term, bin]``,
+    zero elsewhere (not written).
+    """
+    ramp = ramp0.copy()
+    for k in range(grid.shape[0]):
+        if k:
+            for j in range(ramp.shape[0]):
+                ramp[j] = ramp[j] * ramp_step[j]
+        for p in range(grid.shape[1]):
+            for j in range(ramp.shape[0]):
+                grid[k, p, bins[j]] = np.complex64(dspec[p, j] * ramp[j])

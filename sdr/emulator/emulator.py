@@ -35,6 +35,7 @@ from sdr.emulator.geometry import draw_paths
 from sdr.emulator.impairments import Impairments, held_phasors
 from sdr.emulator.noise_kernel import noise_tail
 from sdr.emulator.scenario import ScenarioConfig
+from sdr.emulator.tag_kernel import apply_tag
 
 SYMBOLS_PER_BLOCK = 256
 
@@ -302,9 +303,7 @@ class Emulator:
 
     def _tag_edges(self, rows: np.ndarray, edge: np.ndarray, start: np.ndarray, to_work: float) -> None:
         """Periods ``rows[k]`` holding a tag symbol edge, rendered with tag 1: times the tag."""
-        ks = np.flatnonzero(edge)
-        if ks.size:
-            rows[ks] *= self.tag_wave((start[ks, None] + np.arange(rows.shape[1])) * to_work)
+        apply_tag(rows, np.flatnonzero(edge), start, to_work, self._edges, self._values)
 
     def _gaps(self) -> np.ndarray:
         """Injected drops as ``[gap, 2]``: (continuous index of first lost sample, samples lost)."""

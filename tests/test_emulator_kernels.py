@@ -1,13 +1,17 @@
-"""The emulator's compiled noise and tail (sdr/emulator/noise_kernel.py): the bits are
-SplitMix64's, the noise is unit-power circular Gaussian to float32 rounding of the exact
-transform, and the fused tail equals the numpy steps it replaces."""
+"""The emulator's compiled kernels against what they replace.
+
+noise_kernel.py: the bits are SplitMix64's, the noise is unit-power circular Gaussian to
+float32 rounding of the exact transform, and the fused tail equals the numpy steps.
+drift_kernel.py and tag_kernel.py: the same values as the numpy forms they replaced."""
 
 import numpy as np
 import pytest
 import scipy.stats
 
+from sdr.emulator.drift_kernel import fill_spectra
 from sdr.emulator.impairments import ChannelFrontEnd, apply_phase, held_phasors
 from sdr.emulator.noise_kernel import fill_complex_gaussian, noise_tail, splitmix64
+from sdr.emulator.tag_kernel import apply_tag
 
 MASK64 = (1 << 64) - 1
 
@@ -145,3 +149,43 @@ def test_fused_tail_refuses_too_few_phase_values():
             np.zeros(5, np.float32),
             np.float32(0),
         )
+
+
+def test_tag_kernel_equals_the_binary_search_lookup():
+    """``apply_tag`` against ``values[searchsorted(edges, t, "right") - 1]`` times the rows, on
+    edges at arbitrary float positions (jittered), some on a sample time exactly, at a capture
+    rate that is not the working rate: the same values, bit for bit."""
+    rng = np.random.default_rng(4)
+    n, periods, to_work = 1024, 64, 30.72e6 / 62.5e6
+    edges = np.concatenate([[-np.inf], np.sort(rng.uniform(0, periods * n * to_work, 300))])
+    edges[5] = 17 * to_work  # an edge exactly on a sample's time
+    edges.sort()
+    values = rng.choice([-1.0, 0.0, 1.0], len(edges))
+    start = (3 * periods + np.arange(periods)) * n - 3 * periods * n
+    rows = (rng.standard_normal((periods, n)) + 1j * rng.standard_normal((periods, n))).astype(np.complex64)
+    ks = np.array([0, 5, 6, 40, periods - 1])
+    want = rows.copy()
+    t = (start[ks, None] + np.arange(n)) * to_work
+    want[ks] *= values[np.searchsorted(edges, t, side="right") - 1]
+    apply_tag(rows, ks, start, to_work, edges, values)
+    np.testing.assert_array_equal(rows, want)
+
+
+def test_spectra_kernel_equals_the_numpy_cumulative_product():
+    """``fill_spectra`` against ``np.cumprod`` of the ramps and a scatter of the products: the
+    same complex128 products in the same order, so the same complex64 values."""
+    rng = np.random.default_rng(5)
+    k, runs, terms, period = 800, 12, 3, 1024
+    dspec = rng.standard_normal((terms, k)) + 1j * rng.standard_normal((terms, k))
+    ramp0 = np.exp(2j * np.pi * rng.random(k))
+    step = np.exp(2j * np.pi * rng.random(k) * 1e-3)
+    bins = rng.choice(period, k, replace=False).astype(np.int64)
+    ramps = np.empty((runs, k), complex)
+    ramps[0] = ramp0
+    ramps[1:] = step
+    np.cumprod(ramps, axis=0, out=ramps)
+    want = np.zeros((runs, terms, period), np.complex64)
+    want[:, :, bins] = dspec[None] * ramps[:, None, :]
+    got = np.zeros_like(want)
+    fill_spectra(dspec, ramp0, step, bins, got)
+    np.testing.assert_array_equal(got, want)
