@@ -118,6 +118,7 @@ class Impairments:
         # phase noise: TX at fc, each RX channel at its band centre (own synthesiser), tag jitter
         self.decim = coarse_decimation(period, rate_hz)
         self._pn: dict[str, PhaseNoise] = {}
+        self._seg_cache: dict[str, dict[int, np.ndarray]] = {}
         if on and sc.phase_noise:
             centers = wf.band_centers_hz
             for i, (name, fc) in enumerate([("tx", wf.carrier_freq_hz)] + [(b, centers[b]) for b in BANDS3]):
@@ -165,15 +166,31 @@ class Impairments:
 
     def phase_noise(self, block: int) -> dict[str, np.ndarray]:
         """Per band, the total phase ``[coarse sample]`` (``S + 1`` values) of block ``block``."""
-        parts = {name: pn.coarse(block) for name, pn in self._pn.items()}
-        zero = np.zeros(next(iter(self._pn.values())).seg + 1)
+        s = next(iter(self._pn.values())).seg
         out = {}
         for band in self.bands:
-            phi = parts.get("tx", zero) + parts.get(band, zero)
-            if "tag" in parts and band != "central":  # upper at fc + f_sh: +phase; lower: -phase
-                phi = phi + (parts["tag"] if band == "upper" else -parts["tag"])
+            phi = np.zeros(s + 1, np.float32)
+            phi[:s] = self._band_segment(band, block)[s:]  # segment b: its second half
+            phi += self._band_segment(band, block + 1)[: s + 1]  # segment b + 1: first half, centre
             out[band] = phi
         return out
+
+    def _band_segment(self, band: str, j: int) -> np.ndarray:
+        """Segment ``j`` of the band's total phase (``PhaseNoise.segment``): the sum of its
+        oscillators' spectra (TX, the band's RX, the tag's shift, upper at fc + f_sh: +phase,
+        lower: -phase) in one inverse FFT.  The last two per band are kept (blocks share one)."""
+        cache = self._seg_cache.setdefault(band, {})
+        if j not in cache:
+            w = None
+            for name, sign in (("tx", 1), (band, 1), ("tag", {"upper": 1, "lower": -1}.get(band, 0))):
+                if name in self._pn and sign:
+                    part = self._pn[name].spectrum(j)
+                    w = (part if sign > 0 else -part) if w is None else (w + part if sign > 0 else w - part)
+            first = next(iter(self._pn.values()))
+            cache[j] = first.segment(w) if w is not None else np.zeros(2 * first.seg, np.float32)
+            for old in [k for k in cache if k < j - 1]:
+                del cache[old]
+        return cache[j]
 
     def band_phase(self, band: str, phase0: float, start: np.ndarray) -> np.ndarray:
         """Channel phase ``[period]`` at period starts ``start``: ``phase0`` until the first retune."""

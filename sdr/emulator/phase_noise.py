@@ -92,7 +92,7 @@ class PhaseNoise:
         # held for decim samples at the full rate, frequency f passes with gain sinc(f / coarse_hz)
         # (power sinc^2): pre-compensated, so the output follows the mask across the coarse band
         self._psd = psd / np.sinc(f / coarse_hz) ** 2
-        self._cache: tuple[int, np.ndarray] | None = None
+        self._cache: dict[int, np.ndarray] = {}
         # white unit-variance noise -> rfft has E|W_k|^2 = 2S; scale to PSD * coarse_hz per bin power
         self._shape = np.sqrt(self._psd * coarse_hz).astype(np.float32)
         self._win = np.sin(np.pi * np.arange(2 * self.seg) / (2 * self.seg)).astype(np.float32)
@@ -105,28 +105,24 @@ class PhaseNoise:
         weight = np.where(np.arange(len(self._psd)) == n // 2, 1.0, 2.0)  # the Nyquist bin once
         return float(np.sum(self._psd * weight) * self.rate_hz / self.decim / n)
 
-    def _segment(self, j: int) -> np.ndarray:
-        """Segment ``j`` (covering coarse samples ``[(j - 1) S, (j + 1) S)``), windowed.
-
-        A pure function of ``j``; the last one is kept, as consecutive blocks share one."""
-        if self._cache is not None and self._cache[0] == j:
-            return self._cache[1]
-        # the rfft of 2S white unit-variance samples, drawn directly: bins 1 .. S-1 circular
-        # Gaussian with E|W_k|^2 = 2S, bins 0 and S real with variance 2S (noise_kernel.py)
+    def spectrum(self, j: int) -> np.ndarray:
+        """Segment ``j``'s spectrum, complex64 ``[S + 1]``: the rfft of ``2S`` white unit-variance
+        samples, drawn directly (bins 1 .. S-1 circular Gaussian with ``E|W_k|^2 = 2S``, bins 0
+        and S real with variance 2S; noise_kernel.py), shaped by the mask.  A pure function of
+        ``j``; the last two are kept (each band of a block asks for them)."""
+        if j in self._cache:
+            return self._cache[j]
         key = np.random.SeedSequence(self.seed, spawn_key=(j,)).generate_state(1, np.uint64)[0]
-        n = 2 * self.seg
         w = np.empty(self.seg + 1, np.complex64)
-        fill_complex_gaussian(key, np.float32(np.sqrt(n)), w.view(np.float32))
+        fill_complex_gaussian(key, np.float32(np.sqrt(2 * self.seg)), w.view(np.float32))
         w[[0, -1]] = w[[0, -1]].real * np.float32(np.sqrt(2))
         w *= self._shape
-        seg = scipy.fft.irfft(w, n, workers=1) * self._win
-        self._cache = (j, seg)
-        return seg
+        self._cache = {k: v for k, v in self._cache.items() if k == j - 1}
+        self._cache[j] = w
+        return w
 
-    def coarse(self, block: int) -> np.ndarray:
-        """Coarse phase at coarse samples ``[b S, (b + 1) S]`` (``S + 1`` values, ends included)."""
-        s = self.seg
-        out = self._segment(block)[s:].copy()  # segment b: its second half
-        out = np.append(out, 0.0)  # its window is 0 at 2S
-        out += self._segment(block + 1)[: s + 1]  # segment b + 1: its first half and centre
-        return out
+    def segment(self, spectrum: np.ndarray) -> np.ndarray:
+        """The windowed segment ``[2S]`` (float32) of a spectrum ``[S + 1]``: segment ``j``
+        covers coarse samples ``[(j - 1) S, (j + 1) S)``; linear, so the segment of a sum of
+        oscillators' spectra is the sum of their segments."""
+        return scipy.fft.irfft(spectrum, 2 * self.seg, workers=1) * self._win
