@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+import numpy as np
 import zmq
 
 from app.progress import progress_bar
@@ -24,9 +25,9 @@ from dsp.errors import BackscatterError
 from sdr.recorder import Recorder, RecordingStopped
 from sdr.security import ServerKeys
 from sdr.source_registry import SourceError, SourceKind, SourceSettings, kind_of
-from sdr.sources import IQSource, Pacer, chunk_iq
+from sdr.sources import ChunkLike, IQSource, Pacer, chunk_iq
 from sdr.stream_truth import stream_truth_of
-from sdr.transport import IQPublisher, as_wire_array
+from sdr.transport import IQHeader, IQPublisher, as_wire_array
 from sdr.transport.gr_publisher import GnuRadioPublisher
 
 DRAIN_S = 10.0  # a stream that ends normally waits at most this long for its queue to drain
@@ -71,6 +72,18 @@ class StopOnSignal:
             signal.signal(sig, handler)
 
 
+@dataclass
+class _Tally:
+    """What :func:`run_stream` has sent so far."""
+
+    messages: int = 0
+    samples: int = 0
+    lost: int = 0
+    stopped: bool = False
+    behind_warned: bool = False
+    record_error: dict[str, str] | None = None
+
+
 def run_stream(
     source: IQSource,
     publisher: IQPublisher,
@@ -88,47 +101,81 @@ def run_stream(
     ``progress(samples)`` is called after each chunk (lost samples counted).  The summary's
     times are in seconds, its rate in samples per second.
     """
-    messages = samples = lost = 0
-    record_error = None
-    behind_warned = False
+    tally = _Tally()
     t0 = time.perf_counter()
-    stopped = False
     for chunk in source:
         payload = as_wire_array(chunk_iq(chunk), publisher.fmt)
         n = payload.shape[1]
         if stop.is_set() or not pacer.wait(chunk.first_sample, n, stop):
-            stopped = True
+            tally.stopped = True
             break
-        if pacer.realtime and pacer.lag_s > BEHIND_WARNING_S and not behind_warned:
-            behind_warned = True
-            hint = getattr(source, "behind_hint", "")
-            print(
-                f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
-                f"sample clock: it produces samples slower than real time{hint}",
-                file=sys.stderr,
-                flush=True,
-            )
-        header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
-        if also is not None and header is not None:  # GNU Radio sockets (--gnuradio-bind)
-            if not also.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop):
-                header = None
+        _warn_once_if_behind(source, pacer, tally)
+        header = _send_chunk(publisher, also, payload, chunk, stop)
         if header is None:
-            stopped = True
+            tally.stopped = True
             break
-        if recorder is not None and record_error is None:
-            try:
-                recorder.append(header, payload, chunk.lost_before)
-            except RecordingStopped as exc:
-                record_error = {"reason": exc.reason, "message": str(exc)}
-                print(f"backscatter stream: warning: recording stopped: {exc}", file=sys.stderr, flush=True)
-        messages += 1
-        samples += n
-        lost += chunk.lost_before
+        _record_chunk(recorder, header, payload, chunk.lost_before, tally)
+        tally.messages += 1
+        tally.samples += n
+        tally.lost += chunk.lost_before
         if progress is not None:
             progress(n + chunk.lost_before)
     wall_s = time.perf_counter() - t0
-    stopped = stopped or stop.is_set()  # a source told to stop ends its iteration early
-    stream_s = (samples + lost) / publisher.capture_rate_hz
+    tally.stopped = tally.stopped or stop.is_set()  # a source told to stop ends its iteration early
+    return _stream_summary(source, publisher, pacer, recorder, tally, wall_s)
+
+
+def _warn_once_if_behind(source: IQSource, pacer: Pacer, tally: _Tally) -> None:
+    """One warning on stderr when a paced source falls ``BEHIND_WARNING_S`` behind its clock."""
+    if not pacer.realtime or pacer.lag_s <= BEHIND_WARNING_S or tally.behind_warned:
+        return
+    tally.behind_warned = True
+    hint = getattr(source, "behind_hint", "")
+    print(
+        f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
+        f"sample clock: it produces samples slower than real time{hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _send_chunk(
+    publisher: IQPublisher,
+    also: GnuRadioPublisher | None,
+    payload: np.ndarray,
+    chunk: ChunkLike,
+    stop: threading.Event,
+) -> IQHeader | None:
+    """Send one chunk on ``publisher`` and ``also`` (GNU Radio's sockets); ``None``: stopped."""
+    header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
+    if also is not None and header is not None:  # GNU Radio sockets (--gnuradio-bind)
+        if not also.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop):
+            return None
+    return header
+
+
+def _record_chunk(
+    recorder: Recorder | None, header: IQHeader, payload: np.ndarray, lost_before: int, tally: _Tally
+) -> None:
+    """Append a sent chunk to the recording, unless it has stopped (then warn once and say why)."""
+    if recorder is None or tally.record_error is not None:
+        return
+    try:
+        recorder.append(header, payload, lost_before)
+    except RecordingStopped as exc:
+        tally.record_error = {"reason": exc.reason, "message": str(exc)}
+        print(f"backscatter stream: warning: recording stopped: {exc}", file=sys.stderr, flush=True)
+
+
+def _stream_summary(
+    source: IQSource,
+    publisher: IQPublisher,
+    pacer: Pacer,
+    recorder: Recorder | None,
+    tally: _Tally,
+    wall_s: float,
+) -> dict[str, Any]:
+    stream_s = (tally.samples + tally.lost) / publisher.capture_rate_hz
     return {
         "source": source.name,
         "endpoint": publisher.endpoint,
@@ -137,18 +184,18 @@ def run_stream(
         "stream_id": publisher.stream_id,
         "capture_rate_hz": publisher.capture_rate_hz,
         "bands": [b for b, _ in source.channels],
-        "messages": messages,
-        "samples_sent": samples,
-        "samples_lost": lost,
+        "messages": tally.messages,
+        "samples_sent": tally.samples,
+        "samples_lost": tally.lost,
         "bytes_sent": publisher.bytes_sent,
         "stream_s": stream_s,
         "wall_s": wall_s,
         "realtime_factor": stream_s / wall_s if wall_s > 0 else float("inf"),
         "max_lag_s": pacer.lag_s,
         "paced": pacer.realtime,
-        "interrupted": stopped,
+        "interrupted": tally.stopped,
         "record": None if recorder is None else str(recorder.path),
-        "record_error": record_error,
+        "record_error": tally.record_error,
     }
 
 

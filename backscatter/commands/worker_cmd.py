@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import zmq
@@ -20,6 +22,7 @@ from dsp.receiver import Receiver, ReceiverError
 from sdr.control import ControlServer, LiveConfig
 from sdr.security import SecurityError
 from sdr.transport import IQHeader, IQSubscriber, ResultPublisher
+from sdr.transport.gnuradio import GnuRadioSubscriber
 from sdr.worker import StreamWorker
 
 DEFAULT_RESULTS_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -48,9 +51,8 @@ def control_server_from_args(args: argparse.Namespace) -> ControlServer | None:
         raise CliError(f"cannot bind --control {args.control}: {exc}") from None
 
 
-def cmd_worker(args: argparse.Namespace) -> dict:
-    settings = ReceiverSettings.from_args(args)
-    live = LiveConfig(settings.config(), settings.tx_rx_distance_m is not None)
+def receiver_factory(settings: ReceiverSettings, live: LiveConfig) -> Callable[[IQHeader], Receiver]:
+    """``make_receiver(header)`` for the worker: one receiver per stream, its failure said once."""
 
     def make_receiver(h: IQHeader) -> Receiver:
         try:  # an emulated or replayed stream carries its truth: compare against its answer
@@ -66,49 +68,63 @@ def cmd_worker(args: argparse.Namespace) -> dict:
             print(f"worker: cannot receive stream {h.stream_id}: {exc}", file=sys.stderr, flush=True)
             raise
 
-    with StopOnSignal() as signals:
-        sub = gnuradio_subscriber_from_args(args)
-        if sub is None:
-            if not args.connect:
-                raise CliError("give --connect ENDPOINT (our stream) or --gnuradio BAND=ENDPOINT per band")
-            try:
-                sub = IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
-            except zmq.ZMQError as exc:
-                raise CliError(f"cannot connect {args.connect}: {exc}") from None
-        try:
-            try:
-                pub = ResultPublisher(
-                    args.bind, server_keys=server_keys_from_args(args), insecure=args.insecure
-                )
-            except (SecurityError, zmq.ZMQError) as exc:
-                raise CliError(f"cannot bind {args.bind}: {exc}") from None
-            with pub:
-                echo = None if args.quiet else (lambda h: print(status_line(h), file=sys.stderr, flush=True))
-                control = control_server_from_args(args)
-                worker = StreamWorker(
-                    sub, pub, make_receiver, status=echo, control=control, on_settings=live.apply
-                )
-                try:
-                    summary = worker.run(
-                        signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s
-                    )
-                finally:
-                    if control is not None:
-                        control.close()
-        finally:
-            sub.close()
+    return make_receiver
+
+
+def subscriber_from_args(args: argparse.Namespace) -> IQSubscriber | GnuRadioSubscriber:
+    """The IQ input: GNU Radio's sockets (``--gnuradio``), else our stream at ``--connect``."""
+    sub = gnuradio_subscriber_from_args(args)
+    if sub is not None:
+        return sub
+    if not args.connect:
+        raise CliError("give --connect ENDPOINT (our stream) or --gnuradio BAND=ENDPOINT per band")
+    try:
+        return IQSubscriber(args.connect, mode=args.socket, client_keys=client_keys_from_args(args))
+    except zmq.ZMQError as exc:
+        raise CliError(f"cannot connect {args.connect}: {exc}") from None
+
+
+def result_publisher_from_args(args: argparse.Namespace) -> ResultPublisher:
+    """The results socket bound at ``--bind`` (CURVE keys from ``--keys``)."""
+    try:
+        return ResultPublisher(args.bind, server_keys=server_keys_from_args(args), insecure=args.insecure)
+    except (SecurityError, zmq.ZMQError) as exc:
+        raise CliError(f"cannot bind {args.bind}: {exc}") from None
+
+
+def print_summary(summary: dict) -> None:
+    """The worker's closing line (``--json`` prints the summary instead)."""
+    lat = summary["latency"]
+    p95 = f"{lat['p95_s'] * 1e3:.0f} ms" if lat["p95_s"] is not None else "n/a"
+    print(
+        f"worker: {summary['stream_s']:.2f} s of stream in {summary['messages']} messages, "
+        f"{summary['packets']} packets ({summary['crc_ok']} CRC ok), {summary['epochs']} epochs, "
+        f"{summary['samples_lost']} samples lost, p95 latency {p95}, "
+        f"receiver {summary['realtime_factor'] or 0:.1f}x real time"
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> dict:
+    """Receive the stream until it goes idle, ``--duration-s`` passes or a signal; the summary."""
+    settings = ReceiverSettings.from_args(args)
+    live = LiveConfig(settings.config(), settings.tx_rx_distance_m is not None)
+    echo = None if args.quiet else (lambda h: print(status_line(h), file=sys.stderr, flush=True))
+    with StopOnSignal() as signals, ExitStack() as opened:  # closed in reverse: control, pub, sub
+        sub = subscriber_from_args(args)
+        opened.callback(sub.close)
+        pub = opened.enter_context(result_publisher_from_args(args))
+        control = control_server_from_args(args)
+        if control is not None:
+            opened.callback(control.close)
+        worker = StreamWorker(
+            sub, pub, receiver_factory(settings, live), status=echo, control=control, on_settings=live.apply
+        )
+        summary = worker.run(signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s)
     summary.update(connect=args.connect or sub.endpoint, results=args.bind)
     if args.json:
         print_json(summary)
     else:
-        lat = summary["latency"]
-        p95 = f"{lat['p95_s'] * 1e3:.0f} ms" if lat["p95_s"] is not None else "n/a"
-        print(
-            f"worker: {summary['stream_s']:.2f} s of stream in {summary['messages']} messages, "
-            f"{summary['packets']} packets ({summary['crc_ok']} CRC ok), {summary['epochs']} epochs, "
-            f"{summary['samples_lost']} samples lost, p95 latency {p95}, "
-            f"receiver {summary['realtime_factor'] or 0:.1f}x real time"
-        )
+        print_summary(summary)
     return summary
 
 
