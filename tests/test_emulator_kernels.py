@@ -79,9 +79,9 @@ def test_noise_is_unit_power_white_circular_gaussian():
     np.testing.assert_array_equal(z, again)
 
 
-def _numpy_tail(x, key, std, phase, decim, fe, q):
+def _numpy_tail(x, leak, key, std, phase, decim, fe, q):
     """The numpy steps the kernel replaces, in their order, with the kernel's own noise."""
-    y = x.copy()
+    y = x + leak
     apply_phase(y, phase, decim)
     noise = np.empty_like(y)
     fill_complex_gaussian(key, std, noise.view(np.float32))
@@ -96,24 +96,37 @@ def _numpy_tail(x, key, std, phase, decim, fe, q):
     return y
 
 
+NONE = np.zeros(0, np.float32)  # no extra samples to add
+OFF = np.zeros(5, np.float32)  # no IQ imbalance, no DC
+
+
 @pytest.mark.parametrize("adc", [False, True])
 def test_fused_tail_equals_the_numpy_steps(adc):
-    """Same float32 operations, in the same order; a complex product may round differently
-    (numpy's loop may fuse a multiply-add): at most 1 ulp per product, so ``|diff| <= 2 ulp``
-    of the largest value (``2 * 2**-23 * max|y|``).  With the ADC that moves a value across
-    a step only when it lies within those 2 ulp of a rounding boundary: one step at most,
-    in fewer than 1e-3 of the values (the measured fraction is ~3e-5)."""
+    """The leak added, then the phase, the noise, the IQ mixer, DC and ADC: the same float32
+    operations in the same order; a complex product may round differently (numpy's loop may
+    fuse a multiply-add): at most 1 ulp per product, so ``|diff| <= 2 ulp`` of the largest
+    value (``2 * 2**-23 * max|y|``).  With the ADC that moves a value across a step only when
+    it lies within those 2 ulp of a rounding boundary: one step at most, in fewer than 1e-3 of
+    the values (the measured fraction is ~3e-5)."""
     n, decim = 1 << 16, 16
     rng = np.random.default_rng(0)
-    x = (0.1 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+    x, leak = (0.1 * (rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n)))).astype(np.complex64)
     phase = rng.standard_normal(n // decim + 1) * 0.05
     fe = ChannelFrontEnd(-0.13, -0.88, complex(-0.0009, 0.0004))
     key, std = np.uint64(12345), np.float32(0.05)
     q = np.float32(32767 if adc else 0)
     got = x.copy()
-    held = held_phasors(phase)
-    noise_tail(got.view(np.float32), key, std, held, decim, fe.kernel_params(), q)
-    want = _numpy_tail(x, key, std, phase, decim, fe, q)
+    noise_tail(
+        got.view(np.float32),
+        leak.view(np.float32),
+        key,
+        std,
+        held_phasors(phase),
+        decim,
+        fe.kernel_params(),
+        q,
+    )
+    want = _numpy_tail(x, leak, key, std, phase, decim, fe, q)
     diff = np.abs(got.view(np.float32) - want.view(np.float32))
     if adc:
         steps = np.rint(got.view(np.float32) * q) - np.rint(want.view(np.float32) * q)  # in ADC steps
@@ -123,32 +136,19 @@ def test_fused_tail_equals_the_numpy_steps(adc):
         assert diff.max() <= 2 * 2.0**-23 * np.abs(want.view(np.float32)).max()
     # every stage off: the samples plus the noise, exactly
     plain = x.copy()
-    noise_tail(
-        plain.view(np.float32),
-        key,
-        std,
-        np.zeros(0, np.complex64),
-        decim,
-        np.zeros(5, np.float32),
-        np.float32(0),
-    )
+    noise_tail(plain.view(np.float32), NONE, key, std, np.zeros(0, np.complex64), decim, OFF, np.float32(0))
     noise = np.empty_like(x)
     fill_complex_gaussian(key, std, noise.view(np.float32))
     np.testing.assert_array_equal(plain, x + noise)
 
 
-def test_fused_tail_refuses_too_few_phase_values():
-    x = np.zeros(64, np.complex64)
+def test_fused_tail_refuses_mismatched_inputs():
+    x = np.zeros(64, np.complex64).view(np.float32)
+    one, no_adc = np.float32(1), np.float32(0)
     with pytest.raises(ValueError, match="phase"):
-        noise_tail(
-            x.view(np.float32),
-            np.uint64(1),
-            np.float32(1),
-            np.ones(3, np.complex64),
-            16,
-            np.zeros(5, np.float32),
-            np.float32(0),
-        )
+        noise_tail(x, NONE, np.uint64(1), one, np.ones(3, np.complex64), 16, OFF, no_adc)
+    with pytest.raises(ValueError, match="extra"):
+        noise_tail(x, np.zeros(6, np.float32), np.uint64(1), one, np.zeros(0, np.complex64), 16, OFF, no_adc)
 
 
 def test_tag_kernel_equals_the_binary_search_lookup():

@@ -122,7 +122,7 @@ class DriftingPeriodic:
         big = scale * (np.arange(r) * n + n / 2 - r * n / 2)  # [period of run]
         rows = np.asarray(row_gain, np.complex64)
         cols = np.asarray(col_gain, np.complex64)
-        combine_runs(w, cols, eps, big.astype(np.float32), rows, out)  # sdr/emulator/drift_kernel.py
+        combine_runs(w, cols, eps, big.astype(np.float32), rows, out.view(np.float32))  # drift_kernel.py
         return out
 
     def direct(self, samples: np.ndarray) -> np.ndarray:

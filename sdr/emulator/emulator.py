@@ -272,13 +272,14 @@ class Emulator:
             )
         imp = self.imp
         pn = imp.phase_noise(block) if imp.has_phase_noise else {}
-        no_phase = np.zeros(0, np.complex64)
+        no_phase, no_extra = np.zeros(0, np.complex64), np.zeros(0, np.float32)
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
             cyc = np.mod(nu * start / rate, 1.0)
             phasor = np.exp(1j * (imp.band_phase(band, self.phase_rad[band], start) + 2 * np.pi * cyc))
             ramp = np.exp(2j * np.pi * nu * t_in / rate)
             sideband = band != "central"
+            leak = no_extra
             rows = np.where(edge, phasor, phasor * a_start) if sideband else phasor
             self._synth[band].render(block * n_per, rows, ramp, out[c])
             if sideband:
@@ -287,11 +288,12 @@ class Emulator:
                 leak_rows = np.where(edge, phasor, phasor * a_start)
                 self._leak_synth.render(block * n_per, leak_rows, ramp, scratch)
                 self._tag_edges(scratch, edge, start, to_work)
-                out[c] += scratch
-            # phase noise held for decim samples, AWGN, IQ mixer, DC and ADC: one compiled pass
+                leak = scratch.reshape(-1).view(np.float32)  # added by the tail's pass
+            # (leak,) phase noise held for decim samples, AWGN, IQ mixer, DC, ADC: one compiled pass
             phase = held_phasors(pn[band]) if band in pn else no_phase
             noise_tail(
                 out[c].reshape(-1).view(np.float32),
+                leak,
                 keys[BANDS.index(band)],
                 self._noise_std[band],
                 phase,

@@ -133,6 +133,7 @@ def fill_complex_gaussian(key: np.uint64, scale: np.float32, out: np.ndarray) ->
 @nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
 def noise_tail(
     v: np.ndarray,
+    extra: np.ndarray,
     key: np.uint64,
     std: np.float32,
     phase: np.ndarray,
@@ -142,13 +143,17 @@ def noise_tail(
 ) -> None:
     """In place on float32 ``v`` ``[2 * sample]`` (one band's complex64 ``[sample]`` viewed):
 
-    times ``phase[i // decim]`` (complex64 ``[coarse]``; empty: no phase noise), plus the noise
-    of stream ``key`` times ``std``, then the IQ mixer and DC: ``iq`` float32
-    ``[g cos phi, g sin phi, dc.re, dc.im, on]`` (``on`` 0: no IQ imbalance), then
-    ``clip(rint(v q), -q, q) / q`` with ``q = qlevels`` (0: no ADC).
+    plus ``extra`` (the same shape; empty: nothing added), times ``phase[i // decim]``
+    (complex64 ``[coarse]``; empty: no phase noise), plus the noise of stream ``key`` times
+    ``std``, then the IQ mixer and DC: ``iq`` float32 ``[g cos phi, g sin phi, dc.re, dc.im,
+    on]`` (``on`` 0: no IQ imbalance), then ``clip(rint(v q), -q, q) / q`` with ``q =
+    qlevels`` (0: no ADC).
     """
     n = v.shape[0] // 2
     has_pn = phase.shape[0] > 0
+    has_extra = extra.shape[0] > 0
+    if has_extra and extra.shape[0] != v.shape[0]:
+        raise ValueError("noise_tail: extra must match the samples")
     if has_pn and n > phase.shape[0] * decim:
         raise ValueError("noise_tail: fewer phase values than samples / decim")
     gc, gs, dcr, dci = iq[0], iq[1], iq[2], iq[3]
@@ -160,6 +165,10 @@ def noise_tail(
         m = min(step, n - a)
         _noise_chunk(key, a, m, std, noise)  # a loop of its own: vectorised
         w = v[2 * a : 2 * (a + m)]
+        if has_extra:
+            x = extra[2 * a : 2 * (a + m)]
+            for i in range(2 * m):
+                w[i] = w[i] + x[i]
         if has_pn:  # phase held for decim samples: a loop per hold, no division per sample
             for h in range(0, m, decim):
                 p = phase[(a + h) // decim]
