@@ -158,7 +158,7 @@ def open_receiver(
     *,
     truth: Truth | None = None,
     mode: str | None = None,
-    first_sample: int = 0,
+    capture_index: int = 0,
     config: ReceiverConfig | None = None,
     where: str = "this stream",
 ) -> Receiver:
@@ -166,7 +166,7 @@ def open_receiver(
 
     ``truth``: the stream's ground truth, if any (``d_0``, the packets for bit errors, the true
     circuitry for ``truth_calibration``); ``mode``: the tag mode the stream says it carries;
-    ``first_sample``: the capture-rate index of the stream's first sample (a stream joined late:
+    ``capture_index``: the capture-rate index of the stream's first sample (a stream joined late:
     a :class:`StreamTruth` counts its packets from sample 0); ``config``: a configuration
     already made (a worker's live one, a sweep's) instead of ``settings.config(truth, mode)``;
     ``where`` names the stream in a refused calibration.  Raises :class:`SessionError`,
@@ -187,7 +187,7 @@ def open_receiver(
     if settings.truth_packets and truth is not None:
         if isinstance(truth, StreamTruth):
             kwargs["truth_packets"] = truth.truth_packets(
-                round(first_sample * wf.working_rate_hz / radio.capture_rate_hz)
+                round(capture_index * wf.working_rate_hz / radio.capture_rate_hz)
             )
         else:
             kwargs["truth_packets"] = (truth.packet_start_sample, truth.packet_bits)

@@ -106,7 +106,7 @@ def run_stream(
     for chunk in source:
         payload = as_wire_array(chunk_iq(chunk), publisher.fmt)
         n = payload.shape[1]
-        if stop.is_set() or not pacer.wait(chunk.first_sample, n, stop):
+        if stop.is_set() or not pacer.wait(chunk.capture_index, n, stop):
             tally.stopped = True
             break
         _warn_once_if_behind(source, pacer, tally)
@@ -147,9 +147,9 @@ def _send_chunk(
     stop: threading.Event,
 ) -> IQHeader | None:
     """Send one chunk on ``publisher`` and ``also`` (GNU Radio's sockets); ``None``: stopped."""
-    header = publisher.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop)
+    header = publisher.send(payload, chunk.capture_index, chunk.time_s, chunk.lost_before, stop=stop)
     if also is not None and header is not None:  # GNU Radio sockets (--gnuradio-bind)
-        if not also.send(payload, chunk.first_sample, chunk.time_s, chunk.lost_before, stop=stop):
+        if not also.send(payload, chunk.capture_index, chunk.time_s, chunk.lost_before, stop=stop):
             return None
     return header
 

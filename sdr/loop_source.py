@@ -4,7 +4,7 @@ The emulator takes about 1.1 s of one core per second of three-band signal at 30
 cannot feed the streamer in real time.  :class:`LoopSource` pre-generates ``loop_s`` seconds of
 an :class:`~sdr.sources.EmulatorSource` into memory as sc16 (int16 ``[channel, sample, 2]``,
 the radio's native format, 4 bytes a complex sample: 368 MB per second of three bands) and then
-yields those chunks again and again, with ``first_sample`` and ``time_s`` continuing across
+yields those chunks again and again, with ``capture_index`` and ``time_s`` continuing across
 loops as if it were one endless capture.  The streamer can then pace the default profile in
 real time and a receiver sees an endless burst-mode stream.
 
@@ -195,7 +195,7 @@ class LoopSource:
         for c in emu:
             iq = complex_to_sc16(c.iq)
             iq.flags.writeable = False
-            self._chunks.append((c.first_sample, iq, c.lost_before))
+            self._chunks.append((c.capture_index, iq, c.lost_before))
             if progress is not None:
                 progress(c.n_samples + c.lost_before)
         self.generate_s = time.perf_counter() - t0

@@ -103,7 +103,7 @@ class Recorder:
         return 0 if self._w is None else self._w.n_samples
 
     def _open(self, h: IQHeader, lost_before: int) -> CaptureWriter:
-        start = h.first_sample - lost_before
+        start = h.capture_index - lost_before
         desc = (
             f"recorded {h.source} stream {h.stream_id}{f' from {self.origin}' if self.origin else ''}; "
             f"stored sample 0 is stream sample {start}"
@@ -139,7 +139,7 @@ class Recorder:
             self.stream_ids.append(h.stream_id)
             # samples lost before the very start of the stream are a gap at stored sample 0;
             # a recorder joining late simply starts at its first message
-            if not (lost_before > 0 and h.first_sample == lost_before):
+            if not (lost_before > 0 and h.capture_index == lost_before):
                 lost_before = 0
         elif h.stream_id != self._last.stream_id:  # type: ignore[union-attr]
             first = self.first_header

@@ -52,7 +52,7 @@ class ChunkLike(Protocol):
     """What the streamer reads from a chunk (``Chunk`` here, ``UHDChunk`` in ``sdr/uhd_source.py``)."""
 
     iq: np.ndarray
-    first_sample: int
+    capture_index: int
     time_s: float
     lost_before: int
 
@@ -66,16 +66,16 @@ class Chunk:
     ``[channel, 2 * sample]`` (same memory; :func:`chunk_iq` normalises to the former).  The
     streamer converts to the wire format only when they differ.  Every chunk must own its
     array (never a buffer the source reuses): the transport sends it zero-copy.
-    ``first_sample``: index of the first sample in the stream at ``capture_rate_hz``, counting
+    ``capture_index``: index of the first sample in the stream at ``capture_rate_hz``, counting
     lost samples (0 for the first sample the source produced).
-    ``time_s``: time of the first sample (radio time for UHD, ``first_sample / rate`` for the
+    ``time_s``: time of the first sample (radio time for UHD, ``capture_index / rate`` for the
     emulator, the capture's ``time_first_sample_s`` plus the offset for replay).
     ``lost_before``: samples lost immediately before this chunk (overflow, injected drop, gap);
-    ``first_sample`` already counts them.
+    ``capture_index`` already counts them.
     """
 
     iq: np.ndarray
-    first_sample: int
+    capture_index: int
     time_s: float
     lost_before: int = 0
 
@@ -112,8 +112,8 @@ class IQSource(Protocol):
 
     Methods:
 
-    * ``__iter__()``: yields chunks (:class:`ChunkLike`: ``iq``, ``first_sample``, ``time_s``,
-      ``lost_before``, as documented on :class:`Chunk`) in sample order (``first_sample``
+    * ``__iter__()``: yields chunks (:class:`ChunkLike`: ``iq``, ``capture_index``, ``time_s``,
+      ``lost_before``, as documented on :class:`Chunk`) in sample order (``capture_index``
       strictly increasing, contiguous unless ``lost_before`` says otherwise); ends when the
       source is exhausted or after ``stop()``.
     * ``stop()``: ask the iteration to end soon; called from the SIGINT/SIGTERM handler, so it
@@ -142,12 +142,12 @@ class IQSource(Protocol):
 
 
 def _split(
-    iq: np.ndarray, first_sample: int, lost_before: int, fs: float, t0: float, chunk: int
+    iq: np.ndarray, capture_index: int, lost_before: int, fs: float, t0: float, chunk: int
 ) -> Iterator[Chunk]:
     """Pieces of at most ``chunk`` samples of one contiguous run, as :class:`Chunk`."""
     n = iq.shape[1]
     for off in range(0, n, chunk):
-        s = first_sample + off
+        s = capture_index + off
         yield Chunk(iq[:, off : off + chunk], s, t0 + s / fs, lost_before if off == 0 else 0)
 
 
@@ -347,15 +347,15 @@ class Pacer:
         self._s0 = 0
         self.lag_s = 0.0
 
-    def due_s(self, first_sample: int, n_samples: int) -> float:
+    def due_s(self, capture_index: int, n_samples: int) -> float:
         """Clock time at which the chunk is due (starts the clock on the first call)."""
         if self._t0 is None:
-            self._t0, self._s0 = self._clock(), first_sample
-        return self._t0 + (first_sample + n_samples - self._s0) / self.capture_rate_hz
+            self._t0, self._s0 = self._clock(), capture_index
+        return self._t0 + (capture_index + n_samples - self._s0) / self.capture_rate_hz
 
-    def wait(self, first_sample: int, n_samples: int, stop: threading.Event | None = None) -> bool:
+    def wait(self, capture_index: int, n_samples: int, stop: threading.Event | None = None) -> bool:
         """Wait until the chunk is due; ``False`` if ``stop`` was set meanwhile."""
-        due = self.due_s(first_sample, n_samples)
+        due = self.due_s(capture_index, n_samples)
         if not self.realtime:
             return not (stop is not None and stop.is_set())
         while (delay := due - self._clock()) > 0:

@@ -32,7 +32,7 @@ class StreamSource:
     is silent for ``idle_timeout_s`` seconds or :meth:`stop`.
 
     Raises :class:`~sdr.source_registry.SourceError` when no message arrives within
-    ``first_timeout_s`` seconds.  ``first_sample``, ``time_s`` and ``lost_before`` are the
+    ``first_timeout_s`` seconds.  ``capture_index``, ``time_s`` and ``lost_before`` are the
     messages' own (the first chunk's ``lost_before`` is 0).
     """
 
@@ -79,7 +79,7 @@ class StreamSource:
         self._first = None
         while msg is not None and not self._stop:
             h = msg.header
-            yield Chunk(msg.complex64(), int(h.first_sample), float(h.time_s), lost)
+            yield Chunk(msg.complex64(), int(h.capture_index), float(h.time_s), lost)
             msg = self._next()
             lost = 0 if msg is None else int(msg.lost_before)
 

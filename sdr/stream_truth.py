@@ -105,9 +105,9 @@ class StreamTruth:
         )
 
     # ----- receiver -----------------------------------------------------------------------------
-    def truth_packets(self, first_sample: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    def truth_packets(self, work_index: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
         """``(start_sample, bits [packet, bit])`` relative to a receiver whose sample 0 is stream
-        sample ``first_sample`` (working rate), expanded over the loop when periodic."""
+        sample ``work_index`` (working rate), expanded over the loop when periodic."""
         if not self.packet_start_sample:
             return None
         base = np.asarray(self.packet_start_sample, np.float64)
@@ -115,11 +115,11 @@ class StreamTruth:
         bits = np.unpackbits(packed.reshape(len(self.packet_bits_hex), -1), axis=1)[:, : self.bits_per_packet]
         if self.period_samples > 0:
             loops = max(1, MAX_EXPANDED_PACKETS // base.size)
-            first_loop = max(0, int(first_sample) // self.period_samples - 1)
+            first_loop = max(0, int(work_index) // self.period_samples - 1)
             shifts = (first_loop + np.arange(loops)) * self.period_samples
             base = (shifts[:, None] + base[None, :]).ravel()
             bits = np.tile(bits, (loops, 1))
-        return base - int(first_sample), bits
+        return base - int(work_index), bits
 
 
 def stream_truth_of(source: Any) -> StreamTruth | None:

@@ -33,7 +33,7 @@ Set-up order (``open``), and why:
 The source follows ``sdr.sources.IQSource`` and yields ``sdr.sources.Chunk``:
 ``iq`` is int16 ``[channel, sample, 2]`` (I, Q; full scale 32767) for ``sc16``, or
 complex64 ``[channel, sample]`` (full scale 1.0) for ``fc32``, in a fresh array per
-chunk; ``first_sample`` counts samples since the first received one, lost ones
+chunk; ``capture_index`` counts samples since the first received one, lost ones
 included; ``time_s`` is the metadata time spec of the first sample;
 ``lost_before`` is the number lost just before it, from the time specs:
 ``lost = round((t_this - t_expected) * rate)`` where ``t_expected`` is the end of
@@ -340,14 +340,14 @@ class UHDSource:
         first = self._next_sample + lost
         if lost:
             self.samples_lost += lost
-            self._record("lost", first_sample=first, time_s=time_s, samples_lost=lost)
+            self._record("lost", capture_index=first, time_s=time_s, samples_lost=lost)
         self._next_sample = first + num
         self._expected_ticks = ticks + num
         self._expected_time_s = time_s + num / rate
         iq = buf if num == buf.shape[1] else np.ascontiguousarray(buf[:, :num])
         if self.format == "sc16":
             iq = iq.view(np.int16).reshape(iq.shape[0], num, 2)
-        return Chunk(iq=iq, first_sample=first, time_s=time_s, lost_before=lost)
+        return Chunk(iq=iq, capture_index=first, time_s=time_s, lost_before=lost)
 
     def _handle_metadata(self, md: Any, num: int) -> None:
         codes = self._uhd.types.RXMetadataErrorCode
@@ -413,12 +413,12 @@ class UHDSource:
         self,
         kind: str,
         *,
-        first_sample: int | None = None,
+        capture_index: int | None = None,
         time_s: float | None = None,
         samples_lost: int = 0,
         detail: str = "",
     ) -> None:
-        first = self._next_sample if first_sample is None else first_sample
+        first = self._next_sample if capture_index is None else capture_index
         self.events.append(StreamEvent(kind, first, time_s, samples_lost, detail))
         if len(self.events) > MAX_EVENTS:
             del self.events[: len(self.events) - MAX_EVENTS]

@@ -49,12 +49,12 @@ class StreamEvent:
     ``late_command``, ``timeout``, ``broken_chain``, ``alignment``, ``bad_packet``,
     ``time_error``, ``error`` or ``stop_error``.
 
-    ``first_sample`` is the stream index where it applies (for ``lost``: the first
+    ``capture_index`` is the stream index where it applies (for ``lost``: the first
     sample after the gap), ``time_s`` the device time when the metadata had one.
     """
 
     kind: str
-    first_sample: int
+    capture_index: int
     time_s: float | None = None
     samples_lost: int = 0
     detail: str = ""

@@ -269,15 +269,15 @@ class StreamWorker:
                 self._rx, self._header = None, None
                 return 0.0
             self._header = h
-            self._first_index = h.first_sample
+            self._first_index = h.capture_index
             self._arrivals = _Arrivals()
         assert self._rx is not None
         self.stats.messages += 1
         self.stats.samples += h.n_samples
         lost = 0 if fresh else msg.lost_before
         self.stats.gaps += lost > 0
-        self._arrivals.add(h.first_sample + h.n_samples - self._first_index, t_arrival)
-        self._stream_time_s = (h.first_sample + h.n_samples) / h.capture_rate_hz
+        self._arrivals.add(h.capture_index + h.n_samples - self._first_index, t_arrival)
+        self._stream_time_s = (h.capture_index + h.n_samples) / h.capture_rate_hz
         results = self._rx.push(iq, lost)
         self._emit(results, None)
         busy = time.perf_counter() - t0
@@ -342,7 +342,7 @@ class StreamWorker:
         scale = 1.0 / 32767**2 if h.format == "sc16" else 1.0
         psd = {c.band: 10 * np.log10(p[i] * scale + 1e-30) for i, c in enumerate(h.channels)}
         first = {c.band: c.rf_center_hz - h.capture_rate_hz / 2 for c in h.channels}
-        self.pub.send(*spectrum_to_wire(h.first_sample / h.capture_rate_hz, psd, first, float(f[1] - f[0])))
+        self.pub.send(*spectrum_to_wire(h.capture_index / h.capture_rate_hz, psd, first, float(f[1] - f[0])))
 
     def state(self, now: float) -> str:
         if self._last_msg_t is None:

@@ -182,9 +182,9 @@ def test_a_gap_just_after_a_complete_packet_does_not_lose_it(wf, burst):
 
 def test_clock_jumps_in_header_times_do_not_touch_sample_accounting(wf, burst, tmp_path):
     """The header ``time_s`` jumps forwards by days, backwards, to negative values, while
-    ``first_sample`` runs on contiguously.
+    ``capture_index`` runs on contiguously.
 
-    Expected: sample accounting uses ``first_sample`` only: no sample is reported lost, no gap,
+    Expected: sample accounting uses ``capture_index`` only: no sample is reported lost, no gap,
     no message dropped; every packet decodes with CRC ok and result times follow the sample
     count, not the header clock.  A recorder stores every sample without a gap and keeps the
     first header's time as ``time_first_sample_s``.
@@ -214,7 +214,7 @@ def test_clock_jumps_in_header_times_do_not_touch_sample_accounting(wf, burst, t
             with Recorder(tmp_path / "clock.h5") as rec:
                 for j, (c, t) in enumerate(zip(chunks[:6], times[:6], strict=True)):
                     msg = sub.accept(
-                        _frames(stream_id=sid, seq=j, first_sample=j * STEP, time_s=float(t),
+                        _frames(stream_id=sid, seq=j, capture_index=j * STEP, time_s=float(t),
                                 capture_rate_hz=wf.working_rate_hz, channels=[(b, 0.0) for b in emu.sc.bands],
                                 waveform=wf, source="emulator", iq=c)
                     )  # fmt: skip
@@ -262,7 +262,7 @@ class _PushStreamer(threading.Thread):
 
     def run(self) -> None:
         for c in self.src:
-            if self.pub.send(c.iq, c.first_sample, c.time_s, c.lost_before, stop=self.halt) is None:
+            if self.pub.send(c.iq, c.capture_index, c.time_s, c.lost_before, stop=self.halt) is None:
                 return
 
     def close(self) -> None:
@@ -467,7 +467,7 @@ def _hostile_frames(wf) -> dict[str, list[bytes]]:
     """One message per reason a worker must drop, each built to make a naive decoder allocate,
     recurse or trust a path."""
     ch = [("central", 915e6), ("upper", 960e6)]
-    good = _frames(stream_id="e" * 32, seq=0, first_sample=0, time_s=0.0, capture_rate_hz=wf.working_rate_hz,
+    good = _frames(stream_id="e" * 32, seq=0, capture_index=0, time_s=0.0, capture_rate_hz=wf.working_rate_hz,
                    channels=ch, waveform=wf, source="emulator", iq=np.zeros((2, 64), np.complex64),
                    )  # fmt: skip
     h = json.loads(good[1])
@@ -523,7 +523,7 @@ def test_worker_survives_hostile_headers_and_refuses_clients_without_keys(wf, tm
         sid = new_stream_id()
         for j in range(3):
             push.send_multipart(
-                _frames(stream_id=sid, seq=j, first_sample=j * 200_000, time_s=0.0,
+                _frames(stream_id=sid, seq=j, capture_index=j * 200_000, time_s=0.0,
                         capture_rate_hz=wf.working_rate_hz, channels=[("central", 915e6), ("upper", 960e6)],
                         waveform=wf, source="emulator", iq=iq[:, j * 200_000 : (j + 1) * 200_000])
             )  # fmt: skip

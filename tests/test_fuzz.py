@@ -110,7 +110,7 @@ def _valid_messages() -> dict[str, list[bytes]]:
             np.complex64
         )
         out[f"iq-{fmt}"] = _as_bytes(
-            encode_iq(stream_id="a" * 32, seq=0, first_sample=0, time_s=0.0,
+            encode_iq(stream_id="a" * 32, seq=0, capture_index=0, time_s=0.0,
                       capture_rate_hz=WF.working_rate_hz,
                       channels=[(b, WF.band_centers_hz[b]) for b in bands], waveform=WF, source="uhd",
                       iq=iq, fmt=fmt)
@@ -209,7 +209,7 @@ def _check_valid(msg: IQMessage | ResultMessage) -> None:
         assert 1 <= h.n_channels <= MAX_CHANNELS and 1 <= h.n_samples <= MAX_SAMPLES
         assert msg.iq.shape[:2] == (h.n_channels, h.n_samples) and not msg.iq.flags.writeable
         assert len({c.band for c in h.channels}) == h.n_channels and np.isfinite(h.time_s)
-        assert h.capture_rate_hz > 0 and h.first_sample >= 0 and h.lost_before >= 0
+        assert h.capture_rate_hz > 0 and h.capture_index >= 0 and h.lost_before >= 0
     else:
         assert np.isfinite(msg.time_s)
         for a in msg.arrays.values():
@@ -267,16 +267,16 @@ def test_fuzz_structured_mutations_of_valid_messages(subs, kind, n_ops, data):
     )
 )
 def test_fuzz_sequences_out_of_order_duplicated_and_far_apart(subs, steps):
-    """Valid IQ messages with arbitrary ``seq`` and ``first_sample`` (replays, reordering, jumps to
+    """Valid IQ messages with arbitrary ``seq`` and ``capture_index`` (replays, reordering, jumps to
     2**63): the subscriber never fails, never reports negative losses, and accepts a message only
-    when both ``seq`` and ``first_sample`` move forward."""
+    when both ``seq`` and ``capture_index`` move forward."""
     sub, _ = subs
     sid, last = new_stream_id(), None
     lost0, drops0 = sub.samples_lost, sum(sub.drops.values()) - sub.drops["stale"]
     for seq, first, n in steps:
         iq = np.zeros((1, n), np.complex64)
         frames = _as_bytes(
-            encode_iq(stream_id=sid, seq=seq, first_sample=first, time_s=0.0, capture_rate_hz=30.72e6,
+            encode_iq(stream_id=sid, seq=seq, capture_index=first, time_s=0.0, capture_rate_hz=30.72e6,
                       channels=[("central", 0.0)], waveform=WF, source="emulator", iq=iq)
         )  # fmt: skip
         msg = _accept(sub, frames)

@@ -117,7 +117,7 @@ def test_offset_alignment_joins_late_sockets_and_reports_a_dropped_message_as_a_
     al.add(0, 40, x[40:70])
     al.add(1, 60, x[60:70] + 1000)  # lane 1 lost items 50..59
     chunks = _all(al)
-    assert [(c.first_sample, c.lost_before, c.iq.shape[1]) for c in chunks] == [(0, 0, 30), (40, 10, 10)]
+    assert [(c.capture_index, c.lost_before, c.iq.shape[1]) for c in chunks] == [(0, 0, 30), (40, 10, 10)]
     np.testing.assert_array_equal(chunks[0].iq[0], x[20:50])
     np.testing.assert_array_equal(chunks[0].iq[1], x[20:50] + 1000)
     np.testing.assert_array_equal(chunks[1].iq[1], x[60:70] + 1000)
@@ -149,20 +149,20 @@ def test_an_offset_going_back_restarts_the_stream():
     assert al.add(0, 0, x) is False
     al.add(1, 0, x)
     c = _all(al)
-    assert al.restarts == 1 and c[0].new_stream and c[0].first_sample == 0 and c[0].lost_before == 0
+    assert al.restarts == 1 and c[0].new_stream and c[0].capture_index == 0 and c[0].lost_before == 0
 
 
 def test_a_stalled_socket_overflows_its_neighbours_into_a_gap():
     al = Aligner(2, 1e3, align="offset", chunk_samples=10, max_buffer_samples=30)
     al.add(0, 0, np.zeros(10, np.complex64))
     al.add(1, 0, np.zeros(10, np.complex64))
-    assert al.take().first_sample == 0
+    assert al.take().capture_index == 0
     for k in range(1, 10):  # lane 1 stalls while lane 0 runs on
         al.add(0, 10 * k, np.full(10, k, np.complex64))
     al.add(1, 10, np.zeros(90, np.complex64))
     chunks = _all(al)
     assert al.overflow_samples == 60
-    assert (chunks[0].first_sample, chunks[0].lost_before) == (70, 60)
+    assert (chunks[0].capture_index, chunks[0].lost_before) == (70, 60)
     assert sum(c.iq.shape[1] for c in chunks) == 30
 
 
@@ -202,7 +202,7 @@ def test_publisher_to_subscriber_keeps_samples_and_reports_a_source_gap(fmt):
     finally:
         pub.close(0)
         sub.close()
-    assert [(m.header.first_sample, m.lost_before) for m in got] == [(0, 0), (1500, 500)]
+    assert [(m.header.capture_index, m.lost_before) for m in got] == [(0, 0), (1500, 500)]
     assert sub.samples_lost == 500 and sub.gaps == 1 and not sub.drops
     assert got[0].header.source == "gnuradio" and got[0].header.bands == ["central", "upper"]
     tol = 0 if fmt == "fc32" else 1 / 32767

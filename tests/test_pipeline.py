@@ -75,9 +75,9 @@ def test_emulator_source_matches_the_emulator(wf):
     assert sum(c.lost_before for c in chunks) == 1200
     nxt = 0
     for c in chunks:
-        assert c.first_sample == nxt + c.lost_before
-        assert c.time_s == pytest.approx(c.first_sample / wf.working_rate_hz)
-        nxt = c.first_sample + c.n_samples
+        assert c.capture_index == nxt + c.lost_before
+        assert c.time_s == pytest.approx(c.capture_index / wf.working_rate_hz)
+        nxt = c.capture_index + c.n_samples
     assert nxt == src.total_samples == round(SC.duration_s * wf.working_rate_hz)
     assert src.channels == [("central", 915e6), ("lower", 870e6), ("upper", 960e6)]
     # like a radio (and emulated captures), the x410 profile streams at its capture rate
@@ -98,10 +98,10 @@ def test_replay_source_keeps_gaps_as_lost_before(tmp_path, wf):
             gaps = cap.gaps
         assert [c.lost_before for c in chunks if c.lost_before] == gaps[:, 1].tolist()
         stored = 0
-        for c in chunks:  # first_sample counts every lost sample before the chunk
-            assert c.first_sample == stored + int(gaps[gaps[:, 0] <= stored, 1].sum())
+        for c in chunks:  # capture_index counts every lost sample before the chunk
+            assert c.capture_index == stored + int(gaps[gaps[:, 0] <= stored, 1].sum())
             stored += c.n_samples
-        assert src.total_samples == chunks[-1].first_sample + chunks[-1].n_samples
+        assert src.total_samples == chunks[-1].capture_index + chunks[-1].n_samples
     finally:
         src.close()
 
@@ -123,7 +123,7 @@ def _message(
     frames = encode_iq(
         stream_id=sid,
         seq=seq,
-        first_sample=first,
+        capture_index=first,
         time_s=first / rate if time_s is None else time_s,
         capture_rate_hz=rate,
         channels=channels,

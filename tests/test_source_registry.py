@@ -137,7 +137,7 @@ def test_a_live_stream_is_a_source(tmp_path):
     finally:
         t.join()
         pub.close(linger_s=0)
-    assert [(c.first_sample, c.lost_before) for c in got] == [(0, 0), (500, 0), (1009, 9)]
+    assert [(c.capture_index, c.lost_before) for c in got] == [(0, 0), (500, 0), (1009, 9)]
     for c, iq in zip(got, sent, strict=True):
         np.testing.assert_array_equal(c.iq, iq)
     with pytest.raises(SourceError, match="no IQ from"):

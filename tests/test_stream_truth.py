@@ -46,14 +46,14 @@ def test_stream_truth_round_trips_and_expands_a_loop(truth):
     st = StreamTruth.from_ground_truth(truth, period_samples=1000)
     again = StreamTruth.from_dict(json.loads(json.dumps(st.to_dict())))
     assert again == st and again.range_true_m == truth.range_true_m
-    starts, bits = st.truth_packets(first_sample=0)
+    starts, bits = st.truth_packets(work_index=0)
     n = len(truth.packet_start_sample)
     np.testing.assert_array_equal(starts[:n], truth.packet_start_sample)
     np.testing.assert_array_equal(starts[n : 2 * n], np.asarray(truth.packet_start_sample) + 1000)
     np.testing.assert_array_equal(bits[:n], truth.packet_bits)
     np.testing.assert_array_equal(bits[n : 2 * n], truth.packet_bits)
     # a receiver that starts later in the stream: indices relative to its first sample
-    later, _ = st.truth_packets(first_sample=5500)
+    later, _ = st.truth_packets(work_index=5500)
     assert np.any(np.isclose(later, truth.packet_start_sample[0] + 5000 - 5500))
     assert StreamTruth(1.0, 2.0).truth_packets() is None  # range only: no packets to compare
 
@@ -81,7 +81,7 @@ def test_truth_travels_in_the_iq_header_and_a_bad_one_is_dropped(wf, truth):
     kwargs = dict(
         stream_id="ab" * 16,
         seq=0,
-        first_sample=0,
+        capture_index=0,
         time_s=0.0,
         capture_rate_hz=wf.working_rate_hz,
         channels=[("central", 900e6)],
@@ -107,7 +107,7 @@ def test_worker_publishes_bit_errors_and_range_errors_from_the_stream_truth(wf, 
         # plumbing (bit and range errors published from the header's truth), not ranging
         # accuracy, which test_worker.py checks as a user runs it
         cfg = ReceiverConfig(tx_rx_distance_m=h.truth.tx_rx_distance_m)
-        first = h.first_sample
+        first = h.capture_index
         return Receiver(
             h.waveform,
             h.bands,

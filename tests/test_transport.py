@@ -39,7 +39,17 @@ from sdr.transport import (
 
 WF = get_profile("default")
 CHANNELS = [("central", 915e6), ("upper", 960e6)]
-IQ_KEYS = ["v", "kind", "stream_id", "seq", "first_sample", "time_s", "capture_rate_hz", "channels", "format"]
+IQ_KEYS = [
+    "v",
+    "kind",
+    "stream_id",
+    "seq",
+    "capture_index",
+    "time_s",
+    "capture_rate_hz",
+    "channels",
+    "format",
+]
 IQ_KEYS += ["shape", "lost_before", "waveform", "source"]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -51,12 +61,12 @@ def _iq(n: int = 64, seed: int = 0, channels: int = 2) -> np.ndarray:
     )
 
 
-def _iq_frames(seq: int = 0, first_sample: int = 0, n: int = 64, lost_before: int = 0, **kw) -> list:
+def _iq_frames(seq: int = 0, capture_index: int = 0, n: int = 64, lost_before: int = 0, **kw) -> list:
     args = dict(
         stream_id=kw.pop("stream_id", "a" * 32),
         seq=seq,
-        first_sample=first_sample,
-        time_s=first_sample / WF.working_rate_hz,
+        capture_index=capture_index,
+        time_s=capture_index / WF.working_rate_hz,
         capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
         waveform=WF,
@@ -107,7 +117,7 @@ def test_iq_round_trip(fmt):
     frames = encode_iq(
         stream_id=new_stream_id(),
         seq=7,
-        first_sample=1234,
+        capture_index=1234,
         time_s=0.5,
         capture_rate_hz=WF.working_rate_hz,
         channels=CHANNELS,
@@ -120,7 +130,7 @@ def test_iq_round_trip(fmt):
     assert isinstance(frames[2], np.ndarray)  # the payload goes out as the array itself
     msg = decode(frames)
     h = msg.header
-    assert (h.seq, h.first_sample, h.time_s, h.lost_before, h.source, h.format) == (
+    assert (h.seq, h.capture_index, h.time_s, h.lost_before, h.source, h.format) == (
         7,
         1234,
         0.5,
@@ -147,15 +157,17 @@ def test_waveform_capture_rate_follows_the_stream_rate():
 
 
 def test_header_from_before_the_rate_rename_still_decodes():
-    """An IQ header that names the capture rate ``sample_rate_hz`` (and its waveform's working
-    rate ``sample_rate_hz`` too) decodes as one with the new names."""
+    """An IQ header that names the capture rate ``sample_rate_hz``, its index ``first_sample``
+    (and its waveform's working rate ``sample_rate_hz``) decodes as one with the new names."""
     wf = get_profile("x410-62m5")
-    frames = _iq_frames(waveform=wf, capture_rate_hz=62.5e6)
+    frames = _iq_frames(capture_index=4096, waveform=wf, capture_rate_hz=62.5e6)
     h = _header(frames)
     h["sample_rate_hz"] = h.pop("capture_rate_hz")
+    h["first_sample"] = h.pop("capture_index")
     h["waveform"]["sample_rate_hz"] = h["waveform"].pop("working_rate_hz")
     old = decode(_with_header(frames, h))
     assert old.header == decode(frames).header and old.header.capture_rate_hz == 62.5e6
+    assert old.header.capture_index == 4096
     assert _reason(_with_header(frames, {**h, "sample_rate_hz": -1.0})) == "field"
 
 
@@ -259,7 +271,7 @@ def test_decoder_names_each_defect():
     assert _reason(_with_header(good, {**h, "stream_id": "xyz"})) == "stream_id"
     assert _reason(_with_header(good, {**h, "seq": -1})) == "seq"
     assert _reason(_with_header(good, {**h, "seq": 1.5})) == "seq"
-    assert _reason(_with_header(good, {**h, "first_sample": "0"})) == "field"
+    assert _reason(_with_header(good, {**h, "capture_index": "0"})) == "field"
     assert _reason(_with_header(good, {**h, "time_s": float("nan")})) == "field"
     assert _reason(_with_header(good, {**h, "capture_rate_hz": 0})) == "field"
     assert _reason(_with_header(good, {**h, "channels": [{"band": "middle", "rf_center_hz": 1.0}] * 2})) == (

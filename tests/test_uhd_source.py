@@ -206,7 +206,7 @@ def test_timed_start_and_chunks_equal_the_script_sc16() -> None:
         ("recv", ((3, SPC), FIRST_RECV_S)),
         ("recv", ((3, SPC), 0.2)),
     ]
-    assert [c.first_sample for c in chunks] == [0, SPC, 2 * SPC]
+    assert [c.capture_index for c in chunks] == [0, SPC, 2 * SPC]
     assert [c.lost_before for c in chunks] == [0, 0, 0]
     assert [c.time_s for c in chunks] == pytest.approx(
         [START_S + k * SPC / RATE for k in range(3)], abs=1e-12
@@ -225,7 +225,7 @@ def test_chunks_equal_the_script_fc32_and_short_packets() -> None:
     d = UHDDouble(packets(iq, 600, T0))  # 600 + 600 + 300: short reads are contiguous chunks
     src = source(radio(cpu_format="fc32"), d)
     chunks = take(src, 3)
-    assert [c.first_sample for c in chunks] == [0, 600, 1200]
+    assert [c.capture_index for c in chunks] == [0, 600, 1200]
     assert all(c.iq.dtype == np.complex64 and c.iq.flags.c_contiguous for c in chunks)
     np.testing.assert_array_equal(np.concatenate([c.iq for c in chunks], axis=1), iq)
 
@@ -238,11 +238,11 @@ def test_overflow_mid_stream_reports_lost_samples_from_the_time_spec() -> None:
     )
     src = source(radio(), d)
     chunks = take(src, 2)
-    assert [c.first_sample for c in chunks] == [0, SPC + gap]
+    assert [c.capture_index for c in chunks] == [0, SPC + gap]
     assert [c.lost_before for c in chunks] == [0, gap]
     assert chunks[1].time_s == pytest.approx(START_S + (SPC + gap) / RATE, abs=1e-12)
     np.testing.assert_array_equal(as_complex(chunks[1]), iq[:, SPC:])
-    assert [(e.kind, e.first_sample, e.samples_lost) for e in src.events] == [
+    assert [(e.kind, e.capture_index, e.samples_lost) for e in src.events] == [
         ("overflow", SPC, 0),
         ("lost", SPC + gap, gap),
     ]
@@ -259,7 +259,7 @@ def test_out_of_sequence_is_a_sequence_error_not_an_overflow() -> None:
     chunks = take(src, 2)
     assert src.event_counts == {"sequence_error": 1, "lost": 1}
     assert chunks[1].lost_before == 2 * SPC
-    assert chunks[1].first_sample == 3 * SPC
+    assert chunks[1].capture_index == 3 * SPC
 
 
 def test_late_command_restarts_the_timed_stream() -> None:
@@ -277,7 +277,7 @@ def test_late_command_restarts_the_timed_stream() -> None:
         ("issue_stream_cmd", (timed,)),
         ("recv", ((3, SPC), FIRST_RECV_S)),
     ]
-    assert chunks[0].first_sample == 0 and chunks[0].lost_before == 0
+    assert chunks[0].capture_index == 0 and chunks[0].lost_before == 0
 
 
 def test_too_many_late_commands_raise_and_stop() -> None:
@@ -296,7 +296,7 @@ def test_timeouts_are_retried_then_raise_a_clear_error() -> None:
     with pytest.raises(UHDStreamError, match=r"no samples for 3 consecutive recv timeouts of 0.2 s"):
         for c in src:
             chunks.append(c)
-    assert [c.first_sample for c in chunks] == [0, SPC]
+    assert [c.capture_index for c in chunks] == [0, SPC]
     assert [c.lost_before for c in chunks] == [0, 0]
     assert src.event_counts == {"timeout": 4}  # one mid-stream, then three in a row
     assert [e.detail for e in src.events] == ["1/3", "1/3", "2/3", "3/3"]

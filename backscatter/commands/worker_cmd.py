@@ -60,7 +60,7 @@ def receiver_factory(settings: ReceiverSettings, live: LiveConfig) -> Callable[[
                 settings,
                 settings_from_header(h),
                 truth=h.truth,
-                first_sample=h.first_sample,
+                capture_index=h.capture_index,
                 config=live.for_stream(h.truth),
                 where=f"stream {h.stream_id}",
             )

@@ -61,7 +61,7 @@ def encode_iq(
     *,
     stream_id: str,
     seq: int,
-    first_sample: int,
+    capture_index: int,
     time_s: float,
     capture_rate_hz: float,
     channels: Sequence[tuple[str, float]],
@@ -89,7 +89,7 @@ def encode_iq(
         "kind": IQ_TOPIC,
         "stream_id": stream_id,
         "seq": int(seq),
-        "first_sample": int(first_sample),
+        "capture_index": int(capture_index),
         "time_s": float(time_s),
         "capture_rate_hz": float(capture_rate_hz),
         "channels": [{"band": str(b), "rf_center_hz": float(f)} for b, f in channels],
@@ -218,16 +218,21 @@ def _waveform(h: dict, capture_rate_hz: float) -> WaveformConfig:
         raise MessageError("waveform", f"{type(exc).__name__}: {exc!s:.200}") from None
 
 
-def _rate_key(h: dict) -> str:
-    """``capture_rate_hz``, or its old name ``sample_rate_hz`` in a header that has only that."""
-    return "sample_rate_hz" if "sample_rate_hz" in h and "capture_rate_hz" not in h else "capture_rate_hz"
+OLD_IQ_KEYS = {"capture_index": "first_sample", "capture_rate_hz": "sample_rate_hz"}
+"""IQ header fields renamed since protocol version 1 began: {new name: old name}."""
+
+
+def _key(h: dict, name: str) -> str:
+    """``name``, or its old name (``OLD_IQ_KEYS``) in a header that has only the old one."""
+    old = OLD_IQ_KEYS.get(name)
+    return old if old is not None and old in h and name not in h else name
 
 
 def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
-    first_sample = _index(h, "first_sample")
+    capture_index = _index(h, _key(h, "capture_index"))
     lost_before = _index(h, "lost_before")
     time_s = _finite(h, "time_s")
-    fs = _finite(h, _rate_key(h))
+    fs = _finite(h, _key(h, "capture_rate_hz"))
     if fs <= 0:
         raise MessageError("field", f"capture_rate_hz must be positive, got {fs}")
     chans = _get(h, "channels", "channels")
@@ -281,7 +286,7 @@ def _decode_iq(h: dict, payloads: list[memoryview]) -> IQMessage:
     header = IQHeader(
         stream_id=h["stream_id"],
         seq=h["seq"],
-        first_sample=first_sample,
+        capture_index=capture_index,
         time_s=time_s,
         capture_rate_hz=fs,
         channels=tuple(channels),

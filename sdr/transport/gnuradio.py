@@ -189,7 +189,7 @@ class GnuRadioSubscriber:
         header = IQHeader(
             stream_id=self.stream_id or new_stream_id(),
             seq=self._seq,
-            first_sample=c.first_sample,
+            capture_index=c.capture_index,
             time_s=c.index / self.cfg.capture_rate_hz,
             capture_rate_hz=float(self.cfg.capture_rate_hz),
             channels=self.cfg.channels,

@@ -48,7 +48,7 @@ class AlignedChunk(NamedTuple):
     """``iq``: ``[channel, sample]`` complex64, or ``[channel, sample, 2]`` int16 (sc16)."""
 
     index: int  # stream index of the first sample (absolute device samples in ``time`` mode)
-    first_sample: int  # index - the index of the stream's first aligned sample
+    capture_index: int  # index - the index of the stream's first aligned sample
     lost_before: int
     iq: np.ndarray
     new_stream: bool

@@ -18,7 +18,7 @@ from sdr.transport.wire import as_wire_array
 class GnuRadioPublisher:
     """Sends each band of a stream on its own socket, as GNU Radio's ZMQ sources read it.
 
-    ``send(iq, first_sample, time_s, lost_before, stop)`` takes the chunks
+    ``send(iq, capture_index, time_s, lost_before, stop)`` takes the chunks
     :class:`~sdr.transport.IQPublisher` takes.  Items are complex64 (``item_format`` fc32) or
     int16 pairs (sc16); with ``tags`` every message starts with a tag header: ``rx_time``,
     ``rx_rate`` and ``rx_freq`` on the first item, ``rx_time`` on the first item after a gap.
@@ -61,21 +61,21 @@ class GnuRadioPublisher:
                     waiting.discard(i)
         return not waiting
 
-    def _tags(self, first_sample: int, time_s: float, band_index: int) -> list[tuple[int, str, bytes]]:
+    def _tags(self, capture_index: int, time_s: float, band_index: int) -> list[tuple[int, str, bytes]]:
         if self._next_sample is None:
             return [
                 (self.items_sent, "rx_time", pmt_rx_time(time_s)),
                 (self.items_sent, "rx_rate", pmt_double(self.cfg.capture_rate_hz)),
                 (self.items_sent, "rx_freq", pmt_double(self.cfg.rf_centers_hz[band_index])),
             ]
-        if first_sample != self._next_sample:
+        if capture_index != self._next_sample:
             return [(self.items_sent, "rx_time", pmt_rx_time(time_s))]
         return []
 
     def send(
         self,
         iq: np.ndarray,
-        first_sample: int,
+        capture_index: int,
         time_s: float,
         lost_before: int = 0,
         stop: threading.Event | None = None,
@@ -92,7 +92,7 @@ class GnuRadioPublisher:
         for i, s in enumerate(self._socks):
             row = payload[i]
             if self.cfg.tags:
-                head = encode_tag_header(self.items_sent, self._tags(first_sample, time_s, i))
+                head = encode_tag_header(self.items_sent, self._tags(capture_index, time_s, i))
                 frame = head + row.tobytes()
             else:
                 frame = row
@@ -106,7 +106,7 @@ class GnuRadioPublisher:
                     s.poll(100, zmq.POLLOUT)
             self.bytes_sent += row.nbytes
         self.items_sent += n
-        self._next_sample = first_sample + n
+        self._next_sample = capture_index + n
         return True
 
     def close(self, linger_s: float = 0.2) -> None:

@@ -39,7 +39,7 @@ def _close_socket(sock: zmq.Socket, linger_ms: int) -> None:
 
 
 class IQPublisher:
-    """Sends one stream of IQ chunks: ``send(iq, first_sample, time_s, lost_before)``.
+    """Sends one stream of IQ chunks: ``send(iq, capture_index, time_s, lost_before)``.
 
     ``mode`` ``"pub"`` (XPUB: drops whole messages for a slow subscriber) or ``"push"`` (lossless
     to one consumer: ``send`` waits while the consumer's queue is full).  Binds ``endpoint``
@@ -117,7 +117,7 @@ class IQPublisher:
     def send(
         self,
         iq: np.ndarray,
-        first_sample: int,
+        capture_index: int,
         time_s: float,
         lost_before: int = 0,
         stop: threading.Event | None = None,
@@ -132,7 +132,7 @@ class IQPublisher:
         frames = encode_iq(
             stream_id=self.stream_id,
             seq=self.seq,
-            first_sample=first_sample,
+            capture_index=capture_index,
             time_s=time_s,
             capture_rate_hz=self.capture_rate_hz,
             channels=self.channels,
@@ -154,7 +154,7 @@ class IQPublisher:
         header = IQHeader(
             stream_id=self.stream_id,
             seq=self.seq,
-            first_sample=int(first_sample),
+            capture_index=int(capture_index),
             time_s=float(time_s),
             capture_rate_hz=self.capture_rate_hz,
             channels=tuple(self.channels),

@@ -62,7 +62,7 @@ DROP_REASONS = (
     "arrays",  # result array descriptors malformed
     "waveform",  # waveform object refused by WaveformConfig
     "source",  # unknown IQ source
-    "stale",  # seq or first_sample went backwards within a stream (duplicate or reordered)
+    "stale",  # seq or capture_index went backwards within a stream (duplicate or reordered)
     "internal",  # an unexpected error while decoding (a bug: tests assert it never happens)
 )
 
@@ -147,7 +147,7 @@ class IQHeader:
 
     stream_id: str
     seq: int
-    first_sample: int
+    capture_index: int
     time_s: float
     capture_rate_hz: float
     channels: tuple[Channel, ...]
