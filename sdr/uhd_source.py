@@ -293,7 +293,7 @@ class UHDSource:
 
     # ----- streaming ---------------------------------------------------------
     def _reset_stream_state(self) -> None:
-        self._next_sample = 0
+        self._next_capture_index = 0
         self._expected_ticks: int | None = None
         self._expected_time_s = 0.0
         self._consecutive_timeouts = 0
@@ -337,11 +337,11 @@ class UHDSource:
         else:
             ticks = self._expected_ticks if self._expected_ticks is not None else 0
             time_s = self._expected_time_s
-        first = self._next_sample + lost
+        first = self._next_capture_index + lost
         if lost:
             self.samples_lost += lost
             self._record("lost", capture_index=first, time_s=time_s, samples_lost=lost)
-        self._next_sample = first + num
+        self._next_capture_index = first + num
         self._expected_ticks = ticks + num
         self._expected_time_s = time_s + num / rate
         iq = buf if num == buf.shape[1] else np.ascontiguousarray(buf[:, :num])
@@ -418,7 +418,7 @@ class UHDSource:
         samples_lost: int = 0,
         detail: str = "",
     ) -> None:
-        first = self._next_sample if capture_index is None else capture_index
+        first = self._next_capture_index if capture_index is None else capture_index
         self.events.append(StreamEvent(kind, first, time_s, samples_lost, detail))
         if len(self.events) > MAX_EVENTS:
             del self.events[: len(self.events) - MAX_EVENTS]

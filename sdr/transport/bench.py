@@ -97,13 +97,13 @@ class _PipelineLink:
             context=ctx,
         )
         self.sub = IQSubscriber(self.pub.endpoint, mode="pull", context=ctx)
-        self.next_sample = 0
+        self.next_capture_index = 0
 
     def seconds(self, buffers: Sequence[np.ndarray]) -> float:
         def send_all() -> None:
             for b in buffers:
-                self.pub.send(b, self.next_sample, self.next_sample / self.pub.capture_rate_hz)
-                self.next_sample += b.shape[1]
+                self.pub.send(b, self.next_capture_index, self.next_capture_index / self.pub.capture_rate_hz)
+                self.next_capture_index += b.shape[1]
 
         def recv_one() -> None:
             if self.sub.recv(timeout_s=30.0) is None:

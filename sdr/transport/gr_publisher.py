@@ -33,7 +33,7 @@ class GnuRadioPublisher:
         self.cfg = cfg
         self.items_sent = 0
         self.bytes_sent = 0
-        self._next_sample: int | None = None
+        self._next_capture_index: int | None = None
         self._own_ctx = context is None
         self._ctx = zmq.Context() if context is None else context
         self._socks: list[zmq.Socket] = []
@@ -62,13 +62,13 @@ class GnuRadioPublisher:
         return not waiting
 
     def _tags(self, capture_index: int, time_s: float, band_index: int) -> list[tuple[int, str, bytes]]:
-        if self._next_sample is None:
+        if self._next_capture_index is None:
             return [
                 (self.items_sent, "rx_time", pmt_rx_time(time_s)),
                 (self.items_sent, "rx_rate", pmt_double(self.cfg.capture_rate_hz)),
                 (self.items_sent, "rx_freq", pmt_double(self.cfg.rf_centers_hz[band_index])),
             ]
-        if capture_index != self._next_sample:
+        if capture_index != self._next_capture_index:
             return [(self.items_sent, "rx_time", pmt_rx_time(time_s))]
         return []
 
@@ -106,7 +106,7 @@ class GnuRadioPublisher:
                     s.poll(100, zmq.POLLOUT)
             self.bytes_sent += row.nbytes
         self.items_sent += n
-        self._next_sample = capture_index + n
+        self._next_capture_index = capture_index + n
         return True
 
     def close(self, linger_s: float = 0.2) -> None:

@@ -34,7 +34,7 @@ from sdr.transport.wire import (
 @dataclass
 class _StreamState:
     next_seq: int
-    next_sample: int = 0
+    next_capture_index: int = 0
 
 
 @dataclass
@@ -180,13 +180,13 @@ class IQSubscriber(_Subscriber):
         st, missed, new = self._track(h.stream_id, h.seq)
         lost = h.lost_before
         if not new:
-            if h.capture_index < st.next_sample:
+            if h.capture_index < st.next_capture_index:
                 raise MessageError(
-                    "stale", f"capture_index {h.capture_index} before the expected {st.next_sample}"
+                    "stale", f"capture_index {h.capture_index} before the expected {st.next_capture_index}"
                 )
-            lost = h.capture_index - st.next_sample  # includes the header's own lost_before
+            lost = h.capture_index - st.next_capture_index  # includes the header's own lost_before
         st.next_seq = h.seq + 1
-        st.next_sample = h.capture_index + h.n_samples
+        st.next_capture_index = h.capture_index + h.n_samples
         self.counters.messages_missed += missed
         self.samples_lost += lost
         self.gaps += lost > 0
