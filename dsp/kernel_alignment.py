@@ -191,11 +191,11 @@ class KernelAlignment:
                     m_p = (m0 + g * np.arange(jp, ph.j1 - ph.j0, sp)) // PROBE_STEP
                     probe[m_p] = nominal[::sp] @ self._pull(cols, "probe", 0)
         if not want_slope:
-            z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.sample_rate_hz).astype(np.complex64)
+            z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
             return z, probe, None
         zs = z[::SLOPE_STEP].astype(complex)
         res = f[::SLOPE_STEP] - e[::SLOPE_STEP]  # the delay left after each slope window's reading
-        z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.sample_rate_hz).astype(np.complex64)
+        z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
         power = np.abs(zs) ** 2
         weight = float(power.sum())
         if weight <= 0 or curvature <= 0:
@@ -216,7 +216,7 @@ class KernelAlignment:
         per_level: dict[int, np.ndarray] = {}
         mass = np.zeros(self.levels)
         moment = np.zeros(self.levels)
-        fs = wf.sample_rate_hz
+        fs = wf.working_rate_hz
         for p in parts:
             for part, first in self._parts(p.block):
                 lo, hi = max(p.a, first), min(p.b, first + part.count)
