@@ -8,11 +8,14 @@ epoch.  Both strategies share one interface (``install``, ``project``,
 ``window_sum``, ``column0``):
 
 * :class:`LevelAlignment` (input at the working rate): ``f`` is quantised to
-  ``1/L`` sample.  Each level has its own column, so a projection is one
-  matrix-vector product per run of windows at the same level, and an epoch sum is
-  one weighted sum per run plus one FFT per level used.  Matrix-vector products
-  run at memory speed; on this machine a product with two to six columns costs
-  three times one (OpenBLAS's GEMM path, figures in docs/RECEIVER.md).  The
+  ``1/L`` sample.  Each level has its own column, so a projection is one dot
+  product per window with its level's column, and an epoch sum one weighted sum
+  per level plus one FFT per level used.  Long runs of windows at one level
+  (small drift) take one BLAS call each; short ones (a 10 ppm drift changes
+  level every 6 windows: 15,000 calls a second) a compiled loop over every window
+  (dsp/level_kernel.py, ``SHORT_RUNS``).  (A product with two
+  to six columns costs three times one on this machine: OpenBLAS's GEMM path,
+  figures in docs/RECEIVER.md; so one column per window, not all levels.)  The
   quantisation error ``|f - f_q| <= 1/(2L)`` costs a projection at most
   ``(w_max / 2L)**2 / 3`` of its power at the band edge (0.2 % for ``L = 16``); the
   timing error is measured against ``f_q`` and the known ``f - f_q`` removed, and
@@ -37,6 +40,10 @@ from dsp.tracking import DelayBasis
 from dsp.waveform import WaveformConfig
 from dsp.windows import DirectWindows, WindowBlock
 
+# mean windows per run of one level below which a compiled loop over every window
+# (dsp/level_kernel.py, about 2x a BLAS call's time per window) beats a BLAS call per run (about
+# 8 us of call overhead, 0.2 us a window): the crossover is near 8 / (0.45 - 0.2) = 32 windows
+SHORT_RUNS = 32
 PROBE_STEP = 8  # noise probe on every 8th window: 60 a segment, enough for a smoothed variance
 SLOPE_STEP = 4  # timing slope on every 4th window: the loop averages over a whole segment
 
@@ -53,10 +60,13 @@ class SumPart:
     f: np.ndarray  # [window] fractional delays (samples) of windows a..b
 
 
-def _runs(lev: np.ndarray) -> list[tuple[int, int]]:
-    """``(a, b)`` index ranges over which ``lev`` is constant."""
-    cuts = [0, *(np.flatnonzero(np.diff(lev)) + 1).tolist(), lev.size]
-    return list(itertools.pairwise(cuts))
+def _runs(lev: np.ndarray) -> list[tuple[int, int]] | None:
+    """``(a, b)`` index ranges over which ``lev`` is constant, or None when they are shorter
+    than ``SHORT_RUNS`` windows on average (the compiled per-window loop is then faster)."""
+    cuts = np.flatnonzero(np.diff(lev)) + 1
+    if lev.size < SHORT_RUNS * (cuts.size + 1):
+        return None
+    return list(itertools.pairwise([0, *cuts.tolist(), lev.size]))
 
 
 @dataclass(frozen=True)
@@ -117,17 +127,13 @@ class LevelAlignment:
             raise TypeError("level alignment needs windows at the working rate (DirectWindows)")
         m = block.count
         lev = self.level(f)
-        z = np.empty(m, np.complex64)
-        for a, b in _runs(lev):
-            z[a:b] = block.dot(row, a, b, cols.table[lev[a]])
+        z = self._dot(block, row, cols.table, lev, 1)
         probe = block.dot(row, 0, m, cols.probe, PROBE_STEP)
         if curvature is None or cols.slope is None:
             return z, probe, None
         s = SLOPE_STEP
         lev_s = lev[::s]
-        dz = np.empty(lev_s.size, np.complex64)
-        for a, b in _runs(lev_s):
-            dz[a:b] = block.dot(row, a * s, (b - 1) * s + 1, cols.slope[lev_s[a]], s)
+        dz = self._dot(block, row, cols.slope, lev_s, s)
         zs = z[::s].astype(complex)
         power = np.abs(zs) ** 2
         weight = float(power.sum())
@@ -137,6 +143,18 @@ class LevelAlignment:
         quantised = float(power @ (f[::s] - self.f_levels[lev_s])) / weight  # known part of it
         return z, probe, measured - quantised
 
+    @staticmethod
+    def _dot(block: DirectWindows, row: int, table: np.ndarray, lev: np.ndarray, step: int) -> np.ndarray:
+        """``windows[row, i * step] @ table[lev[i]]`` ``[i]``: a BLAS product per run of one
+        level, or the compiled loop over every window when the runs are short."""
+        runs = _runs(lev)
+        if runs is None:
+            return block.dot_levels(row, table, lev, step)
+        z = np.empty(lev.size, np.complex64)
+        for a, b in runs:
+            z[a:b] = block.dot(row, a * step, (b - 1) * step + 1, table[lev[a]], step)
+        return z
+
     def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
         """``sum_m w_m window_m`` with every window aligned to the reference frame, ``[N]``."""
         wf, n_lev = self.wf, self.levels + 1
@@ -145,9 +163,13 @@ class LevelAlignment:
         moment = np.zeros(n_lev)
         for p in parts:
             lev = self.level(p.f)
-            w = p.w.astype(np.complex64)  # complex128 weights would cast every window up
-            for a, b in _runs(lev):
-                acc[lev[a]] += p.block.weighted_sum(p.row, p.a + a, p.a + b, w[a:b])
+            runs = _runs(lev)
+            if runs is None:
+                p.block.sum_levels(p.row, p.a, p.b, p.w, lev, acc)
+            else:
+                w = p.w.astype(np.complex64)  # complex128 weights would cast every window up
+                for a, b in runs:
+                    acc[lev[a]] += p.block.weighted_sum(p.row, p.a + a, p.a + b, w[a:b])
             aw = np.abs(p.w)
             mass += np.bincount(lev, aw, n_lev)
             moment += np.bincount(lev, aw * p.f, n_lev)

@@ -139,6 +139,35 @@ class DirectWindows:
     def windows(self, row: int) -> np.ndarray:
         return np.concatenate([p[row] for p in self.pieces])
 
+    def dot_levels(self, row: int, table: np.ndarray, lev: np.ndarray, step: int = 1) -> np.ndarray:
+        """``windows[row, i * step] @ table[lev[i]]`` for every ``i`` ``[len(range(0, count,
+        step))]``: each window against its own column of ``table`` ``[level, N]`` (complex64), one
+        compiled call per piece (dsp/level_kernel.py)."""
+        from dsp.level_kernel import dot_levels  # numba: imported on first use
+
+        out = np.empty(len(range(0, self.count, step)), np.complex64)
+        tab = np.ascontiguousarray(table, np.complex64).view(np.float32)
+        res = out.view(np.float32).reshape(-1, 2)
+        for p, f0, f1 in zip(self.pieces, self._first, self._first[1:], strict=False):
+            i0, i1 = -(-f0 // step), -(-f1 // step)
+            if i0 < i1:
+                x = p[row, i0 * step - f0 :: step].view(np.float32)
+                dot_levels(x, tab, lev[i0:i1], res[i0:i1])
+        return out
+
+    def sum_levels(self, row: int, lo: int, hi: int, w: np.ndarray, lev: np.ndarray, acc: np.ndarray) -> None:
+        """``acc[lev[m - lo]] += w[m - lo] windows[row, m]`` for windows ``lo..hi``: ``w``, ``lev``
+        ``[hi - lo]``, ``acc`` ``[level, N]`` complex64 (C-contiguous), one compiled call per piece."""
+        from dsp.level_kernel import sum_levels  # numba: imported on first use
+
+        wf = np.ascontiguousarray(w, np.complex64).view(np.float32).reshape(-1, 2)
+        accf = acc.view(np.float32)
+        for p, f0, f1 in zip(self.pieces, self._first, self._first[1:], strict=False):
+            a, b = max(lo, f0), min(hi, f1)
+            if a < b:
+                x = p[row, a - f0 : b - f0].view(np.float32)
+                sum_levels(x, wf[a - lo : b - lo], lev[a - lo : b - lo], accf)
+
     def dot(self, row: int, a: int, b: int, vec: np.ndarray, step: int = 1) -> np.ndarray:
         """``windows[row, a:b:step] @ vec`` for ``vec`` ``[N]``: ``[len(range(a, b, step))]``,
         one matrix-vector product per piece (memory speed, no copy).  Called once per run of

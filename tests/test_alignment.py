@@ -62,6 +62,59 @@ def test_dot_over_pieces_equals_the_product_of_the_materialised_windows(count, d
     np.testing.assert_allclose(block.weighted_sum(0, a, b, w), w @ wins[a:b], rtol=1e-4, atol=1e-4)
 
 
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(1, 80), run=st.integers(1, 50), step=st.integers(1, 9), data=st.data())
+def test_compiled_level_loops_equal_the_products_of_the_materialised_windows(count, run, step, data):
+    """``dot_levels`` / ``sum_levels`` (dsp/level_kernel.py) against numpy on the materialised
+    windows, over piece boundaries, strides and runs of one level from 1 to 50 windows: equal
+    to float32 rounding (1024-term sums in float32: relative error about 1e-6; limit 1e-4)."""
+    rng = np.random.default_rng(count * 100 + run)
+    n = 1024
+    wins = (rng.normal(size=(count, n)) + 1j * rng.normal(size=(count, n))).astype(np.complex64)
+    cuts = sorted(data.draw(st.lists(st.integers(1, max(count - 1, 1)), max_size=5)))
+    block = _block(wins, [c for c in cuts if c < count])
+    table = (rng.normal(size=(17, n)) + 1j * rng.normal(size=(17, n))).astype(np.complex64)
+    lev = (np.arange(count) // run + rng.integers(0, 17)) % 17
+    got = block.dot_levels(0, table, lev[::step], step)
+    want = np.einsum("mn,mn->m", wins[::step], table[lev[::step]])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+    a = data.draw(st.integers(0, count - 1))
+    b = data.draw(st.integers(a + 1, count))
+    w = (rng.normal(size=b - a) + 1j * rng.normal(size=b - a)).astype(np.complex64)
+    acc = np.zeros((17, n), np.complex64)
+    block.sum_levels(0, a, b, w, lev[a:b], acc)
+    want_acc = np.zeros((17, n), complex)
+    np.add.at(want_acc, lev[a:b], w[:, None] * wins[a:b])
+    np.testing.assert_allclose(acc, want_acc, rtol=1e-4, atol=1e-4 * np.sqrt(b - a))
+
+
+def test_projection_and_sums_are_the_same_by_blas_runs_or_compiled_loops(monkeypatch):
+    """The two paths of :class:`LevelAlignment` (a BLAS call per run, or the compiled loop;
+    ``SHORT_RUNS`` picks one) give the same tag samples, timing error and epoch sum."""
+    import dsp.alignment as alignment
+
+    rng = np.random.default_rng(10)
+    h, cfo = _channel(rng), 700.0
+    align = LevelAlignment(WF, 16)
+    ref = symbol_from_cfr(WF, h, cfo)
+    cols = align.install(ref, cfo, guard_probe(WF, cfo), slope=True)
+    curv = DelayBasis(WF).curvature(ref, cfo)
+    f = np.repeat(np.linspace(-0.4, 0.4, 5), 40)  # runs of 40 windows
+    wins = np.array([_delayed(h, x + 0.01, cfo) for x in f]).astype(np.complex64)
+    block = _block(wins, [57, 130])
+    ones = np.ones(200)
+    parts = [SumPart(block, 0, 0, 120, ones[:120], f[:120]), SumPart(block, 0, 120, 200, ones[120:], f[120:])]
+    got = {}
+    for short_runs in (1, 10**9):  # every run by BLAS; every window by the compiled loop
+        monkeypatch.setattr(alignment, "SHORT_RUNS", short_runs)
+        got[short_runs] = (*align.project(block, 0, cols, f, curv), align.window_sum(parts, cfo))
+    (z, probe, err, total), (z_c, probe_c, err_c, total_c) = got[1], got[10**9]
+    np.testing.assert_allclose(z_c, z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(probe_c, probe)
+    assert err_c == pytest.approx(err, rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(total_c, total, rtol=1e-5, atol=1e-5 * np.abs(total).max())
+
+
 def test_joined_working_rate_blocks_are_one_block_of_all_their_pieces():
     wins = np.arange(5 * 4, dtype=np.complex64).reshape(5, 4)
     joined = join_blocks([_block(wins[:2], []), _block(wins[2:], [1])])
