@@ -106,7 +106,7 @@ class DriftingPeriodic:
         """``out[m, i] = row_gain[m] * col_gain[i] * s(sample (first_period + m) * period + i)``.
 
         ``row_gain`` ``[period]``, ``col_gain`` ``[sample]`` (length ``period``); ``out``
-        ``[period, sample]`` complex64, filled and returned.
+        ``[period, sample]`` complex64, C-contiguous, filled and returned.
         """
         n_rows, n = out.shape
         if self.delta == 0:
