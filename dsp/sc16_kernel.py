@@ -9,11 +9,12 @@ Imported on the first conversion (numba's import takes about half a second).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from dsp.jit import compiled
 
-@nb.njit(cache=True, error_model="numpy")
+
+@compiled(error_model="numpy")
 def scale_int16(src: np.ndarray, scale: np.float32, dst: np.ndarray) -> None:
     """``dst[i] = float32(src[i]) * scale``; ``src`` int16 ``[value]``, ``dst`` float32 ``[value]``,
     both contiguous, of one length."""

@@ -189,3 +189,28 @@ def test_spectra_kernel_equals_the_numpy_cumulative_product():
     got = np.zeros_like(want)
     fill_spectra(dspec, ramp0, step, bins, got)
     np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_falls_back_to_no_cache_where_none_can_be_written(monkeypatch):
+    """Where numba finds no writable cache place it raises at decoration; ``compiled`` then
+    compiles without the cache, and the function still runs."""
+    import numba
+    from numba.core.caching import NullCache
+
+    from dsp import jit
+
+    real = numba.njit
+
+    def no_cache_place(*args, **kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(jit.nb, "njit", no_cache_place)
+
+    @jit.compiled(error_model="numpy")
+    def twice(x: float) -> float:
+        return 2 * x
+
+    assert twice(21.0) == 42.0
+    assert isinstance(twice._cache, NullCache)  # numba's "no cache"

@@ -7,13 +7,14 @@ writes each output sample once from the run's three waveforms, under 1 ns.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from dsp.jit import compiled
 
 _HALF = np.float32(0.5)
 
 
-@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
+@compiled(error_model="numpy", fastmath={"contract"})
 def combine_runs(
     w: np.ndarray, col: np.ndarray, eps: np.ndarray, big: np.ndarray, rows: np.ndarray, out: np.ndarray
 ) -> None:
@@ -56,7 +57,7 @@ def combine_runs(
                 o[2 * i + 1] = gr * vi + gi * vr
 
 
-@nb.njit(error_model="numpy", cache=True)
+@compiled(error_model="numpy")
 def fill_spectra(
     dspec: np.ndarray, ramp0: np.ndarray, ramp_step: np.ndarray, bins: np.ndarray, grid: np.ndarray
 ) -> None:

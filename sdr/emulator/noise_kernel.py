@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+
+from dsp.jit import compiled
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -76,7 +77,7 @@ def _bits_f32(typingctx, x):
     return types.float32(types.int32), codegen
 
 
-@nb.njit(inline="always", cache=True, fastmath={"contract"})
+@compiled(inline="always", fastmath={"contract"})
 def splitmix64(key: np.uint64, i: int) -> np.uint64:
     """Output ``i`` (from 0) of SplitMix64 seeded with ``key``."""
     z = key + np.uint64(i + 1) * GAMMA
@@ -85,7 +86,7 @@ def splitmix64(key: np.uint64, i: int) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@nb.njit(inline="always", cache=True, fastmath={"contract"})
+@compiled(inline="always", fastmath={"contract"})
 def _gauss(bits: np.uint64) -> tuple[np.float32, np.float32, np.float32]:
     """``(r, cos, sin)`` with ``r = sqrt(-ln u1)`` of the 24 top bits and the phase of the 24 low."""
     kf = np.float32(np.int32(bits >> _S40) + np.int32(1))  # exact: at most 2**24
@@ -116,7 +117,7 @@ def _gauss(bits: np.uint64) -> tuple[np.float32, np.float32, np.float32]:
     return r, co, si
 
 
-@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
+@compiled(error_model="numpy", fastmath={"contract"})
 def _noise_chunk(key: np.uint64, first: int, m: int, scale: np.float32, out: np.ndarray) -> None:
     """``out[: 2 m]`` (float32 pairs) = samples ``first .. first + m`` of stream ``key`` times ``scale``."""
     for i in range(m):
@@ -126,14 +127,14 @@ def _noise_chunk(key: np.uint64, first: int, m: int, scale: np.float32, out: np.
         out[2 * i + 1] = r * si
 
 
-@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
+@compiled(error_model="numpy", fastmath={"contract"})
 def fill_complex_gaussian(key: np.uint64, scale: np.float32, out: np.ndarray) -> None:
     """``out`` (float32 ``[2 * sample]``, the view of complex64 ``[sample]``) = stream ``key``'s
     noise times ``scale``."""
     _noise_chunk(key, 0, out.shape[0] // 2, scale, out)
 
 
-@nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
+@compiled(error_model="numpy", fastmath={"contract"})
 def noise_tail(
     v: np.ndarray,
     extra: np.ndarray,

@@ -8,11 +8,12 @@ on the same float64 times, so the same values.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from dsp.jit import compiled
 
-@nb.njit(error_model="numpy", cache=True)
+
+@compiled(error_model="numpy")
 def apply_tag(
     rows: np.ndarray,
     ks: np.ndarray,
