@@ -10,7 +10,7 @@ import scipy.stats
 
 from sdr.emulator.drift_kernel import fill_spectra
 from sdr.emulator.impairments import ChannelFrontEnd, apply_phase, held_phasors
-from sdr.emulator.noise_kernel import fill_complex_gaussian, noise_tail, splitmix64
+from sdr.emulator.noise_kernel import fill_complex_gaussian, noise_tail, splitmix64, stream_key
 from sdr.emulator.tag_kernel import apply_tag
 
 MASK64 = (1 << 64) - 1
@@ -32,6 +32,7 @@ def _splitmix64_reference(seed: int, count: int) -> list[int]:
 def test_bits_are_splitmix64(seed):
     ref = _splitmix64_reference(seed, 5)
     assert [int(splitmix64(np.uint64(seed), i)) for i in range(5)] == ref
+    assert [int(stream_key(seed, i)) for i in range(5)] == ref  # the per-stream keys: the same
     if seed == 0:  # the published first output for seed 0
         assert ref[0] == 0xE220A8397B1DCDAF
 

@@ -33,7 +33,7 @@ from sdr.emulator.circuitry import band_delay_s, band_response, draw_circuits
 from sdr.emulator.drift import DriftingPeriodic
 from sdr.emulator.geometry import draw_paths
 from sdr.emulator.impairments import Impairments, held_phasors
-from sdr.emulator.noise_kernel import noise_tail
+from sdr.emulator.noise_kernel import noise_tail, stream_key
 from sdr.emulator.scenario import ScenarioConfig
 from sdr.emulator.tag_kernel import apply_tag
 
@@ -83,7 +83,8 @@ class Emulator:
         if sc.tag_id >= 2**wf.tag_id_bits:
             raise ValueError(f"scenario tag_id {sc.tag_id:#x} does not fit in {wf.tag_id_bits} bits")
         ss = np.random.SeedSequence(sc.seed)
-        geo_ss, circ_ss, imp_ss, data_ss, self._noise_ss, hw_ss = ss.spawn(6)
+        geo_ss, circ_ss, imp_ss, data_ss, noise_ss, hw_ss = ss.spawn(6)
+        self._noise_key = int(noise_ss.generate_state(1, np.uint64)[0])
         rng = np.random.default_rng(geo_ss)
         self.paths_tx_rx, self.paths_tx_tag, self.paths_tag_rx, tag_pos = draw_paths(sc, wf, rng)
         if sc.circuitry_seed is not None:  # the radio's hardware, independent of the scenario
@@ -258,9 +259,7 @@ class Emulator:
         rate = self.rate_hz
         to_work = self.wf.sample_rate_hz / rate  # tag edges are in working-rate samples
         # one SplitMix64 stream per (block, band of BANDS): sdr/emulator/noise_kernel.py
-        keys = np.random.SeedSequence(self._noise_ss.entropy, spawn_key=(99, block)).generate_state(
-            len(BANDS), np.uint64
-        )
+        keys = [stream_key(self._noise_key, len(BANDS) * block + i) for i in range(len(BANDS))]
         scratch = np.empty((n_per, n), np.complex64)
         out = np.empty((len(sc.bands), n_per, n), np.complex64)
         t_in = np.arange(n)

@@ -41,6 +41,7 @@ from numba.extending import intrinsic
 from dsp.jit import compiled
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MASK64 = (1 << 64) - 1
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
@@ -75,6 +76,16 @@ def _bits_f32(typingctx, x):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
+
+
+def stream_key(base: int, index: int) -> np.uint64:
+    """The key of stream ``index`` (a block, a segment) of a generator keyed ``base``: output
+    ``index`` of SplitMix64 seeded with ``base``, in Python integers (a ``SeedSequence`` per
+    stream costs ~50 us; distinct indices give distinct, well-mixed 64-bit keys)."""
+    z = (int(base) + (index + 1) * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return np.uint64(z ^ (z >> 31))
 
 
 @compiled(inline="always", fastmath={"contract"})

@@ -17,12 +17,12 @@ Generation (no state carried, so any block is reproducible on its own):
   would lie 31 dB under the default 30 dB SNR;
 * on the coarse grid, overlapping segments of ``2 S`` samples (``S`` = one block) with hop
   ``S``, each an independent circular Gaussian process shaped in frequency by the mask and
-  seeded by (seed, segment), are windowed by ``sin(pi m / 2S)`` and added.  A segment's
-  white noise is drawn directly as its spectrum (the rfft of ``2S`` white samples: Gaussian
-  bins of power ``2S``, real at 0 and ``S``), with the AWGN's generator (noise_kernel.py),
-  in float32 (the phase's relative rounding, 6e-8, is far below any effect measured).  Since
-  ``sin^2 + cos^2 = 1`` the variance is stationary; the PSD is the mask smoothed by the
-  window's kernel (``1 / 2S`` wide: 59 Hz at 30.72 MS/s).
+  seeded by (seed, segment) (``noise_kernel.stream_key``), are windowed by ``sin(pi m / 2S)``
+  and added.  A segment's white noise is drawn directly as its spectrum (the rfft of ``2S``
+  white samples: Gaussian bins of power ``2S``, real at 0 and ``S``), with the AWGN's
+  generator (noise_kernel.py), in float32 (the phase's relative rounding, 6e-8, is far below
+  any effect measured).  Since ``sin^2 + cos^2 = 1`` the variance is stationary; the PSD is
+  the mask smoothed by the window's kernel (``1 / 2S`` wide: 59 Hz at 30.72 MS/s).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import scipy.fft
 
 from dsp.config_base import ConfigError
-from sdr.emulator.noise_kernel import fill_complex_gaussian
+from sdr.emulator.noise_kernel import fill_complex_gaussian, stream_key
 
 MIN_COARSE_RATE_HZ = 1.5e6
 
@@ -93,6 +93,7 @@ class PhaseNoise:
         # (power sinc^2): pre-compensated, so the output follows the mask across the coarse band
         self._psd = psd / np.sinc(f / coarse_hz) ** 2
         self._cache: dict[int, np.ndarray] = {}
+        self._key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
         # white unit-variance noise -> rfft has E|W_k|^2 = 2S; scale to PSD * coarse_hz per bin power
         self._shape = np.sqrt(self._psd * coarse_hz).astype(np.float32)
         self._win = np.sin(np.pi * np.arange(2 * self.seg) / (2 * self.seg)).astype(np.float32)
@@ -112,7 +113,7 @@ class PhaseNoise:
         ``j``; the last two are kept (each band of a block asks for them)."""
         if j in self._cache:
             return self._cache[j]
-        key = np.random.SeedSequence(self.seed, spawn_key=(j,)).generate_state(1, np.uint64)[0]
+        key = stream_key(self._key, j)
         w = np.empty(self.seg + 1, np.complex64)
         fill_complex_gaussian(key, np.float32(np.sqrt(2 * self.seg)), w.view(np.float32))
         w[[0, -1]] = w[[0, -1]].real * np.float32(np.sqrt(2))
