@@ -121,6 +121,7 @@ def test_fused_tail_equals_the_numpy_steps(adc):
         got.view(np.float32),
         leak.view(np.float32),
         key,
+        0,
         std,
         held_phasors(phase),
         decim,
@@ -137,19 +138,40 @@ def test_fused_tail_equals_the_numpy_steps(adc):
         assert diff.max() <= 2 * 2.0**-23 * np.abs(want.view(np.float32)).max()
     # every stage off: the samples plus the noise, exactly
     plain = x.copy()
-    noise_tail(plain.view(np.float32), NONE, key, std, np.zeros(0, np.complex64), decim, OFF, np.float32(0))
+    noise_tail(
+        plain.view(np.float32), NONE, key, 0, std, np.zeros(0, np.complex64), decim, OFF, np.float32(0)
+    )
     noise = np.empty_like(x)
     fill_complex_gaussian(key, std, noise.view(np.float32))
     np.testing.assert_array_equal(plain, x + noise)
+    # in two parts (as the emulator finishes a block a run of periods at a time): the same bits
+    cut = 3 * decim * 64
+    held = held_phasors(phase)
+    parts = x.copy()
+    for a, b in ((0, cut), (cut, n)):
+        noise_tail(
+            parts[a:b].view(np.float32),
+            leak[a:b].view(np.float32),
+            key,
+            a,
+            std,
+            held[a // decim :],
+            decim,
+            fe.kernel_params(),
+            q,
+        )
+    np.testing.assert_array_equal(parts, got)
 
 
 def test_fused_tail_refuses_mismatched_inputs():
     x = np.zeros(64, np.complex64).view(np.float32)
     one, no_adc = np.float32(1), np.float32(0)
     with pytest.raises(ValueError, match="phase"):
-        noise_tail(x, NONE, np.uint64(1), one, np.ones(3, np.complex64), 16, OFF, no_adc)
+        noise_tail(x, NONE, np.uint64(1), 0, one, np.ones(3, np.complex64), 16, OFF, no_adc)
     with pytest.raises(ValueError, match="extra"):
-        noise_tail(x, np.zeros(6, np.float32), np.uint64(1), one, np.zeros(0, np.complex64), 16, OFF, no_adc)
+        noise_tail(
+            x, np.zeros(6, np.float32), np.uint64(1), 0, one, np.zeros(0, np.complex64), 16, OFF, no_adc
+        )
 
 
 def test_tag_kernel_equals_the_binary_search_lookup():

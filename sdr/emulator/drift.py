@@ -26,12 +26,26 @@ on its own and continuous with its neighbours.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.fft
 
 from sdr.emulator.drift_kernel import combine_runs, fill_spectra
 
 TAYLOR_TOL = 1e-5
+
+
+class RunPlan(NamedTuple):
+    """The Taylor runs of one stretch of periods (``DriftingPeriodic.plan``)."""
+
+    w: np.ndarray  # complex64 [run, 3, sample]: each run's w_p, normalised by (2 pi f_ref)^p
+    eps: np.ndarray  # float32 [sample]: x of each sample from its period's centre
+    big: np.ndarray  # float32 [period of run]: x of each period's centre from its run's centre
+
+    @property
+    def rows_per_run(self) -> int:
+        return len(self.big)
 
 
 class DriftingPeriodic:
@@ -100,6 +114,39 @@ class DriftingPeriodic:
         fill_spectra(self._dspec[:terms], ramp0, ramp_step, self._bins, grid)
         return scipy.fft.ifft(grid, axis=-1, workers=1, overwrite_x=True)
 
+    def plan(self, first_period: int, n_rows: int) -> RunPlan | None:
+        """The Taylor runs of ``n_rows`` periods from ``first_period`` (``None`` without drift):
+        each run's waveforms, computed once for any rows of them to be rendered."""
+        if self.delta == 0:
+            return None
+        n = self.period
+        r = min(self.max_run_periods(), n_rows)
+        n_runs = -(-n_rows // r)
+        start = first_period + np.arange(n_runs) * r  # first period of each run
+        t_c = (start + r / 2) * n / self.rate_hz  # [run] centre time
+        w = self._waveforms(self.delay0_s - self.delta * t_c, 3)  # [run, 3, sample]
+        scale = 2 * np.pi * self.f_ref_hz * self.delta / self.rate_hz  # x per sample
+        eps = (scale * (np.arange(n) - n / 2)).astype(np.float32)  # [sample]
+        big = (scale * (np.arange(r) * n + n / 2 - r * n / 2)).astype(np.float32)  # [period of run]
+        return RunPlan(w, eps, big)
+
+    def render_rows(
+        self, plan: RunPlan | None, m0: int, row_gain: np.ndarray, col_gain: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """Periods ``m0 .. m0 + len(out)`` of a ``plan``: ``out[m - m0, i] = row_gain[m] *
+        col_gain[i] * s(sample (first_period + m) * period + i)``.
+
+        ``row_gain`` ``[period]`` (all the plan's periods), ``col_gain`` ``[sample]``; ``out``
+        ``[period, sample]`` complex64, C-contiguous, filled and returned.
+        """
+        if plan is None:
+            np.multiply(row_gain[m0 : m0 + len(out), None], (self._w0 * col_gain)[None, :], out=out)
+            return out
+        rows = np.asarray(row_gain, np.complex64)
+        cols = np.asarray(col_gain, np.complex64)
+        combine_runs(plan.w, cols, plan.eps, plan.big, rows, m0, out.view(np.float32))  # drift_kernel.py
+        return out
+
     def render(
         self, first_period: int, row_gain: np.ndarray, col_gain: np.ndarray, out: np.ndarray
     ) -> np.ndarray:
@@ -108,22 +155,7 @@ class DriftingPeriodic:
         ``row_gain`` ``[period]``, ``col_gain`` ``[sample]`` (length ``period``); ``out``
         ``[period, sample]`` complex64, C-contiguous, filled and returned.
         """
-        n_rows, n = out.shape
-        if self.delta == 0:
-            np.multiply(row_gain[:, None], (self._w0 * col_gain)[None, :], out=out)
-            return out
-        r = min(self.max_run_periods(), n_rows)
-        n_runs = -(-n_rows // r)
-        start = first_period + np.arange(n_runs) * r  # first period of each run
-        t_c = (start + r / 2) * n / self.rate_hz  # [run] centre time
-        w = self._waveforms(self.delay0_s - self.delta * t_c, 3)  # [run, 3, sample]
-        scale = 2 * np.pi * self.f_ref_hz * self.delta / self.rate_hz  # x per sample
-        eps = (scale * (np.arange(n) - n / 2)).astype(np.float32)  # [sample]
-        big = scale * (np.arange(r) * n + n / 2 - r * n / 2)  # [period of run]
-        rows = np.asarray(row_gain, np.complex64)
-        cols = np.asarray(col_gain, np.complex64)
-        combine_runs(w, cols, eps, big.astype(np.float32), rows, out.view(np.float32))  # drift_kernel.py
-        return out
+        return self.render_rows(self.plan(first_period, len(out)), 0, row_gain, col_gain, out)
 
     def direct(self, samples: np.ndarray) -> np.ndarray:
         """Reference: ``s`` at continuous ``samples`` ``[sample]`` by direct summation (slow)."""

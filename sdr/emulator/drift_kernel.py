@@ -16,25 +16,32 @@ _HALF = np.float32(0.5)
 
 @compiled(error_model="numpy", fastmath={"contract"})
 def combine_runs(
-    w: np.ndarray, col: np.ndarray, eps: np.ndarray, big: np.ndarray, rows: np.ndarray, out: np.ndarray
+    w: np.ndarray,
+    col: np.ndarray,
+    eps: np.ndarray,
+    big: np.ndarray,
+    rows: np.ndarray,
+    m0: int,
+    out: np.ndarray,
 ) -> None:
-    """``out[m, i] = rows[m] (P0 + e P1 + e^2 / 2 P2)[i]``, ``e = big[m mod r] + eps[i]``.
+    """``out[m - m0, i] = rows[m] (P0 + e P1 + e^2 / 2 P2)[i]``, ``e = big[m mod r] + eps[i]``,
+    for periods ``m`` from ``m0`` (``out.shape[0]`` of them).
 
     ``w`` complex64 ``[run, 3, sample]``: run ``k``'s ``w_p`` (normalised derivatives); ``P_p =
     col * w_p``, ``col`` complex64 ``[sample]``; ``eps`` float32 ``[sample]`` and ``big`` float32
     ``[r]`` the offsets of sample and period from the run's centre (the Taylor variable ``x``);
-    ``rows`` complex64 ``[period]``; ``out`` float32 ``[period, 2 * sample]`` (the view of
-    complex64 ``[period, sample]``), period ``m`` in run ``m // r``.  Horner's order, in
-    float32; the run's waveforms held as separate real and imaginary rows, so that the loop
-    over samples vectorises.
+    ``rows`` complex64 ``[period]`` (all periods of the block); ``out`` float32 ``[period, 2 *
+    sample]`` (the view of complex64 ``[period, sample]``), period ``m`` in run ``m // r``.
+    Horner's order, in float32; the run's waveforms held as separate real and imaginary rows,
+    so that the loop over samples vectorises.
     """
-    n_rows = out.shape[0]
+    m1 = m0 + out.shape[0]
     n = w.shape[2]
     r = big.shape[0]
     a_re, a_im = np.empty(n, np.float32), np.empty(n, np.float32)
     b_re, b_im = np.empty(n, np.float32), np.empty(n, np.float32)
     c_re, c_im = np.empty(n, np.float32), np.empty(n, np.float32)
-    for k in range(w.shape[0]):
+    for k in range(m0 // r, (m1 - 1) // r + 1):
         for i in range(n):
             p0 = col[i] * w[k, 0, i]
             p1 = col[i] * w[k, 1, i]
@@ -42,13 +49,10 @@ def combine_runs(
             a_re[i], a_im[i] = p0.real, p0.imag
             b_re[i], b_im[i] = p1.real, p1.imag
             c_re[i], c_im[i] = p2.real, p2.imag
-        for j in range(r):
-            m = k * r + j
-            if m >= n_rows:
-                break
+        for m in range(max(k * r, m0), min((k + 1) * r, m1)):
             gr, gi = rows[m].real, rows[m].imag
-            e0 = big[j]
-            o = out[m]
+            e0 = big[m - k * r]
+            o = out[m - m0]
             for i in range(n):
                 e = e0 + eps[i]
                 vr = a_re[i] + e * (b_re[i] + e * c_re[i])

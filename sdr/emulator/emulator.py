@@ -38,6 +38,8 @@ from sdr.emulator.scenario import ScenarioConfig
 from sdr.emulator.tag_kernel import apply_tag
 
 SYMBOLS_PER_BLOCK = 256
+ROWS_PER_PASS = 32
+"""Periods rendered and finished (noise, front end, ADC) in one pass of the kernels: 256 KiB."""
 
 
 @dataclass
@@ -272,34 +274,47 @@ class Emulator:
         imp = self.imp
         pn = imp.phase_noise(block) if imp.has_phase_noise else {}
         no_phase, no_extra = np.zeros(0, np.complex64), np.zeros(0, np.float32)
+        qlevels = np.float32(self._qlevels)
         for c, band in enumerate(sc.bands):
             nu = self.cfo_hz[band]
             cyc = np.mod(nu * start / rate, 1.0)
             phasor = np.exp(1j * (imp.band_phase(band, self.phase_rad[band], start) + 2 * np.pi * cyc))
             ramp = np.exp(2j * np.pi * nu * t_in / rate)
             sideband = band != "central"
-            leak = no_extra
-            rows = np.where(edge, phasor, phasor * a_start) if sideband else phasor
-            self._synth[band].render(block * n_per, rows, ramp, out[c])
-            if sideband:
-                self._tag_edges(out[c], edge, start, to_work)
-            elif self._leak_synth is not None and (edge.any() or a_start.any()):  # tag data leaking in
-                leak_rows = np.where(edge, phasor, phasor * a_start)
-                self._leak_synth.render(block * n_per, leak_rows, ramp, scratch)
-                self._tag_edges(scratch, edge, start, to_work)
-                leak = scratch.reshape(-1).view(np.float32)  # added by the tail's pass
-            # (leak,) phase noise held for decim samples, AWGN, IQ mixer, DC, ADC: one compiled pass
+            rows = (np.where(edge, phasor, phasor * a_start) if sideband else phasor).astype(np.complex64)
+            ramp = ramp.astype(np.complex64)
+            synth = self._synth[band]
+            plan = synth.plan(block * n_per, n_per)
+            with_leak = not sideband and self._leak_synth is not None and (edge.any() or a_start.any())
+            if with_leak:  # tag data leaking into the central band
+                leak_rows = np.where(edge, phasor, phasor * a_start).astype(np.complex64)
+                leak_plan = self._leak_synth.plan(block * n_per, n_per)
             phase = held_phasors(pn[band]) if band in pn else no_phase
-            noise_tail(
-                out[c].reshape(-1).view(np.float32),
-                leak,
-                keys[BANDS.index(band)],
-                self._noise_std[band],
-                phase,
-                imp.decim,
-                imp.front_end[band].kernel_params(),
-                np.float32(self._qlevels),
-            )
+            iq, key = imp.front_end[band].kernel_params(), keys[BANDS.index(band)]
+            # ROWS_PER_PASS periods at a time, rendered and finished while in cache
+            step = ROWS_PER_PASS
+            for m0 in range(0, n_per, step):
+                m1 = min(m0 + step, n_per)
+                part = synth.render_rows(plan, m0, rows, ramp, out[c, m0:m1])
+                leak = no_extra
+                if sideband:
+                    self._tag_edges(part, edge[m0:m1], start[m0:m1], to_work)
+                elif with_leak:
+                    extra = self._leak_synth.render_rows(leak_plan, m0, leak_rows, ramp, scratch[: m1 - m0])
+                    self._tag_edges(extra, edge[m0:m1], start[m0:m1], to_work)
+                    leak = extra.reshape(-1).view(np.float32)  # added by the tail's pass
+                # (leak,) phase noise held for decim samples, AWGN, IQ mixer, DC, ADC: one pass
+                noise_tail(
+                    part.reshape(-1).view(np.float32),
+                    leak,
+                    key,
+                    m0 * n,
+                    self._noise_std[band],
+                    phase[m0 * n // imp.decim :] if len(phase) else phase,
+                    imp.decim,
+                    iq,
+                    qlevels,
+                )
         return out.reshape(len(sc.bands), n_per * n)
 
     def _tag_edges(self, rows: np.ndarray, edge: np.ndarray, start: np.ndarray, to_work: float) -> None:

@@ -150,6 +150,7 @@ def noise_tail(
     v: np.ndarray,
     extra: np.ndarray,
     key: np.uint64,
+    first: int,
     std: np.float32,
     phase: np.ndarray,
     decim: int,
@@ -159,10 +160,10 @@ def noise_tail(
     """In place on float32 ``v`` ``[2 * sample]`` (one band's complex64 ``[sample]`` viewed):
 
     plus ``extra`` (the same shape; empty: nothing added), times ``phase[i // decim]``
-    (complex64 ``[coarse]``; empty: no phase noise), plus the noise of stream ``key`` times
-    ``std``, then the IQ mixer and DC: ``iq`` float32 ``[g cos phi, g sin phi, dc.re, dc.im,
-    on]`` (``on`` 0: no IQ imbalance), then ``clip(rint(v q), -q, q) / q`` with ``q =
-    qlevels`` (0: no ADC).
+    (complex64 ``[coarse]``; empty: no phase noise), plus samples ``first ..`` of the noise
+    stream ``key`` times ``std``, then the IQ mixer and DC: ``iq`` float32 ``[g cos phi,
+    g sin phi, dc.re, dc.im, on]`` (``on`` 0: no IQ imbalance), then ``clip(rint(v q), -q, q)
+    / q`` with ``q = qlevels`` (0: no ADC).
     """
     n = v.shape[0] // 2
     has_pn = phase.shape[0] > 0
@@ -178,7 +179,7 @@ def noise_tail(
     noise = np.empty(2 * step, np.float32)
     for a in range(0, n, step):
         m = min(step, n - a)
-        _noise_chunk(key, a, m, std, noise)  # a loop of its own: vectorised
+        _noise_chunk(key, first + a, m, std, noise)  # a loop of its own: vectorised
         w = v[2 * a : 2 * (a + m)]
         if has_extra:
             x = extra[2 * a : 2 * (a + m)]
