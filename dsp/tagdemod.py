@@ -50,18 +50,6 @@ def detection_statistic(z: np.ndarray, noise_var: np.ndarray, template: np.ndarr
     return stat
 
 
-def shape_match(z: np.ndarray, noise_var: np.ndarray, template: np.ndarray) -> float:
-    """Noise-corrected normalised correlation of ``z`` ``[band, lag]`` with ``template`` ``[lag]``.
-
-    With ``z = g a + noise`` it estimates ``(sum t a)**2 / (sum t**2 a**2 * sum t**2)``: 1 when
-    the tag waveform ``a`` is the preamble, small when it is data that merely correlates.
-    """
-    t2 = float(np.sum(template**2))
-    num = np.sum(np.abs(z @ template) ** 2 - noise_var * t2)
-    den = np.sum((np.abs(z) ** 2 @ template**2 - noise_var * t2) * t2)
-    return float(num / den) if den > 0 else 0.0
-
-
 def preamble_template(preamble: np.ndarray, samples_per_symbol: float, n: int) -> np.ndarray:
     """The +-1 preamble stretched onto windows for a packet starting at window 0, ``[lag]``."""
     j = len(preamble)

@@ -129,6 +129,9 @@ def check_ber(wf, tr, out, duration_s: float) -> dict:
     for r in pk:  # matched here by start (not by the receiver's truth_index)
         j = int(np.argmin(np.abs(starts - r.start_sample)))
         assert abs(starts[j] - r.start_sample) < period / 2, "a packet detected where none was sent"
+        # within a tag symbol of a sent start: a detection further in is data of a packet whose
+        # preamble was passed over (it once counted as that packet, with half its bits wrong)
+        assert abs(starts[j] - r.start_sample) < tr.tag_symbol_samples, ("detected inside a packet", j)
         assert j not in found, "a packet detected twice"
         found[j] = r
     missed = [j for j in sent if j not in found]
@@ -157,16 +160,12 @@ def test_ber_within_the_binomial_interval_of_bpsk_theory(wf):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not LONG_TESTS, reason="about 8 min: BACKSCATTER_LONG_TESTS=1 (or make fuzz's profile)")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (issue 19 session, 2026-11-30): the blind receiver over 72 s at Eb/N0 6.8 dB (seed 3) "
-    "made 629 errors in 79,072 bits (8.0e-3, 8 times theory; interval 51..109); 706 packets "
-    "detected, none missed beyond the limit; the 8 s test (seed 2) passes. Not yet localised "
-    "(a few packets decoded with the wrong polarity would give this count)",
-)
 def test_ber_full_power(wf):
     """72 s (about 79,000 bits): a 0.5 dB loss fails with probability >= 99 %, a correct receiver
-    passes with >= 99.9 % (test_the_sample_sizes_have_their_stated_power)."""
+    passes with >= 99.9 % (test_the_sample_sizes_have_their_stated_power).  Until session 7 it
+    failed: 629 errors in 79,072 bits, from 11 packets detected 17-46 ms after their true start
+    (their preambles rejected by a shape test that is noise at this SNR, then data decoded as a
+    packet, half its bits wrong); dsp/packet_checks.py and docs/RECEIVER.md step 5."""
     tr, out = run_blind(wf, FULL_S, seed=3)
     res = check_ber(wf, tr, out, FULL_S)
     p0 = bpsk_ber(EBN0_DB)
