@@ -66,7 +66,7 @@ def capture_period(wf: WaveformConfig) -> tuple[int, int]:
     if period > 1 << 20:
         raise ValueError(
             f"WaveformConfig.capture_rate_hz = {wf.capture_rate_hz!r}: the emulator's period would be "
-            f"{period} samples ({p} symbols); choose a rate with a simpler ratio to {wf.sample_rate_hz!r}"
+            f"{period} samples ({p} symbols); choose a rate with a simpler ratio to {wf.working_rate_hz!r}"
         )
     return p, period
 
@@ -126,7 +126,7 @@ class Emulator:
     def _draw_packets(self, rng: np.random.Generator) -> None:
         """Tag waveform as piecewise-constant segments: ``_edges`` (samples) and ``_values``."""
         wf, sc = self.wf, self.sc
-        fs = wf.sample_rate_hz
+        fs = wf.working_rate_hz
         self.tag_symbol_samples = fs / (wf.tag_symbol_rate_baud * (1 + self.tag_ppm * 1e-6))
         n_total = round(sc.duration_s * fs)  # working-rate samples: the receiver's index
         self.n_total = round(sc.duration_s * self.rate_hz)  # samples delivered
@@ -192,7 +192,7 @@ class Emulator:
             snr = 10 ** (sc.snr_db[band] / 10)
             var = p_sig / snr  # per-sample noise variance at fs = per-subcarrier noise power
             # white over the capture band: the same density, rate / fs times the variance
-            var_capture = var * self.rate_hz / wf.sample_rate_hz
+            var_capture = var * self.rate_hz / wf.working_rate_hz
             rms = np.sqrt(p_sig * len(f) / n + var_capture)
             scale = 10 ** (sc.rms_dbfs / 20) / rms
             # r(t) = s(t (1 + delta) - n0 / fs), s one period of x (*) g: SYSTEM.md section 3
@@ -203,7 +203,7 @@ class Emulator:
                 self.period,
                 self.rate_hz,
                 self.period / np.sqrt(n),
-                self.n0 / wf.sample_rate_hz,
+                self.n0 / wf.working_rate_hz,
                 self.sample_clock_ppm,
             )
             self.noise_var[band] = var * scale**2
@@ -259,7 +259,7 @@ class Emulator:
         n_per, n = self.periods_per_block, self.period
         start = (block * n_per + np.arange(n_per)) * n  # first sample of each period
         rate = self.rate_hz
-        to_work = self.wf.sample_rate_hz / rate  # tag edges are in working-rate samples
+        to_work = self.wf.working_rate_hz / rate  # tag edges are in working-rate samples
         # one SplitMix64 stream per (block, band of BANDS): sdr/emulator/noise_kernel.py
         keys = [stream_key(self._noise_key, len(BANDS) * block + i) for i in range(len(BANDS))]
         scratch = np.empty((n_per, n), np.complex64)
