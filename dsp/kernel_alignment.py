@@ -15,7 +15,8 @@ fraction quantised to ``1/Q`` (``Q`` = ``levels``), so every window is read thro
 kernels fixed for the whole stream.  Their pulled-back columns are computed once per reference
 (``Q`` sparse products per column, cached on the columns object) instead of per segment, and
 a segment is one matrix-vector product per run of windows read alike (same phase, shift and
-level).  The applied delay ``e_m = (shift + level / Q - residue / U) U / D`` is within
+level), or, when a large drift makes those runs short, one compiled loop over the phase's
+windows (dsp/level_kernel.py, as the delay levels do).  The applied delay ``e_m = (shift + level / Q - residue / U) U / D`` is within
 ``U / (2 Q D)`` working samples of ``f_m`` (half a level of ``1/Q`` capture sample: 1/32.5 for
 ``Q`` = 8 at 62.5 MS/s), so a projection loses at most ``(w_max U / (2 Q D))**2 / 3`` of its
 power at the band edge (0.2 %, the bound of the delay levels at the working rate), and the
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsp.alignment import PROBE_STEP, SLOPE_STEP, LevelAlignment, SumPart
+from dsp.alignment import PROBE_STEP, SHORT_RUNS, SLOPE_STEP, LevelAlignment, SumPart
 from dsp.references import ramp
 from dsp.waveform import WaveformConfig
 from dsp.windows import CompositeWindows, ResampledWindows, ResamplingBuffer, WindowBlock, fractional_kernel
@@ -66,6 +67,13 @@ class _Phase:
     shift: list[int]
     level: list[int]
     e: np.ndarray
+    shift_w: np.ndarray  # [j1 - j0] every window's shift (int64)
+    level_w: np.ndarray  # [j1 - j0] every window's kernel level (int64)
+
+    def short(self) -> bool:
+        """Whether its groups are short (a large drift): then a compiled loop over every window
+        beats a BLAS call per group (dsp/alignment.py, ``SHORT_RUNS``)."""
+        return self.j1 - self.j0 < SHORT_RUNS * (len(self.cuts) - 1)
 
 
 def _every(m0: int, g: int, step: int) -> tuple[int | None, int]:
@@ -109,6 +117,26 @@ class KernelAlignment:
             out = cols.pulled[key] = np.ascontiguousarray(self._kernels[level].T @ vec, np.complex64)
         return out
 
+    def _pull_table(self, cols: KernelColumns, name: str) -> np.ndarray:
+        """Every level's pulled-back column stacked, ``[level, length]`` (cached)."""
+        key = (name, -1)
+        out = cols.pulled.get(key)
+        if out is None:
+            out = cols.pulled[key] = np.ascontiguousarray(
+                [self._pull(cols, name, k) for k in range(self.levels)]
+            )
+        return out
+
+    @staticmethod
+    def _frames(part: ResampledWindows, ph: _Phase, row: int) -> tuple[np.ndarray, int] | None:
+        """(float32 view ``[2 sample]`` of the run's channel ``row``, capture index of the phase's
+        first nominal frame in it) for the compiled loops, or None when the channel's samples are
+        not contiguous."""
+        buf = ph.run.buf[row]
+        if buf.strides[0] != buf.itemsize or buf.dtype != np.complex64:
+            return None
+        return buf.view(np.float32), ph.run.offsets[ph.i0] + ph.j0 * part.period
+
     def _phases(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> list[_Phase]:
         """How windows ``lo <= m < hi`` of ``part`` are read, phase by phase; ``f`` ``[hi - lo]``
         are their delays (working samples)."""
@@ -132,7 +160,8 @@ class KernelAlignment:
                 heads = cuts[:-1]
                 out.append(
                     _Phase(run, i0, first, j0, j1, cuts, shift[heads].astype(int).tolist(),
-                           level[heads].astype(int).tolist(), (shift + level / q - base) / self.ratio)
+                           level[heads].astype(int).tolist(), (shift + level / q - base) / self.ratio,
+                           shift.astype(np.int64), level.astype(np.int64))
                 )  # fmt: skip
         return out
 
@@ -170,7 +199,31 @@ class KernelAlignment:
                 # the slope's windows are every SLOPE_STEP-th of the block, whatever the runs and
                 # groups (so chunking changes nothing): j with m0 + g j = 0 mod SLOPE_STEP
                 js, ss = _every(m0, g, SLOPE_STEP) if want_slope else (None, 0)
-                for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
+                frames = self._frames(part, ph, row) if ph.short() else None
+                if frames is not None:
+                    from dsp.level_kernel import dot_frames  # numba: imported on first use
+
+                    buf, start = frames
+                    table = self._pull_table(cols, "column").view(np.float32)
+                    dot_frames(
+                        buf,
+                        start,
+                        part.period,
+                        ph.shift_w,
+                        ph.level_w,
+                        table,
+                        zph.view(np.float32).reshape(-1, 2),
+                    )
+                    if js is not None and js < ph.j1 - ph.j0:
+                        sl = slice(js, None, ss)
+                        dzs = np.empty(len(range(js, ph.j1 - ph.j0, ss)), np.complex64)
+                        table = self._pull_table(cols, "slope").view(np.float32)
+                        at, step = start + js * part.period, ss * part.period
+                        out = dzs.view(np.float32).reshape(-1, 2)
+                        dot_frames(buf, at, step, ph.shift_w[sl], ph.level_w[sl], table, out)
+                        dz[(m0 + g * np.arange(js, ph.j1 - ph.j0, ss)) // SLOPE_STEP] = dzs
+                cuts = [] if frames is not None else ph.cuts
+                for c, (a, b) in enumerate(itertools.pairwise(cuts)):
                     s = ph.shift[c]
                     view = views.get(s)
                     if view is None:
@@ -213,7 +266,7 @@ class KernelAlignment:
         the sum at the band edge.
         """
         wf = self.wf
-        per_level: dict[int, np.ndarray] = {}
+        acc = np.zeros((self.levels, self._kernels[0].shape[1]), np.complex64)  # [level, length]
         mass = np.zeros(self.levels)
         moment = np.zeros(self.levels)
         fs = wf.working_rate_hz
@@ -228,25 +281,28 @@ class KernelAlignment:
                     sl = slice(m0, m0 + part.g * (ph.j1 - ph.j0), part.g)
                     w = (p.w[sl] * np.exp(-2j * np.pi * cfo_hz * ph.e / fs)).astype(np.complex64)
                     aw, r = np.abs(p.w[sl]), p.f[sl] - ph.e
+                    mass += np.bincount(ph.level_w, aw, self.levels)
+                    moment += np.bincount(ph.level_w, aw * r, self.levels)
+                    frames = self._frames(part, ph, p.row) if ph.short() else None
+                    if frames is not None:
+                        from dsp.level_kernel import sum_frames  # numba: imported on first use
+
+                        buf, start = frames
+                        wv = w.view(np.float32).reshape(-1, 2)
+                        sum_frames(buf, start, part.period, ph.shift_w, ph.level_w, wv, acc.view(np.float32))
+                        continue
                     views = {}
                     for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
                         s = ph.shift[c]
                         view = views.get(s)
                         if view is None:
                             view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1)[p.row]
-                        acc = w[a:b] @ view[a:b]
-                        lev = ph.level[c]
-                        if lev in per_level:
-                            per_level[lev] += acc
-                        else:
-                            per_level[lev] = acc
-                        mass[lev] += aw[a:b].sum()
-                        moment[lev] += aw[a:b] @ r[a:b]
-        if not per_level:
+                        acc[ph.level[c]] += w[a:b] @ view[a:b]
+        used = np.flatnonzero(mass > 0)
+        if used.size == 0:
             return np.zeros(wf.fft_size, complex)
-        used = sorted(per_level)
-        sums = np.array([self._kernels[lev] @ per_level[lev] for lev in used])  # [level, N]
-        r_mean = np.array([moment[lev] / mass[lev] if mass[lev] > 0 else 0.0 for lev in used])
+        sums = np.array([self._kernels[lev] @ acc[lev] for lev in used])  # [level, N]
+        r_mean = moment[used] / mass[used]
         rm = ramp(wf, cfo_hz)
         spec = np.fft.fft(sums * np.conj(rm)[None, :], axis=-1)[:, wf.active_bins]
         out = np.zeros(wf.fft_size, complex)

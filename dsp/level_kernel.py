@@ -49,3 +49,55 @@ def sum_levels(x: np.ndarray, w: np.ndarray, lev: np.ndarray, acc: np.ndarray) -
             xr, xi = row[2 * k], row[2 * k + 1]
             a[2 * k] += wr * xr - wi * xi
             a[2 * k + 1] += wr * xi + wi * xr
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def dot_frames(
+    buf: np.ndarray,
+    start: int,
+    period: int,
+    shift: np.ndarray,
+    lev: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[j] = buf[start + j period + shift[j] :][:length] @ table[lev[j]]`` (complex), the
+    resampled windows of one phase read off their frames (dsp/kernel_alignment.py): ``buf``
+    ``[2 sample]``, ``table`` ``[level, 2 length]``, ``shift``, ``lev`` ``[j]``, ``out`` ``[j, 2]``
+    (float32 views of complex64)."""
+    length = table.shape[1] // 2
+    for j in range(lev.shape[0]):
+        o = 2 * (start + j * period + shift[j])
+        col = table[lev[j]]
+        re = np.float32(0.0)
+        im = np.float32(0.0)
+        for k in range(length):
+            xr, xi = buf[o + 2 * k], buf[o + 2 * k + 1]
+            cr, ci = col[2 * k], col[2 * k + 1]
+            re += xr * cr - xi * ci
+            im += xr * ci + xi * cr
+        out[j, 0] = re
+        out[j, 1] = im
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def sum_frames(
+    buf: np.ndarray,
+    start: int,
+    period: int,
+    shift: np.ndarray,
+    lev: np.ndarray,
+    w: np.ndarray,
+    acc: np.ndarray,
+) -> None:
+    """``acc[lev[j]] += w[j] buf[start + j period + shift[j] :][:length]`` (complex): ``buf``
+    ``[2 sample]``, ``w`` ``[j, 2]``, ``acc`` ``[level, 2 length]`` (float32 views of complex64)."""
+    length = acc.shape[1] // 2
+    for j in range(lev.shape[0]):
+        o = 2 * (start + j * period + shift[j])
+        a = acc[lev[j]]
+        wr, wi = w[j, 0], w[j, 1]
+        for k in range(length):
+            xr, xi = buf[o + 2 * k], buf[o + 2 * k + 1]
+            a[2 * k] += wr * xr - wi * xi
+            a[2 * k + 1] += wr * xi + wi * xr

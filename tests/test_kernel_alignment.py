@@ -129,6 +129,31 @@ def test_a_timing_error_is_measured_with_its_sign_and_the_quantisation_removed()
         assert err == pytest.approx(err_poly, abs=2.5e-3)
 
 
+def test_compiled_loops_read_every_window_as_the_blas_groups_do(monkeypatch):
+    """The two paths of :class:`KernelAlignment` (a BLAS call per group of windows read alike, or
+    the compiled loop over every window, dsp/level_kernel.py; ``SHORT_RUNS`` picks one) give
+    the same projections, noise probe, timing error and window sum, to float32 rounding."""
+    import dsp.kernel_alignment as kernel_alignment
+
+    count = 200
+    rng, _, buf, start, ka, cols, reference, _ = _setup(3, count, 8)
+    block = buf.block(start, count)
+    f = np.clip(np.linspace(-0.5, 0.5, count) + 0.03 * rng.standard_normal(count), -0.5, 0.5)
+    curv = DelayBasis(WF, 4).curvature(reference, CFO_HZ)
+    w = np.exp(2j * np.pi * rng.random(count))
+    parts = [SumPart(block, 0, 5, 150, w[5:150], f[5:150]), SumPart(block, 0, 150, count, w[150:], f[150:])]
+    got = {}
+    for short_runs in (1, 10**9):  # every group by BLAS; every window by the compiled loop
+        monkeypatch.setattr(kernel_alignment, "SHORT_RUNS", short_runs)
+        got[short_runs] = (*ka.project(block, 0, cols, f, curv), ka.window_sum(parts, CFO_HZ))
+    (z, probe, err, total), (z_c, probe_c, err_c, total_c) = got[1], got[10**9]
+    scale = np.abs(z).max()
+    np.testing.assert_allclose(z_c, z, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_array_equal(probe_c, probe)
+    assert err_c == pytest.approx(err, rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(total_c, total, rtol=1e-5, atol=1e-5 * np.abs(total).max())
+
+
 def test_composite_blocks_and_bad_input():
     """A block re-centred one sample later (two parts) reads each part as that part alone."""
     count = 60
