@@ -110,11 +110,6 @@ class WaveformConfig(ConfigBase):
 
     # ----- derived numerology -------------------------------------------------
     @property
-    def sample_rate_hz(self) -> float:
-        """Old name of ``working_rate_hz``, kept only until the last callers move."""
-        return self.working_rate_hz
-
-    @property
     def subcarrier_spacing_hz(self) -> float:
         return self.working_rate_hz / self.fft_size
 
