@@ -16,7 +16,8 @@ kernels fixed for the whole stream.  Their pulled-back columns are computed once
 (``Q`` sparse products per column, cached on the columns object) instead of per segment, and
 a segment is one matrix-vector product per run of windows read alike (same phase, shift and
 level), or, when a large drift makes those runs short, one compiled loop over the phase's
-windows (dsp/level_kernel.py, as the delay levels do).  The applied delay ``e_m = (shift + level / Q - residue / U) U / D`` is within
+windows (dsp/level_kernel.py, as the delay levels do).  The applied delay
+``e_m = (shift + level / Q - residue / U) U / D`` is within
 ``U / (2 Q D)`` working samples of ``f_m`` (half a level of ``1/Q`` capture sample: 1/32.5 for
 ``Q`` = 8 at 62.5 MS/s), so a projection loses at most ``(w_max U / (2 Q D))**2 / 3`` of its
 power at the band edge (0.2 %, the bound of the delay levels at the working rate), and the

@@ -91,7 +91,8 @@ def cmd_bench(args: argparse.Namespace) -> dict:
         e = out["emulator"]
         print(
             f"emulator: {e['median_wall_s']:.2f} s per {e['emulated_s']:g} s of 3-band IQ at "
-            f"{e['working_rate_hz'] / 1e6:g} MS/s (median of {args.repeats}; real time: <= {e['emulated_s']:g} s), "
+            f"{e['working_rate_hz'] / 1e6:g} MS/s (median of {args.repeats}; "
+            f"real time: <= {e['emulated_s']:g} s), "
             f"{e['samples_per_s'] / 1e6:.0f} MS/s"
         )
         m = out["music"]
