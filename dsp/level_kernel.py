@@ -13,45 +13,50 @@ interleaved.  Imported on first use (numba's import takes about half a second).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from dsp.jit import compiled
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+
+@compiled(fastmath=True, error_model="numpy")
+def _cdot(x: np.ndarray, o: int, col: np.ndarray) -> tuple[np.float32, np.float32]:
+    """``x[o:][:2 L] @ col`` for interleaved complex ``col`` ``[2 L]`` (float32): (real, imag)."""
+    re = np.float32(0.0)
+    im = np.float32(0.0)
+    for k in range(col.shape[0] // 2):
+        xr, xi = x[o + 2 * k], x[o + 2 * k + 1]
+        cr, ci = col[2 * k], col[2 * k + 1]
+        re += xr * cr - xi * ci
+        im += xr * ci + xi * cr
+    return re, im
+
+
+@compiled(fastmath=True, error_model="numpy")
+def _caxpy(x: np.ndarray, o: int, wr: np.float32, wi: np.float32, acc: np.ndarray) -> None:
+    """``acc += (wr + j wi) x[o:][:2 L]`` for interleaved complex ``acc`` ``[2 L]`` (float32)."""
+    for k in range(acc.shape[0] // 2):
+        xr, xi = x[o + 2 * k], x[o + 2 * k + 1]
+        acc[2 * k] += wr * xr - wi * xi
+        acc[2 * k + 1] += wr * xi + wi * xr
+
+
+@compiled(fastmath=True, error_model="numpy")
 def dot_levels(x: np.ndarray, table: np.ndarray, lev: np.ndarray, out: np.ndarray) -> None:
     """``out[m] = x[m] @ table[lev[m]]`` (complex): ``x`` ``[window, 2 N]``, ``table``
     ``[level, 2 N]``, ``lev`` ``[window]``, ``out`` ``[window, 2]`` (float32 views of complex64)."""
-    n = x.shape[1] // 2
-    for i in range(lev.shape[0]):
-        row = x[i]
-        col = table[lev[i]]
-        re = np.float32(0.0)
-        im = np.float32(0.0)
-        for k in range(n):
-            xr, xi = row[2 * k], row[2 * k + 1]
-            cr, ci = col[2 * k], col[2 * k + 1]
-            re += xr * cr - xi * ci
-            im += xr * ci + xi * cr
-        out[i, 0] = re
-        out[i, 1] = im
+    for m in range(lev.shape[0]):
+        out[m, 0], out[m, 1] = _cdot(x[m], 0, table[lev[m]])
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@compiled(fastmath=True, error_model="numpy")
 def sum_levels(x: np.ndarray, w: np.ndarray, lev: np.ndarray, acc: np.ndarray) -> None:
     """``acc[lev[m]] += w[m] x[m]`` (complex): ``x`` ``[window, 2 N]``, ``w`` ``[window, 2]``,
     ``lev`` ``[window]``, ``acc`` ``[level, 2 N]`` (float32 views of complex64)."""
-    n = x.shape[1] // 2
     for m in range(x.shape[0]):
-        row = x[m]
-        a = acc[lev[m]]
-        wr, wi = w[m, 0], w[m, 1]
-        for k in range(n):
-            xr, xi = row[2 * k], row[2 * k + 1]
-            a[2 * k] += wr * xr - wi * xi
-            a[2 * k + 1] += wr * xi + wi * xr
+        _caxpy(x[m], 0, w[m, 0], w[m, 1], acc[lev[m]])
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@compiled(fastmath=True, error_model="numpy")
 def dot_frames(
     buf: np.ndarray,
     start: int,
@@ -65,22 +70,11 @@ def dot_frames(
     resampled windows of one phase read off their frames (dsp/kernel_alignment.py): ``buf``
     ``[2 sample]``, ``table`` ``[level, 2 length]``, ``shift``, ``lev`` ``[j]``, ``out`` ``[j, 2]``
     (float32 views of complex64)."""
-    length = table.shape[1] // 2
     for j in range(lev.shape[0]):
-        o = 2 * (start + j * period + shift[j])
-        col = table[lev[j]]
-        re = np.float32(0.0)
-        im = np.float32(0.0)
-        for k in range(length):
-            xr, xi = buf[o + 2 * k], buf[o + 2 * k + 1]
-            cr, ci = col[2 * k], col[2 * k + 1]
-            re += xr * cr - xi * ci
-            im += xr * ci + xi * cr
-        out[j, 0] = re
-        out[j, 1] = im
+        out[j, 0], out[j, 1] = _cdot(buf, 2 * (start + j * period + shift[j]), table[lev[j]])
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@compiled(fastmath=True, error_model="numpy")
 def sum_frames(
     buf: np.ndarray,
     start: int,
@@ -92,12 +86,5 @@ def sum_frames(
 ) -> None:
     """``acc[lev[j]] += w[j] buf[start + j period + shift[j] :][:length]`` (complex): ``buf``
     ``[2 sample]``, ``w`` ``[j, 2]``, ``acc`` ``[level, 2 length]`` (float32 views of complex64)."""
-    length = acc.shape[1] // 2
     for j in range(lev.shape[0]):
-        o = 2 * (start + j * period + shift[j])
-        a = acc[lev[j]]
-        wr, wi = w[j, 0], w[j, 1]
-        for k in range(length):
-            xr, xi = buf[o + 2 * k], buf[o + 2 * k + 1]
-            a[2 * k] += wr * xr - wi * xi
-            a[2 * k + 1] += wr * xi + wi * xr
+        _caxpy(buf, 2 * (start + j * period + shift[j]), w[j, 0], w[j, 1], acc[lev[j]])
