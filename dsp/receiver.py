@@ -84,7 +84,10 @@ class Receiver:
     """Stateful bistatic backscatter receiver for one capture or stream.
 
     ``bands`` lists the channel order of the input (``central`` required, plus
-    ``lower`` and/or ``upper``).  ``truth_packets`` (start samples, bits) lets
+    ``lower`` and/or ``upper``), sampled at ``capture_rate_hz`` (default: the profile's
+    ``wf.capture_rate_hz``, so an X410 profile expects 62.5 MS/s input; until session 7 the
+    default was the working rate, which read such input as garbage without a word).
+    ``truth_packets`` (start samples, bits) lets
     packets report their bit errors.  ``calibration`` maps band to a circuitry
     response ``[subcarrier]`` that CFRs are divided by, ``d_cal_m`` side band to the
     calibrated circuitry distance of eq. (77).
@@ -117,7 +120,7 @@ class Receiver:
         self.truth_packets = truth_packets
         self.fs = wf.working_rate_hz
         self.n = wf.fft_size
-        rate = capture_rate_hz or wf.working_rate_hz
+        rate = capture_rate_hz or wf.capture_rate_hz
         up = down = 1
         if rate != wf.working_rate_hz:
             try:

@@ -184,6 +184,17 @@ def test_gap_is_reported_and_decoding_resumes(wf):
     assert all(p.crc_ok for p in pk)
 
 
+def test_the_capture_rate_defaults_to_the_profile_s():
+    """An X410 profile without an explicit rate expects 62.5 MS/s input (resampled to the
+    working rate); the default profile's input is at the working rate (read directly)."""
+    from dsp.waveform import get_profile
+    from dsp.windows import DirectBuffer, ResamplingBuffer
+
+    x410 = get_profile("x410-62m5")
+    assert isinstance(Receiver(x410, ["central", "upper"])._buf, ResamplingBuffer)
+    assert isinstance(Receiver(get_profile("default"), ["central", "upper"])._buf, DirectBuffer)
+
+
 def test_bad_inputs_are_refused_with_a_reason(wf):
     with pytest.raises(ReceiverError, match="no central band"):
         Receiver(wf, ["lower", "upper"])
