@@ -11,28 +11,21 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
 from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
 from dsp.bands import BANDS, SIDE_BANDS
+from dsp.burst import IDLE_SYMBOLS, BurstSearch
 from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
 from dsp.kernel_alignment import KernelAlignment
-from dsp.packet import bits_to_symbols, parse_packet, preamble_bits
-from dsp.packet_checks import energy_match, gain_match, tag_idle
+from dsp.packet import bits_to_symbols, preamble_bits
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, ramp, symbol_from_cfr
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
-from dsp.tagdemod import (
-    demodulate,
-    detection_statistic,
-    overlap_matrix,
-    preamble_template,
-    preamble_waves,
-)
+from dsp.tagdemod import demodulate
 from dsp.timing import coarse_cfo_hz, symbol_timing
 from dsp.tracking import DelayBasis, TimingModel
 from dsp.waveform import WaveformConfig
@@ -41,14 +34,6 @@ from dsp.windows import DirectBuffer, WindowBlock, join_blocks, make_buffer
 BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
 CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
 DRIFT_CHECK_FLOOR = 0.05e-6  # the start-up drift check never tightens below 0.05 ppm (1.5 samples/s)
-# a candidate inside the span of a CRC-failed packet whose preamble statistic is this many times
-# larger displaces it: a data segment of rho**2 <= 0.8 yields to the next packet's preamble, while
-# a true packet yields only to data matching the code (2.7 % of packets hold an exact 13-bit
-# match) whose statistic also comes out 25 % above the preamble's own (at Eb/N0 7 dB, std 18 %)
-STRONGER_PREAMBLE = 1.25
-# tag symbols before a packet checked for the tag's idleness (dsp.tagdemod.tag_idle): 16 (8 ms
-# of the 37.5 ms idle time) give data a statistic about 10 times the idle one at Eb/N0 7 dB
-IDLE_SYMBOLS = 16
 STARTUP_WINDOWS = 9 + BOOT_WINDOWS + CHECK_WINDOWS + 2  # what timing acquisition needs at start
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
@@ -80,7 +65,7 @@ class _Segment:
         return self.block.weighted_sum(row, lo, hi, w)
 
 
-class Receiver:
+class Receiver(BurstSearch):
     """Stateful bistatic backscatter receiver for one capture or stream.
 
     ``bands`` lists the channel order of the input (``central`` required, plus
@@ -574,153 +559,6 @@ class Receiver:
             b = self.bands[r]
             out.append(self.noise_var[b] / np.vdot(self._ref[b], self._ref[b]).real)
         return np.asarray(out)
-
-    def _search_packets(self, final: bool) -> list[Result]:
-        if not self._history or not any(self._ref[b] is not None for b in self.sides):
-            return []
-        n, wf = self.n, self.wf
-        period = self._tag_symbol_samples()
-        starts, z, rows = self._stacked()
-        nv = self._z_noise(rows)
-        tpl = preamble_template(self._preamble, period, n)
-        pkt_windows = int(np.ceil(wf.packet_bits * period / n)) + 2
-        look = int(np.ceil(2 * period / n))
-        if self._search_from is None:
-            self._search_from = int(starts[0])
-        out: list[Result] = []
-        while True:
-            # the first crossing can be a partial overlap of the preamble with the packet: the
-            # true start lies within one template length after it, so look that far ahead
-            ahead = len(tpl) + look
-            i0 = int(np.searchsorted(starts, self._search_from))
-            last = len(starts) - pkt_windows - (0 if final else ahead)
-            if last < i0:
-                break
-            stat = detection_statistic(z[:, i0:], nv, tpl)
-            hits = np.flatnonzero(stat[: last - i0 + 1] > self.cfg.detect_threshold)
-            if hits.size == 0:
-                self._search_from = int(starts[last]) + n
-                break
-            k = i0 + hits[0] + int(np.argmax(stat[hits[0] : hits[0] + ahead + 1]))
-            if k + pkt_windows > len(starts):
-                break
-            stronger = self._stronger_preamble(stat, k - i0, pkt_windows - 2)
-            result = self._decode(starts, z, rows, nv, k, period, yield_on_crc_error=stronger is not None)
-            if result == "data":
-                self._search_from = int(starts[i0 + hits[0]]) + n  # data, not a preamble: move on
-                continue
-            if result == "yield":  # data of a packet whose preamble lies ahead: resume before it
-                self._search_from = int(starts[max(k + 1, i0 + stronger - len(tpl))])
-                continue
-            if isinstance(result, tuple):  # inside a packet: the next starts an idle time later
-                self._search_from = max(int(starts[k]) + n, int(result[1] + self._idle_samples(period)))
-                continue
-            out.extend(result)
-            self._search_from = int(starts[k]) + (pkt_windows - 2) * n
-        return out
-
-    @staticmethod
-    def _stronger_preamble(stat: np.ndarray, k: int, span: int) -> int | None:
-        """The first candidate within ``span`` windows after ``k`` (indices into ``stat``) whose
-        statistic exceeds ``STRONGER_PREAMBLE`` times ``stat[k]``, or None.
-
-        One tag's packets do not overlap, so a stronger preamble inside the span of a packet
-        found at ``k`` means ``k`` was data of an earlier packet that correlated with the code
-        (``rho**2`` of at most ``1 / STRONGER_PREAMBLE`` of the preamble's statistic).
-        """
-        later = stat[k + 1 : k + 1 + span]
-        above = np.flatnonzero(later > STRONGER_PREAMBLE * stat[k])
-        return None if above.size == 0 else k + 1 + int(above[0])
-
-    def _decode(
-        self, starts, z, rows, nv, k, period, yield_on_crc_error: bool = False
-    ) -> list[Result] | Literal["data", "yield"] | tuple[str, float]:
-        """The packet whose preamble the statistic found near window ``k``: its result and
-        ranging epoch; "data" when the correlation there is not a preamble's (data that merely
-        correlates with the code, dsp/packet_checks.py); ``("inside", t0)`` when the tag was
-        active before the candidate's start ``t0`` (it lies inside a packet); "yield" when its
-        CRC fails and ``yield_on_crc_error`` (a stronger preamble lies inside its span).  Only a
-        packet returned changes the receiver's state (CFO, references)."""
-        wf, n = self.wf, self.n
-        pkt = wf.packet_bits
-        lo = max(0, k - 2)
-        hi = min(len(starts), k + int(np.ceil(pkt * period / n)) + 3)
-        st = starts[lo:hi]
-        zz = z[:, lo:hi]
-        # fine timing: the preamble statistic on a sub-window grid around the coarse start
-        p_end = k - lo + int(np.ceil(len(self._preamble) * period / n)) + 3
-        st_p, zz_p = st[:p_end], zz[:, :p_end]
-        cand = starts[k] + n * np.linspace(-1, 1, 33)
-        waves = preamble_waves(cand, period, self._preamble, st_p, n)  # [candidate, window]
-        stat_c = np.sum(np.abs(zz_p @ waves.T) ** 2 / (nv[:, None] * np.sum(waves**2, axis=1)), axis=0)
-        best_i = int(np.argmax(stat_c))
-        best, t0 = float(stat_c[best_i]), float(cand[best_i])
-        if not energy_match(zz_p, nv, waves[best_i], self.cfg.preamble_match):
-            return "data"  # (before demodulating: at high SNR most data stops here, cheaply)
-        o = overlap_matrix(t0, period, pkt, st, n)
-        times = (st + n / 2) / self.fs
-        dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)
-        if not gain_match(zz_p, nv, waves[best_i], dem.gains, self.cfg.preamble_match):
-            return "data"
-        if not self._idle_before(starts, z, nv, t0, period, dem):
-            return ("inside", t0)
-        bits = ((1 - dem.decisions) / 2).astype(np.uint8)
-        tag_id, _, crc_ok = parse_packet(wf, bits)
-        if yield_on_crc_error and not crc_ok:
-            return "yield"
-        ebn0 = float(10 * np.log10(max(float(np.sum(dem.snr_per_bit)), 1e-30)))
-        result = PacketResult(
-            t0 / self.fs, t0, tag_id, bits, crc_ok, best, ebn0, soft=dem.soft.astype(np.complex64)
-        )
-        if self.truth_packets is not None and len(self.truth_packets[0]):
-            ts, tb = self.truth_packets
-            j = int(np.argmin(np.abs(ts - t0)))
-            if abs(ts[j] - t0) < period / 2:
-                result.truth_index = j
-                result.bit_errors = int(np.sum(tb[j] != bits))
-        # ranging epoch from the same windows, weighted by the re-modulated tag waveform
-        wave = dem.decisions @ o
-        weights: dict[str, np.ndarray] = {}
-        phases = self._phases(rows, lo, hi)
-        for r, b in enumerate([self.bands[i] for i in rows]):
-            g = dem.gains[r]
-            weights[b] = (
-                wave * np.exp(-2j * np.pi * (phases[r] + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
-            )
-            self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
-        if not self._windows_kept(lo, hi):  # decoded by look-back: no raw windows left to range on
-            return [result]
-        epoch = self._epoch(lo, hi, weights, t0 / self.fs)
-        for b in weights:  # refine the side-band references with this packet's estimate
-            self._refresh_reference(
-                b, epoch.cfr[b] if self.calibration is None else epoch.cfr[b] * self.calibration[b]
-            )
-        return [result, epoch]
-
-    def _idle_samples(self, period: float) -> float:
-        """Working-rate samples by which a packet's start, seen from inside the previous packet,
-        is at least ahead: the idle time between packets less two tag symbols of margin (the
-        burst period counts on the tag's clock)."""
-        wf = self.wf
-        idle_symbols = (wf.burst_period_s - wf.packet_duration_s) * wf.tag_symbol_rate_baud
-        return max(0.0, (idle_symbols - 2) * period)
-
-    def _idle_before(self, starts, z, nv, t0: float, period: float, dem) -> bool:
-        """Whether the tag was idle over the ``IDLE_SYMBOLS`` symbols before a packet found at
-        ``t0`` (:func:`dsp.tagdemod.tag_idle`), judged on the history windows that end before it;
-        True (no test) when the history or the idle time between packets holds fewer than four
-        symbols."""
-        wf, n = self.wf, self.n
-        idle_symbols = (wf.burst_period_s - wf.packet_duration_s) * wf.tag_symbol_rate_baud
-        j = min(IDLE_SYMBOLS, int(idle_symbols) - 1, int((t0 - starts[0]) // period))
-        if j < 4:
-            return True
-        lo = int(np.searchsorted(starts, t0 - j * period - n, side="right"))
-        hi = int(np.searchsorted(starts, t0 - n, side="right"))  # windows that end before t0
-        st = starts[lo:hi]
-        o = overlap_matrix(t0 - j * period, period, j, st, n)
-        times = (st + n / 2) / self.fs
-        return tag_idle(z[:, lo:hi], nv, o, dem.gains, dem.freq_offset_hz, times)
 
     # ----- CW mode ------------------------------------------------------------
     def _cw(self, final: bool) -> list[Result]:
