@@ -62,6 +62,15 @@ class BurstSearch:
             k = i0 + hits[0] + int(np.argmax(stat[hits[0] : hits[0] + ahead + 1]))
             if k + pkt_windows > len(starts):
                 break
+            if not energy_match(z[:, k : k + len(tpl)], nv, tpl, self.cfg.preamble_match):
+                # the tag is on here and this is not a preamble: the search is inside a packet,
+                # whose successor starts at least an idle time (75 symbols) later, so one
+                # template (13 symbols) on is safe; one window on, as before, made a search that
+                # starts inside a packet at high SNR test some 1,500 candidates (each with its
+                # fine timing): the live worker fell behind, dropped samples, and started inside
+                # packets again
+                self._search_from = int(starts[k]) + len(tpl) * n
+                continue
             stronger = self._stronger_preamble(stat, k - i0, pkt_windows - 2)
             result = self._decode(starts, z, rows, nv, k, period, yield_on_crc_error=stronger is not None)
             if result == "data":
