@@ -174,17 +174,18 @@ class BurstSearch:
 
     def _idle_before(self, starts, z, nv, t0: float, period: float, dem) -> bool:
         """Whether the tag was idle over the ``IDLE_SYMBOLS`` symbols before a packet found at
-        ``t0`` (:func:`dsp.tagdemod.tag_idle`), judged on the history windows that end before it;
-        True (no test) when the history or the idle time between packets holds fewer than four
-        symbols."""
+        ``t0`` (:func:`dsp.packet_checks.tag_idle`), judged on the history windows that end a
+        symbol before it (a guard for the fine timing's error); True (no test) when the history
+        or the idle time between packets holds fewer than four symbols."""
         wf, n = self.wf, self.n
         idle_symbols = (wf.burst_period_s - wf.packet_duration_s) * wf.tag_symbol_rate_baud
-        j = min(IDLE_SYMBOLS, int(idle_symbols) - 1, int((t0 - starts[0]) // period))
+        end = t0 - period
+        j = min(IDLE_SYMBOLS, int(idle_symbols) - 2, int((end - starts[0]) // period))
         if j < 4:
             return True
-        lo = int(np.searchsorted(starts, t0 - j * period - n, side="right"))
-        hi = int(np.searchsorted(starts, t0 - n, side="right"))  # windows that end before t0
+        lo = int(np.searchsorted(starts, end - j * period - n, side="right"))
+        hi = int(np.searchsorted(starts, end - n, side="right"))  # windows that end before the guard
         st = starts[lo:hi]
-        o = overlap_matrix(t0 - j * period, period, j, st, n)
+        o = overlap_matrix(end - j * period, period, j, st, n)
         times = (st + n / 2) / self.fs
         return tag_idle(z[:, lo:hi], nv, o, dem.gains, dem.freq_offset_hz, times)

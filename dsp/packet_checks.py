@@ -21,6 +21,7 @@ from scipy.stats import chi2, ncx2
 PREAMBLE_FALSE_REJECT = 1e-3  # probability that a true preamble fails the gain test
 IDLE_FALSE_REJECT = 1e-4  # probability that noise alone fails the idle test
 IDLE_NOISE_MARGIN = 1.25  # the noise variance may be underestimated by this factor
+IDLE_DATA_FRACTION = 0.25  # idle holds less than this part of data's power (data: 1 + noise)
 
 
 def energy_match(
@@ -88,7 +89,9 @@ def tag_idle(
     ``u_j = Re(sum_b conj(g_b) / v_b sum_m O[j, m] z_b[m] exp(-j 2 pi f_b t_m))`` is normalised by
     its noise deviation; ``sum u_j**2`` is chi-square with ``J`` degrees of freedom when idle,
     and about ``J (1 + 2 Eb/N0)`` on data (Eb/N0 of both bands: 10.6 J at 6.8 dB).  Rejected
-    above the chi-square ``IDLE_FALSE_REJECT`` quantile times ``IDLE_NOISE_MARGIN``.  Unlike an
+    above the chi-square ``IDLE_FALSE_REJECT`` quantile times ``IDLE_NOISE_MARGIN`` *and* above
+    ``IDLE_DATA_FRACTION`` of the power data of these gains would give (at high SNR the first
+    alone rejects any residue; at low SNR the second is below the first).  Unlike an
     energy test it needs no precise noise variance: the phase of the fitted gain makes it
     coherent, and the gap to data is a factor of ten, not ten per cent.
     """
@@ -100,4 +103,12 @@ def tag_idle(
     if j == 0:
         return True
     stat = float(np.sum(u[ok] ** 2 / var[ok]))
-    return stat <= IDLE_NOISE_MARGIN * float(chi2.isf(IDLE_FALSE_REJECT, j))
+    if stat <= IDLE_NOISE_MARGIN * float(chi2.isf(IDLE_FALSE_REJECT, j)):
+        return True
+    # above the noise: idle still, unless it carries a fair part of data's power.  On data
+    # u_j = +-mu_j + noise with mu_j = sum_b |g_b|**2 / v_b * sum_m O[j, m]**2; at high SNR a
+    # residue far below the tag's own level (a fine-timing error of tens of samples letting
+    # the preamble into the last window, leakage) is far above the noise (at 30 dB a
+    # subcarrier, 40 dB a window, a -30 dB residue reads 100 times the noise)
+    mu = (overlaps**2).sum(axis=1) * float(np.sum(np.abs(gains) ** 2 / noise_var))
+    return float(np.sum(u**2)) < IDLE_DATA_FRACTION * float(np.sum(mu**2))
