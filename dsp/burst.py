@@ -165,12 +165,14 @@ class BurstSearch:
         return [result, epoch]
 
     def _idle_samples(self, period: float) -> float:
-        """Working-rate samples by which a packet's start, seen from inside the previous packet,
-        is at least ahead: the idle time between packets less two tag symbols of margin (the
-        burst period counts on the tag's clock)."""
+        """Working-rate samples by which the next packet's start is at least ahead of a candidate
+        the idle test rejected.  The tag was on somewhere in the ``IDLE_SYMBOLS`` symbols checked
+        before it (after a one-symbol guard), so the packet on then ends at most that far back
+        and the next one starts an idle time after it: the idle time less those symbols, the
+        guard and one more of margin (the burst period counts on the tag's clock)."""
         wf = self.wf
         idle_symbols = (wf.burst_period_s - wf.packet_duration_s) * wf.tag_symbol_rate_baud
-        return max(0.0, (idle_symbols - 2) * period)
+        return max(0.0, (idle_symbols - IDLE_SYMBOLS - 2) * period)
 
     def _idle_before(self, starts, z, nv, t0: float, period: float, dem) -> bool:
         """Whether the tag was idle over the ``IDLE_SYMBOLS`` symbols before a packet found at
