@@ -97,7 +97,9 @@ def tag_idle(
     """
     zc = z * np.exp(-2j * np.pi * np.outer(freq_offset_hz, times_s))
     u = overlaps @ np.real((np.conj(gains) / noise_var) @ zc)  # [symbol]
-    var = (overlaps**2).sum(axis=1) * float(np.sum(np.abs(gains) ** 2 / noise_var)) / 2
+    # on data u_j = +-mu_j + noise, mu_j = sum_b |g_b|**2 / v_b sum_m O[j, m]**2; noise variance mu_j / 2
+    mu = (overlaps**2).sum(axis=1) * float(np.sum(np.abs(gains) ** 2 / noise_var))
+    var = mu / 2
     ok = var > 0
     j = int(ok.sum())
     if j == 0:
@@ -105,10 +107,8 @@ def tag_idle(
     stat = float(np.sum(u[ok] ** 2 / var[ok]))
     if stat <= IDLE_NOISE_MARGIN * float(chi2.isf(IDLE_FALSE_REJECT, j)):
         return True
-    # above the noise: idle still, unless it carries a fair part of data's power.  On data
-    # u_j = +-mu_j + noise with mu_j = sum_b |g_b|**2 / v_b * sum_m O[j, m]**2; at high SNR a
-    # residue far below the tag's own level (a fine-timing error of tens of samples letting
-    # the preamble into the last window, leakage) is far above the noise (at 30 dB a
-    # subcarrier, 40 dB a window, a -30 dB residue reads 100 times the noise)
-    mu = (overlaps**2).sum(axis=1) * float(np.sum(np.abs(gains) ** 2 / noise_var))
+    # above the noise: idle still, unless it carries a fair part of data's power (at high SNR a
+    # residue far below the tag's own level, e.g. a fine-timing error of tens of samples letting
+    # the preamble into the last window, is far above the noise: at 30 dB a subcarrier, 40 dB a
+    # window, a -30 dB residue reads hundreds of times the noise per symbol)
     return float(np.sum(u**2)) < IDLE_DATA_FRACTION * float(np.sum(mu**2))
