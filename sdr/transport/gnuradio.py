@@ -169,7 +169,9 @@ class GnuRadioSubscriber:
             progressed = False
             for lane, s in enumerate(self._socks):
                 try:
-                    frames = s.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                    frames = [s.recv(flags=zmq.NOBLOCK, copy=False)]
+                    while frames[-1].more:  # a key frame first (a sink given a key)
+                        frames.append(s.recv(copy=False))
                 except zmq.Again:
                     continue
                 progressed = True

@@ -10,7 +10,12 @@ from dsp.config_base import ConfigBase
 from sdr.transport.gr_align import ALIGN_MODES
 from sdr.transport.wire import BAND_NAMES, IQ_FORMATS, MAX_SAMPLES, Channel
 
-GR_HWM = 1000  # messages per socket: GNU Radio sends ~4-64 KiB messages, so tens of MiB
+# messages queued per socket.  GNU Radio's sinks send what one work() call made: about 10,000
+# items a message at 30.72 MS/s (measured: experiments/bench_gnuradio.py), so 3,000 messages hold
+# about a second of a band (120 MB of int16 pairs, twice that of complex64 at worst) and a reader
+# descheduled for that long by other load loses nothing; 1,000 (ZeroMQ's default) lost samples
+# on this 2-core machine whenever a test run started beside it
+GR_HWM = 3000
 
 
 @dataclass(frozen=True)
