@@ -79,27 +79,39 @@ def model_bias_m(emu: Emulator) -> dict[str, float]:
     }
 
 
+def calibration_error_of(cal_emu: Emulator, symbols: float) -> float:
+    """Bound on the range error a CW calibration made on ``cal_emu``'s scenario over ``symbols``
+    OFDM symbols brings (the largest over side bands): the IR First bias of its noiseless model
+    plus ``K_SIGMA`` times its Cramer-Rao deviation."""
+    sc = cal_emu.sc
+    irr = image_rejection(sc)
+    out = 0.0
+    for b, v in model_bias_m(cal_emu).items():
+        var = band_var_s2(sc.snr_db["central"], symbols, irr) + band_var_s2(sc.snr_db[b], symbols, irr)
+        out = max(out, abs(v) + K_SIGMA * C * math.sqrt(var))
+    return out
+
+
 @functools.lru_cache(maxsize=4)
 def calibration_error_m(wf: WaveformConfig, bands: tuple[str, ...]) -> float:
     """Bound on the workflow calibration's own range error (the largest over side bands)."""
     sc = ScenarioConfig(
         seed=HW_SEED + 1, duration_s=CAL_DURATION_S, mode="cw", bands=bands, circuitry_seed=HW_SEED
     )
-    bias = model_bias_m(Emulator(wf, sc))
-    symbols = CAL_DURATION_S * wf.working_rate_hz // wf.fft_size
-    irr = image_rejection(sc)
-    out = 0.0
-    for b, v in bias.items():
-        var = band_var_s2(sc.snr_db["central"], symbols, irr) + band_var_s2(sc.snr_db[b], symbols, irr)
-        out = max(out, abs(v) + K_SIGMA * C * math.sqrt(var))
-    return out
+    return calibration_error_of(Emulator(wf, sc), CAL_DURATION_S * wf.working_rate_hz // wf.fft_size)
 
 
-def range_limits_m(emu: Emulator, m_central: float, m_side: float, calibrated: bool = True) -> dict:
-    """``{band: (expected, tolerance)}`` for each side band's range of one epoch."""
+def range_limits_m(
+    emu: Emulator, m_central: float, m_side: float, calibrated: bool = True, cal_error_m: float | None = None
+) -> dict:
+    """``{band: (expected, tolerance)}`` for each side band's range of one epoch; ``cal_error_m``
+    (default: the workflow calibration's, :func:`calibration_error_m`) for another calibration."""
     sc = emu.sc
     irr = image_rejection(sc)
-    cal = calibration_error_m(emu.wf, tuple(sc.bands)) if calibrated else 0.0
+    if not calibrated:
+        cal = 0.0
+    else:
+        cal = calibration_error_m(emu.wf, tuple(sc.bands)) if cal_error_m is None else cal_error_m
     out = {}
     for b, bias in model_bias_m(emu).items():
         var = band_var_s2(sc.snr_db["central"], m_central, irr) + band_var_s2(sc.snr_db[b], m_side, irr)
@@ -107,10 +119,12 @@ def range_limits_m(emu: Emulator, m_central: float, m_side: float, calibrated: b
     return out
 
 
-def assert_ranges(emu: Emulator, epoch, m_side: float, method: str = "ir_first_interp") -> None:
+def assert_ranges(
+    emu: Emulator, epoch, m_side: float, method: str = "ir_first_interp", cal_error_m: float | None = None
+) -> None:
     """Each side band's range within its limit; the combined range between the bands' limits."""
     lo, hi = [], []
-    for b, (expected, tol) in range_limits_m(emu, epoch.n_symbols, m_side).items():
+    for b, (expected, tol) in range_limits_m(emu, epoch.n_symbols, m_side, cal_error_m=cal_error_m).items():
         got = epoch.range_band_m[method][b]
         assert abs(got - expected) <= tol, f"{b}: {got:.4f} m, expected {expected:.4f} +- {tol:.4f} m"
         lo.append(expected - tol)
