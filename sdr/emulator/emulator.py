@@ -357,5 +357,18 @@ class Emulator:
                 pending_lost = 0
 
     def generate(self) -> np.ndarray:
-        """The whole capture (drops removed), ``[channel, sample]`` complex64."""
-        return np.concatenate([blk.iq for blk in self.blocks()], axis=1)
+        """The whole capture (drops removed), ``[channel, sample]`` complex64.
+
+        Written block by block into one array (a list of blocks and their concatenation held
+        twice the capture, and the second copy cost as much as the blocks' noise)."""
+        gaps = self.truth.gaps
+        n = self.n_total - (int(np.sum(gaps[:, 1])) if len(gaps) else 0)
+        out = np.empty((len(self.sc.bands), n), np.complex64)
+        pos = 0
+        for blk in self.blocks():
+            k = blk.iq.shape[1]
+            out[:, pos : pos + k] = blk.iq
+            pos += k
+        if pos != n:
+            raise RuntimeError(f"the emulator's blocks gave {pos} samples, expected {n}")
+        return out
