@@ -4,6 +4,10 @@ numba keeps compiled code beside the source (``__pycache__``), in ``NUMBA_CACHE_
 the user's cache folder; where none is writable (a read-only install run by a user without a
 home, as in the Docker images) ``njit(cache=True)`` raises at import.  There the function is
 compiled without the cache instead: once per process, on its first call.
+
+Every kernel here is a loop over arrays, so it runs without the GIL (``nogil=True``, unless a
+caller says otherwise): the worker converts samples on its reader thread while the receiver's
+kernels run on its own, and a replay reads ahead beside the receiver.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import numba as nb
 
 
 def compiled(**options: Any) -> Callable[[Callable], Callable]:
-    """Decorator: ``numba.njit(cache=True, **options)``, or without the cache where numba finds
-    no writable place for it."""
+    """Decorator: ``numba.njit(cache=True, nogil=True, **options)``, or without the cache where
+    numba finds no writable place for it."""
+
+    options.setdefault("nogil", True)
 
     def wrap(fn: Callable) -> Callable:
         try:
