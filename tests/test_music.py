@@ -213,3 +213,69 @@ def test_the_cir_gates_the_search_around_ir_firsts_first_peak(wf):
     cell_s = 1 / (len(wf.active_subcarriers) * wf.subcarrier_spacing_hz)
     step = wf.cir_grid_step_s
     assert -2 * cell_s - step <= gated - far <= cell_s + step  # inside the gate, not near 0.2 / df
+
+
+def _reference_estimate(m, cfr, cir=None):
+    """The textbook computation the fast path replaces: the covariance as the product of the
+    stacked sub-vectors, a complex eigendecomposition, one FFT per noise eigenvector, and the
+    parabolic refinement on ``norm(E_n^H a)**2`` (the code before the real form)."""
+    import scipy.fft
+    import scipy.linalg
+
+    from dsp.ranging.music import _denominator, smoothed_covariance_direct
+
+    wf, length = m.wf, m.subvector_len
+    r, n_sub = smoothed_covariance_direct(np.atleast_2d(cfr), m.runs, length)
+    w, v = scipy.linalg.eigh(r)
+    order = max(1, estimate_order(w, n_sub, m.criterion, m.max_order))
+    noise_h = v[:, : length - order].T.conj()
+    spec = scipy.fft.fft(noise_h, n=wf.cir_fft_size, axis=-1)
+    den = np.maximum(np.sum(np.abs(spec) ** 2, axis=0), np.finfo(np.float64).tiny)
+    q = m._first_peak(1.0 / den, order, m._gate(cir, wf.cir_fft_size))
+    step = wf.cir_grid_step_s
+    y = den[[(q - 1) % den.size, q, (q + 1) % den.size]]
+    tau, h = q * step, step
+    for i in range(3):
+        if i > 0:
+            y = _denominator(noise_h, tau + np.array([-h, 0.0, h]), wf.subcarrier_spacing_hz)
+        curv = y[0] - 2 * y[1] + y[2]
+        if curv <= 0:
+            break
+        tau += float(np.clip(0.5 * (y[0] - y[2]) / curv, -1.0, 1.0)) * h
+        h /= 4
+    return float(np.mod(tau, den.size * step)), order, w[::-1], 1.0 / den
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"subvector_len": 101}, {"subvector_len": 6, "max_order": 5}, {"criterion": "aic"}],
+    ids=["default", "odd-L", "order-above-L/2", "aic"],
+)
+def test_fast_path_gives_the_reference_estimate(wf, params):
+    """Real form of the forward-backward covariance, lag-sum covariance and the denominator from
+    the signal subspace against the textbook computation, on noisy channels of 1-3 paths from
+    -5 to 40 dB (one band, several snapshots, with and without the CIR gate).
+
+    The two differ by rounding only: the covariance agrees to ~1e-15 of its largest entry, the
+    eigenvalues to ~1e-14 relative, the grid denominator to ~5e-13 absolute (recomputed exactly
+    below 1e-6 L, so < 1e-8 relative).  Tolerance on the delay: 1e-6 of a CIR grid step
+    (2.4 micrometres on the default profile), against a CRLB of centimetres or more at these
+    SNRs; measured: below 1e-9 m.  The model order must be equal."""
+    rng = np.random.default_rng(2026)
+    m = get_method("music", wf, **params)
+    step = wf.cir_grid_step_s
+    resolution_s = 1 / wf.occupied_bandwidth_hz
+    for snr_db in (-5.0, 10.0, 25.0, 40.0):
+        for n_paths in (1, 2, 3):
+            t0 = rng.uniform(0.05, 0.9) / wf.subcarrier_spacing_hz
+            delays = t0 + rng.uniform(0.7, 3.0, n_paths).cumsum() * resolution_s - resolution_s
+            paths = Paths(delays * SPEED_OF_LIGHT_M_S, unit_gains(rng, -4.0 * np.arange(n_paths)))
+            snapshots = 3 if n_paths == 2 else None
+            h = noisy_cfr(wf, paths, snr_db, rng, snapshots=snapshots)
+            cir = None if snapshots else cfr_to_cir(h, wf)
+            est = m.estimate(h, cir)
+            t_ref, order, eig, pseudo = _reference_estimate(m, h, cir)
+            assert est.order == order
+            np.testing.assert_allclose(est.eigenvalues, eig, rtol=1e-9, atol=1e-12 * eig[0])
+            np.testing.assert_allclose(est.pseudo_spectrum, pseudo, rtol=1e-6)
+            assert abs(est.delay_s - t_ref) < 1e-6 * step
