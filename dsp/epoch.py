@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,44 @@ def method_for(
         return _cached_method.__wrapped__(name, wf, tuple(sorted(p.items())))
 
 
+@dataclass(frozen=True)
+class RangingJob:
+    """What the ranging methods need of one epoch; picklable, so another process may run it
+    (:func:`range_methods`).
+
+    ``cfr`` ``{band: [subcarrier]}`` and ``cir`` ``{band: [K]}`` are the epoch's (calibrated);
+    ``reliability`` weighs the side bands (linear SNR); ``d_cal_m`` per side band.
+    """
+
+    wf: WaveformConfig
+    cfr: dict[str, np.ndarray]
+    cir: dict[str, np.ndarray]
+    reliability: dict[str, float]
+    methods: tuple[str, ...]
+    ir_threshold: float
+    tx_rx_distance_m: float
+    d_cal_m: dict[str, float]
+    method_params: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class RangingOutcome:
+    """The ranging methods' answers for one epoch (the fields of :class:`RangingEpoch` they fill)
+    and the seconds (wall clock) they took."""
+
+    delay_s: dict[str, dict[str, float]]
+    range_m: dict[str, float]
+    range_band_m: dict[str, dict[str, float]]
+    range_std_m: dict[str, float]
+    busy_s: float = 0.0
+
+    def fill(self, epoch: RangingEpoch) -> RangingEpoch:
+        """``epoch`` with these answers (in place; returned)."""
+        epoch.delay_s, epoch.range_m = self.delay_s, self.range_m
+        epoch.range_band_m, epoch.range_std_m = self.range_band_m, self.range_std_m
+        return epoch
+
+
 def ranging_epoch(
     wf: WaveformConfig,
     time_s: float,
@@ -61,6 +101,7 @@ def ranging_epoch(
     calibration: dict[str, np.ndarray] | None = None,
     d_cal_m: dict[str, float] | None = None,
     method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    defer: bool = False,
 ) -> RangingEpoch:
     """Build a :class:`RangingEpoch` from each band's weighted window sum ``[N]``.
 
@@ -68,6 +109,10 @@ def ranging_epoch(
     and (side bands) the decided tag symbol; ``norms[b]`` is ``sum_m abs(w_m)**2``-type
     normalisation (the effective number of symbols averaged).  ``method_params`` maps a
     method to its parameters (``ReceiverConfig.method_params``; defaults when absent).
+
+    ``defer``: the epoch comes back with its CFRs, CIRs and SNRs but no method's answer yet, and
+    ``job`` set: :func:`range_methods` of it (anywhere, e.g. in another process) and
+    :meth:`RangingOutcome.fill` complete it.
     """
     method_params = method_params or {}
     cfr, cir, snr = {}, {}, {}
@@ -79,36 +124,56 @@ def ranging_epoch(
         cfr[band] = h
         cir[band] = cfr_to_cir(h, wf)
     sides = [b for b in cfr if b != "central"]
-    reliability = {b: 10 ** (snr[b] / 10) for b in sides}
-    delays: dict[str, dict[str, float]] = {}
-    ranges: dict[str, float] = {}
-    per_band: dict[str, dict[str, float]] = {}
-    range_std: dict[str, float] = {}
-    d0 = tx_rx_distance_m or 0.0
-    d_cal = {b: (d_cal_m or {}).get(b, 0.0) for b in sides}
-    for name in methods:
-        method = method_for(name, wf, ir_threshold, method_params.get(name))
-        delays[name], std_s = _delays(method, wf, cfr, cir, sides, d_cal)
-        per_band[name] = {
-            b: bistatic_range_m(delays[name][b], delays[name]["central"], d0, d_cal[b], wf.max_range_m)
-            for b in sides
-        }
-        ranges[name] = combine_ranges(per_band[name], reliability)
-        std = _range_std_m(std_s, sides, reliability, joint=getattr(method, "joint_bands", False))
-        if np.isfinite(std):
-            range_std[name] = std
-    return RangingEpoch(
+    job = RangingJob(
+        wf=wf,
+        cfr=cfr,
+        cir=cir,
+        reliability={b: 10 ** (snr[b] / 10) for b in sides},
+        methods=tuple(methods),
+        ir_threshold=ir_threshold,
+        tx_rx_distance_m=tx_rx_distance_m or 0.0,
+        d_cal_m={b: (d_cal_m or {}).get(b, 0.0) for b in sides},
+        method_params={k: dict(v) for k, v in method_params.items()},
+    )
+    epoch = RangingEpoch(
         time_s=time_s,
         n_symbols=n_symbols,
         cfr=cfr,
         cir=cir,
-        delay_s=delays,
-        range_m=ranges,
-        range_band_m=per_band,
+        delay_s={},
+        range_m={},
+        range_band_m={},
         snr_db=snr,
         cfo_hz=dict(cfo_hz),
-        range_std_m=range_std,
     )
+    if defer:
+        epoch.job = job
+        return epoch
+    return range_methods(job).fill(epoch)
+
+
+def range_methods(job: RangingJob) -> RangingOutcome:
+    """Every method of ``job``: per-band first-path delays, per-band and combined ranges (eq.
+    (77)-(79)) and the combined range's standard deviation where the method gives one."""
+    t0 = time.perf_counter()
+    wf, sides = job.wf, [b for b in job.cfr if b != "central"]
+    delays: dict[str, dict[str, float]] = {}
+    ranges: dict[str, float] = {}
+    per_band: dict[str, dict[str, float]] = {}
+    range_std: dict[str, float] = {}
+    d0, d_cal = job.tx_rx_distance_m, job.d_cal_m
+    for name in job.methods:
+        method = method_for(name, wf, job.ir_threshold, job.method_params.get(name))
+        delays[name], std_s = _delays(method, wf, job.cfr, job.cir, sides, d_cal)
+        per_band[name] = {
+            b: bistatic_range_m(delays[name][b], delays[name]["central"], d0, d_cal[b], wf.max_range_m)
+            for b in sides
+        }
+        ranges[name] = combine_ranges(per_band[name], job.reliability)
+        std = _range_std_m(std_s, sides, job.reliability, joint=getattr(method, "joint_bands", False))
+        if np.isfinite(std):
+            range_std[name] = std
+    return RangingOutcome(delays, ranges, per_band, range_std, time.perf_counter() - t0)
 
 
 def _delays(

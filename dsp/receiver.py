@@ -102,6 +102,9 @@ class Receiver(BurstSearch):
         self.c0 = self.bands.index("central")
         self.calibration = calibration
         self.d_cal_m = d_cal_m
+        # True: epochs come out with their CFRs but the ranging methods not yet run (``job`` set;
+        # dsp.epoch.range_methods): the streaming worker runs them in another process
+        self.defer_ranging = False
         self.truth_packets = truth_packets
         self.fs = wf.working_rate_hz
         self.n = wf.fft_size
@@ -646,6 +649,7 @@ class Receiver(BurstSearch):
             self.calibration,
             self.d_cal_m,
             method_params=self.cfg.method_params,
+            defer=self.defer_ranging,
         )
 
     def _refresh_central(self, new: np.ndarray) -> None:

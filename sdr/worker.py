@@ -7,6 +7,10 @@ twice a second.  A new stream id or a changed stream set-up (rate, channels, wav
 new receiver; a sequence or sample gap is passed to the receiver, which resynchronises and
 reports it.  Latency is measured per result: from the arrival of the message holding the newest
 sample the result depends on, to its publication.
+
+With ``ranging_processes`` the ranging methods of each epoch run in that many other processes
+(:mod:`sdr.ranging_pool`) while the receiver goes on; epochs are published in order once ranged,
+and the real-time factor is that of the slower stage (receiver or ranging).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dsp.receiver import Receiver
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
 from sdr.control import ControlServer, WorkerSettings
 from sdr.latency import LatencyHistogram
+from sdr.ranging_pool import RangingPool
 from sdr.results_wire import result_to_wire, spectrum_to_wire
 from sdr.transport import BufferPool, IQHeader, IQMessage, IQSubscriber, ResultPublisher
 
@@ -82,6 +87,7 @@ class WorkerStats:
     messages: int = 0
     samples: int = 0  # per channel, capture rate
     busy_s: float = 0.0  # the receiver thread's work per message
+    ranging_busy_s: float = 0.0  # the ranging pool's work (its processes), when there is one
     convert_s: float = 0.0  # the reader thread's sc16 conversion (overlaps busy_s on 2 cores)
     packets: int = 0
     crc_ok: int = 0
@@ -129,8 +135,12 @@ class StreamWorker:
         status: Callable[[dict], None] | None = None,
         control: ControlServer | None = None,
         on_settings: Callable[[WorkerSettings], bool] | None = None,
+        ranging_processes: int = 0,
     ):
         self.sub, self.pub, self.make_receiver = sub, pub, make_receiver
+        # ranging methods in other processes (sdr.ranging_pool; 0: on the receiver's thread)
+        self.ranging_processes = ranging_processes
+        self._ranging: RangingPool | None = None
         self.health_period_s, self.spectrum_period_s = health_period_s, spectrum_period_s
         self.status = status
         # settings from the GUI (sdr/control.py): applied by rebuilding the receiver
@@ -150,6 +160,7 @@ class StreamWorker:
         self._pool = BufferPool()  # converted messages reused once the receiver lets go
         self._last_msg_t: float | None = None
         self._last_rx_t: float | None = None  # arrival of the newest message read (reader thread)
+        self._in_hand = False  # the reader holds a message not yet queued (converting, or waiting)
         self._unreceivable: Counter = Counter()
         self._reader_error: BaseException | None = None
         self._stream_time_s = 0.0  # stream time just after the newest sample processed
@@ -162,6 +173,7 @@ class StreamWorker:
                 if msg is None:
                     continue
                 t_rx = time.monotonic()
+                self._in_hand = True
                 self._last_rx_t = t_rx
                 # converted here, beside the receiver's thread: numpy releases the GIL, so on
                 # two cores the conversion overlaps the receiver (it was a fifth of its time)
@@ -183,6 +195,7 @@ class StreamWorker:
                     with self._queued_lock:
                         self._queued_bytes += nbytes
                     break
+                self._in_hand = False
         except BaseException as exc:  # surfaced by run(); the worker must not die silently
             self._reader_error = exc
             stop.set()
@@ -193,11 +206,13 @@ class StreamWorker:
     ) -> dict:
         """Work until ``stop`` is set, ``idle_exit_s`` passes without IQ after some, or ``duration_s``."""
         reader = threading.Thread(target=self._read, args=(stop,), name="iq-reader", daemon=True)
+        if self.ranging_processes > 0 and self._ranging is None:
+            self._ranging = RangingPool(self.ranging_processes)
         reader.start()
         t_start = time.monotonic()
         next_health = t_start + self.health_period_s
         next_spectrum = t_start
-        period = {"samples": 0, "busy_s": 0.0}
+        period = {"samples": 0, "busy_s": 0.0, "ranging_from_s": 0.0}
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -206,10 +221,15 @@ class StreamWorker:
                 # idle: nothing read for idle_exit_s and nothing queued (a backlog behind a slow
                 # receiver is not idleness)
                 last_rx = self._last_rx_t
-                if idle_exit_s is not None and last_rx and now - last_rx > idle_exit_s and self._q.empty():
+                # (nor is a message the reader still converts: the first sc16 conversion loads
+                # numba's compiled kernel, seconds on a loaded machine)
+                idle = idle_exit_s is not None and last_rx is not None and now - last_rx > idle_exit_s
+                if idle and self._q.empty() and not self._in_hand:
                     break
+                if self._ranging is not None and len(self._ranging):
+                    self._emit_ranged(self._ranging.collect(), None)
                 try:
-                    msg, iq, t_arrival = self._q.get(timeout=0.05)
+                    msg, iq, t_arrival = self._q.get(timeout=0.01 if self._ranging_waits() else 0.05)
                     with self._queued_lock:
                         self._queued_bytes -= iq.nbytes
                 except queue.Empty:
@@ -229,13 +249,19 @@ class StreamWorker:
                     if self._q.empty():
                         release_free_memory()
                     self._publish_health(now, period)
-                    period = {"samples": 0, "busy_s": 0.0}
+                    period = {"samples": 0, "busy_s": 0.0, "ranging_from_s": self.stats.ranging_busy_s}
                     next_health = now + self.health_period_s
         finally:
             stop.set()
             reader.join(timeout=2.0)
-            if self._rx is not None:
-                self._emit(self._rx.flush(), time.monotonic())
+            try:
+                if self._rx is not None:
+                    self._emit(self._rx.flush(), time.monotonic())
+                self._drain_ranging(time.monotonic())
+            finally:
+                if self._ranging is not None:
+                    self._ranging.close()
+                    self._ranging = None
         if self._reader_error is not None:
             raise self._reader_error
         return self.summary(time.monotonic() - t_start)
@@ -261,6 +287,7 @@ class StreamWorker:
         if fresh:
             if self._rx is not None:
                 self._emit(self._rx.flush(), time.monotonic())
+                self._drain_ranging(time.monotonic())  # under the old stream's header
                 self.stats.restarts += 1
             try:
                 self._rx = self.make_receiver(h)
@@ -268,6 +295,7 @@ class StreamWorker:
                 self._unreceivable["unreceivable"] += 1
                 self._rx, self._header = None, None
                 return 0.0
+            self._rx.defer_ranging = self._ranging is not None
             self._header = h
             self._first_index = h.capture_index
             self._arrivals = _Arrivals()
@@ -299,6 +327,21 @@ class StreamWorker:
             return None
         return end * scale
 
+    def _ranging_waits(self) -> bool:
+        return self._ranging is not None and len(self._ranging) > 0
+
+    def _drain_ranging(self, t_flush: float | None) -> None:
+        """Publish every epoch still in the ranging pool (waiting for them)."""
+        if self._ranging is not None:
+            self._emit_ranged(self._ranging.collect(wait=True), t_flush)
+
+    def _emit_ranged(self, epochs: list, t_flush: float | None) -> None:
+        """Publish epochs back from the ranging pool (their methods' time counted)."""
+        if not epochs:
+            return
+        self.stats.ranging_busy_s = self._ranging.busy_s if self._ranging is not None else 0.0
+        self._emit(epochs, t_flush)
+
     def _emit(self, results: list, t_flush: float | None) -> None:
         h = self._header
         if h is None:
@@ -306,6 +349,12 @@ class StreamWorker:
         offset_s = self._first_index / h.capture_rate_hz
         range_true_m = h.truth.range_true_m if h.truth is not None else None  # emulated / replayed
         for r in results:
+            if isinstance(r, RangingEpoch) and r.job is not None:
+                # its methods still to run: to the pool, published when back (in order)
+                if self._ranging is None:
+                    raise RuntimeError("worker: an epoch with deferred ranging but no ranging pool")
+                self._emit_ranged(self._ranging.submit(r), t_flush)
+                continue
             kind, fields, arrays = result_to_wire(r, h.waveform, range_true_m)
             fields["time_s"] = fields["time_s"] + offset_s
             if kind == "epoch" and range_true_m is not None:
@@ -354,12 +403,15 @@ class StreamWorker:
         rate = h.capture_rate_hz if h else None
         n_ch = h.n_channels if h else 0
         stream_s = period["samples"] / rate if rate else 0.0
+        # the slower stage sets the pace: the receiver's thread, or the ranging pool
+        ranging_s = self.stats.ranging_busy_s - period.get("ranging_from_s", 0.0)
+        stage_s = max(period["busy_s"], ranging_s)
         lat = latency_summary(self.stats.period_latencies_s)
         self.stats.period_latencies_s.clear()
         fields = {
             "time_s": self._stream_time_s,
             "throughput_sps": period["samples"] * n_ch / self.health_period_s,
-            "realtime_factor": stream_s / period["busy_s"] if period["busy_s"] > 0 else 0.0,
+            "realtime_factor": stream_s / stage_s if stage_s > 0 else 0.0,
             "queue_depth": self._q.qsize(),
             "queue_bytes": self._queued_bytes,
             "messages_received": self.sub.counters.received,
@@ -372,6 +424,9 @@ class StreamWorker:
             "packets": self.stats.packets,
             "epochs": self.stats.epochs,
         }
+        if self._ranging is not None:
+            fields["ranging_realtime_factor"] = stream_s / ranging_s if ranging_s > 0 else 0.0
+            fields["ranging_pending"] = len(self._ranging)
         if self.control is not None:
             fields["control"] = {"applied": self.control.applied, "dropped": dict(self.control.dropped)}
         self.pub.send("health", fields, {})
@@ -381,15 +436,20 @@ class StreamWorker:
     def summary(self, wall_s: float) -> dict:
         s, h = self.stats, self._header
         stream_s = s.samples / h.capture_rate_hz if h else 0.0
+        stage_s = max(s.busy_s, s.ranging_busy_s)  # the slower of receiver and ranging pool
         return {
             "messages": s.messages,
             "samples_per_channel": s.samples,
             "stream_s": stream_s,
             "wall_s": wall_s,
             "busy_s": s.busy_s,
-            "realtime_factor": stream_s / s.busy_s if s.busy_s > 0 else None,
+            "realtime_factor": stream_s / stage_s if stage_s > 0 else None,
             "convert_s": s.convert_s,
-            "realtime_factor_one_core": stream_s / (s.busy_s + s.convert_s) if s.busy_s > 0 else None,
+            "ranging_processes": self.ranging_processes,
+            "ranging_busy_s": s.ranging_busy_s,
+            "realtime_factor_one_core": (
+                stream_s / (s.busy_s + s.convert_s + s.ranging_busy_s) if s.busy_s > 0 else None
+            ),
             "packets": s.packets,
             "crc_ok": s.crc_ok,
             "epochs": s.epochs,

@@ -21,7 +21,7 @@ from tests.support_ranging import D0_TYPED_M, HW_SEED, assert_ranges, cal_kwargs
 class Pipeline:
     """An in-process streamer -> worker -> listener on loopback ports chosen by the OS."""
 
-    def __init__(self, wf, bands, make_receiver):
+    def __init__(self, wf, bands, make_receiver, **worker_kw):
         centres = [(b, wf.band_centers_hz[b]) for b in bands]
         self.iq = IQPublisher(
             "tcp://127.0.0.1:*",
@@ -35,7 +35,7 @@ class Pipeline:
         self.sub = IQSubscriber(self.iq.endpoint, mode="pull")
         self.pub = ResultPublisher("tcp://127.0.0.1:*")
         self.results = ResultSubscriber(self.pub.endpoint)
-        self.worker = StreamWorker(self.sub, self.pub, make_receiver, health_period_s=0.2)
+        self.worker = StreamWorker(self.sub, self.pub, make_receiver, health_period_s=0.2, **worker_kw)
         self.stop = threading.Event()
         self.summary: dict = {}
         self.thread = threading.Thread(target=lambda: self.summary.update(self.worker.run(self.stop)))
@@ -65,13 +65,14 @@ def burst(wf):
     return emu, emu.generate()
 
 
-def make_receiver_for(emu):
+def make_receiver_for(emu, methods=None):
     """The receiver as a user runs it: the workflow's calibration of radio ``HW_SEED``, the typed
     TX-RX distance (tests/support_ranging.py)."""
     kw = cal_kwargs(emu.wf, emu.sc.bands)
+    more = {} if methods is None else {"methods": tuple(methods)}
 
     def make(h):
-        cfg = ReceiverConfig(tx_rx_distance_m=D0_TYPED_M)
+        cfg = ReceiverConfig(tx_rx_distance_m=D0_TYPED_M, **more)
         return Receiver(h.waveform, h.bands, h.capture_rate_hz, cfg, **kw)
 
     return make
@@ -149,3 +150,39 @@ def test_an_unreceivable_stream_is_counted_not_fatal(wf, burst):
     finally:
         p.close()
     assert any(m.fields["messages_dropped"].get("unreceivable") for m in msgs if m.kind == "health")
+
+
+def test_ranging_in_another_process_publishes_the_same_epochs_in_order(wf, burst):
+    """``ranging_processes=1``: the methods run in a spawned process; every epoch comes out once,
+    in order, with the ranges the receiver gives on its own thread (same code, same numbers)."""
+    emu, iq = burst
+    methods = ("ir_first", "ir_first_interp", "music", "nomp")
+    make = make_receiver_for(emu, methods)
+    step = 100_000
+    header = SimpleNamespace(waveform=wf, bands=list(emu.sc.bands), capture_rate_hz=wf.working_rate_hz)
+    rx = make(header)
+    direct = []
+    for i in range(0, iq.shape[1], step):
+        direct += rx.push(np.ascontiguousarray(iq[:, i : i + step]))
+    direct = [r for r in direct + rx.flush() if type(r).__name__ == "RangingEpoch"]
+    p = Pipeline(wf, list(emu.sc.bands), make, ranging_processes=1)
+    try:
+        for i in range(0, iq.shape[1], step):
+            p.iq.send(np.ascontiguousarray(iq[:, i : i + step]), i, i / wf.working_rate_hz)
+        msgs = p.collect(lambda out: sum(m.kind == "epoch" for m in out) >= len(direct), timeout_s=120)
+    finally:
+        p.close()
+    epochs = [m.fields for m in msgs if m.kind == "epoch"]
+    assert len(epochs) == len(direct) >= 3
+    assert [e["time_s"] for e in epochs] == sorted(e["time_s"] for e in epochs)
+    for got, want in zip(epochs, direct, strict=True):
+        assert got["time_s"] == pytest.approx(want.time_s, abs=1e-9)
+        assert set(got["range_m"]) == set(methods)
+        for m in methods:
+            assert got["range_m"][m] == pytest.approx(want.range_m[m], rel=1e-12, abs=1e-9)
+        assert got["range_std_m"] == pytest.approx(want.range_std_m, rel=1e-12)
+    assert p.summary["ranging_processes"] == 1 and p.summary["ranging_busy_s"] > 0
+    assert (
+        p.summary["realtime_factor"]
+        <= p.summary["samples_per_channel"] / wf.working_rate_hz / (p.summary["ranging_busy_s"])
+    )

@@ -64,6 +64,49 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
 
 
+def _children(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (``/proc/*/stat``'s parent ids)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float] | None:
+    """CPU seconds of ``pid`` and each live descendant (the worker's ranging process), by pid."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    out = {pid: own}
+    for child in _children(pid):
+        t = cpu_seconds(child)
+        if t is not None:
+            out[child] = t
+    return out
+
+
+def _tree_share(pid: int, before: dict[int, float] | None, wall_s: float) -> float | None:
+    """Share of one core used by ``pid`` and its descendants since ``before`` (a child that
+    started later counts from 0)."""
+    after = tree_cpu_seconds(pid)
+    if after is None or before is None:
+        return None
+    return sum(t - before.get(p, 0.0) for p, t in after.items()) / wall_s
+
+
 class XServer:
     """An ``Xvfb`` on a free display number (``-displayfd``); ``display`` is ``":N"``."""
 
@@ -154,13 +197,19 @@ def bench_gui(
             time.sleep(settle_s)
             if gui.poll() is not None:
                 raise RuntimeError(f"the GUI exited with {gui.returncode}: {gui_log.read_text()[-800:]}")
-            pids = {"gui": gui.pid, "xserver": x.popen.pid if x else None, "worker": worker.popen.pid}
+            pids = {
+                "gui": gui.pid,
+                "xserver": x.popen.pid if x else None,
+                "stream": stream.popen.pid,
+            }
             before = {k: cpu_seconds(p) if p is not None else None for k, p in pids.items()}
+            worker_before = tree_cpu_seconds(worker.popen.pid)  # with its ranging process
             n_health, epochs0 = len(listener.health), listener.counts["epoch"]
             t0 = time.monotonic()
             time.sleep(measure_s)
             wall_s = time.monotonic() - t0
             shares = {k: _share(p, before[k], wall_s) for k, p in pids.items()}
+            shares["worker"] = _tree_share(worker.popen.pid, worker_before, wall_s)
             health = [h for _, h in listener.health[n_health:]]
             epochs_per_s = (listener.counts["epoch"] - epochs0) / wall_s
             _stop_gui(gui)
@@ -182,9 +231,11 @@ def bench_gui(
         "measure_s": wall_s,
         "gui_core_share": shares["gui"],
         "xserver_core_share": shares["xserver"],
-        "worker_core_share": shares["worker"],
+        "worker_core_share": shares["worker"],  # with its ranging process
+        "stream_core_share": shares["stream"],
         "target_gui_core_share": TARGET_GUI_CORE_SHARE,
         "worker_realtime_factor_median": hs["realtime_factor_median"],
+        "worker_ranging_realtime_factor_median": _median_of(health, "ranging_realtime_factor"),
         "worker_latency_p95_s_median": hs["latency_p95_s_median"],
         "samples_lost_in_window": lost,
         "epochs_per_s": epochs_per_s,  # what the GUI had to draw (10/s when the worker keeps up)
@@ -192,6 +243,11 @@ def bench_gui(
         "stream": {"loop_s": loop_s, "paths": paths, "snr_db": snr_db, "methods": methods or ["default"]},
         "gui_args": gui_args or [],
     }
+
+
+def _median_of(health: list[dict], key: str) -> float | None:
+    vals = [h[key] for h in health if h.get(key)]
+    return statistics.median(vals) if vals else None
 
 
 def bench_gui_repeated(repeats: int, **kwargs) -> dict:
@@ -207,12 +263,18 @@ def bench_gui_repeated(repeats: int, **kwargs) -> dict:
         "gui_core_share_median": med("gui_core_share"),
         "xserver_core_share_median": med("xserver_core_share"),
         "worker_core_share_median": med("worker_core_share"),
+        "stream_core_share_median": med("stream_core_share"),
         "worker_realtime_factor_median": med("worker_realtime_factor_median"),
+        "worker_latency_p95_s_median": med("worker_latency_p95_s_median"),
         "epochs_per_s_median": med("epochs_per_s"),
         "samples_lost_in_window_max": max((r["samples_lost_in_window"] or 0 for r in runs), default=0),
         "target_gui_core_share": TARGET_GUI_CORE_SHARE,
         "runs": runs,
     }
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{1e3 * v:.0f} ms"
 
 
 def describe(out: dict) -> str:
@@ -224,7 +286,9 @@ def describe(out: dict) -> str:
     return (
         f"GUI {pct(out['gui_core_share_median'])} of one core (target <= "
         f"{pct(out['target_gui_core_share'])}), X server {pct(out['xserver_core_share_median'])}, "
-        f"worker {pct(out['worker_core_share_median'])} at {rtf or 0:.2f}x real time, "
+        f"worker {pct(out['worker_core_share_median'])} at {rtf or 0:.2f}x real time "
+        f"(p95 latency {_ms(out.get('worker_latency_p95_s_median'))}), "
+        f"streamer {pct(out.get('stream_core_share_median'))}, "
         f"{out['epochs_per_s_median'] or 0:.1f} epochs/s drawn; samples lost in the "
         f"window (max over runs) {out['samples_lost_in_window_max']}; medians of {out['repeats']} runs of "
         f"{r0['measure_s']:.0f} s ({r0['display']}); the machine may be shared: compare runs made together"

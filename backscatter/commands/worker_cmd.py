@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -100,8 +101,21 @@ def print_summary(summary: dict) -> None:
         f"worker: {summary['stream_s']:.2f} s of stream in {summary['messages']} messages, "
         f"{summary['packets']} packets ({summary['crc_ok']} CRC ok), {summary['epochs']} epochs, "
         f"{summary['samples_lost']} samples lost, p95 latency {p95}, "
-        f"receiver {summary['realtime_factor'] or 0:.1f}x real time"
+        f"{summary['realtime_factor'] or 0:.1f}x real time (the slower of receiver and ranging)"
     )
+
+
+def ranging_processes(value: str) -> int:
+    """``--ranging-processes``: a count, or ``auto`` (1 where there are two cores or more, else 0)."""
+    if value == "auto":
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise CliError(f"--ranging-processes must be 'auto' or a count >= 0, got {value!r}")
+    return n
 
 
 def cmd_worker(args: argparse.Namespace) -> dict:
@@ -117,7 +131,13 @@ def cmd_worker(args: argparse.Namespace) -> dict:
         if control is not None:
             opened.callback(control.close)
         worker = StreamWorker(
-            sub, pub, receiver_factory(settings, live), status=echo, control=control, on_settings=live.apply
+            sub,
+            pub,
+            receiver_factory(settings, live),
+            status=echo,
+            control=control,
+            on_settings=live.apply,
+            ranging_processes=ranging_processes(args.ranging_processes),
         )
         summary = worker.run(signals.event, idle_exit_s=args.idle_exit_s, duration_s=args.duration_s)
     summary.update(connect=args.connect or sub.endpoint, results=args.bind)
@@ -144,6 +164,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-exit-s", type=float, help="exit after this long without IQ (once some came)")
     p.add_argument("--duration-s", type=float, help="exit after this long")
     p.add_argument("--quiet", action="store_true", help="no status line each second")
+    p.add_argument(
+        "--ranging-processes",
+        default="auto",
+        help="processes that run the ranging methods beside the receiver (0: on its thread; "
+        "default auto: 1 on two cores or more)",
+    )
     p.add_argument(
         "--control",
         metavar="ENDPOINT",

