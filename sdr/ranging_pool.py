@@ -16,6 +16,7 @@ own busy time: the pipeline keeps real time when both stages do.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -23,6 +24,12 @@ from dsp.epoch import RangingOutcome, range_methods
 from dsp.results import RangingEpoch
 
 DEFAULT_MAX_PENDING = 32  # epochs (about 3 s at the default 10 epochs a second)
+
+
+def _init_process() -> None:
+    """In each pool process: leave Ctrl-C to the worker (a terminal sends SIGINT to the whole
+    process group; the worker stops, publishes what is queued and then closes the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _warm_up() -> None:
@@ -39,7 +46,7 @@ class RangingPool:
         if max_pending < 1:
             raise ValueError(f"ranging pool: max_pending must be at least 1, got {max_pending}")
         ctx = multiprocessing.get_context("spawn")  # the worker has threads: no fork
-        self._ex = ProcessPoolExecutor(max_workers=processes, mp_context=ctx)
+        self._ex = ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_process)
         self._warm = [self._ex.submit(_warm_up) for _ in range(processes)]
         self.processes, self.max_pending = processes, max_pending
         self._pending: deque[tuple[RangingEpoch, Future]] = deque()
