@@ -8,6 +8,7 @@ import numpy as np
 
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.params import MethodParams, param
+from dsp.waveform import WaveformConfig
 
 
 def first_peak_index(mag: np.ndarray, threshold: float) -> int:
@@ -67,13 +68,22 @@ class IRFirstInterp(RangingMethod):
     Params = IRFirstInterpParams
     params: IRFirstInterpParams
 
+    def __init__(self, wf: WaveformConfig, params: IRFirstInterpParams | None = None):
+        super().__init__(wf, params)
+        over = self.params.oversample
+        offsets_s = np.arange(-over, over + 1) / over * wf.cir_grid_step_s
+        # exp(j 2 pi f (tau_q + o)) = exp(j 2 pi f tau_q) exp(j 2 pi f o): the offsets' factor
+        # [2 over + 1, subcarrier] is the same for every peak q, so one row of exponentials per
+        # call instead of 2 over + 1 (equal to rounding, ~1e-13 in the phase)
+        self._fine = np.exp(2j * np.pi * np.outer(offsets_s, wf.active_freqs_hz))
+
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray) -> float:
         wf = self.wf
         q = first_peak_index(np.abs(cir), self.params.threshold)
         over = self.params.oversample
         step = wf.cir_grid_step_s
         taus = (q + np.arange(-over, over + 1) / over) * step
-        mag = np.abs(np.exp(2j * np.pi * np.outer(taus, wf.active_freqs_hz)) @ cfr)
+        mag = np.abs(self._fine @ (np.exp(2j * np.pi * (q * step) * wf.active_freqs_hz) * cfr))
         i = int(np.clip(np.argmax(mag), 1, 2 * over - 1))
         y0, y1, y2 = np.log(mag[i - 1 : i + 2] + 1e-300)
         den = y0 - 2 * y1 + y2
