@@ -16,7 +16,10 @@ own busy time: the pipeline keeps real time when both stages do.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -26,10 +29,23 @@ from dsp.results import RangingEpoch
 DEFAULT_MAX_PENDING = 32  # epochs (about 3 s at the default 10 epochs a second)
 
 
-def _init_process() -> None:
+PARENT_POLL_S = 0.5
+
+
+def _init_process(worker_pid: int) -> None:
     """In each pool process: leave Ctrl-C to the worker (a terminal sends SIGINT to the whole
-    process group; the worker stops, publishes what is queued and then closes the pool)."""
+    process group; the worker stops, publishes what is queued and then closes the pool), and exit
+    when the worker has gone without closing the pool (killed): the pool's queue keeps its own
+    pipe open, so nothing else would end the process, which would also hold the worker's stdout
+    and stderr open for whoever reads them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:  # (the worker may have died while this process was still importing)
+        while os.getppid() == worker_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -46,7 +62,9 @@ class RangingPool:
         if max_pending < 1:
             raise ValueError(f"ranging pool: max_pending must be at least 1, got {max_pending}")
         ctx = multiprocessing.get_context("spawn")  # the worker has threads: no fork
-        self._ex = ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_process)
+        self._ex = ProcessPoolExecutor(
+            max_workers=processes, mp_context=ctx, initializer=_init_process, initargs=(os.getpid(),)
+        )
         self._warm = [self._ex.submit(_warm_up) for _ in range(processes)]
         self.processes, self.max_pending = processes, max_pending
         self._pending: deque[tuple[RangingEpoch, Future]] = deque()
