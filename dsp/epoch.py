@@ -81,9 +81,10 @@ class RangingOutcome:
     busy_s: float = 0.0
 
     def fill(self, epoch: RangingEpoch) -> RangingEpoch:
-        """``epoch`` with these answers (in place; returned)."""
+        """``epoch`` with these answers and no ``job`` left (in place; returned)."""
         epoch.delay_s, epoch.range_m = self.delay_s, self.range_m
         epoch.range_band_m, epoch.range_std_m = self.range_band_m, self.range_std_m
+        epoch.job = None
         return epoch
 
 

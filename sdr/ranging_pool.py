@@ -97,7 +97,6 @@ class RangingPool:
         epoch, fut = self._pending.popleft()
         outcome: RangingOutcome = fut.result()  # a method's exception surfaces here
         self.busy_s += outcome.busy_s
-        epoch.job = None
         return [outcome.fill(epoch)]
 
     def close(self) -> None:

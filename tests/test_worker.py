@@ -186,3 +186,30 @@ def test_ranging_in_another_process_publishes_the_same_epochs_in_order(wf, burst
         p.summary["realtime_factor"]
         <= p.summary["samples_per_channel"] / wf.working_rate_hz / (p.summary["ranging_busy_s"])
     )
+
+
+def test_a_deferred_epoch_ranged_later_equals_one_ranged_at_once(wf, burst):
+    """``Receiver.defer_ranging``: epochs come out with CFRs, CIRs and SNRs and a ``job`` but no
+    method's answer; :func:`dsp.epoch.range_methods` of the job fills exactly what the receiver
+    gives without deferring (same code, same inputs)."""
+    from dsp.epoch import range_methods
+    from dsp.results import RangingEpoch
+
+    emu, iq = burst
+    make = make_receiver_for(emu, ("ir_first", "ir_first_interp", "music", "nomp"))
+    header = SimpleNamespace(waveform=wf, bands=list(emu.sc.bands), capture_rate_hz=wf.working_rate_hz)
+    runs = []
+    for defer in (False, True):
+        rx = make(header)
+        rx.defer_ranging = defer
+        out = rx.push(np.ascontiguousarray(iq)) + rx.flush()
+        runs.append([r for r in out if isinstance(r, RangingEpoch)])
+    direct, deferred = runs
+    assert len(direct) == len(deferred) >= 3
+    for want, got in zip(direct, deferred, strict=True):
+        assert want.job is None and got.job is not None and got.range_m == {}
+        np.testing.assert_array_equal(got.cfr["central"], want.cfr["central"])
+        range_methods(got.job).fill(got)
+        assert got.job is None
+        assert got.range_m == want.range_m and got.delay_s == want.delay_s
+        assert got.range_band_m == want.range_band_m and got.range_std_m == want.range_std_m
