@@ -5,8 +5,10 @@ A streamer (an emulated loop, ``--loop-s``, paced in real time), a worker and th
 (``Xvfb``, ``QT_QPA_PLATFORM=xcb``) unless ``offscreen`` is asked for.  After a settling time
 the CPU time of the GUI, the X server and the worker is read from ``/proc/<pid>/stat``
 (``utime + stime``) at the start and the end of the measured window: the share of one core is
-their difference over the wall time.  Beside it: the worker's real-time factor (median of its
-``health`` messages), samples lost and p95 latency, from an in-process listener.
+their difference over the wall time (the worker's with its ranging process, and the streamer's).
+Beside it: the worker's real-time factor (median of its ``health`` messages: the slower of its
+receiver thread and its ranging process), samples lost and p95 latency, from an in-process
+listener.
 
 Target: the GUI at most :data:`TARGET_GUI_CORE_SHARE` of one core at its default refresh with
 every panel of the Live tab visible.
