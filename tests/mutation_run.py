@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -125,6 +126,8 @@ def _run_tests(args: list[str]) -> int:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.dup2(null, 2)
+        # a mutant that loops forever (``break`` to ``continue``) is ended by SIGALRM: rc -14, killed
+        signal.alarm(int(os.environ.get("MUTANT_TIMEOUT_S", "120")))
         try:
             code = int(pytest.main(args))
         except BaseException:

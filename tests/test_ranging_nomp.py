@@ -269,3 +269,96 @@ def test_jacobian_projects_once_for_every_band(wf, nomp):
         got = nomp._jacobian(e, a, inv_sd)
         assert got.shape == (n_bands, len(wf.active_subcarriers), n_paths)
         assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
+
+
+def test_the_cfar_thresholds_solve_their_tail_equations(wf, nomp):
+    """``T_B`` solves ``N P(Gamma(B, 1) > T) = pfa`` (module docstring, step 2), with the Gamma
+    tail in closed form for integer ``B``: ``exp(-T) sum_{i<B} T**i / i!``; ``B = 1`` gives
+    ``ln(N / pfa)`` = 13.6 for 800 subcarriers at 1e-3.  To 1e-9 (the inverse's rounding)."""
+    n, pfa = len(wf.active_subcarriers), nomp.params.pfa
+    assert nomp.threshold[1] == pytest.approx(math.log(n / pfa), rel=1e-9)
+    for b in (1, 2, 3):
+        t = nomp.threshold[b]
+        tail = math.exp(-t) * sum(t**i / math.factorial(i) for i in range(b))
+        assert n * tail == pytest.approx(pfa, rel=1e-9), b
+
+
+def test_paths_weaker_than_the_dynamic_range_are_not_detected(wf, nomp):
+    """``dynamic_range_db`` (40 dB): a path whose significance is more than that below the
+    strongest is model mismatch, not a path.  For two paths 15.6 resolution cells apart on the
+    CIR grid the significance ratio is their power ratio (the steering vectors' correlation,
+    about 1 / (pi 15.6) = 0.02, changes it by 0.04 %), so at 60 dB (the weak path 20 dB above the
+    noise, far above the CFAR threshold) one at -39.5 dB is detected and one at -40.5 dB is not."""
+    rng = np.random.default_rng(41)
+    f = wf.active_freqs_hz
+    step = wf.cir_grid_step_s
+    tau = np.array([40 * step, 120 * step])
+    for rel_db, order in ((-39.5, 2), (-40.5, 1)):
+        gains = np.array([1.0, 10 ** (rel_db / 20) * np.exp(1.3j)])
+        h0 = model_cfr(f, tau, gains)
+        est = nomp.fit(_noisy(h0, noise_var_for_snr(h0, 60.0), rng))
+        assert est.order == order, (rel_db, est.order)
+
+
+def test_max_paths_bounds_the_fitted_order(wf):
+    """``max_paths`` is the most paths fitted: 2 on a 5-path channel at 30 dB gives 2."""
+    rng = np.random.default_rng(43)
+    f = wf.active_freqs_hz
+    tau, gains = _channel(wf, 5, rng, spacing_cells=3.0)
+    h0 = model_cfr(f, tau, gains)
+    est = get_method("nomp", wf, max_paths=2).fit(_noisy(h0, noise_var_for_snr(h0, SNR_DB), rng))
+    assert est.order == 2
+
+
+def test_components_split_at_component_cells_of_a_resolution_cell(wf, nomp):
+    """A resolution cell ``1 / B_occ`` is ``2 pi / N`` in ``w = 2 pi df tau`` (``B_occ = N df``):
+    atoms 0.14 cells apart are one component at ``component_cells`` = 0.15, 0.16 cells apart two."""
+    cell = 2 * np.pi / len(wf.active_subcarriers)
+    assert nomp.cell_w == pytest.approx(cell, rel=1e-12)
+    assert len(nomp.components(np.array([1.0, 1.0 + 0.14 * cell]))) == 1
+    assert len(nomp.components(np.array([1.0, 1.0 + 0.16 * cell]))) == 2
+
+
+def test_delay_and_std_are_the_fit_s_and_near_the_single_path_bound(wf, nomp):
+    """The receiver's entry points (``delay_and_std_s`` per band, ``joint_delay_and_std_s`` for
+    bands fitted together) return the fit's first delay and its deviation.  One path at 30 dB:
+    the deviation is the single-path bound ``1 / sqrt(8 pi**2 snr sum (f - f_mean)**2)``
+    (SYSTEM.md section 7) at the estimated noise and gain; the noise comes from a median over
+    the window (relative spread about ``2.9 / sqrt(800)`` = 10 % in the variance, 5 % in the
+    deviation), so within 25 % (5 spreads).  Two bands of equal SNR: informations add, the
+    bound divides by ``sqrt(2)``."""
+    rng = np.random.default_rng(45)
+    f = wf.active_freqs_hz
+    tau = np.array([2.3e-6])
+    h0 = model_cfr(f, tau, np.array([np.exp(0.4j)]))
+    var = noise_var_for_snr(h0, SNR_DB)
+    bound = 1 / math.sqrt(8 * math.pi**2 * 10 ** (SNR_DB / 10) * np.sum((f - f.mean()) ** 2))
+    h = _noisy(h0, var, rng)
+    est = nomp.fit(h)
+    assert nomp.delay_and_std_s(h, None) == (est.delay_s, est.delay_std_s)
+    assert abs(est.delay_s - tau[0]) <= N_SIGMA * bound
+    assert est.delay_std_s == pytest.approx(bound, rel=0.25)
+    h2 = np.stack([h, _noisy(model_cfr(f, tau, np.array([np.exp(-2.0j)])), var, rng)])
+    joint = nomp.fit(h2)
+    assert nomp.joint_delay_and_std_s(h2) == (joint.delay_s, joint.delay_std_s)
+    assert joint.delay_std_s == pytest.approx(bound / math.sqrt(2), rel=0.25)
+
+
+def test_an_epoch_fits_the_side_bands_jointly(wf, nomp):
+    """NOMP declares ``joint_bands``: the epoch fits the side bands together (dsp/epoch.py
+    ``_delays``), each band's ``d_cal`` moved out first and given back after, so the two side
+    bands' delays differ by exactly their ``d_cal`` difference over ``c`` (fitted separately,
+    their independent noise would make them differ by about the bound, 30 ps here)."""
+    from dsp.epoch import _delays
+
+    rng = np.random.default_rng(47)
+    f = wf.active_freqs_hz
+    d_cal = {"lower": 1.7, "upper": -0.6}
+    cfr = {"central": model_cfr(f, np.array([1e-6]), np.array([1.0 + 0j]))}
+    for b, g in (("lower", 0.8j), ("upper", -0.5 + 0j)):
+        cfr[b] = model_cfr(f, np.array([2e-6 + d_cal[b] / SPEED_OF_LIGHT_M_S]), np.array([g]))
+    var = noise_var_for_snr(cfr["upper"], SNR_DB)
+    cfr = {b: _noisy(h, var, rng) for b, h in cfr.items()}
+    delays, _ = _delays(nomp, wf, cfr, dict.fromkeys(cfr), ["lower", "upper"], {"central": 0.0, **d_cal})
+    diff = (delays["lower"] - delays["upper"]) * SPEED_OF_LIGHT_M_S
+    assert diff == pytest.approx(d_cal["lower"] - d_cal["upper"], abs=1e-9)

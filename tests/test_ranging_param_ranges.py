@@ -24,9 +24,9 @@ def _outside(v: float, kind: str, up: bool) -> float:
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_numeric_parameter_is_refused_just_outside_its_documented_range(name):
     """The range text ``backscatter methods`` prints is the contract: each numeric parameter's
-    ``[lo, hi]`` / ``(lo, hi)`` (or ``>= lo``) parses, a closed bound is accepted, an open
-    bound and the next value beyond either bound (1 for an int, a part in 1e9 for a float) are
-    refused with a ConfigError naming the parameter."""
+    ``[lo, hi]`` / ``(lo, hi)`` (or ``>= lo``) parses, a closed bound and the next value inside
+    an open one are accepted, an open bound and the next value beyond either bound (1 for an
+    int, a part in 1e9 for a float) are refused with a ConfigError naming the parameter."""
     cls, wf = REGISTRY[name], get_profile("default")
     for p in cls.Params.describe():
         if p["type"] not in ("int", "float"):
@@ -47,6 +47,8 @@ def test_every_numeric_parameter_is_refused_just_outside_its_documented_range(na
             if is_open:
                 with pytest.raises(ConfigError, match=p["name"]):
                     get_method(name, wf, **{p["name"]: cast(bound)})
+                inside = cast(_outside(bound, kind, not up))  # just inside an open bound: accepted
+                assert getattr(get_method(name, wf, **{p["name"]: inside}).params, p["name"]) == inside
             else:
                 assert getattr(get_method(name, wf, **{p["name"]: cast(bound)}).params, p["name"]) == bound
             with pytest.raises(ConfigError, match=p["name"]):
