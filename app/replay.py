@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app.run import Run, receive, summarise
 from app.session import ReceiverSettings, SessionError, open_receiver
@@ -18,9 +16,6 @@ from dsp.receiver import Receiver, ReceiverError
 from dsp.truth import GroundTruth
 
 CHUNK = 1 << 18  # samples per channel read and pushed at a time
-
-READ_AHEAD = 2  # chunks read, checked and converted ahead of the receiver
-T = TypeVar("T")
 
 # ``progress(total_samples)`` -> a context manager giving an object with ``update(samples)``
 Progress = Callable[[int], contextlib.AbstractContextManager[Any]]
@@ -53,52 +48,6 @@ def _no_progress(total: int) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext(_Silent())
 
 
-def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
-    """``items`` as they are, produced on a thread of their own up to ``depth`` ahead.
-
-    A replay's chunks are read from HDF5, checksummed and converted to complex64 (numpy and the
-    compiled conversion, which release the GIL) while the receiver works on the chunk before:
-    on two cores the reading costs almost nothing.  Exceptions of the producer are raised here,
-    after the items before them; leaving the loop early stops the producer.
-    """
-    q: queue.Queue = queue.Queue(maxsize=max(depth, 1))
-    stop = threading.Event()
-    done = object()
-
-    def put(x: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for x in items:
-                if not put((x, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((done, exc))
-            return
-        put((done, None))
-
-    th = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    th.start()
-    try:
-        while True:
-            x, exc = q.get()
-            if x is done:
-                if exc is not None:
-                    raise exc
-                return
-            yield x
-    finally:
-        stop.set()
-        th.join()
-
-
 def replay_capture(
     path: Path | str, settings: ReceiverSettings, progress: Progress | None = None
 ) -> tuple[dict, Run]:
@@ -107,9 +56,8 @@ def replay_capture(
         truth = cap.truth()
         rx = capture_receiver(cap, path, settings, truth)
         with (progress or _no_progress)(cap.n_samples) as bar:
-            with contextlib.closing(read_ahead(cap.iter_chunks(CHUNK))) as ahead:
-                chunks = ((iq, lost) for _, iq, lost in ahead)
-                run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
+            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK))
+            run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["file"] = str(path)
     summary["calibration"] = settings.calibration_note
