@@ -27,6 +27,14 @@ def _channel(rng: np.random.Generator, paths: int = 3) -> np.ndarray:
     return (a[None, :] * np.exp(-2j * np.pi * np.outer(K, d) / WF.fft_size)).sum(axis=1)
 
 
+def _projection_setup() -> tuple:
+    """A three-path channel (seed 5) at -800 Hz: ``(h, cfo_hz, basis, columns, curvature)``."""
+    h, cfo = _channel(np.random.default_rng(5)), -800.0
+    basis = DelayBasis(WF)
+    ref = symbol_from_cfr(WF, h, cfo)
+    return h, cfo, basis, basis.columns(ref, cfo), basis.curvature(ref, cfo)
+
+
 def _delayed(h: np.ndarray, f: float, cfo_hz: float) -> np.ndarray:
     return symbol_from_cfr(WF, h * np.exp(-2j * np.pi * K * f / WF.fft_size), cfo_hz).astype(complex)
 
@@ -64,11 +72,7 @@ def test_projection_on_the_delayed_reference_recovers_the_gain(f):
 def test_the_residual_delay_is_measured(error):
     """The residual is linear in the error to first order: second-order terms are
     ``O(w_max * e)**2`` relative, 6 % at 0.1 samples (w_max = 2 pi 400/1024)."""
-    rng = np.random.default_rng(5)
-    h, cfo = _channel(rng), -800.0
-    basis = DelayBasis(WF)
-    ref = symbol_from_cfr(WF, h, cfo)
-    cols, curv = basis.columns(ref, cfo), basis.curvature(ref, cfo)
+    h, cfo, basis, cols, curv = _projection_setup()
     f = np.array([0.2])
     zp = _delayed(h, f[0] + error, cfo)[None, :] @ cols
     est, _ = basis.residual(zp, f, curv)
@@ -103,11 +107,7 @@ def test_the_residual_does_not_depend_on_the_window_level():
     the same error (``z`` and ``z'`` both scale by ``c``, ``Re(conj(z) z') / |z|**2`` not at all)
     and ``|c|**2`` times the weight.  Levels 1 and 1000 (ADC units are thousands); ``zp`` is
     float64 arithmetic on complex64 columns, so equal to 1e-9."""
-    rng = np.random.default_rng(5)
-    h, cfo = _channel(rng), -800.0
-    basis = DelayBasis(WF)
-    ref = symbol_from_cfr(WF, h, cfo)
-    cols, curv = basis.columns(ref, cfo), basis.curvature(ref, cfo)
+    h, cfo, basis, cols, curv = _projection_setup()
     f = np.array([0.2])
     win = _delayed(h, f[0] + 0.04, cfo)[None, :]
     est1, wt1 = basis.residual(win @ cols, f, curv)
