@@ -7,7 +7,7 @@ compiled without the cache instead: once per process, on its first call.
 
 Every kernel here is a loop over arrays, so it runs without the GIL (``nogil=True``, unless a
 caller says otherwise): the worker converts samples on its reader thread while the receiver's
-kernels run on its own, and a replay reads ahead beside the receiver.
+kernels run on its own.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from sdr.transport.wire import BAND_NAMES, IQ_FORMATS, MAX_SAMPLES, Channel
 # items a message at 30.72 MS/s (measured: experiments/bench_gnuradio.py), so 3,000 messages hold
 # about a second of a band (120 MB of int16 pairs, twice that of complex64 at worst) and a reader
 # descheduled for that long by other load loses nothing; 1,000 (ZeroMQ's default) lost samples
-# on this 2-core machine whenever a test run started beside it
+# on this 2-core machine whenever a test run started beside it.  Our GNU Radio publisher's send
+# queue uses the same bound.
 GR_HWM = 3000
 
 
