@@ -145,9 +145,6 @@ class Nomp(RangingMethod):
         self.k = wf.active_subcarriers.astype(np.float64)  # [N]
         self._minus_jk = -1j * self.k[:, None]  # [N, 1]: d/dw of exp(-j k w) over exp(-j k w)
         self.bins = np.mod(wf.active_subcarriers, wf.cir_fft_size)
-        self.sum_k = float(self.k.sum())
-        self.sum_k2 = float((self.k**2).sum())
-        self.window_s = 1.0 / wf.subcarrier_spacing_hz
         self.cell_w = 2 * np.pi / self.k.size  # one resolution cell 1 / B_occ, in w = 2 pi df tau
         # integer subcarrier index k = k_min + 32 q + r (see _steer)
         kk = np.asarray(wf.active_subcarriers, np.int64) - int(wf.active_subcarriers.min())
@@ -303,17 +300,13 @@ class Nomp(RangingMethod):
         floor = np.mean(np.abs(r) ** 2, axis=-1) * 1e-12 + np.finfo(np.float64).tiny
         return np.maximum(var, floor), spec
 
-    def _derivs(self, r: np.ndarray, w: np.ndarray, a: np.ndarray | None) -> tuple[np.ndarray, ...]:
-        """``z, z', z''`` ``[band, path]`` of ``z(w) = e(w)^H (r + a e(w))`` at each delay."""
+    def _derivs(self, r: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``z, z', z''`` ``[band, path]`` of ``z(w) = e(w)^H r`` at each delay."""
         ec = self._steer(w).conj()  # [N, path]
         kec = self.k[:, None] * ec
         z = r @ ec
         z1 = 1j * (r @ kec)
         z2 = -(r @ (self.k[:, None] * kec))
-        if a is not None:
-            z = z + a * self.k.size
-            z1 = z1 + 1j * a * self.sum_k
-            z2 = z2 - a * self.sum_k2
         return z, z1, z2
 
     def _newton_steps(self, z: np.ndarray, z1: np.ndarray, z2: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -327,7 +320,7 @@ class Nomp(RangingMethod):
     def _newton_one(self, r: np.ndarray, var: np.ndarray, w0: float, steps: int) -> float:
         w = np.array([w0])
         for _ in range(steps):
-            w = w + self._newton_steps(*self._derivs(r, w, None), var)
+            w = w + self._newton_steps(*self._derivs(r, w), var)
         return float(np.mod(w[0], 2 * np.pi))
 
     def _steer(self, w: np.ndarray) -> np.ndarray:
