@@ -36,8 +36,12 @@ class TapSpace:
         w, v = np.linalg.eigh(gram)
         self.whiten = (v / np.sqrt(w)) @ v.conj().T  # gram^-1/2
         self.unwhiten = (v * np.sqrt(w)) @ v.conj().T
-        dft = np.exp(-2j * np.pi * np.outer(np.arange(wf.fft_size), wf.active_bins) / wf.fft_size)
-        self._taps_from_window = (dft / wf.zadoff_chu) @ self.E @ self.whiten  # [N, L]
+        # [N, L]: DFT(window)[active] / X @ E @ whiten, i.e. sum_b exp(-2j pi n b / N) Y[b, l] with
+        # Y the active rows of (E @ whiten) / X and zeros elsewhere: one FFT per tap, not an
+        # [N, K] matrix of exponentials (80 ms of the receiver's start-up).
+        rows = np.zeros((wf.fft_size, n_taps), complex)
+        rows[wf.active_bins] = (self.E @ self.whiten) / wf.zadoff_chu[:, None]
+        self._taps_from_window = scipy.fft.fft(rows, axis=0)
         self._cfr_basis = np.exp(-2j * np.pi * np.outer(k, self.delays) / wf.fft_size)  # [K, L]
         self._cfr_pinv = np.linalg.pinv(self._cfr_basis)  # [L, K]
 
