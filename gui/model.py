@@ -223,7 +223,9 @@ class ResultsModel:
         return int(self.health.get("samples_lost", self.gap_samples_lost))
 
     def link_state(self, now_s: float, no_data_after_s: float) -> tuple[str, str]:
-        """``(state, text)``: waiting / live / stalled / no-data / done / error, ``now_s`` monotonic."""
+        """``(state, text)``: waiting / live / behind / stalled / no-data / done / error, ``now_s``
+        monotonic.  ``behind``: the worker receives IQ but does not keep up (its health message's
+        ``behind``), with its real-time factor and backlog; ``stalled``: it receives none."""
         st = self.source
         if st is None:
             return "waiting", "waiting for a source"
@@ -242,9 +244,23 @@ class ResultsModel:
             return "no-data", f"no data from {st.description} for {silent_s:.0f} s{how}"
         if last is None:
             return "waiting", f"waiting for {st.description}"
-        stream = self.health.get("stream_state")
+        h = self.health
+        stream = h.get("stream_state")
+        backlog = _finite(h.get("backlog_s"))
+        queued = f", {backlog:.1f} s queued" if backlog is not None and backlog >= 0.05 else ""
         if stream == "stalled":
-            return "stalled", "stalled: the worker receives no IQ"
+            return "stalled", f"stalled: the worker receives no IQ{queued}"
         if stream == "waiting":
             return "waiting", "worker is waiting for IQ"
+        if stream == "live" and h.get("behind") is True:  # receiving, but not keeping up
+            rtf = _finite(h.get("realtime_factor"))
+            pace = f" at {rtf:.2f}x real time" if rtf else ""
+            return "behind", f"behind: IQ arrives, worker{pace}{queued}"
         return "live", "live"
+
+
+def _finite(v: object) -> float | None:
+    """``v`` as a float when it is a finite number (health fields come from other processes)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None

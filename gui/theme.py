@@ -17,6 +17,7 @@ METHOD_COLORS = ("#e0556a", "#b07ce8", "#30b8c4", "#c2b13a")
 METHOD_SYMBOLS = ("o", "t", "s", "d")
 STATE_COLORS = {
     "live": "#3fb56a",
+    "behind": "#d6c23a",
     "done": "#4c9be8",
     "waiting": "#c2a13a",
     "stalled": "#e8a33d",

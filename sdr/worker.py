@@ -38,6 +38,7 @@ from sdr.transport import BufferPool, IQHeader, IQMessage, IQSubscriber, ResultP
 
 SPECTRUM_BINS = 512
 STALLED_AFTER_S = 1.0
+"""No IQ message read for this long (and none held back by a full queue): ``stalled``."""
 
 
 def _malloc_trim() -> Callable[[], None]:
@@ -152,13 +153,14 @@ class StreamWorker:
         # ZeroMQ's own bounded queue then fills, the sender dropping or blocking) past either
         self.queue_max_bytes = queue_max_bytes
         self._queued_bytes = 0
+        self._queued_samples = 0  # per channel, capture rate: the backlog behind the receiver
+        self._in_hand_samples = 0  # the reader's message not yet queued
         self._queued_lock = threading.Lock()
         self._rx: Receiver | None = None
         self._header: IQHeader | None = None
         self._first_index = 0  # capture index of the receiver's first sample
         self._arrivals = _Arrivals()
         self._pool = BufferPool()  # converted messages reused once the receiver lets go
-        self._last_msg_t: float | None = None
         self._last_rx_t: float | None = None  # arrival of the newest message read (reader thread)
         self._in_hand = False  # the reader holds a message not yet queued (converting, or waiting)
         self._unreceivable: Counter = Counter()
@@ -173,6 +175,7 @@ class StreamWorker:
                 if msg is None:
                     continue
                 t_rx = time.monotonic()
+                self._in_hand_samples = msg.header.n_samples
                 self._in_hand = True
                 self._last_rx_t = t_rx
                 # converted here, beside the receiver's thread: numpy releases the GIL, so on
@@ -194,6 +197,8 @@ class StreamWorker:
                         continue
                     with self._queued_lock:
                         self._queued_bytes += nbytes
+                        self._queued_samples += msg.header.n_samples
+                        self._in_hand_samples = 0
                     break
                 self._in_hand = False
         except BaseException as exc:  # surfaced by run(); the worker must not die silently
@@ -212,7 +217,7 @@ class StreamWorker:
         t_start = time.monotonic()
         next_health = t_start + self.health_period_s
         next_spectrum = t_start
-        period = {"samples": 0, "busy_s": 0.0, "ranging_from_s": 0.0}
+        period = {"samples": 0, "busy_s": 0.0, "ranging_from_s": 0.0, "caught_up": False}
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -232,8 +237,12 @@ class StreamWorker:
                     msg, iq, t_arrival = self._q.get(timeout=0.01 if self._ranging_waits() else 0.05)
                     with self._queued_lock:
                         self._queued_bytes -= iq.nbytes
+                        self._queued_samples -= msg.header.n_samples
+                        # the newest IQ read is in hand: the receiver has caught up once this period
+                        period["caught_up"] |= self._queued_samples == 0 and not self._in_hand
                 except queue.Empty:
                     msg = None
+                    period["caught_up"] = True
                 if msg is not None:
                     busy = self._process(msg, iq, t_arrival)
                     del iq  # the receiver's own views keep what it still needs
@@ -249,7 +258,12 @@ class StreamWorker:
                     if self._q.empty():
                         release_free_memory()
                     self._publish_health(now, period)
-                    period = {"samples": 0, "busy_s": 0.0, "ranging_from_s": self.stats.ranging_busy_s}
+                    period = {
+                        "samples": 0,
+                        "busy_s": 0.0,
+                        "ranging_from_s": self.stats.ranging_busy_s,
+                        "caught_up": False,
+                    }
                     next_health = now + self.health_period_s
         finally:
             stop.set()
@@ -281,7 +295,6 @@ class StreamWorker:
         """Feed one message's samples (``iq``: complex64 ``[channel, sample]``) to the receiver."""
         h = msg.header
         t0 = time.perf_counter()
-        self._last_msg_t = t_arrival
         fresh = self._header is None or msg.new_stream or not h.same_stream_setup(self._header)
         fresh, self._rebuild = fresh or self._rebuild, False
         if fresh:
@@ -394,9 +407,23 @@ class StreamWorker:
         self.pub.send(*spectrum_to_wire(h.capture_index / h.capture_rate_hz, psd, first, float(f[1] - f[0])))
 
     def state(self, now: float) -> str:
-        if self._last_msg_t is None:
+        """``waiting`` (no IQ yet), ``live`` (IQ read in the last :data:`STALLED_AFTER_S`, or a
+        message held back by a full queue) or ``stalled`` (no IQ read for that long).
+
+        Judged by the reader's arrivals, not by the receiver's progress: a receiver behind real
+        time still receives (``behind`` in the health message says how far behind it is).
+        """
+        if self._last_rx_t is None:
             return "waiting"
-        return "live" if now - self._last_msg_t < STALLED_AFTER_S else "stalled"
+        return "live" if self._in_hand or now - self._last_rx_t < STALLED_AFTER_S else "stalled"
+
+    def backlog_s(self) -> float:
+        """Stream seconds read off the socket and not yet given to the receiver (its queue and
+        the reader's message in hand)."""
+        h = self._header
+        with self._queued_lock:
+            samples = self._queued_samples + self._in_hand_samples
+        return samples / h.capture_rate_hz if h is not None and samples > 0 else 0.0
 
     def _publish_health(self, now: float, period: dict) -> None:
         h = self._header
@@ -408,6 +435,7 @@ class StreamWorker:
         stage_s = max(period["busy_s"], ranging_s)
         lat = latency_summary(self.stats.period_latencies_s)
         self.stats.period_latencies_s.clear()
+        state = self.state(now)
         fields = {
             "time_s": self._stream_time_s,
             "throughput_sps": period["samples"] * n_ch / self.health_period_s,
@@ -418,7 +446,10 @@ class StreamWorker:
             "messages_dropped": {**dict(self.sub.drops), **dict(self._unreceivable)},
             "samples_lost": self.sub.samples_lost,
             "gaps": self.stats.gaps,
-            "stream_state": self.state(now),
+            "stream_state": state,
+            # receiving but not keeping up: the receiver never emptied its queue this period
+            "behind": state == "live" and not period.get("caught_up", True),
+            "backlog_s": self.backlog_s(),
             "capture_rate_hz": rate,
             "latency_p95_s": lat["p95_s"],
             "packets": self.stats.packets,

@@ -34,10 +34,14 @@ def status_line(h: dict) -> str:
     rate = h.get("capture_rate_hz")
     lat = h.get("latency_p95_s")
     dropped = sum(h["messages_dropped"].values())
+    state = "behind" if h.get("behind") else h["stream_state"]  # behind: receiving, not keeping up
+    backlog = h.get("backlog_s") or 0.0
     return (
-        f"[{h['stream_state']:7s}] {h['throughput_sps'] / 1e6:6.1f} MS/s"
+        f"[{state:7s}] {h['throughput_sps'] / 1e6:6.1f} MS/s"
         + (f" at {rate / 1e6:g} MS/s/ch" if rate else "")
-        + f", {h['realtime_factor']:.1f}x rt, queue {h['queue_depth']}, "
+        + f", {h['realtime_factor']:.1f}x rt, queue {h['queue_depth']}"
+        + (f" ({backlog:.1f} s)" if backlog >= 0.05 else "")
+        + ", "
         f"packets {h['packets']}, epochs {h['epochs']}, lost {h['samples_lost']} samples, "
         f"dropped {dropped} msgs" + (f", p95 latency {lat * 1e3:.0f} ms" if lat is not None else "")
     )

@@ -19,7 +19,7 @@ import zmq
 
 from dsp.waveform import WaveformConfig
 from sdr.stream_truth import StreamTruth
-from sdr.transport.schema import _RESULT_SCHEMA, _conforms, _is_int, _is_num
+from sdr.transport.schema import _OPTIONAL_SCHEMA, _RESULT_SCHEMA, _conforms, _is_int, _is_num
 from sdr.transport.wire import (
     _ARRAY_NAME_RE,
     _BYTES_PER_SAMPLE,
@@ -122,6 +122,9 @@ def encode_result(
             raise ValueError(
                 f"{kind} result field {key!r} missing or of the wrong type: {fields.get(key)!r:.80}"
             )
+    for key, typ in _OPTIONAL_SCHEMA.get(kind, {}).items():
+        if key in fields and not _conforms(fields[key], typ):
+            raise ValueError(f"{kind} result field {key!r} of the wrong type: {fields[key]!r:.80}")
     descs, payloads = [], []
     for name, a in arrays.items():
         arr = np.ascontiguousarray(a)
@@ -304,6 +307,9 @@ def _decode_result(kind: str, h: dict, payloads: list[memoryview]) -> ResultMess
     time_s = _finite(h, "time_s")
     for key, t in _RESULT_SCHEMA[kind].items():
         if not _conforms(_get(h, key), t):
+            raise MessageError("field", f"{kind}.{key} has the wrong type: {h[key]!r:.80}")
+    for key, t in _OPTIONAL_SCHEMA.get(kind, {}).items():
+        if key in h and not _conforms(h[key], t):
             raise MessageError("field", f"{kind}.{key} has the wrong type: {h[key]!r:.80}")
     descs = _get(h, "arrays", "arrays")
     if not isinstance(descs, list):

@@ -75,6 +75,13 @@ _RESULT_SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
+# Fields added to version 1 after it began: checked where present, absent from older senders
+# (so a message from an older worker still decodes, and an older consumer ignores them).
+_OPTIONAL_SCHEMA: dict[str, dict[str, Any]] = {
+    "health": {"behind": "bool", "backlog_s": "num"},
+}
+
+
 def _conforms(v: Any, t: Any) -> bool:
     if t is None:
         return v is None
