@@ -17,10 +17,25 @@ def overlap_matrix(
     t0: float | np.ndarray, period: float, n_symbols: int, starts: np.ndarray, n: int
 ) -> np.ndarray:
     """Fraction of each window covered by each tag symbol, ``[..., tag_symbol, window]`` (the
-    leading axes those of ``t0``: several packet starts at once)."""
-    a = np.asarray(t0, float)[..., None, None] + period * np.arange(n_symbols)[:, None]
+    leading axes those of ``t0``: several packet starts at once).  ``starts`` ``[window]`` must
+    be increasing (window starts on the grid); the result equals the dense formula
+    ``clip(min(s + n, a + T) - max(s, a), 0) / n`` for every symbol start ``a`` and window ``s``."""
+    a = np.asarray(t0, float)[..., None] + period * np.arange(n_symbols)  # [..., tag_symbol]
     s = starts.astype(np.float64)
-    return np.clip(np.minimum(s + n, a + period) - np.maximum(s, a), 0.0, None) / n
+    m = s.size
+    # each symbol overlaps only the few windows with s < a + period and s + n > a (starts are
+    # increasing): the formula on those, zeros elsewhere, as the dense formula gives there
+    lo = np.searchsorted(s, a - n, side="right")
+    hi = np.searchsorted(s, a + period, side="left")
+    width = int(np.max(hi - lo, initial=0))
+    idx = lo[..., None] + np.arange(width)  # [..., tag_symbol, width]
+    inside = idx < hi[..., None]
+    sw = s[np.minimum(idx, max(m - 1, 0))] if m else np.zeros(idx.shape)
+    a3 = a[..., None]
+    val = np.clip(np.minimum(sw + n, a3 + period) - np.maximum(sw, a3), 0.0, None) / n
+    out = np.zeros((*a.shape, m + 1))  # a spare column takes the entries past each symbol's run
+    np.put_along_axis(out, np.where(inside, idx, m), np.where(inside, val, 0.0), axis=-1)
+    return out[..., :m]
 
 
 def preamble_waves(

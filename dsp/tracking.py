@@ -155,4 +155,5 @@ class TimingModel:
         s, g = np.asarray(self.history, float).T
         if s[-1] - s[0] < min_span:
             return None
-        return float(np.polyfit(s - s[0], g, 1)[0])
+        ds, dg = s - s.mean(), g - g.mean()  # the closed-form slope (np.polyfit's SVD cost 4 % of
+        return float(ds @ dg / (ds @ ds))  # the receiver's time, once per segment)

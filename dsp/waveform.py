@@ -125,18 +125,22 @@ class WaveformConfig(ConfigBase):
     def occupied_bandwidth_hz(self) -> float:
         return (self.subcarrier_max - self.subcarrier_min + 1) * self.subcarrier_spacing_hz
 
-    @property
+    @cached_property
     def active_subcarriers(self) -> np.ndarray:
-        """Active subcarrier indices ``k`` (signed), ``[subcarrier]``."""
+        """Active subcarrier indices ``k`` (signed), ``[subcarrier]`` (read-only: computed once,
+        the receiver reads it thousands of times a second)."""
         k = np.arange(self.subcarrier_min, self.subcarrier_max + 1)
         if self.null_dc:
             k = k[k != 0]
+        k.setflags(write=False)
         return k
 
-    @property
+    @cached_property
     def active_bins(self) -> np.ndarray:
-        """FFT bins of the active subcarriers in natural FFT order, ``[subcarrier]``."""
-        return np.mod(self.active_subcarriers, self.fft_size)
+        """FFT bins of the active subcarriers in natural FFT order, ``[subcarrier]`` (read-only)."""
+        b = np.mod(self.active_subcarriers, self.fft_size)
+        b.setflags(write=False)
+        return b
 
     @property
     def active_freqs_hz(self) -> np.ndarray:
