@@ -31,6 +31,11 @@ from sdr.transport import IQHeader, IQPublisher, as_wire_array
 from sdr.transport.gr_publisher import GnuRadioPublisher
 
 DRAIN_S = 10.0  # a stream that ends normally waits at most this long for its queue to drain
+SEND_TIMEOUT_S = 10.0
+"""PUSH: a consumer that takes no message for this long (or disconnects, seen at once) is given up:
+messages are dropped, counted and reported until one takes them again (``--send-timeout-s``).
+Long enough for a worker that loads its compiled kernels on its first message (seconds on a
+loaded machine) while its queues fill; a consumer that exits is not waited for."""
 BEHIND_WARNING_S = 1.0
 """A paced source this far behind the sample clock (seconds) gets one warning."""
 
@@ -79,6 +84,9 @@ class _Tally:
     messages: int = 0
     samples: int = 0
     lost: int = 0
+    unsent_messages: int = 0  # given up: no consumer took them (PUSH with a send timeout)
+    unsent_samples: int = 0
+    consumer_gaps: int = 0
     stopped: bool = False
     behind_warned: bool = False
     record_error: dict[str, str] | None = None
@@ -98,6 +106,9 @@ def run_stream(
 
     A recording that cannot go on (:class:`~sdr.recorder.RecordingStopped`: disk full, write
     error) stops, is warned about on stderr and named in ``record_error``; the stream goes on.
+    A chunk no consumer takes (PUSH with a send timeout: the consumer exited or hangs) is
+    dropped, counted (``unsent_*``, ``consumer_gaps``) and reported on stderr, and the stream
+    goes on for the next consumer; the recording keeps every chunk, dropped or not.
     ``progress(samples)`` is called after each chunk (lost samples counted).  The summary's
     times are in seconds, its rate in samples per second.
     """
@@ -110,13 +121,19 @@ def run_stream(
             tally.stopped = True
             break
         _warn_once_if_behind(source, pacer, tally)
+        t_send, was_dropping = time.monotonic(), publisher.unsent.dropping
         header = _send_chunk(publisher, also, payload, chunk, stop)
         if header is None:
             tally.stopped = True
             break
+        _report_consumer(publisher, pacer, tally, was_dropping, time.monotonic() - t_send)
         _record_chunk(recorder, header, payload, chunk.lost_before, tally)
-        tally.messages += 1
-        tally.samples += n
+        if publisher.unsent.dropping:
+            tally.unsent_messages += 1
+            tally.unsent_samples += n
+        else:
+            tally.messages += 1
+            tally.samples += n
         tally.lost += chunk.lost_before
         if progress is not None:
             progress(n + chunk.lost_before)
@@ -137,6 +154,32 @@ def _warn_once_if_behind(source: IQSource, pacer: Pacer, tally: _Tally) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _report_consumer(
+    publisher: IQPublisher, pacer: Pacer, tally: _Tally, was_dropping: bool, send_s: float
+) -> None:
+    """On stderr, when the consumer is given up (the chunk just sent was dropped) and when one
+    takes messages again; the wait before giving up held the streamer back, not the source, so
+    the pacer's schedule moves by it (no catch-up burst, no warning that the source is slow)."""
+    u = publisher.unsent
+    if u.dropping and not was_dropping:
+        tally.consumer_gaps += 1
+        pacer.hold(send_s)
+        print(
+            f"backscatter stream: warning: {u.reason}: dropping messages, counted as not sent, "
+            "until a consumer takes them again (the stream and any recording go on)",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif was_dropping and not u.dropping:
+        gone_s = time.monotonic() - (u.since_s or time.monotonic())
+        print(
+            f"backscatter stream: a consumer takes messages again after {gone_s:.1f} s "
+            f"({tally.unsent_samples} samples in {tally.unsent_messages} messages not sent so far)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _send_chunk(
@@ -175,7 +218,7 @@ def _stream_summary(
     tally: _Tally,
     wall_s: float,
 ) -> dict[str, Any]:
-    stream_s = (tally.samples + tally.lost) / publisher.capture_rate_hz
+    stream_s = (tally.samples + tally.unsent_samples + tally.lost) / publisher.capture_rate_hz
     return {
         "source": source.name,
         "endpoint": publisher.endpoint,
@@ -187,6 +230,9 @@ def _stream_summary(
         "messages": tally.messages,
         "samples_sent": tally.samples,
         "samples_lost": tally.lost,
+        "unsent_messages": tally.unsent_messages,
+        "unsent_samples": tally.unsent_samples,
+        "consumer_gaps": tally.consumer_gaps,
         "bytes_sent": publisher.bytes_sent,
         "stream_s": stream_s,
         "wall_s": wall_s,
@@ -207,7 +253,9 @@ class StreamOptions:
     ``server_keys`` (``None``: no CURVE) and ``insecure`` (consent to a plain endpoint off the
     loopback interface); ``wait_subscriber_s``: seconds to wait for a subscriber first (0: not);
     ``as_fast_as_possible``: never pace; ``record``: also record to this capture file, replacing
-    it when ``overwrite``; ``show_progress``: a progress bar on stderr.
+    it when ``overwrite``; ``show_progress``: a progress bar on stderr; ``send_timeout_s``: push
+    only, give up a consumer that disconnects or takes nothing for this long (``None``: wait for
+    it however long it takes).
     """
 
     bind: str
@@ -220,6 +268,7 @@ class StreamOptions:
     record: Path | None = None
     overwrite: bool = False
     show_progress: bool = True
+    send_timeout_s: float | None = SEND_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -265,6 +314,7 @@ def _bind(source: IQSource, options: StreamOptions) -> IQPublisher:
             server_keys=options.server_keys,
             insecure=options.insecure,
             truth=stream_truth_of(source),  # emulator / replay: the answer travels along
+            send_timeout_s=options.send_timeout_s,
         )
     except zmq.ZMQError as exc:  # address in use, malformed endpoint
         raise StreamError(f"cannot bind {options.bind}: {exc}") from None
@@ -297,8 +347,8 @@ def _send_source(
             summary.update(report())
         completed = not summary["interrupted"]
     finally:
-        # a stream that ended normally lets its queue drain to the consumers
-        pub.close(linger_s=DRAIN_S if completed else 0.2)
+        # a stream that ended normally lets its queue drain to the consumers (none if given up)
+        pub.close(linger_s=DRAIN_S if completed and not pub.unsent.dropping else 0.2)
         if gr_pub is not None:
             gr_pub.close(linger_s=DRAIN_S if completed else 0.2)
     return StreamOutcome(summary, broken)

@@ -353,6 +353,12 @@ class Pacer:
             self._t0, self._s0 = self._clock(), capture_index
         return self._t0 + (capture_index + n_samples - self._s0) / self.capture_rate_hz
 
+    def hold(self, seconds: float) -> None:
+        """Move the schedule ``seconds`` later: the streamer was held back by something other
+        than the source (a consumer it waited for before giving it up)."""
+        if self._t0 is not None and seconds > 0:
+            self._t0 += seconds
+
     def wait(self, capture_index: int, n_samples: int, stop: threading.Event | None = None) -> bool:
         """Wait until the chunk is due; ``False`` if ``stop`` was set meanwhile."""
         due = self.due_s(capture_index, n_samples)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.stream import StreamOptions, stream
+from app.stream import SEND_TIMEOUT_S, StreamOptions, stream
 from backscatter.commands.captures_cmd import add_scenario_args
 from backscatter.commands.gnuradio_args import add_gnuradio_output_args, gnuradio_publisher_from_args
 from backscatter.commands.keys_cmd import add_keys_arg, server_keys_from_args
@@ -26,6 +26,8 @@ DEFAULT_IQ_ENDPOINT = "tcp://127.0.0.1:5555"
 def cmd_stream(args: argparse.Namespace) -> dict:
     if not (1 <= args.chunk_samples <= MAX_SAMPLES):
         raise CliError(f"--chunk-samples must be in [1, {MAX_SAMPLES}], got {args.chunk_samples}")
+    if not args.send_timeout_s >= 0:
+        raise CliError(f"--send-timeout-s must be >= 0 (0: no timeout), got {args.send_timeout_s}")
     if args.record is not None and args.record.exists() and not args.force:
         raise CliError(f"{args.record} exists; refusing to overwrite without --force")
     settings = settings_from_args(args)
@@ -40,6 +42,7 @@ def cmd_stream(args: argparse.Namespace) -> dict:
         record=args.record,
         overwrite=args.force,
         show_progress=not args.json,
+        send_timeout_s=args.send_timeout_s or None,
     )
 
     def gnuradio(source: IQSource) -> GnuRadioPublisher | None:
@@ -68,6 +71,11 @@ def _print_summary(summary: dict) -> None:
     )
     if summary["samples_lost"]:
         print(f"  {summary['samples_lost']} samples lost at the source")
+    if summary["unsent_messages"]:
+        print(
+            f"  {summary['unsent_samples']} samples in {summary['unsent_messages']} messages not sent: "
+            f"no consumer took them ({summary['consumer_gaps']} times given up)"
+        )
     if summary["record"]:
         print(f"  recorded to {summary['record']}")
 
@@ -85,6 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="pub",
         help="pub: any number of subscribers, a slow one loses messages; push: lossless to one consumer",
     )
+    p.add_argument(
+        "--send-timeout-s",
+        type=float,
+        default=SEND_TIMEOUT_S,
+        help="push: once a consumer has connected, give it up when it disconnects or takes no message "
+        "for this long: messages are then dropped, counted and reported until a consumer (a restarted "
+        "worker) takes them again; 0: wait for it however long it takes (default %(default)s)",
+    )
     p.add_argument("--format", choices=IQ_FORMATS, default="sc16", help="wire sample format")
     p.add_argument("--chunk-samples", type=int, default=DEFAULT_CHUNK_SAMPLES, help="samples per message")
     p.add_argument("--as-fast-as-possible", action="store_true", help="do not pace to the sample rate")
@@ -101,7 +117,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pub mode: wait up to this long for a subscriber before sending (with --gnuradio-bind: for "
         "one on every GNU Radio socket)",
     )
-    p.add_argument("--record", type=Path, help="also record what is sent to this capture file")
+    p.add_argument(
+        "--record", type=Path, help="also record the stream (every chunk, sent or not) to this capture file"
+    )
     p.add_argument("--force", action="store_true", help="overwrite --record")
     add_gnuradio_output_args(p)
     add_keys_arg(p, server=True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from dsp.waveform import WaveformConfig
 from sdr.security import CurveServer, ServerKeys, check_bind
@@ -38,11 +40,34 @@ def _close_socket(sock: zmq.Socket, linger_ms: int) -> None:
         sock.close(linger=linger_ms)
 
 
+@dataclass
+class Unsent:
+    """What a PUSH publisher with a send timeout gave up sending: no consumer took it.
+
+    ``dropping``: the newest message was not sent (the consumer is given up until a send
+    succeeds again); ``stretches``: how many times a consumer was given up, each one a gap on
+    the wire (the messages' ``seq`` numbers are used, so a consumer sees the jump); ``reason``
+    and ``since_s`` (``time.monotonic()``) of the newest stretch.
+    """
+
+    messages: int = 0
+    samples: int = 0
+    stretches: int = 0
+    dropping: bool = False
+    reason: str = ""
+    since_s: float | None = None
+
+
 class IQPublisher:
     """Sends one stream of IQ chunks: ``send(iq, capture_index, time_s, lost_before)``.
 
     ``mode`` ``"pub"`` (XPUB: drops whole messages for a slow subscriber) or ``"push"`` (lossless
-    to one consumer: ``send`` waits while the consumer's queue is full).  Binds ``endpoint``
+    to one consumer: ``send`` waits while the consumer's queue is full).  In push mode
+    ``send_timeout_s`` bounds that wait once a consumer has connected: when the consumer
+    disconnects (seen at once, by a socket monitor) or takes no message for ``send_timeout_s``,
+    ``send`` stops waiting and drops messages, counted in :attr:`unsent`, until one can be sent
+    again (a restarted consumer gets the stream from there on); ``None`` waits as long as it
+    takes.  Before the first consumer connects it always waits.  Binds ``endpoint``
     under the bind policy of :mod:`sdr.security`: CURVE ``server_keys`` or ``insecure=True``
     unless the endpoint is loopback.  ``endpoint`` may use port ``*``; :attr:`endpoint` then
     holds the port actually bound.  Raises ``ConfigError`` when ``waveform`` cannot be read at
@@ -66,6 +91,7 @@ class IQPublisher:
         sndhwm: int = IQ_HWM,
         context: zmq.Context | None = None,
         truth: StreamTruth | None = None,
+        send_timeout_s: float | None = None,
     ):
         if mode not in ("pub", "push"):
             raise ValueError(f"mode must be 'pub' or 'push', got {mode!r}")
@@ -86,13 +112,20 @@ class IQPublisher:
         self.stream_id = new_stream_id()
         self.seq = 0
         self.bytes_sent = 0
+        self.send_timeout_s = send_timeout_s if mode == "push" and send_timeout_s else None
+        self.unsent = Unsent()
+        self._consumers = 0  # connected now, by the socket monitor's events
+        self._consumer_seen = False  # a consumer has taken a message once
         self._own_ctx = context is None
         self._ctx = zmq.Context() if context is None else context
         self._curve: CurveServer | None = None
+        self._monitor: zmq.Socket | None = None
         self._sock = self._ctx.socket(zmq.XPUB if mode == "pub" else zmq.PUSH)
         try:
             self._sock.setsockopt(zmq.SNDHWM, sndhwm)
             self._sock.setsockopt(zmq.LINGER, LINGER_MS)
+            if self.send_timeout_s is not None:  # before bind: no connection goes unseen
+                self._monitor = self._sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
             if server_keys is not None:
                 self._curve = CurveServer(self._ctx, server_keys)
                 self._curve.apply(self._sock)
@@ -126,7 +159,9 @@ class IQPublisher:
 
         The payload is sent zero-copy: do not modify ``iq`` afterwards.  In push mode this
         waits while the consumer's queue is full; it returns ``None`` if ``stop`` is set
-        meanwhile (nothing was sent).  Returns the header sent.
+        meanwhile (nothing was sent).  Returns the message's header: sent, or, with a
+        ``send_timeout_s``, given up (then ``unsent.dropping`` is true and the message is
+        counted in :attr:`unsent`; its ``seq`` is used all the same).
         """
         payload = as_wire_array(iq, self.fmt)
         frames = encode_iq(
@@ -143,14 +178,9 @@ class IQPublisher:
             fmt=self.fmt,
             truth=self._truth_dict,
         )
-        while True:  # XPUB never blocks (it drops); PUSH waits for room, watching ``stop``
-            try:
-                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-                break
-            except zmq.Again:
-                if stop is not None and stop.is_set():
-                    return None
-                self._sock.poll(100, zmq.POLLOUT)
+        sent = self._send_frames(frames, stop)
+        if sent is None:
+            return None
         header = IQHeader(
             stream_id=self.stream_id,
             seq=self.seq,
@@ -166,11 +196,78 @@ class IQPublisher:
             truth=self.truth,
         )
         self.seq += 1
-        self.bytes_sent += payload.nbytes
+        if sent:
+            self.bytes_sent += payload.nbytes
+        else:
+            self.unsent.messages += 1
+            self.unsent.samples += payload.shape[1]
         return header
+
+    def _send_frames(self, frames: list[Any], stop: threading.Event | None) -> bool | None:
+        """``True``: sent; ``False``: given up (the consumer gone, see :attr:`unsent`); ``None``: stopped."""
+        blocked_since = None
+        while True:  # XPUB never blocks (it drops); PUSH waits for room, watching ``stop``
+            if self._no_consumer():  # nothing goes into the pipe of one that has left
+                return self._give_up("the consumer disconnected")
+            try:
+                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                self._consumer_seen = True
+                self.unsent.dropping = False  # a consumer takes messages (again)
+                return True
+            except zmq.Again:
+                if stop is not None and stop.is_set():
+                    return None
+                if self.send_timeout_s is None or not self._consumer_seen:
+                    self._sock.poll(100, zmq.POLLOUT)  # the stream waits for its first consumer
+                    continue
+                if self.unsent.dropping:  # given up already: no wait per message until one goes out
+                    return self._give_up(self.unsent.reason)
+                now = time.monotonic()
+                blocked_since = now if blocked_since is None else blocked_since
+                left = self.send_timeout_s - (now - blocked_since)
+                if left <= 0:
+                    return self._give_up(f"no consumer took a message for {self.send_timeout_s:g} s")
+                self._sock.poll(int(min(left, 0.1) * 1000) + 1, zmq.POLLOUT)
+
+    def _give_up(self, reason: str) -> bool:
+        """Drop the message now (``False``), starting a stretch of them unless one is running."""
+        if not self.unsent.dropping:
+            self.unsent.dropping, self.unsent.reason = True, reason
+            self.unsent.since_s = time.monotonic()
+            self.unsent.stretches += 1
+        return False
+
+    def _no_consumer(self) -> bool:
+        """A consumer has taken messages and none is connected now (the socket monitor's word)."""
+        if self._monitor is None or not self._consumer_seen:
+            return False
+        self._count_consumers()
+        return self._consumers == 0
+
+    def _count_consumers(self) -> None:
+        """Apply the socket monitor's connection events to :attr:`_consumers`."""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_ACCEPTED:
+                self._consumers += 1
+            elif event == zmq.EVENT_DISCONNECTED:
+                self._consumers = max(0, self._consumers - 1)
+
+    @property
+    def consumers(self) -> int | None:
+        """Consumers connected now (push mode with a send timeout; else ``None``: not watched)."""
+        if self._monitor is None:
+            return None
+        self._count_consumers()
+        return self._consumers
 
     def close(self, linger_s: float = LINGER_MS / 1000) -> None:
         """Close, letting queued messages go out for at most ``linger_s``."""
+        if self._monitor is not None:
+            if not self._sock.closed:
+                self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         _close_socket(self._sock, int(linger_s * 1000))
         if self._curve is not None:
             self._curve.stop()
