@@ -9,6 +9,8 @@ sample.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from dsp.waveform import WaveformConfig
@@ -17,8 +19,16 @@ GUARD_SUBCARRIERS = (410, 440)
 
 
 def ramp(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
-    """In-window CFO phase ramp ``exp(j 2 pi nu n / fs)``, ``[N]``."""
-    return np.exp(2j * np.pi * cfo_hz * np.arange(wf.fft_size) / wf.working_rate_hz)
+    """In-window CFO phase ramp ``exp(j 2 pi nu n / fs)``, ``[N]`` (read-only: the receiver asks
+    for the same band's ramp several times per packet, so the last few are kept)."""
+    return _ramp(wf.fft_size, wf.working_rate_hz, float(cfo_hz))
+
+
+@functools.lru_cache(maxsize=16)
+def _ramp(n: int, fs: float, cfo_hz: float) -> np.ndarray:
+    r = np.exp(2j * np.pi * cfo_hz * np.arange(n) / fs)
+    r.setflags(write=False)
+    return r
 
 
 def symbol_from_cfr(wf: WaveformConfig, cfr: np.ndarray, cfo_hz: float) -> np.ndarray:
@@ -36,15 +46,23 @@ def cfr_from_symbol(wf: WaveformConfig, symbol: np.ndarray, cfo_hz: float) -> np
 
 def guard_probe(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
     """Unit-modulus random-phase probe on unused subcarriers, ``[N]``: its projection is noise only."""
+    return (_guard_shape(wf.fft_size, wf.subcarrier_max) * ramp(wf, cfo_hz)).astype(np.complex64)
+
+
+@functools.lru_cache(maxsize=4)
+def _guard_shape(n: int, subcarrier_max: int) -> np.ndarray:
+    """The guard probe at zero CFO, ``[N]`` complex128 (read-only; made once per numerology)."""
     lo, hi = GUARD_SUBCARRIERS
-    half = wf.fft_size // 2
+    half = n // 2
     lo, hi = min(lo, half - 2), min(hi, half - 1)
-    if lo <= wf.subcarrier_max:
-        lo = min(wf.subcarrier_max + 1, half - 2)
+    if lo <= subcarrier_max:
+        lo = min(subcarrier_max + 1, half - 2)
     k = np.concatenate([np.arange(lo, hi + 1), -np.arange(lo, hi + 1)])
-    spec = np.zeros(wf.fft_size, complex)
-    spec[np.mod(k, wf.fft_size)] = np.exp(2j * np.pi * np.random.default_rng(12345).random(k.size))
-    return (np.fft.ifft(spec) * np.sqrt(wf.fft_size) * ramp(wf, cfo_hz)).astype(np.complex64)
+    spec = np.zeros(n, complex)
+    spec[np.mod(k, n)] = np.exp(2j * np.pi * np.random.default_rng(12345).random(k.size))
+    shape = np.fft.ifft(spec) * np.sqrt(n)
+    shape.setflags(write=False)
+    return shape
 
 
 def projection_matrix(reference: np.ndarray, guard: np.ndarray) -> np.ndarray:
