@@ -87,6 +87,7 @@ class _Tally:
     unsent_messages: int = 0  # given up: no consumer took them (PUSH with a send timeout)
     unsent_samples: int = 0
     consumer_gaps: int = 0
+    send_wait_s: float = 0.0  # time spent in sends (PUSH: waiting for the consumer's room)
     stopped: bool = False
     behind_warned: bool = False
     record_error: dict[str, str] | None = None
@@ -126,6 +127,7 @@ def run_stream(
         if header is None:
             tally.stopped = True
             break
+        tally.send_wait_s += time.monotonic() - t_send
         _report_consumer(publisher, pacer, tally, was_dropping, time.monotonic() - t_send)
         _record_chunk(recorder, header, payload, chunk.lost_before, tally)
         if publisher.unsent.dropping:
@@ -143,17 +145,23 @@ def run_stream(
 
 
 def _warn_once_if_behind(source: IQSource, pacer: Pacer, tally: _Tally) -> None:
-    """One warning on stderr when a paced source falls ``BEHIND_WARNING_S`` behind its clock."""
+    """One warning on stderr when a paced stream falls ``BEHIND_WARNING_S`` behind its clock: the
+    source is slow, or (most of the lag spent in sends) a PUSH consumer that holds it back."""
     if not pacer.realtime or pacer.lag_s <= BEHIND_WARNING_S or tally.behind_warned:
         return
     tally.behind_warned = True
-    hint = getattr(source, "behind_hint", "")
-    print(
-        f"backscatter stream: warning: the {source.name} source is {pacer.lag_s:.1f} s behind the "
-        f"sample clock: it produces samples slower than real time{hint}",
-        file=sys.stderr,
-        flush=True,
-    )
+    if tally.send_wait_s >= pacer.lag_s / 2:
+        why = (
+            f"the stream is {pacer.lag_s:.1f} s behind the sample clock: its consumer takes messages "
+            f"slower than real time (the streamer waited {tally.send_wait_s:.1f} s for it)"
+        )
+    else:
+        hint = getattr(source, "behind_hint", "")
+        why = (
+            f"the {source.name} source is {pacer.lag_s:.1f} s behind the sample clock: it produces "
+            f"samples slower than real time{hint}"
+        )
+    print(f"backscatter stream: warning: {why}", file=sys.stderr, flush=True)
 
 
 def _report_consumer(

@@ -267,3 +267,37 @@ def test_the_pacer_holds_its_schedule_by_the_time_a_consumer_held_the_streamer()
     pacer.hold(5.0)
     assert pacer.due_s(100, 100) == pytest.approx(105.2)
     assert pacer.wait(100, 100) and pacer.lag_s == 0.0
+
+
+def test_a_stream_held_back_by_a_slow_consumer_blames_the_consumer_not_the_source(ep, wf, capsys):
+    """A consumer that takes a message every 40 ms of a stream that has one every 0.65 ms: the
+    paced stream falls behind its clock waiting in sends; the one warning says so (it used to
+    say that the source produces samples slower than real time)."""
+    enough = threading.Event()
+    source = ScriptedSource(wf, enough, period_s=0.0)
+    pub = publisher(ep, wf, send_timeout_s=5.0, sndhwm=1)
+    got: list = []
+
+    def slow_consumer() -> None:
+        with IQSubscriber(ep, mode="pull", rcvhwm=1) as sub:
+            while len(got) < 40:
+                m = sub.recv(timeout_s=5)
+                assert m is not None
+                got.append(m)
+                time.sleep(0.04)
+            enough.set()
+            while sub.recv(timeout_s=0.2) is not None:  # drain until the stream has ended
+                pass
+
+    c = threading.Thread(target=slow_consumer)
+    c.start()
+    try:
+        summary = app_stream.run_stream(source, pub, pacer=Pacer(wf.working_rate_hz), stop=threading.Event())
+    finally:
+        enough.set()
+        c.join(10)
+        pub.close(linger_s=0)
+    err = capsys.readouterr().err
+    assert summary["max_lag_s"] > app_stream.BEHIND_WARNING_S and summary["unsent_messages"] == 0
+    assert err.count("warning:") == 1
+    assert "its consumer takes messages slower than real time" in err and "source is" not in err
