@@ -40,7 +40,7 @@ class BurstSearch:
         period = self._tag_symbol_samples()
         starts, z, rows = self._stacked()
         nv = self._z_noise(rows)
-        tpl = preamble_template(self._preamble, period, n)
+        tpl = self._template(period)
         pkt_windows = int(np.ceil(wf.packet_bits * period / n)) + 2
         look = int(np.ceil(2 * period / n))
         if self._search_from is None:
@@ -85,6 +85,16 @@ class BurstSearch:
             out.extend(result)
             self._search_from = int(starts[k]) + (pkt_windows - 2) * n
         return out
+
+    def _template(self, period: float) -> np.ndarray:
+        """The preamble template for tag symbols of ``period`` samples, kept until the period
+        changes (a decoded packet's CFO update): searched every segment, made once a packet."""
+        cached = getattr(self, "_template_cache", None)
+        if cached is None or cached[0] != period:
+            tpl = preamble_template(self._preamble, period, self.n)
+            tpl.setflags(write=False)
+            cached = self._template_cache = (period, tpl)
+        return cached[1]
 
     @staticmethod
     def _stronger_preamble(stat: np.ndarray, k: int, span: int) -> int | None:

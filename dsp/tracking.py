@@ -150,10 +150,8 @@ class TimingModel:
 
     def measured_rate(self, min_span: int) -> float | None:
         """Least-squares slope of the measured corrections, once they span ``min_span`` samples."""
-        if len(self.history) < 3:
+        if len(self.history) < 3 or self.history[-1][0] - self.history[0][0] < min_span:
             return None
         s, g = np.asarray(self.history, float).T
-        if s[-1] - s[0] < min_span:
-            return None
         ds, dg = s - s.mean(), g - g.mean()  # the closed-form slope (np.polyfit's SVD cost 4 % of
         return float(ds @ dg / (ds @ ds))  # the receiver's time, once per segment)
