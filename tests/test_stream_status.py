@@ -116,7 +116,7 @@ def test_a_worker_keeping_up_is_live_and_not_behind(wf):
     late = health[1:]  # after the first period
     assert all(h["stream_state"] == "live" for h in late), health
     assert not any(h["behind"] for h in late), health
-    assert all(h["backlog_s"] <= 2 * CHUNK_S for h in late), health
+    assert all(h["backlog_s"] <= 5 * CHUNK_S for h in late), health  # a burst at most, never growing
     assert late[-1]["realtime_factor"] > 1.5
 
 
