@@ -226,3 +226,13 @@ def test_the_status_bar_shows_each_case_in_its_colour(window, qapp):
         assert STATE_COLORS[state] in labels["link"].styleSheet()
         advance = labels["link"].fontMetrics().horizontalAdvance(text)
         assert advance <= labels["link"].width(), (text, labels["link"].width())  # not cut off
+
+
+def test_the_worker_s_status_line_says_behind_with_its_backlog():
+    from backscatter.commands.worker_cmd import status_line
+
+    h = {**_health("live"), "capture_rate_hz": RATE_HZ, "packets": 3, "epochs": 3, "latency_p95_s": None}
+    assert status_line(h).startswith("[live   ]") and "queue 0," in status_line(h)
+    line = status_line({**h, "behind": True, "backlog_s": 2.34, "queue_depth": 64, "realtime_factor": 0.4})
+    assert line.startswith("[behind ]") and "0.4x rt, queue 64 (2.3 s)," in line
+    assert status_line({**h, "stream_state": "stalled", "behind": False}).startswith("[stalled]")
