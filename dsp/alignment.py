@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from dsp.phasor import cis32
 from dsp.references import cfr_from_symbol, ramp
 from dsp.tracking import DelayBasis
 from dsp.waveform import WaveformConfig
@@ -187,7 +188,7 @@ class LevelAlignment:
         spec = scipy.fft.fft(acc[used] * np.conj(rm).astype(np.complex64), axis=-1, overwrite_x=True)
         phase = np.outer(f_mean, self._w).astype(np.float32)
         out = np.zeros(wf.fft_size, complex)
-        out[wf.active_bins] = np.sum(np.exp(1j * phase) * spec[:, wf.active_bins], axis=0)
+        out[wf.active_bins] = np.sum(cis32(phase) * spec[:, wf.active_bins], axis=0)
         return np.fft.ifft(out) * rm
 
 

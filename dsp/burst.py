@@ -14,6 +14,7 @@ import numpy as np
 
 from dsp.packet import parse_packet
 from dsp.packet_checks import energy_match, gain_match, tag_idle
+from dsp.phasor import cis
 from dsp.results import PacketResult
 from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template, preamble_waves
 
@@ -162,7 +163,7 @@ class BurstSearch:
         for r, b in enumerate([self.bands[i] for i in rows]):
             g = dem.gains[r]
             weights[b] = (
-                wave * np.exp(-2j * np.pi * (phases[r] + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
+                wave * cis(-2 * np.pi * (phases[r] + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
             )
             self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
         if not self._windows_kept(lo, hi):  # decoded by look-back: no raw windows left to range on

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dsp.cir import cfr_to_cir
+from dsp.phasor import cis
 from dsp.ranging import REGISTRY, RangingMethod, bistatic_range_m, combine_ranges
 from dsp.references import cfr_from_symbol
 from dsp.results import RangingEpoch
@@ -199,7 +200,7 @@ def _delays(
     if joint:
         f = wf.active_freqs_hz
         shift_s = {b: d_cal_m[b] / SPEED_OF_LIGHT_M_S for b in sides}
-        aligned = np.stack([cfr[b] * np.exp(2j * np.pi * np.mod(f * shift_s[b], 1.0)) for b in sides])
+        aligned = np.stack([cfr[b] * cis(2 * np.pi * np.mod(f * shift_s[b], 1.0)) for b in sides])
         t, s = method.joint_delay_and_std_s(aligned)
         for b in sides:
             delays[b], std[b] = t + shift_s[b], s

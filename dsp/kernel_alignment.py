@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp.alignment import PROBE_STEP, SHORT_RUNS, SLOPE_STEP, LevelAlignment, SumPart
+from dsp.phasor import cis
 from dsp.references import ramp
 from dsp.waveform import WaveformConfig
 from dsp.windows import CompositeWindows, ResampledWindows, ResamplingBuffer, WindowBlock, fractional_kernel
@@ -245,11 +246,11 @@ class KernelAlignment:
                     m_p = (m0 + g * np.arange(jp, ph.j1 - ph.j0, sp)) // PROBE_STEP
                     probe[m_p] = nominal[::sp] @ self._pull(cols, "probe", 0)
         if not want_slope:
-            z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
+            z *= cis(-2 * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
             return z, probe, None
         zs = z[::SLOPE_STEP].astype(complex)
         res = f[::SLOPE_STEP] - e[::SLOPE_STEP]  # the delay left after each slope window's reading
-        z *= np.exp(-2j * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
+        z *= cis(-2 * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
         power = np.abs(zs) ** 2
         weight = float(power.sum())
         if weight <= 0 or curvature <= 0:
@@ -280,7 +281,7 @@ class KernelAlignment:
                 for ph in self._phases(part, f_part, lo - first, hi - first):
                     m0 = first + ph.first + part.g * ph.j0 - p.a  # index in p.w of the phase's first window
                     sl = slice(m0, m0 + part.g * (ph.j1 - ph.j0), part.g)
-                    w = (p.w[sl] * np.exp(-2j * np.pi * cfo_hz * ph.e / fs)).astype(np.complex64)
+                    w = (p.w[sl] * cis(-2 * np.pi * cfo_hz * ph.e / fs)).astype(np.complex64)
                     aw, r = np.abs(p.w[sl]), p.f[sl] - ph.e
                     mass += np.bincount(ph.level_w, aw, self.levels)
                     moment += np.bincount(ph.level_w, aw * r, self.levels)
@@ -308,5 +309,5 @@ class KernelAlignment:
         spec = np.fft.fft(sums * np.conj(rm)[None, :], axis=-1)[:, wf.active_bins]
         out = np.zeros(wf.fft_size, complex)
         w_k = 2 * np.pi * wf.active_subcarriers / wf.fft_size
-        out[wf.active_bins] = np.sum(np.exp(1j * np.outer(r_mean, w_k)) * spec, axis=0)
+        out[wf.active_bins] = np.sum(cis(np.outer(r_mean, w_k)) * spec, axis=0)
         return np.fft.ifft(out) * rm

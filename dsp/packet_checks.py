@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2, ncx2
 
+from dsp.phasor import cis
+
 PREAMBLE_FALSE_REJECT = 1e-3  # probability that a true preamble fails the gain test
 IDLE_FALSE_REJECT = 1e-4  # probability that noise alone fails the idle test
 IDLE_NOISE_MARGIN = 1.25  # the noise variance may be underestimated by this factor
@@ -95,7 +97,7 @@ def tag_idle(
     energy test it needs no precise noise variance: the phase of the fitted gain makes it
     coherent, and the gap to data is a factor of ten, not ten per cent.
     """
-    zc = z * np.exp(-2j * np.pi * np.outer(freq_offset_hz, times_s))
+    zc = z * cis(-2 * np.pi * np.outer(freq_offset_hz, times_s))
     u = overlaps @ np.real((np.conj(gains) / noise_var) @ zc)  # [symbol]
     # on data u_j = +-mu_j + noise, mu_j = sum_b |g_b|**2 / v_b sum_m O[j, m]**2; noise variance mu_j / 2
     mu = (overlaps**2).sum(axis=1) * float(np.sum(np.abs(gains) ** 2 / noise_var))

@@ -22,6 +22,7 @@ from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
 from dsp.kernel_alignment import KernelAlignment
 from dsp.packet import bits_to_symbols, preamble_bits
+from dsp.phasor import cis, cis32
 from dsp.receiver_config import ReceiverConfig
 from dsp.references import guard_probe, ramp, symbol_from_cfr
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
@@ -436,7 +437,7 @@ class Receiver(BurstSearch):
         z, probe, _ = self._align.project(seg.block, row, self._proj[band], seg.f)
         self._update_noise(band, probe)
         seg.ph[row] = self._nominal_phase(band, seg.starts)
-        return (z * np.exp(-2j * np.pi * seg.ph[row])).astype(np.complex64)
+        return (z * cis32(-2 * np.pi * seg.ph[row])).astype(np.complex64, copy=False)  # ph: cycles in [0, 1)
 
     def _look_back(self, band: str, seg: _Segment) -> np.ndarray:
         """Tag samples ``[window]`` of a segment whose raw windows were dropped while acquiring,
@@ -450,7 +451,7 @@ class Receiver(BurstSearch):
         starts, zk = kept
         pos = np.searchsorted(starts, seg.starts)
         ok = (pos < starts.size) & (starts[np.minimum(pos, starts.size - 1)] == seg.starts)
-        z[ok] = zk[pos[ok]] * np.exp(-2j * np.pi * seg.ph[row][ok])
+        z[ok] = zk[pos[ok]] * cis(-2 * np.pi * seg.ph[row][ok])
         return z
 
     def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
@@ -593,7 +594,7 @@ class Receiver(BurstSearch):
             for r, b in enumerate([self.bands[i] for i in rows]):
                 g = dem.gains[r]
                 ph = phases[r]
-                weights[b] = np.exp(-2j * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
+                weights[b] = cis(-2 * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
                 self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
             if self._windows_kept(i0, hi):
                 out.append(self._epoch(i0, hi, weights, st[0] / self.fs))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.phasor import cis
+
 
 def overlap_matrix(
     t0: float | np.ndarray, period: float, n_symbols: int, starts: np.ndarray, n: int
@@ -118,7 +120,7 @@ def demodulate(
     grid = np.linspace(-max_offset_hz, max_offset_hz, 33)
     weight = overlaps.sum(1)
     t_sym = overlaps @ times_s / np.maximum(weight, 1e-12)  # [tag_symbol] centre times
-    steer = np.exp(-2j * np.pi * np.outer(grid, t_sym))  # [grid, tag_symbol]
+    steer = cis(-2 * np.pi * np.outer(grid, t_sym))  # [grid, tag_symbol]
     decisions = preamble
     for it in range(iterations + 1):
         soft = overlaps @ np.real((np.conj(gains) / noise_var) @ zc)  # MRC, then matched filter
@@ -137,7 +139,7 @@ def demodulate(
                 den = y0 - 2 * y1 + y2
                 f += 0.5 * (y0 - y2) / den * (grid[1] - grid[0]) if den < 0 else 0.0
             freq[b] += f
-            zc[b] *= np.exp(-2j * np.pi * f * times_s)
+            zc[b] *= cis(-2 * np.pi * f * times_s)
         gains = (zc @ wave) / max(wave @ wave, 1e-12)
     s1 = overlaps.sum(1)
     s2 = (overlaps**2).sum(1)
