@@ -55,7 +55,9 @@ class BurstSearch:
             last = len(starts) - pkt_windows - (0 if final else ahead)
             if last < i0:
                 break
-            stat = detection_statistic(z[:, i0:], nv, tpl)
+            # the statistic as far as a candidate up to ``last`` looks ahead (the whole rest of the
+            # history is needed only once a candidate passes the energy test, below)
+            stat = detection_statistic(z[:, i0 : last + ahead + len(tpl)], nv, tpl)
             hits = np.flatnonzero(stat[: last - i0 + 1] > self.cfg.detect_threshold)
             if hits.size == 0:
                 self._search_from = int(starts[last]) + n
@@ -72,6 +74,7 @@ class BurstSearch:
                 # packets again
                 self._search_from = int(starts[k]) + len(tpl) * n
                 continue
+            stat = detection_statistic(z[:, i0:], nv, tpl)  # (the same values, and the rest)
             stronger = self._stronger_preamble(stat, k - i0, pkt_windows - 2)
             result = self._decode(starts, z, rows, nv, k, period, yield_on_crc_error=stronger is not None)
             if result == "data":
