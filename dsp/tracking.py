@@ -16,7 +16,7 @@ grid in two parts:
 The delay ``f`` multiplies subcarrier ``k`` by ``exp(-j w_k f)``,
 ``w_k = 2 pi k / N``.  Over ``|f| <= 1/2`` the inverse ``exp(+j w_k f)`` is fitted
 by a polynomial ``sum_p a_p[k] f**p`` (least squares, degree 4: largest error
-1.5e-3 at the band edge of the default profile).  Hence
+2.6e-3 at the band edge of the default profile, ``DelayBasis.fit_error``).  Hence
 
 * a projection on the reference delayed by ``f`` is ``sum_p f**p (window . q_p)``
   with ``P + 1`` fixed columns ``q_p`` (one product per window, as before);
