@@ -51,6 +51,12 @@ def test_stage_figures_carry_the_raw_timings_behind_every_ratio(figures):
     assert r["receiver_realtime_factor"] == pytest.approx(r["signal_s"] / r["median_s"]["receiver"])
     text = describe(r)
     assert "replay end to end" in text and "convert" in text
+    # the conditions are the emulator's defaults (impairments on, the sample clock tied to the
+    # LO, so it drifts by the LO's offset) and the receiver's (timing tracking on)
+    c = r["conditions"]
+    assert c["impairments"] and c["timing_tracking"]
+    assert c["sample_clock_drift_ppm"] == c["lo_ppm"] != 0
+    assert "impairments on" in text and "timing tracking on" in text
 
 
 def test_stage_figures_refuse_no_repeats():

@@ -67,6 +67,20 @@ def emulated_iq(profile: str, duration_s: float) -> tuple[WaveformConfig, list[s
     return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
 
 
+def conditions(profile: str, duration_s: float) -> dict:
+    """What the stages' signal and receiver have on (issue 15: "say which"): the emulator's
+    impairments and its sample-clock drift, the receiver's timing tracking."""
+    sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
+    emu = Emulator(get_profile(profile), sc)
+    return {
+        "impairments": not sc.ideal,
+        "lo_ppm": float(emu.lo_ppm),
+        "sample_clock_drift_ppm": float(emu.sample_clock_ppm),
+        "timing_tracking": ReceiverSettings().config().timing_tracking,
+        "side_band_snr_db": sc.snr_lower_db,
+    }
+
+
 def write_capture(path: Path, wf: WaveformConfig, bands: list[str], iq: np.ndarray) -> None:
     """``iq`` (complex64 ``[channel, sample]`` at ``wf.capture_rate_hz``) as a ci16 capture."""
     with CaptureWriter(path, wf, channels_for(wf, bands), wf.capture_rate_hz, overwrite=True) as w:
@@ -102,7 +116,7 @@ def stage_figures(profile: str, duration_s: float, repeats: int, workdir: Path |
         path = Path(tmp) / f"{profile}.h5"
         write_capture(path, wf, bands, iq)
         out = _measure(path, wf, bands, iq, d0, repeats, Path(tmp))
-    return {"profile": profile, **out}
+    return {"profile": profile, "conditions": conditions(profile, duration_s), **out}
 
 
 def _measure(
@@ -181,7 +195,7 @@ def _measure(
 
 def describe(r: dict) -> str:
     """Human lines for one profile's stage figures."""
-    mss = r["samples_per_s"]
+    mss, c = r["samples_per_s"], r["conditions"]
 
     def fmt(ratio: dict) -> str:
         return ", ".join(f"{s} {ratio[s]:.2f}" if ratio[s] is not None else f"{s} -" for s in RATIO_STAGES)
@@ -193,5 +207,8 @@ def describe(r: dict) -> str:
         f"  CPU time ratios: {fmt(r['ratio_to_copy_cpu'])}\n"
         f"  replay end to end {r['replay']['realtime_factor']:.2f}x real time "
         f"(receiver alone {r['receiver_realtime_factor']:.2f}x; ingest {mss['ingest'] / 1e6:.0f} MS/s, "
-        f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s)"
+        f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s)\n"
+        f"  with impairments {'on' if c['impairments'] else 'off'} (LO {c['lo_ppm']:+.2f} ppm, sample clock "
+        f"drifting {c['sample_clock_drift_ppm']:+.2f} ppm) and timing tracking "
+        f"{'on' if c['timing_tracking'] else 'off'}"
     )
