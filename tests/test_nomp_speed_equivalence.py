@@ -76,3 +76,38 @@ def test_fit_matches_the_reference(nomp, name):
         assert np.isinf(got["delay_std_s"])
     else:
         np.testing.assert_allclose(got["delay_std_s"], ref["delay_std_s"], rtol=tol[3], atol=0)
+
+
+def test_the_gauss_newton_step_is_the_least_squares_step_of_the_jacobian(nomp):
+    """:meth:`Nomp._gn_step` solves the normal equations of ``[Re J; Im J] s = [Re r; Im r]``
+    (``J`` :meth:`Nomp._jacobian`), which the fit solved by ``lstsq`` before: the same step to
+    rounding times the condition of ``J`` (random, well separated delays: ``1e-9``)."""
+    rng = np.random.default_rng(3)
+    for n_paths, n_bands in ((1, 1), (3, 2), (8, 1), (8, 3)):
+        w = np.sort(rng.uniform(0, 2 * np.pi, n_paths))
+        a = rng.standard_normal((n_bands, n_paths)) + 1j * rng.standard_normal((n_bands, n_paths))
+        y = a @ nomp._steer(w + 0.01 * nomp.cell_w).T
+        y = y + 0.01 * (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+        _, a_fit, r = nomp._project(y, w)
+        inv_sd = 1.0 / np.sqrt(rng.uniform(0.5, 2.0, n_bands))
+        jac = nomp._jacobian(nomp._steer(w), a_fit, inv_sd).reshape(-1, n_paths)
+        res = (r * inv_sd[:, None]).reshape(-1)
+        ref = np.linalg.lstsq(
+            np.concatenate([jac.real, jac.imag]), np.concatenate([res.real, res.imag]), rcond=None
+        )[0]
+        got = nomp._gn_step(nomp._basis(w), a_fit, r, inv_sd)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.max(np.abs(ref)))
+
+
+def test_collide_is_whether_merge_merges(nomp):
+    """The refit's fast test (:meth:`Nomp._collide`) decides as ``_merge(w).size < w.size``, also
+    for gaps at the tolerance and across the wrap."""
+    rng = np.random.default_rng(4)
+    tol = nomp.params.merge_cells * nomp.cell_w
+    for _ in range(2000):
+        n = int(rng.integers(1, 9))
+        w = rng.uniform(0, 2 * np.pi, n)
+        if n > 1 and rng.uniform() < 0.5:  # a pair near the tolerance, possibly across 0
+            i, j = rng.choice(n, 2, replace=False)
+            w[j] = np.mod(w[i] + rng.choice([-1, 1]) * tol * rng.uniform(0.9, 1.1), 2 * np.pi)
+        assert nomp._collide(w) == (nomp._merge(w).size < w.size)

@@ -48,19 +48,23 @@ Gauss-Newton refit per close path tested in the pruning.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import scipy.special
+from scipy.linalg import lapack
 
 from dsp.crlb import delay_crlb_s2
+from dsp.ranging import nomp_kernels
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.params import MethodParams, param
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 _LN2 = math.log(2.0)
+_ZGESV, _DGESV = lapack.zgesv, lapack.dgesv
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class Nomp(RangingMethod):
         self._k_coarse = float(wf.active_subcarriers.min()) + 32.0 * np.arange(self._q.max() + 1)
         self._k_fine = np.arange(32, dtype=np.float64)
         self.threshold = {b: gamma_threshold(self.k.size, b, self.params.pfa) for b in (1, 2, 3)}
+        self._last_basis: tuple = (None, None)  # (w as bytes, _Basis): see _basis
 
     # ----- public --------------------------------------------------------------------------------
     def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray | None = None) -> float:
@@ -251,8 +256,7 @@ class Nomp(RangingMethod):
         scores low."""
         if w.size == 0:
             return np.zeros(0)
-        e = self._steer(w)
-        inv_diag = np.real(np.diag(self._solve(e, np.eye(w.size, dtype=np.complex128))))
+        inv_diag = np.real(np.diag(self._basis(w).gram_inv()))
         return np.sum(np.abs(a) ** 2 / var[:, None], axis=0) / np.maximum(inv_diag, 1e-300)
 
     # ----- steps ---------------------------------------------------------------------------------
@@ -300,87 +304,116 @@ class Nomp(RangingMethod):
         floor = np.mean(np.abs(r) ** 2, axis=-1) * 1e-12 + np.finfo(np.float64).tiny
         return np.maximum(var, floor), spec
 
-    def _derivs(self, r: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
-        """``z, z', z''`` ``[band, path]`` of ``z(w) = e(w)^H r`` at each delay."""
-        ec = self._steer(w).conj()  # [N, path]
-        kec = self.k[:, None] * ec
-        z = r @ ec
-        z1 = 1j * (r @ kec)
-        z2 = -(r @ (self.k[:, None] * kec))
-        return z, z1, z2
-
-    def _newton_steps(self, z: np.ndarray, z1: np.ndarray, z2: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """Newton step on ``S(w) = sum_b abs(z_b)**2 / sigma_b^2``, ``[path]`` (0 where not concave)."""
-        inv = (1.0 / var)[:, None]
-        s1 = 2 * np.sum(inv * (z.conj() * z1).real, axis=0)
-        s2 = 2 * np.sum(inv * (np.abs(z1) ** 2 + (z.conj() * z2).real), axis=0)
-        step = np.where(s2 < 0, -s1 / np.where(s2 < 0, s2, -1.0), 0.0)
-        return np.clip(step, -0.5 * self.cell_w, 0.5 * self.cell_w)
-
     def _newton_one(self, r: np.ndarray, var: np.ndarray, w0: float, steps: int) -> float:
-        w = np.array([w0])
-        for _ in range(steps):
-            w = w + self._newton_steps(*self._derivs(r, w), var)
-        return float(np.mod(w[0], 2 * np.pi))
+        """``steps`` Newton steps on ``S(w) = sum_b abs(z_b)**2 / sigma_b^2``, ``z_b(w) = e(w)^H r_b``,
+        from ``w0`` (``-S' / S''`` where ``S`` is concave, clipped to half a cell; none elsewhere)."""
+        w = nomp_kernels.newton_one(
+            np.ascontiguousarray(r),
+            1.0 / var,
+            float(w0),
+            int(steps),
+            0.5 * self.cell_w,
+            self.k,
+            self._k_coarse,
+            self._k_fine,
+            self._q,
+            self._r,
+        )
+        return float(np.mod(w, 2 * np.pi))
+
+    def _basis(self, w: np.ndarray) -> _Basis:
+        """``E``, its conjugate and ``E^H E`` at ``w`` ``[path]``, kept for the next call at the same
+        delays (a refit's last trial is the next test's model: the same ``E`` is asked for several
+        times in a row).  Not to be written to; one entry, replaced at once (thread-safe)."""
+        w = np.asarray(w, np.float64)
+        key = w.tobytes()
+        last_key, basis = self._last_basis
+        if last_key != key:
+            basis = _Basis(self._steer_new(w))
+            self._last_basis = (key, basis)
+        return basis
 
     def _steer(self, w: np.ndarray) -> np.ndarray:
+        """``E = exp(-j k w)`` ``[N, path]`` (read-only; see :meth:`_basis`)."""
+        return self._basis(w).e
+
+    def _steer_new(self, w: np.ndarray) -> np.ndarray:
         """``E = exp(-j k w)`` ``[N, path]``.  The subcarrier indices are integers, ``k = k_min + 32 q
         + r``, so ``E`` is the product of two small tables, ``exp(-j (k_min + 32 q) w)`` and
         ``exp(-j r w)``, gathered: 60 complex exponentials per path instead of ``N``."""
-        w = np.asarray(w, np.float64)
-        coarse = np.exp(-1j * np.multiply.outer(self._k_coarse, w))  # [Q, path]
-        fine = np.exp(-1j * np.multiply.outer(self._k_fine, w))  # [32, path]
-        return np.take(coarse, self._q, axis=0) * np.take(fine, self._r, axis=0)  # take: 30 % faster
+        w = np.ascontiguousarray(w, np.float64)
+        return nomp_kernels.steer(w, self._k_coarse, self._k_fine, self._q, self._r)
 
     def _project(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``E`` ``[N, path]``, least-squares gains ``[band, path]`` and residual ``[band, N]``."""
-        e = self._steer(w)
-        a = self._solve(e, (y @ e.conj()).T).T
-        return e, a, y - a @ e.T
+        basis, a, r = self._fit_gains(y, w)
+        return basis.e, a, r
+
+    def _fit_gains(self, y: np.ndarray, w: np.ndarray) -> tuple[_Basis, np.ndarray, np.ndarray]:
+        """:meth:`_project` with the basis (``E`` and ``E^H E``) in place of ``E``."""
+        basis = self._basis(w)
+        a = basis.solve((y @ basis.ec).T).T
+        return basis, a, y - a @ basis.e.T
 
     @staticmethod
     def _solve(e: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """``(E^H E)^-1 rhs`` for ``rhs`` ``[path, ...]`` (LU; pseudo-inverse if singular)."""
-        gram = e.conj().T @ e
-        flat = rhs.reshape(rhs.shape[0], -1)
-        try:
-            out = np.linalg.solve(gram, flat)
-        except np.linalg.LinAlgError:
-            out = np.linalg.pinv(gram) @ flat
-        return out.reshape(rhs.shape)
+        return _solve_gram(e.conj().T @ e, rhs)
 
     def _refit(self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int) -> tuple[np.ndarray, ...]:
         """Gauss-Newton on the delays with the gains projected out (variable projection, Kaufman's
         Jacobian ``P_perp dE/dw a_b``), every band weighted by ``1 / sigma_b^2``; a step that does
         not lower the weighted residual is halved (three times at most); coincident paths merge."""
-        e, a, r = self._project(y, w)
+        basis, a, r = self._fit_gains(y, w)
         inv_sd = 1.0 / np.sqrt(var)
         cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
         for _ in range(steps):
-            jac = self._jacobian(e, a, inv_sd).reshape(-1, w.size)
-            res = (r * inv_sd[:, None]).reshape(-1)
-            jr = np.concatenate([jac.real, jac.imag])
-            rr = np.concatenate([res.real, res.imag])
-            step = np.linalg.lstsq(jr, rr, rcond=None)[0]
+            step = self._gn_step(basis, a, r, inv_sd)
             step = np.clip(step, -0.5 * self.cell_w, 0.5 * self.cell_w)
             for _ in range(4):
                 w_try = np.mod(w + step, 2 * np.pi)
-                e_try, a_try, r_try = self._project(y, w_try)
+                b_try, a_try, r_try = self._fit_gains(y, w_try)
                 c_try = float(np.sum(np.abs(r_try) ** 2 / var[:, None]))
                 if c_try < cost:
                     break
                 step = step / 2
             else:
                 break  # no descent: converged (or stuck)
-            if self._merge(w_try).size < w.size:
+            if self._collide(w_try):
                 # two paths ran into each other: the step left the basin of the detections
                 # (a cluster of unresolved paths); keep the paths where they were
                 break
             improvement = cost - c_try
-            w, e, a, r, cost = w_try, e_try, a_try, r_try, c_try
+            w, basis, a, r, cost = w_try, b_try, a_try, r_try, c_try
             if improvement < 0.5:  # the cost is chi-square with 2N dof (spread ~40): converged
                 break
         return w, a, r
+
+    def _gn_step(self, basis: _Basis, a: np.ndarray, r: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
+        """Gauss-Newton step ``[path]``: least squares ``J s = r_w`` over the real and imaginary parts
+        of every band (``J`` :meth:`_jacobian`, ``r_w`` the whitened residual), by its normal
+        equations ``Re(J^H J) s = Re(J^H r_w)``.  ``J_b = P_perp D diag(c_b)``, ``c_b = a_b / sigma_b``,
+        so ``J^H J = M * (C^H C)`` (element-wise) with ``M = (P_perp D)^H (P_perp D)`` ``[path, path]``
+        and ``J^H r_w = sum_b conj(c_b) (P_perp D)^H r_wb``: two ``[path, N]`` products instead of
+        the ``[2 B N, path]`` Jacobian and its SVD."""
+        pd = self._projected_derivative(basis)  # [N, path]
+        c = a * inv_sd[:, None]  # [band, path]
+        pdc = pd.conj()
+        jj = ((pdc.T @ pd) * (c.conj().T @ c)).real
+        jr = np.sum(c.conj() * ((r * inv_sd[:, None]) @ pdc), axis=0).real
+        step = _lu_solve(jj, jr)
+        if step is None:  # singular normal equations: the minimum-norm least-squares step
+            jac = (pd[None, :, :] * c[:, None, :]).reshape(-1, c.shape[1])
+            res = (r * inv_sd[:, None]).reshape(-1)
+            stacked = np.concatenate([jac.real, jac.imag])
+            step = np.linalg.lstsq(stacked, np.concatenate([res.real, res.imag]), rcond=None)[0]
+        return step
+
+    def _projected_derivative(self, basis: _Basis) -> np.ndarray:
+        """``P_perp D`` ``[N, path]``, ``D = dE/dw = -j k E`` (see :meth:`_jacobian`)."""
+        e = basis.e
+        d = self._minus_jk * e  # [N, path]
+        return d - e @ basis.solve(basis.ec.T @ d)
 
     def _jacobian(self, e: np.ndarray, a: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
         """Whitened variable-projection Jacobian ``[band, N, path]`` of the residual in the delays.
@@ -388,10 +421,21 @@ class Nomp(RangingMethod):
         ``d(E a_b)/dw_l = -j k E_l a_bl``; its component outside ``span(E)`` is ``(P_perp D)_l
         a_bl`` with ``D = -j k E`` the same for every band, so ``D`` is projected once and then
         scaled per band (by ``a_bl / sigma_b``), rather than projecting each band's ``D diag(a_b)``
-        (the same product in another order: equal to rounding, half the work)."""
-        d = self._minus_jk * e  # [N, path]
-        pd = d - e @ self._solve(e, e.conj().T @ d)
+        (the same product in another order: equal to rounding, half the work).  The fit does not
+        form it: :meth:`_gn_step` solves its normal equations."""
+        pd = self._projected_derivative(_Basis(e))
         return pd[None, :, :] * (a * inv_sd[:, None])[:, None, :]
+
+    def _collide(self, w: np.ndarray) -> bool:
+        """Whether :meth:`_merge` would merge paths of ``w``: two neighbours (circularly) at most
+        ``merge_cells`` cells apart (the same gaps, in plain floats: a few delays)."""
+        if w.size < 2:
+            return False
+        tol = self.params.merge_cells * self.cell_w
+        ws = sorted(w.tolist())
+        if ws[0] + 2 * math.pi - ws[-1] <= tol:
+            return True
+        return any(b - a <= tol for a, b in itertools.pairwise(ws))
 
     def _merge(self, w: np.ndarray) -> np.ndarray:
         if w.size < 2:
@@ -434,8 +478,7 @@ class Nomp(RangingMethod):
         self, a: np.ndarray, var: np.ndarray, w: np.ndarray, groups: list[np.ndarray]
     ) -> np.ndarray:
         """GLRT significance of dropping each group of paths at once ``[group]`` (see :meth:`_power`)."""
-        e = self._steer(w)
-        inv = self._solve(e, np.eye(w.size, dtype=np.complex128))
+        inv = self._basis(w).gram_inv()
         out = np.zeros(len(groups))
         for i, g in enumerate(groups):
             sub = inv[np.ix_(g, g)]
@@ -473,3 +516,44 @@ class Nomp(RangingMethod):
             crlb = delay_crlb_s2(f, delays[order], a[b, order], float(var[b]))
             info += 1.0 / crlb if crlb > 0 else math.inf
         return float(1.0 / math.sqrt(info)) if info > 0 else math.inf
+
+
+def _lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a^-1 b`` by LAPACK's ``gesv`` (what ``np.linalg.solve`` calls, the same result to the bit,
+    without its ~10 us of Python per call: the fit solves thousands of tiny systems); ``None`` when
+    ``a`` is singular (where ``np.linalg.solve`` raises)."""
+    gesv = _ZGESV if a.dtype.kind == "c" or b.dtype.kind == "c" else _DGESV
+    _, _, x, info = gesv(a, b)
+    if info < 0:
+        raise ValueError(f"gesv: argument {-info} is invalid")
+    return x if info == 0 else None
+
+
+def _solve_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``gram^-1 rhs`` for ``rhs`` ``[path, ...]`` (LU; pseudo-inverse if singular)."""
+    flat = rhs.reshape(rhs.shape[0], -1)
+    out = _lu_solve(gram, flat) if gram.size else flat.copy()
+    if out is None:
+        out = np.linalg.pinv(gram) @ flat
+    return out.reshape(rhs.shape)
+
+
+class _Basis:
+    """``E`` ``[N, path]``, ``conj(E)`` and ``E^H E`` (and, once asked for, its inverse); shared by
+    the callers at the same delays, so never written to."""
+
+    __slots__ = ("_inv", "e", "ec", "gram")
+
+    def __init__(self, e: np.ndarray):
+        self.e = e
+        self.ec = e.conj()
+        self.gram = self.ec.T @ e
+        self._inv = None
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return _solve_gram(self.gram, rhs)
+
+    def gram_inv(self) -> np.ndarray:
+        if self._inv is None:
+            self._inv = self.solve(np.eye(self.gram.shape[0], dtype=np.complex128))
+        return self._inv
