@@ -179,18 +179,18 @@ class Nomp(RangingMethod):
         w = np.zeros(0)
         a = np.zeros((n_bands, 0), np.complex128)
         r = y
-        var, spec = self._noise_and_spectrum(r)
+        var, power = self._noise_and_power(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
         merges = 0
         while w.size < p.max_paths:
-            g = self._matched_spectrum(spec, var)  # the spectrum of r, from the noise estimate
+            g = self._matched_power(power, var)  # the spectrum of r, from the noise estimate
             q = int(np.argmax(g))
             if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var, w))):
                 break
-            w_new = self._newton_one(r, var, 2 * np.pi * q / spec.shape[-1], p.newton_steps)
+            w_new = self._newton_one(r, var, 2 * np.pi * q / power.shape[-1], p.newton_steps)
             before = w.size
             w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps)
-            var, spec = self._noise_and_spectrum(r)
+            var, power = self._noise_and_power(r)
             if w.size <= before:  # it merged into a fitted path (the refit moves them on: retry, 3 times)
                 merges += 1
                 if merges > 3:
@@ -220,7 +220,8 @@ class Nomp(RangingMethod):
         :meth:`_power` keeps the other delays where they are, which overstates the significance of
         one of two close atoms: its neighbour, left in place, cannot take over its share (an
         unresolved cluster fitted by a pair with large, nearly cancelling gains)."""
-        cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
+        inv_var = 1.0 / var
+        cost = _cost(r, inv_var)
         while w.size > 1:
             # only paths up to one resolution cell after the current first path: the range is
             # decided there, and each test is a refit
@@ -232,7 +233,7 @@ class Nomp(RangingMethod):
             pw = self._power(a, var, w)
             for i in near[np.argsort(pw[near])]:
                 w2, a2, r2 = self._refit(y, np.delete(w, i), var, self.params.final_steps)
-                c2 = float(np.sum(np.abs(r2) ** 2 / var[:, None]))
+                c2 = _cost(r2, inv_var)
                 if c2 - cost < thr:
                     w, a, r, cost = w2, a2, r2, c2
                     break
@@ -291,18 +292,41 @@ class Nomp(RangingMethod):
         g = (spec.real**2 + spec.imag**2) / (self.k.size * var[:, None])
         return g.sum(axis=0)
 
+    def _matched_power(self, p: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """:meth:`_matched_spectrum` from the spectrum's power ``p`` ``[band, K]``."""
+        return (p / (self.k.size * var[:, None])).sum(axis=0)
+
     def _noise(self, r: np.ndarray) -> np.ndarray:
         """Per-band noise variance per subcarrier ``[band]`` from the residual (median over the window)."""
-        return self._noise_and_spectrum(r)[0]
+        return self._noise_and_power(r)[0]
 
     def _noise_and_spectrum(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_noise` and the residual's spectrum ``[band, K]`` it was computed from (the next
         detection's matched filter reuses it)."""
         spec = self._spectrum(r)
+        return self._noise_from_power(r, spec.real**2 + spec.imag**2), spec
+
+    def _noise_and_power(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_noise` and the residual's spectral power ``abs(e(w_q)^H r_b)**2`` ``[band, K]``."""
+        spec = self._spectrum(r)
         p = spec.real**2 + spec.imag**2
-        var = np.median(p, axis=-1) / (_LN2 * self.k.size)
-        floor = np.mean(np.abs(r) ** 2, axis=-1) * 1e-12 + np.finfo(np.float64).tiny
-        return np.maximum(var, floor), spec
+        return self._noise_from_power(r, p), p
+
+    def _noise_from_power(self, r: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``median(p) / (N ln 2)`` per band, at least ``1e-12`` of the residual's mean power.  The
+        median as ``np.median`` takes it (the middle element, or the mean of the middle two, of a
+        partition), without its checks: twice as fast."""
+        half = p.shape[-1] // 2
+        if p.shape[-1] % 2:
+            med = np.partition(p, half, axis=-1)[:, half]
+        else:
+            part = np.partition(p, (half - 1, half), axis=-1)
+            med = (part[:, half - 1] + part[:, half]) / 2
+        var = med / (_LN2 * self.k.size)
+        parts = np.ascontiguousarray(r).view(np.float64)
+        mean_power = np.einsum("bn,bn->b", parts, parts) / r.shape[-1]
+        floor = mean_power * 1e-12 + np.finfo(np.float64).tiny
+        return np.maximum(var, floor)
 
     def _newton_one(self, r: np.ndarray, var: np.ndarray, w0: float, steps: int) -> float:
         """``steps`` Newton steps on ``S(w) = sum_b abs(z_b)**2 / sigma_b^2``, ``z_b(w) = e(w)^H r_b``,
@@ -366,14 +390,15 @@ class Nomp(RangingMethod):
         not lower the weighted residual is halved (three times at most); coincident paths merge."""
         basis, a, r = self._fit_gains(y, w)
         inv_sd = 1.0 / np.sqrt(var)
-        cost = float(np.sum(np.abs(r) ** 2 / var[:, None]))
+        inv_var = 1.0 / var
+        cost = _cost(r, inv_var)
         for _ in range(steps):
             step = self._gn_step(basis, a, r, inv_sd)
             step = np.clip(step, -0.5 * self.cell_w, 0.5 * self.cell_w)
             for _ in range(4):
                 w_try = np.mod(w + step, 2 * np.pi)
                 b_try, a_try, r_try = self._fit_gains(y, w_try)
-                c_try = float(np.sum(np.abs(r_try) ** 2 / var[:, None]))
+                c_try = _cost(r_try, inv_var)
                 if c_try < cost:
                     break
                 step = step / 2
@@ -480,10 +505,17 @@ class Nomp(RangingMethod):
         """GLRT significance of dropping each group of paths at once ``[group]`` (see :meth:`_power`)."""
         inv = self._basis(w).gram_inv()
         out = np.zeros(len(groups))
-        for i, g in enumerate(groups):
-            sub = inv[np.ix_(g, g)]
+        single = np.array([g.size == 1 for g in groups])
+        if single.any():  # one atom: [(E^H E)^-1]_gg is a number (all of them at once)
+            idx = np.array([g[0] for g, s in zip(groups, single, strict=True) if s])
+            x = a[:, idx] / np.diag(inv)[idx]
+            out[single] = np.sum(np.real(a[:, idx].conj() * x) / var[:, None], axis=0)
+        for i in np.flatnonzero(~single):
+            g = groups[i]
             ag = a[:, g]  # [band, group]
-            x = np.linalg.solve(sub, ag.T)  # [group, band]
+            x = _lu_solve(inv[np.ix_(g, g)], ag.T)  # [group, band]
+            if x is None:
+                raise np.linalg.LinAlgError("Singular matrix")
             out[i] = float(np.sum(np.real(np.sum(ag.conj().T * x, axis=0)) / var))
         return out
 
@@ -516,6 +548,13 @@ class Nomp(RangingMethod):
             crlb = delay_crlb_s2(f, delays[order], a[b, order], float(var[b]))
             info += 1.0 / crlb if crlb > 0 else math.inf
         return float(1.0 / math.sqrt(info)) if info > 0 else math.inf
+
+
+def _cost(r: np.ndarray, inv_var: np.ndarray) -> float:
+    """Whitened residual energy ``sum_b sum_n abs(r_bn)**2 / sigma_b^2`` (the squares summed over
+    the interleaved real and imaginary parts: a third of the time of ``abs(r)**2``)."""
+    parts = np.ascontiguousarray(r).view(np.float64)
+    return float(np.einsum("bn,bn->b", parts, parts) @ inv_var)
 
 
 def _lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
