@@ -155,6 +155,7 @@ class Nomp(RangingMethod):
         self._q, self._r = kk // 32, kk % 32
         self._k_coarse = float(wf.active_subcarriers.min()) + 32.0 * np.arange(self._q.max() + 1)
         self._k_fine = np.arange(32, dtype=np.float64)
+        self._q_full = np.bincount(self._q) == 32  # every r present: the Gram sum factors (see _basis)
         self.threshold = {b: gamma_threshold(self.k.size, b, self.params.pfa) for b in (1, 2, 3)}
         self._last_basis: tuple = (None, None)  # (w as bytes, _Basis): see _basis
 
@@ -353,20 +354,18 @@ class Nomp(RangingMethod):
         key = w.tobytes()
         last_key, basis = self._last_basis
         if last_key != key:
-            basis = _Basis(self._steer_new(w))
+            basis = _Basis(
+                *nomp_kernels.basis(w, self._k_coarse, self._k_fine, self._q, self._r, self._q_full)
+            )
             self._last_basis = (key, basis)
         return basis
 
     def _steer(self, w: np.ndarray) -> np.ndarray:
-        """``E = exp(-j k w)`` ``[N, path]`` (read-only; see :meth:`_basis`)."""
+        """``E = exp(-j k w)`` ``[N, path]``, not to be written to (see :meth:`_basis`).  The subcarrier
+        indices are integers, ``k = k_min + 32 q + r``, so ``E`` is the product of two small tables,
+        ``exp(-j (k_min + 32 q) w)`` and ``exp(-j r w)``, gathered: 60 complex exponentials per path
+        instead of ``N`` (:func:`dsp.ranging.nomp_kernels.basis`)."""
         return self._basis(w).e
-
-    def _steer_new(self, w: np.ndarray) -> np.ndarray:
-        """``E = exp(-j k w)`` ``[N, path]``.  The subcarrier indices are integers, ``k = k_min + 32 q
-        + r``, so ``E`` is the product of two small tables, ``exp(-j (k_min + 32 q) w)`` and
-        ``exp(-j r w)``, gathered: 60 complex exponentials per path instead of ``N``."""
-        w = np.ascontiguousarray(w, np.float64)
-        return nomp_kernels.steer(w, self._k_coarse, self._k_fine, self._q, self._r)
 
     def _project(self, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``E`` ``[N, path]``, least-squares gains ``[band, path]`` and residual ``[band, N]``."""
@@ -583,10 +582,10 @@ class _Basis:
 
     __slots__ = ("_inv", "e", "ec", "gram")
 
-    def __init__(self, e: np.ndarray):
+    def __init__(self, e: np.ndarray, ec: np.ndarray | None = None, gram: np.ndarray | None = None):
         self.e = e
-        self.ec = e.conj()
-        self.gram = self.ec.T @ e
+        self.ec = e.conj() if ec is None else ec
+        self.gram = self.ec.T @ e if gram is None else gram
         self._inv = None
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Compiled inner loops of :mod:`dsp.ranging.nomp` (issues 14 and 18).
 
 NOMP's fit is thousands of small steps (a handful of delays by ~800 subcarriers), where numpy's
-per-call cost outweighs the arithmetic: the steering matrix (two phasor tables gathered and
-multiplied, six numpy calls) and the Newton steps on one new delay (a steering vector, three
-matrix products and a dozen element-wise operations per step) are one loop each here.
+per-call cost outweighs the arithmetic: the steering matrix with its conjugate and Gram matrix
+(two phasor tables gathered and multiplied, eight numpy calls) and the Newton steps on one new
+delay (a steering vector, three matrix products and a dozen element-wise operations per step)
+are one loop each here.
 
 Results equal numpy's to rounding, not to the bit: the sums run in another order and numba's
 complex product and ``cos``/``sin`` are not numpy's loops (``tests/test_nomp_speed_equivalence.py``).
@@ -14,30 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from dsp.jit import compiled
-
-
-@compiled(error_model="numpy")
-def steer(w, k_coarse, k_fine, q, r):  # pragma: no cover - compiled
-    """``E = exp(-j k w)`` ``[N, path]`` with ``k_n = k_coarse[q_n] + k_fine[r_n]``: the product of
-    the tables ``exp(-j k_coarse w)`` ``[Q, path]`` and ``exp(-j k_fine w)`` ``[32, path]``."""
-    n_paths = w.size
-    coarse = np.empty((k_coarse.size, n_paths), np.complex128)
-    fine = np.empty((k_fine.size, n_paths), np.complex128)
-    for i in range(k_coarse.size):
-        for j in range(n_paths):
-            x = -(k_coarse[i] * w[j])
-            coarse[i, j] = complex(np.cos(x), np.sin(x))
-    for i in range(k_fine.size):
-        for j in range(n_paths):
-            x = -(k_fine[i] * w[j])
-            fine[i, j] = complex(np.cos(x), np.sin(x))
-    out = np.empty((q.size, n_paths), np.complex128)
-    for n in range(q.size):
-        a = q[n]
-        b = r[n]
-        for j in range(n_paths):
-            out[n, j] = coarse[a, j] * fine[b, j]
-    return out
 
 
 @compiled(error_model="numpy")
@@ -83,3 +60,56 @@ def newton_one(res, inv_var, w0, steps, max_step, k, k_coarse, k_fine, q, r):  #
         step = -g1 / g2 if g2 < 0 else 0.0
         w += min(max(step, -max_step), max_step)
     return w
+
+
+@compiled(error_model="numpy")
+def basis(w, k_coarse, k_fine, q, r, q_full):  # pragma: no cover - compiled
+    """``E = exp(-j k w)`` ``[N, path]`` with ``k_n = k_coarse[q_n] + k_fine[r_n]`` (the product of
+    the tables ``C = exp(-j k_coarse w)`` ``[Q, path]`` and ``F = exp(-j k_fine w)`` ``[32, path]``),
+    ``conj(E)`` and ``E^H E`` ``[path, path]``.  ``E_nl = C_ql F_rl`` (the
+    tables), so over a coarse index ``q`` whose fine indices are all there (``q_full[q]``) the
+    Gram sum is ``conj(C_ql) C_qm T_lm`` with ``T = F^H F`` (32 terms): about ``60 L^2`` products
+    instead of ``N L^2``; the few other subcarriers (the DC hole's row, the band edge) are added
+    one by one."""
+    n_paths = w.size
+    coarse = np.empty((k_coarse.size, n_paths), np.complex128)
+    fine = np.empty((k_fine.size, n_paths), np.complex128)
+    for i in range(k_coarse.size):
+        for j in range(n_paths):
+            x = -(k_coarse[i] * w[j])
+            coarse[i, j] = complex(np.cos(x), np.sin(x))
+    for i in range(k_fine.size):
+        for j in range(n_paths):
+            x = -(k_fine[i] * w[j])
+            fine[i, j] = complex(np.cos(x), np.sin(x))
+    e = np.empty((q.size, n_paths), np.complex128)
+    ec = np.empty((q.size, n_paths), np.complex128)
+    for n in range(q.size):
+        a = q[n]
+        b = r[n]
+        for j in range(n_paths):
+            v = coarse[a, j] * fine[b, j]
+            e[n, j] = v
+            ec[n, j] = v.conjugate()
+    t = np.zeros((n_paths, n_paths), np.complex128)
+    for i in range(k_fine.size):
+        for j in range(n_paths):
+            fj = fine[i, j].conjugate()
+            for m in range(j, n_paths):
+                t[j, m] += fj * fine[i, m]
+    gram = np.zeros((n_paths, n_paths), np.complex128)
+    for i in range(k_coarse.size):
+        if q_full[i]:
+            for j in range(n_paths):
+                cj = coarse[i, j].conjugate()
+                for m in range(j, n_paths):
+                    gram[j, m] += (cj * coarse[i, m]) * t[j, m]
+    for n in range(q.size):
+        if not q_full[q[n]]:
+            for j in range(n_paths):
+                for m in range(j, n_paths):
+                    gram[j, m] += ec[n, j] * e[n, m]
+    for j in range(n_paths):
+        for m in range(j):
+            gram[j, m] = gram[m, j].conjugate()
+    return e, ec, gram
