@@ -43,7 +43,12 @@ atom.  Its standard deviation is ``sqrt([J^-1]_00)`` of the fitted model with ev
 path a nuisance (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
 Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths), and a
-Gauss-Newton refit per close path tested in the pruning.
+Gauss-Newton refit per close path tested in the pruning.  The fit is thousands of small steps,
+so the implementation cuts calls rather than arithmetic (issues 14, 18): the Gauss-Newton step
+from its normal equations, ``E`` with its Gram matrix and the Newton steps on a new delay as
+compiled loops (:mod:`dsp.ranging.nomp_kernels`), ``E`` kept for the next call at the same
+delays, small systems by LAPACK directly.  The results are those of the plain formulation to
+rounding (``tests/test_nomp_speed_equivalence.py``).
 """
 
 from __future__ import annotations
