@@ -49,8 +49,18 @@ def _init_process(worker_pid: int) -> None:
 
 
 def _warm_up() -> None:
-    """Import the ranging code in the new process before the first epoch needs it."""
-    import dsp.ranging  # noqa: F401
+    """Import the ranging code in the new process before the first epoch needs it, and fit NOMP
+    once on a one-path CFR: its compiled kernels load on their first call (about 0.3 s from
+    numba's cache, 3 s where none can be written), which the first epoch would otherwise wait."""
+    import numpy as np
+
+    from dsp.ranging import get_method
+    from dsp.waveform import get_profile
+
+    wf = get_profile("default")
+    k = wf.active_subcarriers
+    cfr = np.exp(-2j * np.pi * 3.0 * k / wf.fft_size) + 0.01 * np.cos(k)  # a path 3 samples in
+    get_method("nomp", wf).fit(cfr)
 
 
 class RangingPool:
