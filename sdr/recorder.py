@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import threading
 import time
 from pathlib import Path
@@ -54,6 +55,52 @@ class RecordingStopped(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class _ReleaseErrors:
+    """Within ``with``: h5py's failures to release an HDF5 object (``ObjectID.__dealloc__``,
+    which Cython prints through ``sys.excepthook``, then as "Exception ignored" through
+    ``sys.unraisablehook``) are counted instead.
+
+    A write that fails half-way (EFBIG, ENOSPC in a flush) leaves h5py's temporaries of that
+    call to be released while the file cannot grow, and each release fails the same way: the
+    recorder reports the write failure once, clearly, and counts these.  Any other unraisable
+    exception goes to the previous hook.  :meth:`keep` leaves the hook in place for good (after
+    a failed write, until the process's ``os._exit``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._prev: tuple[Any, Any] = (None, None)
+        self._kept = False
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, RuntimeError) and "h5py" in str(unraisable.object):
+            self.count += 1
+        else:
+            (self._prev[0] or sys.__unraisablehook__)(unraisable)
+
+    def _except(self, kind: type, value: BaseException, tb: Any) -> None:
+        last = tb
+        while last is not None and last.tb_next is not None:
+            last = last.tb_next
+        where = "" if last is None else last.tb_frame.f_code.co_filename
+        if isinstance(value, RuntimeError) and "h5py" in where:
+            return  # the same release, counted by _unraisable right after
+        (self._prev[1] or sys.__excepthook__)(kind, value, tb)
+
+    def __enter__(self) -> _ReleaseErrors:
+        if not self._kept:
+            self._prev = (sys.unraisablehook, sys.excepthook)
+            sys.unraisablehook, sys.excepthook = self._unraisable, self._except
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._kept:
+            sys.unraisablehook, sys.excepthook = self._prev
+
+    def keep(self) -> None:
+        sys.unraisablehook, sys.excepthook = self._unraisable, self._except
+        self._kept = True
 
 
 def room_bytes(path: Path) -> tuple[int, str]:
@@ -96,6 +143,7 @@ class Recorder:
         self.stream_ids: list[str] = []
         self.broken = False
         self._failure: BaseException | None = None
+        self._release_errors = _ReleaseErrors()
 
     @property
     def n_samples(self) -> int:
@@ -163,22 +211,26 @@ class Recorder:
                 f"{room}; stopped after {w.n_samples} samples, every one of them readable",
             )
         try:
-            if lost_before > 0:
-                w.add_gap(lost_before)
-                self.gaps += 1
-                self.samples_lost += lost_before
-            if w.datatype == "cf32_le" and iq.dtype == np.int16:
-                iq = sc16_to_complex(iq)
-            w.append(iq)  # flushed by the SWMR writer
+            with self._release_errors:
+                if lost_before > 0:
+                    w.add_gap(lost_before)
+                    self.gaps += 1
+                    self.samples_lost += lost_before
+                if w.datatype == "cf32_le" and iq.dtype == np.int16:
+                    iq = sc16_to_complex(iq)
+                w.append(iq)  # flushed by the SWMR writer
         except (OSError, RuntimeError) as exc:  # h5py reports failed writes as either
             self.broken = True
             # releasing the HDF5 objects of the failed write makes HDF5 write again (and fail
             # noisily): the exception, its traceback and their frames stay alive with the recorder
             self._failure = exc
+            self._release_errors.keep()  # the process ends with os._exit: no more to say
+            also = self._release_errors.count
             raise RecordingStopped(
                 "write_error",
                 f"{self.path}: write failed after {self.n_samples} samples ({exc}); the chunks "
-                "flushed before it are readable with open_capture(path, swmr=True)",
+                "flushed before it are readable with open_capture(path, swmr=True)"
+                + (f" (HDF5 failed to release {also} objects of the failed write too)" if also else ""),
             ) from None
         self.messages += 1
         self._last = h
