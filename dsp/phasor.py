@@ -13,23 +13,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def _cis(x: np.ndarray | float, real: type, cplx: type) -> np.ndarray:
+    """``cos x + j sin x`` in ``real`` / ``cplx`` precision, the shape of ``x``."""
+    flat = np.asarray(x, real).reshape(-1)  # 1-D: a 0-d array cannot be viewed as pairs
+    out = np.empty(flat.size, cplx)
+    pairs = out.view(real).reshape(-1, 2)
+    np.cos(flat, out=pairs[:, 0])
+    np.sin(flat, out=pairs[:, 1])
+    return out.reshape(np.shape(x))
+
+
 def cis(x: np.ndarray | float) -> np.ndarray:
     """``exp(1j * x)`` (complex128, the shape of ``x``) for real ``x``."""
-    x = np.asarray(x, np.float64)
-    out = np.empty(x.size, np.complex128)  # 1-D: a 0-d array cannot be viewed as pairs
-    pairs = out.view(np.float64).reshape(-1, 2)
-    np.cos(x.reshape(-1), out=pairs[:, 0])
-    np.sin(x.reshape(-1), out=pairs[:, 1])
-    return out.reshape(x.shape)
+    return _cis(x, np.float64, np.complex128)
 
 
 def cis32(x: np.ndarray | float) -> np.ndarray:
     """``exp(1j * x)`` in complex64 (the shape of ``x``) for real ``x``, computed in float32:
     for phases whose product is complex64 anyway (absolute error ~1e-7 for ``|x| < 10``; pass
     ``x`` reduced modulo ``2 pi`` where it can be large)."""
-    x = np.asarray(x, np.float32)
-    out = np.empty(x.size, np.complex64)  # 1-D: a 0-d array cannot be viewed as pairs
-    pairs = out.view(np.float32).reshape(-1, 2)
-    np.cos(x.reshape(-1), out=pairs[:, 0])
-    np.sin(x.reshape(-1), out=pairs[:, 1])
-    return out.reshape(x.shape)
+    return _cis(x, np.float32, np.complex64)
