@@ -279,3 +279,56 @@ def test_fast_path_gives_the_reference_estimate(wf, params):
             np.testing.assert_allclose(est.eigenvalues, eig, rtol=1e-9, atol=1e-12 * eig[0])
             np.testing.assert_allclose(est.pseudo_spectrum, pseudo, rtol=1e-6)
             assert abs(est.delay_s - t_ref) < 1e-6 * step
+
+
+def _spectrum(k_fft, peaks):
+    """A pseudo-spectrum ``[K]`` at 1 with a peak (three points: half, full, half) of each height
+    in ``peaks`` ``{index: height}``."""
+    p = np.ones(k_fft)
+    for q, h in peaks.items():
+        p[[(q - 1) % k_fft, (q + 1) % k_fft]] = max(p[(q - 1) % k_fft], h / 2)
+        p[q] = h
+    return p
+
+
+def test_the_first_peak_is_the_earliest_of_the_order_highest_within_the_threshold(wf):
+    """By the docstring: the earliest of the ``order`` highest circular local maxima whose height
+    is within ``peak_threshold_db`` of the highest.  Peaks 20 at 100, 1e3 at 500, 50 at 900, 1e6
+    at 3000 (50 dB threshold: a level of 10)."""
+    m = get_method("music", wf)
+    k = wf.cir_fft_size
+    p = _spectrum(k, {100: 20.0, 500: 1e3, 900: 50.0, 3000: 1e6})
+    assert [m._first_peak(p, order) for order in (1, 2, 3, 4, 32)] == [3000, 500, 500, 100, 100]
+    high = get_method("music", wf, peak_threshold_db=40.0)  # level 100: the peak at 100 is out
+    assert high._first_peak(p, 4) == 500
+    assert get_method("music", wf, peak_threshold_db=35.0)._first_peak(p, 4) == 500  # level 316
+    assert get_method("music", wf, peak_threshold_db=29.0)._first_peak(p, 4) == 3000  # level 1259
+    # circular: a peak at index 0 (its neighbours K - 1 and 1) is a local maximum
+    assert m._first_peak(_spectrum(k, {0: 5.0, 2000: 8.0}), 2) == 0
+    assert m._first_peak(np.ones(k), 3) == 0  # flat: no local maximum, the largest (the first)
+
+
+def test_the_gate_spans_two_cells_before_ir_first_s_peak_and_one_after(wf):
+    """A CIR whose first peak above 0.3 of its maximum is at 7: the gate is ``[7 - 2 c, 7 + c]``
+    with ``c = ceil(K / active subcarriers)`` grid bins a resolution cell (4096 / 800: 6),
+    wrapping around 0; no gate for a CIR of the wrong length, not finite or all zero.  Within the
+    gate the earliest peak is taken in the gate's own order (4093 comes before 3), and IR First's
+    index when MUSIC has no peak inside it."""
+    m = get_method("music", wf, threshold=0.3)
+    k = wf.cir_fft_size
+    cell = int(np.ceil(k / len(wf.active_subcarriers)))
+    assert cell == 6
+    cir = np.zeros(k, complex)
+    cir[[7, 40]] = [0.5, 1.0]
+    q_ir, allowed = m._gate(cir, k)
+    assert q_ir == 7
+    np.testing.assert_array_equal(allowed, np.arange(7 - 2 * cell, 7 + cell + 1) % k)
+    assert get_method("music", wf, gate_cells_before=0)._gate(cir, k)[1][0] == 7
+    assert m._gate(cir[:-1], k) is None and m._gate(np.zeros(k), k) is None
+    bad = cir.copy()
+    bad[3] = np.nan
+    assert m._gate(bad, k) is None
+    p = _spectrum(k, {4093: 10.0, 3: 1e3, 40: 1e6})
+    assert m._first_peak(p, 3, (q_ir, allowed)) == 4093
+    assert m._first_peak(p, 3) == 3  # ungated: 40's and 3's peaks, the earliest index
+    assert m._first_peak(_spectrum(k, {40: 1e6}), 3, (q_ir, allowed)) == 7
