@@ -192,7 +192,8 @@ class BurstSearch:
         """Whether the tag was idle over the ``IDLE_SYMBOLS`` symbols before a packet found at
         ``t0`` (:func:`dsp.packet_checks.tag_idle`), judged on the history windows that end a
         symbol before it (a guard for the fine timing's error); True (no test) when the history
-        or the idle time between packets holds fewer than four symbols."""
+        or the idle time between packets leaves fewer than four symbols to check (it holds fewer
+        than six: one guard and one of margin)."""
         wf, n = self.wf, self.n
         idle_symbols = (wf.burst_period_s - wf.packet_duration_s) * wf.tag_symbol_rate_baud
         end = t0 - period

@@ -108,7 +108,8 @@ def demodulate(
     The model is ``z[b, m] = g_b exp(j 2 pi f_b t_m) sum_j s_j O[j, m] + noise``.
     The gains ``g_b`` start from the preamble; decision-directed iterations then
     estimate a small residual frequency ``f_b`` (grid search within
-    ``max_offset_hz``, parabolic refinement) and re-estimate ``g_b`` by least
+    ``max_offset_hz`` at each iteration, so at most ``iterations * max_offset_hz`` in all;
+    parabolic refinement) and re-estimate ``g_b`` by least
     squares over the whole packet, so the phase is tracked across long packets.
     """
     n_bands = z.shape[0]
@@ -121,7 +122,6 @@ def demodulate(
     weight = overlaps.sum(1)
     t_sym = overlaps @ times_s / np.maximum(weight, 1e-12)  # [tag_symbol] centre times
     steer = cis(-2 * np.pi * np.outer(grid, t_sym))  # [grid, tag_symbol]
-    decisions = preamble
     for it in range(iterations + 1):
         soft = overlaps @ np.real((np.conj(gains) / noise_var) @ zc)  # MRC, then matched filter
         decisions = np.where(soft >= 0, 1.0, -1.0)

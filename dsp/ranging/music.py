@@ -80,19 +80,6 @@ def contiguous_runs(subcarriers: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(k.size), breaks)
 
 
-def smoothed_covariance(
-    cfr: np.ndarray, runs: list[np.ndarray], subvector_len: int
-) -> tuple[np.ndarray, int]:
-    """Forward-backward spatially smoothed covariance ``[L, L]`` and its number of sub-vectors.
-
-    ``cfr`` is ``[..., subcarrier]``; sub-vectors of ``subvector_len`` adjacent
-    subcarriers are taken inside each run of ``runs`` (positions into the last
-    axis) and from every leading index (snapshot).
-    """
-    r, n = _forward_covariance(cfr, runs, subvector_len)
-    return 0.5 * (r + r[::-1, ::-1].conj()), n
-
-
 def _forward_covariance(cfr: np.ndarray, runs: list[np.ndarray], length: int) -> tuple[np.ndarray, int]:
     """Mean of ``x_s x_s^H`` over the sub-vectors ``x_s`` ``[L]`` (no backward half) and their number.
 
@@ -174,7 +161,9 @@ def real_form(r: np.ndarray) -> np.ndarray:
 def smoothed_covariance_direct(
     cfr: np.ndarray, runs: list[np.ndarray], subvector_len: int
 ) -> tuple[np.ndarray, int]:
-    """:func:`smoothed_covariance` as the product of the stacked sub-vectors (the reference)."""
+    """The forward-backward smoothed covariance ``[L, L]`` and its number of sub-vectors, as
+    the product of the stacked sub-vectors: the textbook form, the tests' reference for the
+    lag sums of :func:`_forward_covariance` and the real form the estimator uses."""
     length = subvector_len
     cfr = np.asarray(cfr)
     parts = [
