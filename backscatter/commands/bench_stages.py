@@ -57,28 +57,21 @@ STAGES = ("copy", "read", "checksum", "convert", "ingest", "receiver", "results"
 RATIO_STAGES = ("read", "checksum", "convert", "ingest", "receiver", "results")
 
 
-def emulated_iq(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float]:
+def emulated_iq(profile: str, duration_s: float) -> tuple[WaveformConfig, list[str], np.ndarray, float, dict]:
     """Three-band complex64 IQ ``[channel, sample]`` at the profile's capture rate (the emulator's
-    output rate), with the waveform, the bands and the TX-RX distance."""
+    output rate), with the waveform, the bands, the TX-RX distance and what the signal has on
+    (issue 15: "say which"): the emulator's impairments, its LO offset and sample-clock drift."""
     wf = get_profile(profile)
     sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
     emu = Emulator(wf, sc)
     iq = np.ascontiguousarray(emu.generate(), np.complex64)
-    return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m
-
-
-def conditions(profile: str, duration_s: float) -> dict:
-    """What the stages' signal and receiver have on (issue 15: "say which"): the emulator's
-    impairments and its sample-clock drift, the receiver's timing tracking."""
-    sc = ScenarioConfig(duration_s=duration_s, seed=2, snr_lower_db=-25, snr_upper_db=-25)
-    emu = Emulator(get_profile(profile), sc)
-    return {
+    signal = {
         "impairments": not sc.ideal,
         "lo_ppm": float(emu.lo_ppm),
         "sample_clock_drift_ppm": float(emu.sample_clock_ppm),
-        "timing_tracking": ReceiverSettings().config().timing_tracking,
         "side_band_snr_db": sc.snr_lower_db,
     }
+    return wf, list(sc.bands), iq, emu.truth.tx_rx_distance_m, signal
 
 
 def write_capture(path: Path, wf: WaveformConfig, bands: list[str], iq: np.ndarray) -> None:
@@ -111,12 +104,13 @@ def stage_figures(profile: str, duration_s: float, repeats: int, workdir: Path |
     """Every stage's timings, ratios to the copy and the replay real-time factor (see module doc)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    wf, bands, iq, d0 = emulated_iq(profile, duration_s)
+    wf, bands, iq, d0, signal = emulated_iq(profile, duration_s)
+    tracking = ReceiverSettings(tx_rx_distance_m=d0).config().timing_tracking  # as _measure's receiver
     with tempfile.TemporaryDirectory(prefix="bench-stages-", dir=workdir) as tmp:
         path = Path(tmp) / f"{profile}.h5"
         write_capture(path, wf, bands, iq)
         out = _measure(path, wf, bands, iq, d0, repeats, Path(tmp))
-    return {"profile": profile, "conditions": conditions(profile, duration_s), **out}
+    return {"profile": profile, "conditions": {**signal, "timing_tracking": tracking}, **out}
 
 
 def _measure(
