@@ -56,7 +56,8 @@ def replay_capture(
         truth = cap.truth()
         rx = capture_receiver(cap, path, settings, truth)
         with (progress or _no_progress)(cap.n_samples) as bar:
-            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK))
+            # int16 pairs as stored (ci16_le): the receiver reads them in place, no conversion
+            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK, pairs=True))
             run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["file"] = str(path)

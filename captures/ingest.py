@@ -11,6 +11,9 @@ old-style checksums behave exactly as HDF5 has them.
 
 Any other layout: ``Dataset.read_direct`` in slabs of ``slab_samples`` into one reused int16
 buffer, converted block by block (``cf32_le`` reads straight into the output).
+
+``read_pairs`` gives a ``ci16_le`` capture's int16 pairs as stored, by the same paths without
+the conversion: the receiver reads them in place (dsp/direct_windows.py).
 """
 
 from __future__ import annotations
@@ -136,6 +139,31 @@ class SlabReader:
             self._read_chunks(start, stop, out)
         else:
             self._read_slabs(start, stop, out)
+        return out
+
+    def read_pairs(self, start: int, stop: int) -> np.ndarray:
+        """A new int16 ``[channel, stop - start, 2]`` holding samples ``[start, stop)`` as stored
+        (``ci16_le`` only): what the receiver reads in place, 4 bytes a sample, no conversion.
+        Same checks and fallbacks as :meth:`read_into`."""
+        n = stop - start
+        if self.datatype != "ci16_le":
+            raise ValueError(f"int16 pairs need a ci16_le capture, this one is {self.datatype}")
+        if not 0 <= start <= stop <= self.ds.shape[1]:
+            raise ValueError(f"samples {start}..{stop} outside 0..{self.ds.shape[1]}")
+        out = np.empty((self.n_channels, n, 2), np.int16)
+        if n == 0:
+            return out
+        c = self.chunk_samples
+        if not self.fast:
+            self.ds.read_direct(out, np.s_[:, start:stop], np.s_[:, :])
+            return out
+        for k in range(start // c, (stop - 1) // c + 1):
+            lo, hi = max(start, k * c), min(stop, (k + 1) * c)
+            pairs = self.raw_chunk(k)
+            if pairs is None:
+                self.ds.read_direct(out, np.s_[:, lo:hi], np.s_[:, lo - start : hi - start])
+            else:
+                out[:, lo - start : hi - start] = pairs[:, lo - k * c : hi - k * c]
         return out
 
     def raw_chunk(self, index: int) -> np.ndarray | None:

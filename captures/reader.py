@@ -179,11 +179,15 @@ class Capture:
         """Follow a growing SWMR file."""
         self._iq.refresh()
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Samples ``[start, stop)`` as complex64 ``[channel, sample]``."""
+    def read(self, start: int = 0, stop: int | None = None, pairs: bool = False) -> np.ndarray:
+        """Samples ``[start, stop)`` as complex64 ``[channel, sample]``; with ``pairs``, a
+        ``ci16_le`` capture's as stored, int16 ``[channel, sample, 2]`` (32767 = 1.0; other
+        formats still give complex64)."""
         stop = self.n_samples if stop is None else min(stop, self.n_samples)
         start = min(max(start, 0), stop)
         try:
+            if pairs and self.datatype == "ci16_le":
+                return self._slabs.read_pairs(start, stop)
             return self._slabs.read(start, stop)
         except OSError as exc:
             raise self._err(
@@ -199,8 +203,9 @@ class Capture:
                 "/iq", f"samples {start}..{stop} unreadable (checksum or truncation): {exc}"
             ) from None
 
-    def iter_chunks(self, chunk_samples: int) -> Iterator[tuple[int, np.ndarray, int]]:
-        """Yield ``(start, iq[channel, sample], samples_lost_before)``, split at every gap."""
+    def iter_chunks(self, chunk_samples: int, pairs: bool = False) -> Iterator[tuple[int, np.ndarray, int]]:
+        """Yield ``(start, iq[channel, sample], samples_lost_before)``, split at every gap (``iq``
+        as :meth:`read` gives it, with ``pairs``)."""
         cuts = sorted({0, self.n_samples, *self.gaps[:, 0].tolist()})
         lost = dict.fromkeys(self.gaps[:, 0].tolist(), 0)
         for s, k in self.gaps:
@@ -208,7 +213,7 @@ class Capture:
         for lo, hi in itertools.pairwise(cuts):
             for start in range(lo, hi, chunk_samples):
                 stop = min(start + chunk_samples, hi)
-                yield start, self.read(start, stop), (lost.get(lo, 0) if start == lo else 0)
+                yield start, self.read(start, stop, pairs), (lost.get(lo, 0) if start == lo else 0)
 
     @property
     def has_truth(self) -> bool:

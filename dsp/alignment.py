@@ -133,27 +133,53 @@ class LevelAlignment:
             raise TypeError("level alignment needs windows at the working rate (DirectWindows)")
         m = block.count
         lev = self.level(f)
+        if block.pairs and all(p.dtype == np.int16 for p in block.pieces):
+            return self._project_pairs(block, row, cols, f, lev, curvature)
         z = self._dot(block, row, cols.table, lev, 1)
         probe = block.dot(row, 0, m, cols.probe, PROBE_STEP)
         if curvature is None or cols.slope is None:
             return z, probe, None
+        dz = self._dot(block, row, cols.slope, lev[::SLOPE_STEP], SLOPE_STEP)
+        return z, probe, self._timing_error(z, dz, f, lev, curvature)
+
+    def _project_pairs(
+        self,
+        block: DirectWindows,
+        row: int,
+        cols: LevelColumns,
+        f: np.ndarray,
+        lev: np.ndarray,
+        curvature: float | None,
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """:meth:`project` on int16 windows: every product in one pass over them."""
+        slope = cols.slope if curvature is not None else None
+        z, probe, dz = block.project_levels(row, cols.table, lev, cols.probe, PROBE_STEP, slope, SLOPE_STEP)
+        if dz is None:
+            return z, probe, None
+        return z, probe, self._timing_error(z, dz, f, lev, curvature)
+
+    def _timing_error(
+        self, z: np.ndarray, dz: np.ndarray, f: np.ndarray, lev: np.ndarray, curvature: float
+    ) -> float:
+        """Mean timing error (samples) left after ``f``, from the tag samples ``z`` and the slope
+        products ``dz`` of every ``SLOPE_STEP``-th window."""
         s = SLOPE_STEP
         lev_s = lev[::s]
-        dz = self._dot(block, row, cols.slope, lev_s, s)
         zs = z[::s].astype(complex)
         power = np.abs(zs) ** 2
         weight = float(power.sum())
         if weight <= 0 or curvature <= 0:
-            return z, probe, 0.0
+            return 0.0
         measured = float(np.sum((np.conj(zs) * dz).real)) / (curvature * weight)  # vs the levels
         quantised = float(power @ (f[::s] - self.f_levels[lev_s])) / weight  # known part of it
-        return z, probe, measured - quantised
+        return measured - quantised
 
     @staticmethod
     def _dot(block: DirectWindows, row: int, table: np.ndarray, lev: np.ndarray, step: int) -> np.ndarray:
         """``windows[row, i * step] @ table[lev[i]]`` ``[i]``: a BLAS product per run of one
-        level, or the compiled loop over every window when the runs are short."""
-        runs = _runs(lev)
+        level, or the compiled loop over every window when the runs are short or the windows
+        are int16 pairs (which BLAS cannot read)."""
+        runs = None if block.pairs else _runs(lev)  # int16 pairs: always the compiled loop
         if runs is None:
             return block.dot_levels(row, table, lev, step)
         z = np.empty(lev.size, np.complex64)
@@ -169,7 +195,7 @@ class LevelAlignment:
         moment = np.zeros(n_lev)
         for p in parts:
             lev = self.level(p.f)
-            runs = _runs(lev)
+            runs = None if getattr(p.block, "pairs", False) else _runs(lev)
             if runs is None:
                 p.block.sum_levels(p.row, p.a, p.b, p.w, lev, acc)
             else:

@@ -41,11 +41,15 @@ def _caxpy(x: np.ndarray, o: int, wr: np.float32, wi: np.float32, acc: np.ndarra
 
 
 @compiled(fastmath=True, error_model="numpy")
-def dot_levels(x: np.ndarray, table: np.ndarray, lev: np.ndarray, out: np.ndarray) -> None:
-    """``out[m] = x[m] @ table[lev[m]]`` (complex): ``x`` ``[window, 2 N]``, ``table``
-    ``[level, 2 N]``, ``lev`` ``[window]``, ``out`` ``[window, 2]`` (float32 views of complex64)."""
-    for m in range(lev.shape[0]):
-        out[m, 0], out[m, 1] = _cdot(x[m], 0, table[lev[m]])
+def dot_levels(
+    x: np.ndarray, start: int, step: int, table: np.ndarray, lev: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[i] = x[start + i step] @ table[lev[i]]`` (complex) for ``i < len(lev)``: ``x``
+    ``[window, 2 N]`` (C-contiguous: a strided view of every ``step``-th window would lose the
+    loop's vectorisation), ``table`` ``[level, 2 N]``, ``out`` ``[i, 2]`` (float32 views of
+    complex64)."""
+    for i in range(lev.shape[0]):
+        out[i, 0], out[i, 1] = _cdot(x[start + i * step], 0, table[lev[i]])
 
 
 @compiled(fastmath=True, error_model="numpy")

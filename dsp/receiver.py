@@ -18,6 +18,7 @@ from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
 from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
 from dsp.bands import BANDS, SIDE_BANDS
 from dsp.burst import IDLE_SYMBOLS, BurstSearch
+from dsp.chunks import is_pairs
 from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
 from dsp.kernel_alignment import KernelAlignment
@@ -161,12 +162,21 @@ class Receiver(BurstSearch):
         return {b: self._ref[b] is not None for b in self.bands}
 
     def push(self, iq: np.ndarray, samples_lost_before: int = 0) -> list[Result]:
-        """Feed ``[channel, sample]`` at the capture rate; return the results it completes.
+        """Feed ``iq`` at the capture rate; return the results it completes.
 
-        ``samples_lost_before`` (capture-rate samples) marks a gap just before ``iq``.
+        ``iq`` is complex ``[channel, sample]`` or, as a radio or a ``ci16_le`` capture delivers
+        it, int16 I/Q pairs ``[channel, sample, 2]`` (32767 = 1.0): those are read in place, with
+        no conversion (:mod:`dsp.direct_windows`), and give the results of their complex64
+        conversion to float32 rounding.  The receiver keeps views of recent input: do not
+        overwrite it after the call.  ``samples_lost_before`` (capture-rate samples) marks a gap
+        just before ``iq``.
         """
-        if iq.ndim != 2 or iq.shape[0] != len(self.bands):
-            raise ReceiverError(f"expected [channel={len(self.bands)}, sample] input, got shape {iq.shape}")
+        pairs = is_pairs(iq) and iq.ndim == 3
+        if not (iq.ndim == 2 or pairs) or iq.shape[0] != len(self.bands):
+            raise ReceiverError(
+                f"expected complex [channel={len(self.bands)}, sample] or int16 [channel={len(self.bands)}, "
+                f"sample, 2] input, got {iq.dtype} shape {iq.shape}"
+            )
         out: list[Result] = []
         if samples_lost_before:
             out.extend(self._gap(samples_lost_before))

@@ -19,12 +19,13 @@ within 1e-3 over the active subcarriers and the guard probe, zero phase, so
 delays are preserved exactly.
 
 Buffers take chunks ``[channel, sample]`` of any size and hand out
-:class:`WindowBlock` objects; a block never depends on how the input was chunked.
+:class:`WindowBlock` objects; a block never depends on how the input was chunked.  Input at
+the working rate needs none of this: :mod:`dsp.direct_windows` (views of the chunks, which may
+be int16 I/Q pairs read in place); the pending chunks of both are :mod:`dsp.chunks`.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from math import gcd
 from typing import Protocol
@@ -32,6 +33,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse
 from numpy.lib.stride_tricks import as_strided
+
+from dsp.chunks import ChunkList, as_complex64, check_block, is_pairs
+from dsp.direct_windows import DirectBuffer, DirectWindows
 
 
 class WindowBlock(Protocol):
@@ -52,143 +56,6 @@ class WindowBlock(Protocol):
         ...
 
 
-class _ChunkList:
-    """Pending input chunks ``[channel, sample]`` with a continuous index of their first sample."""
-
-    def __init__(self) -> None:
-        self.chunks: list[np.ndarray] = []
-        self.index = 0  # continuous index of chunks[0][:, 0]
-
-    @property
-    def n_pending(self) -> int:
-        return sum(c.shape[1] for c in self.chunks)
-
-    @property
-    def end(self) -> int:
-        return self.index + self.n_pending
-
-    def push(self, iq: np.ndarray) -> None:
-        """Keep ``iq`` (a view when it is complex64 with contiguous rows, else a copy)."""
-        if not iq.shape[1]:
-            return
-        if iq.dtype != np.complex64 or iq.strides[1] != iq.itemsize:
-            iq = np.ascontiguousarray(iq, np.complex64)
-        self.chunks.append(iq)
-
-    def skip(self, lost: int) -> None:
-        """Forget everything pending and ``lost`` samples after it."""
-        self.index = self.end + lost
-        self.chunks.clear()
-
-    def take(self, a: int, b: int) -> np.ndarray:
-        """Continuous samples ``[a, b)`` as one array: a view when they lie in one chunk."""
-        pieces, pos = [], self.index
-        for c in self.chunks:
-            lo, hi = max(a - pos, 0), min(b - pos, c.shape[1])
-            if lo < hi:
-                pieces.append(c[:, lo:hi])
-            pos += c.shape[1]
-        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
-
-    def drop_before(self, index: int) -> None:
-        count = max(0, min(index - self.index, self.n_pending))
-        self.index += count
-        while count and self.chunks:
-            k = self.chunks[0].shape[1]
-            if count >= k:
-                self.chunks.pop(0)
-                count -= k
-            else:
-                self.chunks[0] = self.chunks[0][:, count:]
-                count = 0
-
-
-def _check_block(start: int, count: int, first: int, available: int) -> None:
-    if start < first or not 0 < count <= available:
-        raise ValueError(
-            f"cannot take {count} windows from sample {start}: the buffer holds {available} windows "
-            f"there and starts at {first}"
-        )
-
-
-class DirectWindows:
-    """Windows held as views ``[channel, window, N]`` into working-rate chunks."""
-
-    def __init__(self, pieces: list[np.ndarray]):
-        self.pieces = pieces
-        self._first = np.cumsum([0] + [p.shape[1] for p in pieces]).tolist()  # piece -> first window
-        self.count = self._first[-1]
-
-    def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
-        return np.concatenate([p[row] @ mat for p in self.pieces])
-
-    def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        k = bisect_right(self._first, lo) - 1
-        if hi <= self._first[k + 1]:  # inside one piece
-            a = lo - self._first[k]
-            return w @ self.pieces[k][row, a : a + hi - lo]
-        acc = np.zeros((*w.shape[:-1], self.pieces[0].shape[-1]), np.complex64)
-        pos = 0
-        for p in self.pieces:
-            a, b = max(lo - pos, 0), min(hi - pos, p.shape[1])
-            if a < b:
-                acc += w[..., pos + a - lo : pos + b - lo] @ p[row, a:b]
-            pos += p.shape[1]
-        return acc
-
-    def windows(self, row: int) -> np.ndarray:
-        return np.concatenate([p[row] for p in self.pieces])
-
-    def dot_levels(self, row: int, table: np.ndarray, lev: np.ndarray, step: int = 1) -> np.ndarray:
-        """``windows[row, i * step] @ table[lev[i]]`` for every ``i`` ``[len(range(0, count,
-        step))]``: each window against its own column of ``table`` ``[level, N]`` (complex64), one
-        compiled call per piece (dsp/level_kernel.py)."""
-        from dsp.level_kernel import dot_levels  # numba: imported on first use
-
-        out = np.empty(len(range(0, self.count, step)), np.complex64)
-        tab = np.ascontiguousarray(table, np.complex64).view(np.float32)
-        res = out.view(np.float32).reshape(-1, 2)
-        for p, f0, f1 in zip(self.pieces, self._first, self._first[1:], strict=False):
-            i0, i1 = -(-f0 // step), -(-f1 // step)
-            if i0 < i1:
-                x = p[row, i0 * step - f0 :: step].view(np.float32)
-                dot_levels(x, tab, lev[i0:i1], res[i0:i1])
-        return out
-
-    def sum_levels(self, row: int, lo: int, hi: int, w: np.ndarray, lev: np.ndarray, acc: np.ndarray) -> None:
-        """``acc[lev[m - lo]] += w[m - lo] windows[row, m]`` for windows ``lo..hi``: ``w``, ``lev``
-        ``[hi - lo]``, ``acc`` ``[level, N]`` complex64 (C-contiguous), one compiled call per piece."""
-        from dsp.level_kernel import sum_levels  # numba: imported on first use
-
-        wf = np.ascontiguousarray(w, np.complex64).view(np.float32).reshape(-1, 2)
-        accf = acc.view(np.float32)
-        for p, f0, f1 in zip(self.pieces, self._first, self._first[1:], strict=False):
-            a, b = max(lo, f0), min(hi, f1)
-            if a < b:
-                x = p[row, a - f0 : b - f0].view(np.float32)
-                sum_levels(x, wf[a - lo : b - lo], lev[a - lo : b - lo], accf)
-
-    def dot(self, row: int, a: int, b: int, vec: np.ndarray, step: int = 1) -> np.ndarray:
-        """``windows[row, a:b:step] @ vec`` for ``vec`` ``[N]``: ``[len(range(a, b, step))]``,
-        one matrix-vector product per piece (memory speed, no copy).  Called once per run of
-        windows at one delay level, so the common case (one piece) is kept short."""
-        k = bisect_right(self._first, a) - 1
-        first = self._first
-        if b <= first[k + 1]:  # inside one piece
-            return self.pieces[k][row, a - first[k] : b - first[k] : step] @ vec
-        out = np.empty(len(range(a, b, step)), np.result_type(self.pieces[0].dtype, vec.dtype))
-        i, m = 0, a
-        while m < b:
-            lo, hi = m - first[k], min(b, first[k + 1]) - first[k]
-            part = self.pieces[k][row, lo:hi:step] @ vec
-            out[i : i + part.size] = part
-            i += part.size
-            m += part.size * step
-            while k + 1 < len(self.pieces) and m >= first[k + 1]:
-                k += 1
-        return out
-
-
 def join_blocks(parts: list[WindowBlock]) -> WindowBlock:
     """Consecutive blocks as one: working-rate pieces merged into one :class:`DirectWindows`
     (its pieces need not be evenly spaced), others wrapped in a :class:`CompositeWindows`."""
@@ -197,55 +64,6 @@ def join_blocks(parts: list[WindowBlock]) -> WindowBlock:
     if all(isinstance(p, DirectWindows) for p in parts):
         return DirectWindows([piece for p in parts for piece in p.pieces])
     return CompositeWindows(parts)
-
-
-class DirectBuffer:
-    """Input already at the working rate: windows are reshaped views of the chunks."""
-
-    def __init__(self, fft_size: int):
-        self.n = fft_size
-        self._q = _ChunkList()
-
-    def push(self, iq: np.ndarray) -> None:
-        self._q.push(iq)
-
-    def gap(self, lost: int) -> int:
-        """Drop what is pending plus ``lost`` input samples; return the loss in working samples."""
-        self._q.skip(lost)
-        return lost
-
-    def first_index(self) -> int:
-        """Working-rate index of the first window start available."""
-        return self._q.index
-
-    def windows_available(self, start: int) -> int:
-        return max(0, (self._q.end - start) // self.n)
-
-    def block(self, start: int, count: int) -> DirectWindows:
-        """``count`` windows from working index ``start``; views except where one straddles chunks."""
-        _check_block(start, count, self.first_index(), self.windows_available(start))
-        n, q = self.n, self._q
-        pieces, pos, m = [], q.index, 0
-        for c in q.chunks:
-            if m == count:
-                break
-            off = start + m * n - pos  # position of the next window inside this chunk
-            if off >= c.shape[1]:
-                pos += c.shape[1]
-                continue
-            k = min((c.shape[1] - off) // n, count - m)
-            if k > 0:
-                pieces.append(c[:, off : off + k * n].reshape(c.shape[0], k, n))
-                m += k
-            if m < count and off + k * n < c.shape[1]:  # a straddling window: copy it
-                a = start + m * n
-                pieces.append(q.take(a, a + n)[:, None, :])
-                m += 1
-            pos += c.shape[1]
-        return DirectWindows(pieces)
-
-    def drop_before(self, start: int) -> None:
-        self._q.drop_before(start)
 
 
 # capture samples kept either side of every resampled frame: a window may be read up to this far
@@ -447,11 +265,13 @@ class ResamplingBuffer:
         self.g = up // gcd(up, fft_size)  # windows per exact period of capture samples
         self.period = self.g * fft_size * down // up
         self.length = int(np.ceil((fft_size - 1) * self.ratio)) + 2 * half_span + 2
-        self._q = _ChunkList()
+        self._q = ChunkList()
         self._kernels: dict[int, scipy.sparse.csr_array] = {}
 
     def push(self, iq: np.ndarray) -> None:
-        self._q.push(iq)
+        """Keep ``iq`` (complex ``[channel, sample]``; int16 pairs ``[channel, sample, 2]`` are
+        converted to complex64 here: the resampled windows' products are complex64 BLAS calls)."""
+        self._q.push(as_complex64(iq) if is_pairs(iq) else iq)
 
     def gap(self, lost: int) -> int:
         self._q.skip(lost)
@@ -486,7 +306,7 @@ class ResamplingBuffer:
     def block(self, start: int, count: int) -> ResampledWindows:
         """``count`` windows from working index ``start``: runs of views, copies only across chunks.
         Each run's buffer holds ``FRAME_MARGIN`` samples either side of its frames."""
-        _check_block(start, count, self.first_index(), self.windows_available(start))
+        check_block(start, count, self.first_index(), self.windows_available(start))
         n, g, mg = self.n, self.g, FRAME_MARGIN
         residues = [(start + p * n) * self.down % self.up for p in range(g)]
         frame = (start + n * np.arange(count, dtype=np.int64)) * self.down // self.up - self.half_span

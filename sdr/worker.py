@@ -89,7 +89,8 @@ class WorkerStats:
     samples: int = 0  # per channel, capture rate
     busy_s: float = 0.0  # the receiver thread's work per message
     ranging_busy_s: float = 0.0  # the ranging pool's work (its processes), when there is one
-    convert_s: float = 0.0  # the reader thread's sc16 conversion (overlaps busy_s on 2 cores)
+    convert_s: float = 0.0  # the reader thread's sc16 conversion (overlaps busy_s on 2 cores; 0 where
+    # the receiver reads the int16 pairs in place)
     packets: int = 0
     crc_ok: int = 0
     epochs: int = 0
@@ -178,10 +179,8 @@ class StreamWorker:
                 self._in_hand_samples = msg.header.n_samples
                 self._in_hand = True
                 self._last_rx_t = t_rx
-                # converted here, beside the receiver's thread: numpy releases the GIL, so on
-                # two cores the conversion overlaps the receiver (it was a fifth of its time)
                 t_conv = time.perf_counter()
-                iq = msg.complex64(self._pool)
+                iq = self._samples(msg)
                 self.stats.convert_s += time.perf_counter() - t_conv
                 item = (msg, iq, t_rx)
                 nbytes = iq.nbytes
@@ -291,8 +290,19 @@ class StreamWorker:
             return
         self._rebuild = self._rx is not None
 
+    def _samples(self, msg: IQMessage) -> np.ndarray:
+        """The message's samples as the receiver takes them: sc16 at the working rate as received
+        (int16 pairs, read in place by the receiver's compiled loops, dsp/direct_windows.py: no
+        conversion at all); anything else complex64, converted here on the reader thread, beside
+        the receiver's (numba and numpy release the GIL, so on two cores it overlaps)."""
+        h = msg.header
+        if h.format == "sc16" and h.capture_rate_hz == h.waveform.working_rate_hz:
+            return msg.iq
+        return msg.complex64(self._pool)
+
     def _process(self, msg: IQMessage, iq: np.ndarray, t_arrival: float) -> float:
-        """Feed one message's samples (``iq``: complex64 ``[channel, sample]``) to the receiver."""
+        """Feed one message's samples (``iq``: complex64 ``[channel, sample]`` or int16 pairs
+        ``[channel, sample, 2]``, :meth:`_samples`) to the receiver."""
         h = msg.header
         t0 = time.perf_counter()
         fresh = self._header is None or msg.new_stream or not h.same_stream_setup(self._header)

@@ -257,3 +257,45 @@ def test_writer_chunks_with_their_own_checksum_read_back_through_hdf5s_check(tmp
         assert f["iq"].fletcher32
         for i in range(f["iq"].id.get_num_chunks()):
             assert f["iq"].id.get_chunk_info(i).filter_mask == 0
+
+
+@pytest.mark.parametrize("name", [*LAYOUTS, "sparse"])
+@FEW
+@given(data=st.data())
+def test_int16_pairs_are_read_exactly_as_stored_in_every_layout(datasets, name, data):
+    """``read_pairs`` (what replay hands the receiver) gives the stored int16 pairs, whatever the
+    layout, the range and the pieces (fill values where a chunk was never written)."""
+    f, _ = datasets
+    ds = f[name]
+    whole = ds[()]
+    reader = SlabReader(ds, "ci16_le")
+    start = data.draw(st.integers(0, 5000), label="start")
+    stop = data.draw(st.integers(start, 5000), label="stop")
+    got = reader.read_pairs(start, stop)
+    assert got.dtype == np.int16 and got.shape == (3, stop - start, 2)
+    np.testing.assert_array_equal(got, whole[:, start:stop])
+    step = data.draw(st.integers(97, 2500), label="step")
+    pieces = [reader.read_pairs(a, min(a + step, 5000)) for a in range(0, 5000, step)]
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+    assert not np.shares_memory(pieces[0], pieces[-1])  # new arrays: the receiver keeps views
+
+
+def test_int16_pairs_of_a_corrupt_chunk_come_from_hdf5_which_reports_it(tmp_path, datasets):
+    path = tmp_path / "c.h5"
+    pairs = _pairs(np.random.default_rng(13), 3, 2048)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("iq", data=pairs, chunks=(3, 512, 2), fletcher32=True)
+        offset = f["iq"].id.get_chunk_info(2).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset + 40] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with h5py.File(path, "r") as f:
+        reader = SlabReader(f["iq"], "ci16_le")
+        np.testing.assert_array_equal(reader.read_pairs(0, 1024), pairs[:, :1024])
+        with pytest.raises(OSError):
+            reader.read_pairs(1000, 1100)
+        with pytest.raises(ValueError, match="outside"):
+            reader.read_pairs(10, 2049)
+    cf32 = SlabReader(datasets[0]["cf32"], "cf32_le")
+    with pytest.raises(ValueError, match="ci16_le"):
+        cf32.read_pairs(0, 10)

@@ -8,19 +8,23 @@ stage they isolate."""
 import numpy as np
 import pytest
 
+from captures.format import complex_to_ci16
 from dsp.cir import fit_cfr
 from dsp.receiver import Receiver, ReceiverError
 from dsp.receiver_config import ReceiverConfig
 from dsp.results import GapEvent, PacketResult, RangingEpoch
+from dsp.sc16 import sc16_to_complex64
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 from tests.conftest import Z_MAX, analytic_band_cfrs, cfr_noise_var, chi2_bounds
 from tests.support_ranging import D0_TYPED_M, HW_SEED, assert_ranges, cal_kwargs, image_rejection
 
 
-def run_receiver(wf, sc, chunk=None, mode=None, calibration="workflow", **cfg):
+def run_receiver(wf, sc, chunk=None, mode=None, calibration="workflow", pairs=False, **cfg):
     """``calibration``: ``"workflow"`` (the user's: the scenario must be radio ``HW_SEED``),
-    ``"truth"`` (the emulator's circuitry, for tests isolating another stage) or ``None``."""
+    ``"truth"`` (the emulator's circuitry, for tests isolating another stage) or ``None``.
+    ``pairs``: the emulator's output quantised to int16 I/Q pairs as a radio delivers them, fed
+    as pairs (``True``) or as their complex64 conversion (``"converted"``)."""
     emu = Emulator(wf, sc)
     tr = emu.truth
     if calibration == "workflow":
@@ -38,6 +42,9 @@ def run_receiver(wf, sc, chunk=None, mode=None, calibration="workflow", **cfg):
     out = []
     for blk in emu.blocks():
         iq = blk.iq
+        if pairs:
+            iq = complex_to_ci16(iq)
+            iq = sc16_to_complex64(iq) if pairs == "converted" else iq
         step = chunk or iq.shape[1]
         for i in range(0, iq.shape[1], step):
             out += rx.push(iq[:, i : i + step], blk.lost_before if i == 0 else 0)
@@ -107,6 +114,34 @@ def test_chunking_does_not_change_any_decision_or_estimate(wf):
         for a, b in zip(e, ref_e, strict=True):
             assert a.range_m == pytest.approx(b.range_m, rel=1e-6)
             for band in sc.bands:  # float summation order may differ in the last bits only
+                np.testing.assert_allclose(
+                    a.cfr[band], b.cfr[band], rtol=1e-4, atol=1e-6 * np.abs(b.cfr[band]).max()
+                )
+
+
+def test_int16_pairs_give_the_decisions_and_estimates_of_their_complex64_conversion(wf):
+    """The receiver reads int16 pairs in place (dsp/direct_windows.py); the results must be those
+    of the same samples converted to complex64, over three chunkings, up to float32 summation
+    order.  Bound: the projections and window sums differ by a relative ~1e-6 (tests/
+    test_pairs_windows.py); an epoch's CFR is a sum over some 1,500 windows, so relative
+    rounding below 1e-4 (the chunking test's tolerance); a relative CFR perturbation ``e`` moves
+    a delay by at most about ``e / (2 pi B_rms)`` (B_rms about 7 MHz), ``c e / (2 pi B_rms)`` =
+    0.7 mm of range for ``e`` = 1e-4: ranges agree within 1 mm, far below the CRLB's scale of
+    the errors here (cm at -22 dB), so a kernel that read the wrong window would not pass."""
+    sc = ScenarioConfig(duration_s=0.25, seed=8, n_nlos=1, snr_lower_db=-22, snr_upper_db=-22)
+    ref = run_receiver(wf, sc, calibration=None, pairs="converted")[1]
+    ref_p, ref_e = packets(ref), epochs(ref)
+    assert len(ref_p) == 2 and all(p.crc_ok for p in ref_p)
+    for chunk in (None, 100_003, 7_777):
+        out = run_receiver(wf, sc, chunk=chunk, calibration=None, pairs=True)[1]
+        p, e = packets(out), epochs(out)
+        assert [x.start_sample for x in p] == [x.start_sample for x in ref_p]
+        assert all(np.array_equal(a.bits, b.bits) for a, b in zip(p, ref_p, strict=True))
+        assert len(e) == len(ref_e) == len(ref_p)
+        for a, b in zip(e, ref_e, strict=True):
+            for m in b.range_m:
+                assert abs(a.range_m[m] - b.range_m[m]) < 1e-3
+            for band in sc.bands:
                 np.testing.assert_allclose(
                     a.cfr[band], b.cfr[band], rtol=1e-4, atol=1e-6 * np.abs(b.cfr[band]).max()
                 )
