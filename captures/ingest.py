@@ -47,7 +47,8 @@ def fletcher32(data: np.ndarray) -> int:
     unless all words are zero; the checksum is ``s2 << 16 | s1``.  As ``2**16 = 1 (mod 65535)``,
     a byte-swapped word is 256 times the little-endian word mod 65535, so the sums are taken over
     the native little-endian words as row and column sums of a ``[row, 4096]`` reshape:
-    ``sum j v_j = 4096 sum_a a r_a + sum_b b c_b``.
+    ``sum j v_j = 4096 sum_a a r_a + sum_b b c_b``, both from one compiled pass
+    (``captures/fletcher_kernel.py``).
     """
     if data.dtype != np.uint8 or data.ndim != 1 or data.size % 2:
         raise ValueError(f"fletcher32 needs 1-D uint8 of even length, got {data.dtype} {data.shape}")
@@ -59,14 +60,14 @@ def fletcher32(data: np.ndarray) -> int:
     if m * width < n:
         tail = v[m * width :].astype(np.int64)
         total, weighted = int(tail.sum()), int(np.dot(np.arange(m * width, n, dtype=np.int64), tail))
+    from captures.fletcher_kernel import row_col_sums  # numba: imported on first use
+
     for r0 in range(0, m, _FLETCHER_BLOCK_ROWS):  # uint32 / int64 partial sums cannot overflow
-        blk = body[r0 : r0 + _FLETCHER_BLOCK_ROWS]
-        rows = np.add.reduce(blk, axis=1, dtype=np.uint32)
-        cols = np.add.reduce(blk, axis=0, dtype=np.uint32)
-        rows_total = int(rows.sum(dtype=np.int64))
-        total += rows_total
-        weighted += width * (r0 * rows_total + int(np.dot(_ramp(rows.size), rows)))
-        weighted += int(np.dot(_ramp(width), cols))
+        cols = np.zeros(width, np.uint32)
+        rows_total, rows_weighted = row_col_sums(body[r0 : r0 + _FLETCHER_BLOCK_ROWS], cols)
+        total += int(rows_total)
+        weighted += width * (r0 * int(rows_total) + int(rows_weighted))
+        weighted += int(np.dot(_ramp(width), cols.astype(np.int64)))
     if total == 0:  # only all-zero data sums to zero: HDF5 then keeps 0, not 65535
         return 0
     s1 = (256 * total) % 65535 or 65535

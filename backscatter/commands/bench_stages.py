@@ -14,7 +14,9 @@ Definitions (one profile, one run):
 * ``convert``: int16 pairs already in memory to complex64 in a preallocated array
   (``dsp.sc16.sc16_to_complex64``).
 * ``ingest``: ``Capture.read`` in replay's chunks: read and convert fused, new output arrays.
-* ``receiver``: a fresh ``Receiver`` over the complex64 samples in memory, in replay's chunks.
+* ``receiver``: a fresh ``Receiver`` over the samples in memory as a radio or a ``ci16_le``
+  capture delivers them, int16 pairs, in replay's chunks (it reads them in place at the working
+  rate, dsp/direct_windows.py; a resampling profile converts them inside the stage).
 * ``results``: ``summarise`` of that receiver run plus ``write_results`` to an HDF5 file.
 * ``replay``: ``app.replay.replay_capture`` on the capture, end to end (open, read, convert, receive,
   summarise).
@@ -126,7 +128,7 @@ def _measure(
 
     def receiver() -> Run:
         rx = open_receiver(settings, radio)
-        chunks = ((iq[:, a : a + CHUNK], 0) for a in range(0, n, CHUNK))
+        chunks = ((pairs[:, a : a + CHUNK], 0) for a in range(0, n, CHUNK))
         return receive(rx, chunks, wf, signal_s, None)
 
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
