@@ -19,6 +19,7 @@ the conversion: the receiver reads them in place (dsp/direct_windows.py).
 from __future__ import annotations
 
 import functools
+import os
 
 import h5py
 import numpy as np
@@ -52,7 +53,31 @@ def fletcher32(data: np.ndarray) -> int:
     """
     if data.dtype != np.uint8 or data.ndim != 1 or data.size % 2:
         raise ValueError(f"fletcher32 needs 1-D uint8 of even length, got {data.dtype} {data.shape}")
-    v = data.view("<u2")
+    return fletcher32_parts([data])
+
+
+def fletcher32_parts(parts: list[np.ndarray]) -> int:
+    """:func:`fletcher32` of the concatenated bytes of ``parts`` (C-contiguous arrays of whole
+    16-bit words each, e.g. one channel's int16 pairs of a chunk read straight into the output):
+    the sums of each part, its words' positions shifted by the words before it."""
+    total = weighted = pos = 0
+    for p in parts:
+        if not p.flags.c_contiguous or p.nbytes % 2:
+            raise ValueError(f"fletcher32 parts must be contiguous whole words, got {p.dtype} {p.shape}")
+        v = p.reshape(-1).view("<u2")
+        t, w = _word_sums(v)
+        total += t
+        weighted += w + pos * t
+        pos += v.size
+    if total == 0:  # only all-zero data sums to zero: HDF5 then keeps 0, not 65535
+        return 0
+    s1 = (256 * total) % 65535 or 65535
+    s2 = (256 * (pos * total - weighted)) % 65535 or 65535
+    return (s2 << 16) | s1
+
+
+def _word_sums(v: np.ndarray) -> tuple[int, int]:
+    """``(sum_j v_j, sum_j j v_j)`` of little-endian words ``v`` ``[n]`` (see :func:`fletcher32`)."""
     n, width = v.size, _FLETCHER_ROW_WORDS
     m = n // width
     body = v[: m * width].reshape(m, width)
@@ -68,11 +93,17 @@ def fletcher32(data: np.ndarray) -> int:
         total += int(rows_total)
         weighted += width * (r0 * int(rows_total) + int(rows_weighted))
         weighted += int(np.dot(_ramp(width), cols.astype(np.int64)))
-    if total == 0:  # only all-zero data sums to zero: HDF5 then keeps 0, not 65535
-        return 0
-    s1 = (256 * total) % 65535 or 65535
-    s2 = (256 * (n * total - weighted)) % 65535 or 65535
-    return (s2 << 16) | s1
+    return total, weighted
+
+
+def _file_descriptor(ds: h5py.Dataset) -> int | None:
+    """The operating-system descriptor of the dataset's file (HDF5's default ``sec2`` driver),
+    or ``None`` (another driver: only HDF5 reads it)."""
+    try:
+        fd = ds.file.id.get_vfd_handle()
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 def _filter_ids(ds: h5py.Dataset) -> list[int]:
@@ -96,6 +127,7 @@ class SlabReader:
         self.n_channels = int(ds.shape[0])
         self._slab: np.ndarray | None = None
         self.chunk_samples = 0  # > 0: the raw-chunk fast path applies
+        self._fd: int | None = None  # the file's descriptor, for reads without the GIL
         self._checksum = False
         chunks = ds.chunks
         if (
@@ -111,6 +143,7 @@ class SlabReader:
                 self._checksum = bool(filters)
                 self._chunk_bytes = self.n_channels * self.chunk_samples * 4
                 self._raw = np.empty(self._chunk_bytes + 4 * self._checksum, np.uint8)
+                self._fd = _file_descriptor(ds)
 
     @property
     def fast(self) -> bool:
@@ -160,6 +193,8 @@ class SlabReader:
             return out
         for k in range(start // c, (stop - 1) // c + 1):
             lo, hi = max(start, k * c), min(stop, (k + 1) * c)
+            if hi - lo == c and self._scatter_chunk(k, list(out[:, lo - start : hi - start])):
+                continue  # a whole chunk, read straight into the output
             pairs = self.raw_chunk(k)
             if pairs is None:
                 self.ds.read_direct(out, np.s_[:, lo:hi], np.s_[:, lo - start : hi - start])
@@ -167,15 +202,47 @@ class SlabReader:
                 out[:, lo - start : hi - start] = pairs[:, lo - k * c : hi - k * c]
         return out
 
+    def _pread_chunk(self, index: int, buffers: list[np.ndarray]) -> bool:
+        """Stored chunk ``index`` (its bytes, then its checksum) read with one ``preadv`` into
+        ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): the system
+        call releases the GIL, where h5py's read holds it (replay reads ahead on a thread,
+        app/read_ahead.py).  ``False`` (nothing to trust in ``buffers``) where the chunk is not
+        stored plainly where HDF5 says or the file has no descriptor; the checksum is the
+        caller's to verify."""
+        if self._fd is None:
+            return False
+        try:
+            info = self.ds.id.get_chunk_info_by_coord((0, index * self.chunk_samples, 0))
+        except (OSError, RuntimeError, ValueError, KeyError):
+            return False
+        if info.byte_offset is None or info.filter_mask != 0 or info.size != self._raw.size:
+            return False
+        views = [b.reshape(-1).view(np.uint8) for b in buffers]
+        if sum(v.size for v in views) != info.size:
+            return False
+        try:
+            return os.preadv(self._fd, views, info.byte_offset) == info.size
+        except OSError:
+            return False
+
+    def _scatter_chunk(self, index: int, rows: list[np.ndarray]) -> bool:
+        """Chunk ``index`` straight into ``rows`` (one int16 ``[chunk_samples, 2]`` contiguous
+        array per channel, e.g. the output's): no copy; ``False`` unless read and verified."""
+        tail = self._raw[self._chunk_bytes :]  # the stored checksum, when there is one
+        if not self._pread_chunk(index, [*rows, tail]):
+            return False
+        return not self._checksum or fletcher32_parts(rows) == int(tail.view("<u4")[0])
+
     def raw_chunk(self, index: int) -> np.ndarray | None:
         """Chunk ``index`` as int16 ``[channel, chunk_samples, 2]`` (a view of the reused buffer,
         valid until the next call), checksum verified; ``None`` when only HDF5 can read it."""
-        try:
-            mask, mv = self.ds.id.read_direct_chunk((0, index * self.chunk_samples, 0), out=self._raw)
-        except (OSError, RuntimeError, ValueError, KeyError):
-            return None
-        if mask != 0 or len(mv) != self._raw.size:
-            return None
+        if not self._pread_chunk(index, [self._raw]):
+            try:
+                mask, mv = self.ds.id.read_direct_chunk((0, index * self.chunk_samples, 0), out=self._raw)
+            except (OSError, RuntimeError, ValueError, KeyError):
+                return None
+            if mask != 0 or len(mv) != self._raw.size:
+                return None
         data = self._raw[: self._chunk_bytes]
         if self._checksum:
             stored = int(self._raw[self._chunk_bytes :].view("<u4")[0])

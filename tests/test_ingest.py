@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from captures import ingest
 from captures.emulated import channels_for
-from captures.ingest import SlabReader, fletcher32
+from captures.ingest import SlabReader, fletcher32, fletcher32_parts
 from captures.writer import CaptureWriter
 from dsp import sc16
 from dsp.sc16 import complex64_pairs_view, sc16_to_complex64
@@ -299,3 +299,33 @@ def test_int16_pairs_of_a_corrupt_chunk_come_from_hdf5_which_reports_it(tmp_path
     cf32 = SlabReader(datasets[0]["cf32"], "cf32_le")
     with pytest.raises(ValueError, match="ci16_le"):
         cf32.read_pairs(0, 10)
+
+
+@FEW
+@given(data=st.data())
+def test_fletcher32_of_parts_equals_that_of_their_concatenation(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    sizes = data.draw(st.lists(st.integers(0, 9000), min_size=1, max_size=5), label="words")
+    parts = [rng.integers(0, 65536, n, dtype=np.uint16) for n in sizes]
+    whole = np.concatenate(parts).view(np.uint8)
+    assert fletcher32_parts(parts) == fletcher32(whole)
+    with pytest.raises(ValueError, match="contiguous"):
+        fletcher32_parts([np.zeros(10, np.uint16)[::2]])
+
+
+def test_whole_chunks_are_read_by_the_operating_system_into_the_output(datasets, monkeypatch):
+    """The fast path reads whole stored chunks with ``os.preadv`` straight into the output rows
+    (no GIL, no copy); h5py's chunk read is left for partial chunks."""
+    f, pairs = datasets
+    reader = SlabReader(f["writer (fast path, fletcher32)"], "ci16_le")
+    assert reader._fd is not None
+    calls = []
+    raw_chunk = SlabReader.raw_chunk
+    monkeypatch.setattr(SlabReader, "raw_chunk", lambda self, k: calls.append(k) or raw_chunk(self, k))
+    np.testing.assert_array_equal(reader.read_pairs(512, 2048), pairs[:, 512:2048])
+    assert calls == []  # chunks 1 and 2 whole: read into the output
+    np.testing.assert_array_equal(reader.read_pairs(500, 1100), pairs[:, 500:1100])
+    assert calls == [0, 2]  # the partial chunks at either end: through the reused buffer
+    reader._fd = None  # no descriptor (another driver): h5py reads every chunk
+    np.testing.assert_array_equal(reader.read_pairs(512, 1024), pairs[:, 512:1024])
+    assert calls[-1] == 1
