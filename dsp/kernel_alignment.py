@@ -28,6 +28,7 @@ advances its CFO phase by ``2 pi nu e_m / fs``
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 from dsp.alignment import PROBE_STEP, SHORT_RUNS, SLOPE_STEP, LevelAlignment, SumPart
 from dsp.phasor import cis
 from dsp.references import ramp
+from dsp.sc16 import SC16_SCALE
 from dsp.waveform import WaveformConfig
 from dsp.windows import CompositeWindows, ResampledWindows, ResamplingBuffer, WindowBlock, fractional_kernel
 
@@ -56,21 +58,33 @@ class KernelColumns:
 
 @dataclass(frozen=True)
 class _Phase:
-    """Windows ``first + g j`` (``j0 <= j < j1``) of one run of a block part, cut into groups read
-    alike: group ``k`` is ``cuts[k] <= j < cuts[k + 1]``, read ``shift[k]`` samples off its frames
-    through kernel ``level[k]``.  ``e`` ``[j1 - j0]`` is each window's applied delay (samples)."""
+    """Windows ``first + g j`` (``j0 <= j < j1``) of one run of a block part: ``e`` ``[j1 - j0]``
+    each window's applied delay (samples), ``shift_w`` and ``level_w`` how it is read (int64).
+    For BLAS, the windows are cut into groups read alike: group ``k`` is ``cuts[k] <= j <
+    cuts[k + 1]``, read ``shift[k]`` samples off its frames through kernel ``level[k]`` (made
+    when first asked for: the compiled loops need none of it)."""
 
     run: object
     i0: int
     first: int
     j0: int
     j1: int
-    cuts: list[int]
-    shift: list[int]
-    level: list[int]
     e: np.ndarray
     shift_w: np.ndarray  # [j1 - j0] every window's shift (int64)
     level_w: np.ndarray  # [j1 - j0] every window's kernel level (int64)
+
+    @functools.cached_property
+    def cuts(self) -> list[int]:
+        change = (np.diff(self.shift_w) != 0) | (np.diff(self.level_w) != 0)
+        return [0, *(np.flatnonzero(change) + 1).tolist(), self.j1 - self.j0]
+
+    @functools.cached_property
+    def shift(self) -> list[int]:
+        return self.shift_w[self.cuts[:-1]].tolist()
+
+    @functools.cached_property
+    def level(self) -> list[int]:
+        return self.level_w[self.cuts[:-1]].tolist()
 
     def short(self) -> bool:
         """Whether its groups are short (a large drift): then a compiled loop over every window
@@ -130,19 +144,45 @@ class KernelAlignment:
         return out
 
     @staticmethod
-    def _frames(part: ResampledWindows, ph: _Phase, row: int) -> tuple[np.ndarray, int] | None:
-        """(float32 view ``[2 sample]`` of the run's channel ``row``, capture index of the phase's
-        first nominal frame in it) for the compiled loops, or None when the channel's samples are
-        not contiguous."""
+    def _frames(part: ResampledWindows, ph: _Phase, row: int) -> tuple[np.ndarray, int, float] | None:
+        """(channel ``row`` of the run as the compiled loops read it, ``[2 sample]``: float32 pairs
+        of complex64 or int16 pairs; the capture index of the phase's first nominal frame in it;
+        the scale of its values), or None when the channel's samples are not contiguous."""
         buf = ph.run.buf[row]
-        if buf.strides[0] != buf.itemsize or buf.dtype != np.complex64:
+        start = ph.run.offsets[ph.i0] + ph.j0 * part.period
+        if buf.dtype == np.int16 and buf.strides == (4, 2):
+            return buf.reshape(-1), start, float(SC16_SCALE)
+        if buf.dtype != np.complex64 or buf.strides[0] != buf.itemsize:
             return None
-        return buf.view(np.float32), ph.run.offsets[ph.i0] + ph.j0 * part.period
+        return buf.view(np.float32), start, 1.0
+
+    def _split(self, cols: KernelColumns, name: str, scale: float) -> np.ndarray:
+        """Every level's pulled-back column (the probe: kernel 0's only) split for the compiled
+        loops, times ``scale``, ``[level, 2, 2 length]`` (cached)."""
+        key = (f"split-{name}", scale)
+        out = cols.pulled.get(key)
+        if out is None:
+            from dsp.pairs_kernel import split_columns
+
+            table = self._pull(cols, name, 0)[None, :] if name == "probe" else self._pull_table(cols, name)
+            out = cols.pulled[key] = split_columns(table, scale)
+        return out
 
     def _phases(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> list[_Phase]:
         """How windows ``lo <= m < hi`` of ``part`` are read, phase by phase; ``f`` ``[hi - lo]``
-        are their delays (working samples)."""
+        are their delays (working samples).  The read positions of all of them at once, then a
+        strided slice per run and phase."""
         g, q = part.g, self.levels
+        m = np.arange(lo, hi)
+        base = np.asarray(part.residues)[m % g] / part.up  # [window] phase's fractional position
+        x = base + np.asarray(f) * self.ratio
+        shift = np.floor(x)
+        level = np.rint((x - shift) * q)
+        carry = level == q
+        shift[carry] += 1
+        level[carry] = 0
+        e_all = (shift + level / q - base) / self.ratio
+        shift_all, level_all = shift.astype(np.int64), level.astype(np.int64)
         out = []
         for run in part.runs:
             for i0 in range(min(g, run.count)):
@@ -151,20 +191,8 @@ class KernelAlignment:
                 j1 = min(len(range(i0, run.count, g)), -(-(hi - first) // g))
                 if j0 >= j1:
                     continue
-                base = part.residues[first % g] / part.up
-                x = base + f[first + g * j0 - lo : first + g * (j1 - 1) - lo + 1 : g] * self.ratio
-                shift = np.floor(x)
-                level = np.rint((x - shift) * q)
-                carry = level == q
-                shift[carry] += 1
-                level[carry] = 0
-                cuts = [0, *(np.flatnonzero(np.diff(shift * q + level)) + 1).tolist(), j1 - j0]
-                heads = cuts[:-1]
-                out.append(
-                    _Phase(run, i0, first, j0, j1, cuts, shift[heads].astype(int).tolist(),
-                           level[heads].astype(int).tolist(), (shift + level / q - base) / self.ratio,
-                           shift.astype(np.int64), level.astype(np.int64))
-                )  # fmt: skip
+                sl = slice(first + g * j0 - lo, first + g * (j1 - 1) - lo + 1, g)
+                out.append(_Phase(run, i0, first, j0, j1, e_all[sl], shift_all[sl], level_all[sl]))
         return out
 
     @staticmethod
@@ -196,55 +224,24 @@ class KernelAlignment:
             g = part.g
             for ph in self._phases(part, f[first : first + part.count], 0, part.count):
                 m0 = first + ph.first + g * ph.j0  # block index of the phase's first window
-                zph = np.empty(ph.j1 - ph.j0, np.complex64)
-                views = {}
+                nj = ph.j1 - ph.j0
                 # the slope's windows are every SLOPE_STEP-th of the block, whatever the runs and
-                # groups (so chunking changes nothing): j with m0 + g j = 0 mod SLOPE_STEP
+                # groups (so chunking changes nothing): j with m0 + g j = 0 mod SLOPE_STEP; the
+                # noise probe's every PROBE_STEP-th, at its nominal frame through kernel 0 (it
+                # sees only the guard band: no alignment needed)
                 js, ss = _every(m0, g, SLOPE_STEP) if want_slope else (None, 0)
-                frames = self._frames(part, ph, row) if ph.short() else None
-                if frames is not None:
-                    from dsp.level_kernel import dot_frames  # numba: imported on first use
-
-                    buf, start = frames
-                    table = self._pull_table(cols, "column").view(np.float32)
-                    dot_frames(
-                        buf,
-                        start,
-                        part.period,
-                        ph.shift_w,
-                        ph.level_w,
-                        table,
-                        zph.view(np.float32).reshape(-1, 2),
-                    )
-                    if js is not None and js < ph.j1 - ph.j0:
-                        sl = slice(js, None, ss)
-                        dzs = np.empty(len(range(js, ph.j1 - ph.j0, ss)), np.complex64)
-                        table = self._pull_table(cols, "slope").view(np.float32)
-                        at, step = start + js * part.period, ss * part.period
-                        out = dzs.view(np.float32).reshape(-1, 2)
-                        dot_frames(buf, at, step, ph.shift_w[sl], ph.level_w[sl], table, out)
-                        dz[(m0 + g * np.arange(js, ph.j1 - ph.j0, ss)) // SLOPE_STEP] = dzs
-                cuts = [] if frames is not None else ph.cuts
-                for c, (a, b) in enumerate(itertools.pairwise(cuts)):
-                    s = ph.shift[c]
-                    view = views.get(s)
-                    if view is None:
-                        view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1)[row]
-                    zph[a:b] = view[a:b] @ self._pull(cols, "column", ph.level[c])
-                    if js is not None:
-                        a_s = a + (js - a) % ss
-                        if a_s < b:
-                            m_s = (m0 + g * np.arange(a_s, b, ss)) // SLOPE_STEP
-                            dz[m_s] = view[a_s:b:ss] @ self._pull(cols, "slope", ph.level[c])
-                z[m0 : m0 + g * (ph.j1 - ph.j0) : g] = zph
-                e[m0 : m0 + g * (ph.j1 - ph.j0) : g] = ph.e
-                # the noise probe needs no alignment (it sees only the guard band): every
-                # PROBE_STEP-th window of the block at its nominal frame, through kernel 0
                 jp, sp = _every(m0, g, PROBE_STEP)
-                if jp is not None and jp < ph.j1 - ph.j0:
-                    nominal = part.frames_at(ph.run, ph.i0, 0, ph.j0 + jp, ph.j1)[row]
-                    m_p = (m0 + g * np.arange(jp, ph.j1 - ph.j0, sp)) // PROBE_STEP
-                    probe[m_p] = nominal[::sp] @ self._pull(cols, "probe", 0)
+                j_slope = np.arange(js, nj, ss) if js is not None else np.zeros(0, np.int64)
+                j_probe = np.arange(jp, nj, sp) if jp is not None else np.zeros(0, np.int64)
+                frames = self._frames(part, ph, row)
+                if frames is not None and (frames[0].dtype == np.int16 or ph.short()):
+                    zph, dzs, pzs = self._project_compiled(part, ph, cols, frames, j_probe, sp, j_slope, ss)
+                else:
+                    zph, dzs, pzs = self._project_blas(part, ph, row, cols, j_probe, sp, j_slope, ss)
+                z[m0 : m0 + g * nj : g] = zph
+                e[m0 : m0 + g * nj : g] = ph.e
+                dz[(m0 + g * j_slope) // SLOPE_STEP] = dzs
+                probe[(m0 + g * j_probe) // PROBE_STEP] = pzs
         if not want_slope:
             z *= cis(-2 * np.pi * cols.cfo_hz * e / self.wf.working_rate_hz).astype(np.complex64)
             return z, probe, None
@@ -257,6 +254,69 @@ class KernelAlignment:
             return z, probe, 0.0
         measured = float(np.sum((np.conj(zs) * dz).real)) / (curvature * weight)  # vs the read delay
         return z, probe, measured - float(power @ res) / weight
+
+    def _project_compiled(
+        self,
+        part: ResampledWindows,
+        ph: _Phase,
+        cols: KernelColumns,
+        frames: tuple[np.ndarray, int, float],
+        j_probe: np.ndarray,
+        sp: int,
+        j_slope: np.ndarray,
+        ss: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A phase's tag samples ``[j]``, slope products ``[j_slope]`` and probe products
+        ``[j_probe]`` in one compiled pass over its frames (dsp/frames_kernel.py)."""
+        from dsp.frames_kernel import project_frames  # numba: imported on first use
+
+        x, start, scale = frames
+        zph = np.empty(ph.j1 - ph.j0, np.complex64)
+        pzs = np.empty(j_probe.size, np.complex64)
+        dzs = np.empty(j_slope.size, np.complex64)
+        tab = self._split(cols, "column", scale)
+        ptab = self._split(cols, "probe", scale)
+        stab = self._split(cols, "slope", scale) if j_slope.size else tab
+        project_frames(
+            x, start, part.period, ph.shift_w, ph.level_w, tab, zph.view(np.float32).reshape(-1, 2),
+            int(j_probe[0]) if j_probe.size else -1, max(sp, 1), ptab, pzs.view(np.float32).reshape(-1, 2),
+            int(j_slope[0]) if j_slope.size else -1, max(ss, 1), stab, dzs.view(np.float32).reshape(-1, 2),
+        )  # fmt: skip
+        return zph, dzs, pzs
+
+    def _project_blas(
+        self,
+        part: ResampledWindows,
+        ph: _Phase,
+        row: int,
+        cols: KernelColumns,
+        j_probe: np.ndarray,
+        sp: int,
+        j_slope: np.ndarray,
+        ss: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_project_compiled` by one BLAS product per group of windows read alike (long
+        groups: small drift)."""
+        zph = np.empty(ph.j1 - ph.j0, np.complex64)
+        dzs = np.empty(j_slope.size, np.complex64)
+        views = {}
+        for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
+            s = ph.shift[c]
+            view = views.get(s)
+            if view is None:
+                view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1, row)
+            zph[a:b] = view[a:b] @ self._pull(cols, "column", ph.level[c])
+            if j_slope.size:
+                a_s = a + (int(j_slope[0]) - a) % ss
+                if a_s < b:
+                    k0 = (a_s - int(j_slope[0])) // ss
+                    part_s = view[a_s:b:ss] @ self._pull(cols, "slope", ph.level[c])
+                    dzs[k0 : k0 + part_s.size] = part_s
+        pzs = np.empty(j_probe.size, np.complex64)
+        if j_probe.size:
+            nominal = part.frames_at(ph.run, ph.i0, 0, ph.j0 + int(j_probe[0]), ph.j1, row)
+            pzs[:] = nominal[::sp] @ self._pull(cols, "probe", 0)
+        return zph, dzs, pzs
 
     def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
         """``sum_m w_m window_m`` with every window read at its delay, ``[N]``.
@@ -285,20 +345,21 @@ class KernelAlignment:
                     aw, r = np.abs(p.w[sl]), p.f[sl] - ph.e
                     mass += np.bincount(ph.level_w, aw, self.levels)
                     moment += np.bincount(ph.level_w, aw * r, self.levels)
-                    frames = self._frames(part, ph, p.row) if ph.short() else None
-                    if frames is not None:
-                        from dsp.level_kernel import sum_frames  # numba: imported on first use
+                    frames = self._frames(part, ph, p.row)
+                    if frames is not None and (frames[0].dtype == np.int16 or ph.short()):
+                        from dsp.frames_kernel import sum_frames_any  # numba: imported on first use
 
-                        buf, start = frames
-                        wv = w.view(np.float32).reshape(-1, 2)
-                        sum_frames(buf, start, part.period, ph.shift_w, ph.level_w, wv, acc.view(np.float32))
+                        x, start, scale = frames
+                        wv = (w * np.float32(scale)).view(np.float32).reshape(-1, 2)
+                        accf = acc.view(np.float32)
+                        sum_frames_any(x, start, part.period, ph.shift_w, ph.level_w, wv, accf)
                         continue
                     views = {}
                     for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):
                         s = ph.shift[c]
                         view = views.get(s)
                         if view is None:
-                            view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1)[p.row]
+                            view = views[s] = part.frames_at(ph.run, ph.i0, s, ph.j0, ph.j1, p.row)
                         acc[ph.level[c]] += w[a:b] @ view[a:b]
         used = np.flatnonzero(mass > 0)
         if used.size == 0:

@@ -21,10 +21,11 @@ from dsp.jit import compiled
 @compiled(fastmath=True, error_model="numpy")
 def _cdot(x: np.ndarray, o: int, col: np.ndarray) -> tuple[np.float32, np.float32]:
     """``x[o:][:2 L] @ col`` for interleaved complex ``col`` ``[2 L]`` (float32): (real, imag)."""
+    xm = x[o : o + col.shape[0]]  # a slice: an offset index x[o + k] kept the loop scalar (7x)
     re = np.float32(0.0)
     im = np.float32(0.0)
     for k in range(col.shape[0] // 2):
-        xr, xi = x[o + 2 * k], x[o + 2 * k + 1]
+        xr, xi = xm[2 * k], xm[2 * k + 1]
         cr, ci = col[2 * k], col[2 * k + 1]
         re += xr * cr - xi * ci
         im += xr * ci + xi * cr
@@ -34,8 +35,9 @@ def _cdot(x: np.ndarray, o: int, col: np.ndarray) -> tuple[np.float32, np.float3
 @compiled(fastmath=True, error_model="numpy")
 def _caxpy(x: np.ndarray, o: int, wr: np.float32, wi: np.float32, acc: np.ndarray) -> None:
     """``acc += (wr + j wi) x[o:][:2 L]`` for interleaved complex ``acc`` ``[2 L]`` (float32)."""
+    xm = x[o : o + acc.shape[0]]  # a slice (see _cdot)
     for k in range(acc.shape[0] // 2):
-        xr, xi = x[o + 2 * k], x[o + 2 * k + 1]
+        xr, xi = xm[2 * k], xm[2 * k + 1]
         acc[2 * k] += wr * xr - wi * xi
         acc[2 * k + 1] += wr * xi + wi * xr
 
@@ -58,37 +60,3 @@ def sum_levels(x: np.ndarray, w: np.ndarray, lev: np.ndarray, acc: np.ndarray) -
     ``lev`` ``[window]``, ``acc`` ``[level, 2 N]`` (float32 views of complex64)."""
     for m in range(x.shape[0]):
         _caxpy(x[m], 0, w[m, 0], w[m, 1], acc[lev[m]])
-
-
-@compiled(fastmath=True, error_model="numpy")
-def dot_frames(
-    buf: np.ndarray,
-    start: int,
-    period: int,
-    shift: np.ndarray,
-    lev: np.ndarray,
-    table: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """``out[j] = buf[start + j period + shift[j] :][:length] @ table[lev[j]]`` (complex), the
-    resampled windows of one phase read off their frames (dsp/kernel_alignment.py): ``buf``
-    ``[2 sample]``, ``table`` ``[level, 2 length]``, ``shift``, ``lev`` ``[j]``, ``out`` ``[j, 2]``
-    (float32 views of complex64)."""
-    for j in range(lev.shape[0]):
-        out[j, 0], out[j, 1] = _cdot(buf, 2 * (start + j * period + shift[j]), table[lev[j]])
-
-
-@compiled(fastmath=True, error_model="numpy")
-def sum_frames(
-    buf: np.ndarray,
-    start: int,
-    period: int,
-    shift: np.ndarray,
-    lev: np.ndarray,
-    w: np.ndarray,
-    acc: np.ndarray,
-) -> None:
-    """``acc[lev[j]] += w[j] buf[start + j period + shift[j] :][:length]`` (complex): ``buf``
-    ``[2 sample]``, ``w`` ``[j, 2]``, ``acc`` ``[level, 2 length]`` (float32 views of complex64)."""
-    for j in range(lev.shape[0]):
-        _caxpy(buf, 2 * (start + j * period + shift[j]), w[j, 0], w[j, 1], acc[lev[j]])

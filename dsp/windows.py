@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse
 from numpy.lib.stride_tricks import as_strided
 
-from dsp.chunks import ChunkList, as_complex64, check_block, is_pairs
+from dsp.chunks import ChunkList, as_complex64, check_block
 from dsp.direct_windows import DirectBuffer, DirectWindows
 
 
@@ -154,10 +154,22 @@ class _Kernel:
 
 
 class _Run:
-    """Windows ``m0 .. m0 + count`` of a block whose frames lie in one array ``buf`` ``[channel, sample]``."""
+    """Windows ``m0 .. m0 + count`` of a block whose frames lie in one array ``buf``: complex64
+    ``[channel, sample]`` or int16 pairs ``[channel, sample, 2]``."""
 
     def __init__(self, m0: int, count: int, buf: np.ndarray, offsets: list[int]):
         self.m0, self.count, self.buf, self.offsets = m0, count, buf, offsets
+        self._converted: dict[int, np.ndarray] = {}
+
+    def samples(self, row: int) -> np.ndarray:
+        """Channel ``row`` of ``buf`` as complex64 ``[sample]`` (int16 pairs converted once, kept
+        for the run's products that BLAS makes: acquisition's features, the bootstrap)."""
+        if self.buf.dtype == np.complex64:
+            return self.buf[row]
+        x = self._converted.get(row)
+        if x is None:
+            x = self._converted[row] = as_complex64(self.buf[row])
+        return x
 
 
 class ResampledWindows:
@@ -188,7 +200,7 @@ class ResampledWindows:
         self._kernels: list[_Kernel] | None = None
         self.g, self.period, self.length, self.n = len(residues), period, length, n
         self.count = sum(r.count for r in runs)
-        self._views: list[list] | None = None
+        self._views: dict[tuple[int, int], list] | None = None
 
     @property
     def kernels(self) -> list[_Kernel]:
@@ -197,25 +209,30 @@ class ResampledWindows:
             self._kernels = [self._kernel_for(r) for r in self.residues]
         return self._kernels
 
-    def _make_phases(self, run: _Run):
-        """``(i0, kernel, frames[channel, window, length])`` for each phase of a run (strided views)."""
-        for i0 in range(min(self.g, run.count)):
-            n_i = len(range(i0, run.count, self.g))
-            yield i0, self.kernels[(run.m0 + i0) % self.g], self.frames_at(run, i0, 0, 0, n_i)
-
-    def _phases(self, run_index: int):
+    def _phases(self, run_index: int, row: int) -> list:
+        """``(i0, kernel, frames[window, length])`` for each phase of a run, channel ``row``
+        (complex64 strided views, made once)."""
         if self._views is None:
-            self._views = [list(self._make_phases(r)) for r in self.runs]  # strided views, made once
-        return self._views[run_index]
+            self._views = {}
+        key = (run_index, row)
+        views = self._views.get(key)
+        if views is None:
+            run, g = self.runs[run_index], self.g
+            views = self._views[key] = [
+                (i0, self.kernels[(run.m0 + i0) % g],
+                 self.frames_at(run, i0, 0, 0, len(range(i0, run.count, g)), row))
+                for i0 in range(min(g, run.count))
+            ]  # fmt: skip
+        return views
 
-    def frames_at(self, run: _Run, i0: int, shift: int, j0: int, j1: int) -> np.ndarray:
-        """Frames ``[channel, j1 - j0, length]`` of the run's windows ``i0 + g j`` (``j0 <= j < j1``),
-        each read ``shift`` capture samples after its nominal frame (``|shift| <= FRAME_MARGIN``)."""
-        x = run.buf[:, run.offsets[i0] + shift + j0 * self.period :]
-        step = x.strides[1]
-        return as_strided(
-            x, (x.shape[0], j1 - j0, self.length), (x.strides[0], self.period * step, step), writeable=False
-        )
+    def frames_at(self, run: _Run, i0: int, shift: int, j0: int, j1: int, row: int) -> np.ndarray:
+        """Frames ``[j1 - j0, length]`` (complex64) of channel ``row`` of the run's windows
+        ``i0 + g j`` (``j0 <= j < j1``), each read ``shift`` capture samples after its nominal
+        frame (``|shift| <= FRAME_MARGIN``): strided views (of the converted samples where the
+        run holds int16 pairs)."""
+        x = run.samples(row)[run.offsets[i0] + shift + j0 * self.period :]
+        step = x.strides[0]
+        return as_strided(x, (j1 - j0, self.length), (self.period * step, step), writeable=False)
 
     def matmul(self, row: int, mat: np.ndarray) -> np.ndarray:
         if mat.ndim == 1:
@@ -223,8 +240,8 @@ class ResampledWindows:
         out = np.empty((self.count, mat.shape[1]), np.complex64)
         for k, run in enumerate(self.runs):
             part = out[run.m0 : run.m0 + run.count]
-            for i0, kernel, frames in self._phases(k):
-                part[i0 :: self.g] = frames[row] @ kernel.pull(mat)
+            for i0, kernel, frames in self._phases(k, row):
+                part[i0 :: self.g] = frames @ kernel.pull(mat)
         return out
 
     def weighted_sum(self, row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
@@ -234,12 +251,12 @@ class ResampledWindows:
             a, b = max(lo, run.m0), min(hi, run.m0 + run.count)
             if a >= b:
                 continue
-            for i0, _, frames in self._phases(k):
+            for i0, _, frames in self._phases(k, row):
                 first = a + (run.m0 + i0 - a) % self.g  # first window of this phase at or after a
                 if first >= b:
                     continue
                 j0, j1 = (first - run.m0) // self.g, (b - 1 - run.m0 - i0) // self.g + 1
-                per_phase[(run.m0 + i0) % self.g] += w[..., first - lo : b - lo : self.g] @ frames[row, j0:j1]
+                per_phase[(run.m0 + i0) % self.g] += w[..., first - lo : b - lo : self.g] @ frames[j0:j1]
         acc = np.zeros((*lead, self.n), np.complex64)
         for p, kernel in enumerate(self.kernels):
             acc += (kernel.matrix @ per_phase[p].reshape(-1, self.length).T).T.reshape(acc.shape)
@@ -249,8 +266,8 @@ class ResampledWindows:
         out = np.empty((self.count, self.n), np.complex64)
         for k, run in enumerate(self.runs):
             part = out[run.m0 : run.m0 + run.count]
-            for i0, kernel, frames in self._phases(k):
-                part[i0 :: self.g] = (kernel.matrix @ frames[row].T).T
+            for i0, kernel, frames in self._phases(k, row):
+                part[i0 :: self.g] = (kernel.matrix @ frames.T).T
         return out
 
 
@@ -269,9 +286,9 @@ class ResamplingBuffer:
         self._kernels: dict[int, scipy.sparse.csr_array] = {}
 
     def push(self, iq: np.ndarray) -> None:
-        """Keep ``iq`` (complex ``[channel, sample]``; int16 pairs ``[channel, sample, 2]`` are
-        converted to complex64 here: the resampled windows' products are complex64 BLAS calls)."""
-        self._q.push(as_complex64(iq) if is_pairs(iq) else iq)
+        """Keep ``iq``: complex ``[channel, sample]`` or int16 pairs ``[channel, sample, 2]``
+        (read in place by :class:`dsp.kernel_alignment.KernelAlignment`'s compiled loops)."""
+        self._q.push(iq)
 
     def gap(self, lost: int) -> int:
         self._q.skip(lost)

@@ -295,6 +295,47 @@ def test_x410_rate_is_received_without_resampling_and_chunk_invariant(wf):
     np.testing.assert_allclose(ranges[0], ranges[1], atol=1e-6)
 
 
+def test_x410_int16_pairs_give_the_estimates_of_their_complex64_conversion(wf):
+    """At 62.5 MS/s the receiver reads int16 pairs off their capture-rate frames in place
+    (dsp/frames_kernel.py) and converts only for acquisition's BLAS products: the epochs equal
+    those of the same samples converted to complex64, in two chunkings, to float32 summation
+    order (bound as in the working-rate test above: CFRs within 1e-4 relative, ranges 1 mm)."""
+    import scipy.signal
+
+    from dsp.waveform import get_profile
+
+    sc = ScenarioConfig(duration_s=0.2, seed=4, mode="cw", snr_lower_db=20, snr_upper_db=20)
+    emu = Emulator(wf, sc)
+    up = scipy.signal.resample_poly(emu.generate(), 3125, 1536, axis=1).astype(np.complex64)
+    pairs = complex_to_ci16(up)
+    x410 = get_profile("x410-62m5")
+
+    def run(x, chunk):
+        rx = Receiver(
+            x410,
+            list(sc.bands),
+            x410.capture_rate_hz,
+            ReceiverConfig(tag_mode="cw", tx_rx_distance_m=D0_TYPED_M),
+            calibration=dict(emu.truth.cfr_circuitry),
+        )
+        return epochs(
+            [r for i in range(0, x.shape[1], chunk) for r in rx.push(x[:, i : i + chunk])] + rx.flush()
+        )
+
+    ref = run(sc16_to_complex64(pairs), pairs.shape[1])
+    assert len(ref) >= 2
+    for chunk in (pairs.shape[1], 77_777):
+        got = run(pairs, chunk)
+        assert len(got) == len(ref)
+        for a, b in zip(got, ref, strict=True):
+            for m in b.range_m:
+                assert abs(a.range_m[m] - b.range_m[m]) < 1e-3
+            for band in sc.bands:
+                np.testing.assert_allclose(
+                    a.cfr[band], b.cfr[band], rtol=1e-4, atol=1e-6 * np.abs(b.cfr[band]).max()
+                )
+
+
 def test_a_cfo_correction_keeps_the_side_band_phase_continuous(wf):
     """After ``_set_cfo`` the nominal phase at the newest window is unchanged, however late in
     the stream: referencing it to sample 0 would jump it by ``delta_f * t`` cycles (here, 100 s
