@@ -34,7 +34,7 @@ from sdr.control import ControlServer, WorkerSettings
 from sdr.latency import LatencyHistogram
 from sdr.ranging_pool import RangingPool
 from sdr.results_wire import result_to_wire, spectrum_to_wire
-from sdr.transport import BufferPool, IQHeader, IQMessage, IQSubscriber, ResultPublisher
+from sdr.transport import IQHeader, IQMessage, IQSubscriber, ResultPublisher
 
 SPECTRUM_BINS = 512
 STALLED_AFTER_S = 1.0
@@ -89,8 +89,8 @@ class WorkerStats:
     samples: int = 0  # per channel, capture rate
     busy_s: float = 0.0  # the receiver thread's work per message
     ranging_busy_s: float = 0.0  # the ranging pool's work (its processes), when there is one
-    convert_s: float = 0.0  # the reader thread's sc16 conversion (overlaps busy_s on 2 cores; 0 where
-    # the receiver reads the int16 pairs in place)
+    convert_s: float = 0.0  # the reader thread's fc32 handling (sc16 goes to the receiver as received:
+    # about 0)
     packets: int = 0
     crc_ok: int = 0
     epochs: int = 0
@@ -161,7 +161,6 @@ class StreamWorker:
         self._header: IQHeader | None = None
         self._first_index = 0  # capture index of the receiver's first sample
         self._arrivals = _Arrivals()
-        self._pool = BufferPool()  # converted messages reused once the receiver lets go
         self._last_rx_t: float | None = None  # arrival of the newest message read (reader thread)
         self._in_hand = False  # the reader holds a message not yet queued (converting, or waiting)
         self._unreceivable: Counter = Counter()
@@ -290,15 +289,12 @@ class StreamWorker:
             return
         self._rebuild = self._rx is not None
 
-    def _samples(self, msg: IQMessage) -> np.ndarray:
-        """The message's samples as the receiver takes them: sc16 at the working rate as received
-        (int16 pairs, read in place by the receiver's compiled loops, dsp/direct_windows.py: no
-        conversion at all); anything else complex64, converted here on the reader thread, beside
-        the receiver's (numba and numpy release the GIL, so on two cores it overlaps)."""
-        h = msg.header
-        if h.format == "sc16" and h.capture_rate_hz == h.waveform.working_rate_hz:
-            return msg.iq
-        return msg.complex64(self._pool)
+    @staticmethod
+    def _samples(msg: IQMessage) -> np.ndarray:
+        """The message's samples as the receiver takes them: sc16 as received (int16 pairs, read
+        in place by the receiver's compiled loops at the working or the capture rate,
+        dsp/direct_windows.py, dsp/frames_kernel.py: no conversion pass), fc32 as complex64."""
+        return msg.iq if msg.header.format == "sc16" else msg.complex64()
 
     def _process(self, msg: IQMessage, iq: np.ndarray, t_arrival: float) -> float:
         """Feed one message's samples (``iq``: complex64 ``[channel, sample]`` or int16 pairs
