@@ -102,6 +102,18 @@ def _every(m0: int, g: int, step: int) -> tuple[int | None, int]:
     return None, 0
 
 
+def _band_form(kernel) -> tuple[np.ndarray, np.ndarray]:
+    """A :func:`dsp.windows.fractional_kernel` matrix ``[N, length]`` as ``(vals [N, taps],
+    first column [N])``: every row holds ``taps`` consecutive columns (for dsp/frames_kernel.py's
+    banded products, 10x scipy's sparse ones here)."""
+    n = kernel.shape[0]
+    taps = int(kernel.indptr[1] - kernel.indptr[0])
+    cols = kernel.indices.reshape(n, taps)
+    if np.any(np.diff(kernel.indptr) != taps) or np.any(np.diff(cols, axis=1) != 1):
+        raise ValueError("kernel rows must each hold the same number of consecutive columns")
+    return np.ascontiguousarray(kernel.data.reshape(n, taps), np.float32), cols[:, 0].astype(np.int64)
+
+
 class KernelAlignment:
     """Windows read at their fractional delays through ``levels`` fixed kernels (module docstring)."""
 
@@ -116,6 +128,7 @@ class KernelAlignment:
                               buffer.length)
             for k in range(levels)
         ]  # fmt: skip
+        self._bands = [_band_form(k) for k in self._kernels]  # the same, as (taps, first column)
 
     def install(self, reference: np.ndarray, cfo_hz: float, probe: np.ndarray, slope: bool) -> KernelColumns:
         cols = self._zero.install(reference, cfo_hz, probe, slope)
@@ -130,7 +143,12 @@ class KernelAlignment:
         out = cols.pulled.get(key)
         if out is None:
             vec = {"column": cols.column, "slope": cols.slope, "probe": cols.probe}[name]
-            out = cols.pulled[key] = np.ascontiguousarray(self._kernels[level].T @ vec, np.complex64)
+            from dsp.frames_kernel import band_pull  # numba: imported on first use
+
+            vals, base = self._bands[level]
+            out = cols.pulled[key] = np.empty(self._kernels[level].shape[1], np.complex64)
+            col = np.ascontiguousarray(vec, np.complex64).view(np.float32)
+            band_pull(vals, base, col, out.view(np.float32))
         return out
 
     def _pull_table(self, cols: KernelColumns, name: str) -> np.ndarray:
@@ -364,7 +382,11 @@ class KernelAlignment:
         used = np.flatnonzero(mass > 0)
         if used.size == 0:
             return np.zeros(wf.fft_size, complex)
-        sums = np.array([self._kernels[lev] @ acc[lev] for lev in used])  # [level, N]
+        from dsp.frames_kernel import band_apply
+
+        sums = np.empty((used.size, wf.fft_size), np.complex64)  # [level, N]: each level's kernel
+        for i, lev in enumerate(used):
+            band_apply(*self._bands[lev], acc[lev].view(np.float32), sums[i].view(np.float32))
         r_mean = moment[used] / mass[used]
         rm = ramp(wf, cfo_hz)
         spec = np.fft.fft(sums * np.conj(rm)[None, :], axis=-1)[:, wf.active_bins]

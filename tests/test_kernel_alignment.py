@@ -226,3 +226,35 @@ def test_int16_pairs_are_read_in_place_as_their_conversion_is_by_blas(monkeypatc
     np.testing.assert_allclose(z_c, z, rtol=1e-5, atol=1e-5 * np.abs(z).max())
     assert err_c == pytest.approx(err, rel=1e-4, abs=1e-6)
     np.testing.assert_allclose(total_c, total, rtol=1e-5, atol=1e-5 * np.abs(total).max())
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.37, 0.999])
+def test_banded_products_equal_the_sparse_matrix_products(frac):
+    """The kernels' banded products (dsp/frames_kernel.py) against scipy's: ``K.T @ c`` and
+    ``K @ x`` to float32 rounding (each output sums at most ``taps`` = 96 products: within
+    ``2 (96 + 2) eps sum |K| |x|``)."""
+    from dsp.frames_kernel import band_apply, band_pull
+    from dsp.kernel_alignment import _band_form
+    from dsp.windows import fractional_kernel
+
+    buf = ResamplingBuffer(N, UP, DOWN)
+    k = fractional_kernel(buf.half_span + frac, N, buf.ratio, buf.half_span, buf.length)
+    vals, base = _band_form(k)
+    rng = np.random.default_rng(1)
+    c = (rng.standard_normal(N) + 1j * rng.standard_normal(N)).astype(np.complex64)
+    x = (rng.standard_normal(buf.length) + 1j * rng.standard_normal(buf.length)).astype(np.complex64)
+    eps = 2 * (96 + 2) * 2**-24
+    pulled = np.empty(buf.length, np.complex64)
+    band_pull(vals, base, c.view(np.float32), pulled.view(np.float32))
+    ka = abs(k)
+    bound = eps * (ka.T @ (np.abs(c.real) + np.abs(c.imag)))
+    assert np.all(np.abs(pulled - k.T @ c.astype(complex)) <= bound + 1e-12)
+    applied = np.empty(N, np.complex64)
+    band_apply(vals, base, x.view(np.float32), applied.view(np.float32))
+    bound = eps * (ka @ (np.abs(x.real) + np.abs(x.imag)))
+    assert np.all(np.abs(applied - k @ x.astype(complex)) <= bound + 1e-12)
+    bad = k.copy()
+    bad.indices = bad.indices.copy()
+    bad.indices[5] += 1  # a gap in row 0's columns
+    with pytest.raises(ValueError, match="consecutive"):
+        _band_form(bad)
