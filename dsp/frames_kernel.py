@@ -132,3 +132,58 @@ def band_apply(vals: np.ndarray, base: np.ndarray, x: np.ndarray, out: np.ndarra
             im += v[j] * xm[2 * j + 1]
         out[2 * n] = re
         out[2 * n + 1] = im
+
+
+@compiled(fastmath=True, error_model="numpy")
+def project_windows(
+    x: np.ndarray,
+    pos: np.ndarray,
+    shift: np.ndarray,
+    lev: np.ndarray,
+    tab: np.ndarray,
+    z: np.ndarray,
+    m_first: int,
+    p_step: int,
+    ptab: np.ndarray,
+    probe: np.ndarray,
+    s_step: int,
+    stab: np.ndarray,
+    dz: np.ndarray,
+) -> None:
+    """:func:`project_frames` over every window of a run at once (all its phases): window ``i``
+    has its nominal frame at ``pos[i]`` and is block window ``m = m_first + i``; ``z[i]`` its tag
+    sample; the probe (nominal frame, ``ptab[0]``) goes to ``probe[m // p_step]`` when ``m`` is a
+    multiple of ``p_step``, the slope (``stab[lev[i]]``, ``s_step`` 0: none) to
+    ``dz[m // s_step]``.  One call per run instead of one per phase (the Python around each
+    call was half the capture-rate path's time)."""
+    for i in range(lev.shape[0]):
+        nominal = 2 * pos[i]
+        o = nominal + 2 * shift[i]
+        t = tab[lev[i]]
+        z[i, 0], z[i, 1] = _dot_at(x, o, t[0], t[1])
+        m = m_first + i
+        if m % p_step == 0:
+            k = m // p_step
+            probe[k, 0], probe[k, 1] = _dot_at(x, nominal, ptab[0, 0], ptab[0, 1])
+        if s_step > 0 and m % s_step == 0:
+            k = m // s_step
+            st = stab[lev[i]]
+            dz[k, 0], dz[k, 1] = _dot_at(x, o, st[0], st[1])
+
+
+@compiled(fastmath=True, error_model="numpy")
+def sum_windows(
+    x: np.ndarray, pos: np.ndarray, shift: np.ndarray, lev: np.ndarray, w: np.ndarray, acc: np.ndarray
+) -> None:
+    """:func:`sum_frames_any` over windows at nominal positions ``pos`` (any phases)."""
+    for i in range(lev.shape[0]):
+        a = acc[lev[i]]
+        o = 2 * (pos[i] + shift[i])
+        xm = x[o : o + a.shape[0]]
+        wr = w[i, 0]
+        wi = w[i, 1]
+        for k in range(a.shape[0] // 2):
+            xr = np.float32(xm[2 * k])
+            xi = np.float32(xm[2 * k + 1])
+            a[2 * k] += wr * xr - wi * xi
+            a[2 * k + 1] += wr * xi + wi * xr

@@ -186,21 +186,36 @@ class KernelAlignment:
             out = cols.pulled[key] = split_columns(table, scale)
         return out
 
-    def _phases(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> list[_Phase]:
-        """How windows ``lo <= m < hi`` of ``part`` are read, phase by phase; ``f`` ``[hi - lo]``
-        are their delays (working samples).  The read positions of all of them at once, then a
-        strided slice per run and phase."""
-        g, q = part.g, self.levels
+    def _reading(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        """How windows ``lo <= m < hi`` of ``part`` are read (``f`` ``[hi - lo]`` their delays,
+        working samples): ``shift`` and kernel ``level`` (int64) and the applied delay ``e``
+        (samples), each ``[hi - lo]``."""
+        q = self.levels
         m = np.arange(lo, hi)
-        base = np.asarray(part.residues)[m % g] / part.up  # [window] phase's fractional position
+        base = np.asarray(part.residues)[m % part.g] / part.up  # [window] phase's fractional position
         x = base + np.asarray(f) * self.ratio
         shift = np.floor(x)
         level = np.rint((x - shift) * q)
         carry = level == q
         shift[carry] += 1
         level[carry] = 0
-        e_all = (shift + level / q - base) / self.ratio
-        shift_all, level_all = shift.astype(np.int64), level.astype(np.int64)
+        return shift.astype(np.int64), level.astype(np.int64), (shift + level / q - base) / self.ratio
+
+    @staticmethod
+    def _pairs_rows(part: ResampledWindows, row: int) -> list[np.ndarray] | None:
+        """Channel ``row`` of every run of ``part`` as int16 ``[2 sample]`` (views), or None
+        unless every run holds contiguous int16 pairs (then one compiled call per run)."""
+        rows = [r.buf[row] for r in part.runs]
+        if all(b.dtype == np.int16 and b.strides == (4, 2) for b in rows):
+            return [b.reshape(-1) for b in rows]
+        return None
+
+    def _phases(self, part: ResampledWindows, f: np.ndarray, lo: int, hi: int) -> list[_Phase]:
+        """How windows ``lo <= m < hi`` of ``part`` are read, phase by phase; ``f`` ``[hi - lo]``
+        are their delays (working samples).  The read positions of all of them at once, then a
+        strided slice per run and phase."""
+        g = part.g
+        shift_all, level_all, e_all = self._reading(part, f, lo, hi)
         out = []
         for run in part.runs:
             for i0 in range(min(g, run.count)):
@@ -238,8 +253,27 @@ class KernelAlignment:
         want_slope = curvature is not None and cols.slope is not None
         n_s = -(-block.count // SLOPE_STEP)
         dz = np.zeros(n_s, np.complex64)
+        zf, pf, dzf = (a.view(np.float32).reshape(-1, 2) for a in (z, probe, dz))
         for part, first in self._parts(block):
             g = part.g
+            rows = self._pairs_rows(part, row)
+            if rows is not None:  # int16 pairs: one compiled call per run (dsp/frames_kernel.py)
+                from dsp.frames_kernel import project_windows
+
+                shift, level, e[first : first + part.count] = self._reading(
+                    part, f[first : first + part.count], 0, part.count
+                )
+                scale = float(SC16_SCALE)
+                tab, ptab = self._split(cols, "column", scale), self._split(cols, "probe", scale)
+                stab = self._split(cols, "slope", scale) if want_slope else tab
+                for x, run in zip(rows, part.runs, strict=True):
+                    a, b = run.m0, run.m0 + run.count
+                    pos = run.nominal(g, part.period)
+                    project_windows(
+                        x, pos, shift[a:b], level[a:b], tab, zf[first + a : first + b],
+                        first + a, PROBE_STEP, ptab, pf, SLOPE_STEP if want_slope else 0, stab, dzf,
+                    )  # fmt: skip
+                continue
             for ph in self._phases(part, f[first : first + part.count], 0, part.count):
                 m0 = first + ph.first + g * ph.j0  # block index of the phase's first window
                 nj = ph.j1 - ph.j0
@@ -336,6 +370,40 @@ class KernelAlignment:
             pzs[:] = nominal[::sp] @ self._pull(cols, "probe", 0)
         return zph, dzs, pzs
 
+    def _sum_pairs(
+        self,
+        part: ResampledWindows,
+        first: int,
+        p: SumPart,
+        lo: int,
+        hi: int,
+        rows: list[np.ndarray],
+        cfo_hz: float,
+        acc: np.ndarray,
+        mass: np.ndarray,
+        moment: np.ndarray,
+    ) -> None:
+        """Block windows ``lo..hi`` of ``p`` (all in ``part``, which starts at block window
+        ``first``) into the per-level sums ``acc``, ``mass`` and ``moment`` (in place), a compiled
+        call per run of int16 pairs."""
+        from dsp.frames_kernel import sum_windows  # numba: imported on first use
+
+        shift, level, e = self._reading(part, p.f[lo - p.a : hi - p.a], lo - first, hi - first)
+        w_in = p.w[lo - p.a : hi - p.a]
+        fs = self.wf.working_rate_hz
+        w = (w_in * cis(-2 * np.pi * cfo_hz * e / fs) * float(SC16_SCALE)).astype(np.complex64)
+        wv = w.view(np.float32).reshape(-1, 2)
+        aw = np.abs(w_in)
+        mass += np.bincount(level, aw, self.levels)
+        moment += np.bincount(level, aw * (p.f[lo - p.a : hi - p.a] - e), self.levels)
+        accf = acc.view(np.float32)
+        for x, run in zip(rows, part.runs, strict=True):
+            a, b = max(lo - first, run.m0), min(hi - first, run.m0 + run.count)
+            if a < b:
+                k = a - (lo - first)  # index of window a in this call's arrays
+                pos = run.nominal(part.g, part.period)[a - run.m0 : b - run.m0]
+                sum_windows(x, pos, shift[k : k + b - a], level[k : k + b - a], wv[k : k + b - a], accf)
+
     def window_sum(self, parts: list[SumPart], cfo_hz: float) -> np.ndarray:
         """``sum_m w_m window_m`` with every window read at its delay, ``[N]``.
 
@@ -356,6 +424,10 @@ class KernelAlignment:
                 if lo >= hi:
                     continue
                 f_part = p.f[lo - p.a : hi - p.a]
+                rows = self._pairs_rows(part, p.row)
+                if rows is not None:  # int16 pairs: one compiled call per run
+                    self._sum_pairs(part, first, p, lo, hi, rows, cfo_hz, acc, mass, moment)
+                    continue
                 for ph in self._phases(part, f_part, lo - first, hi - first):
                     m0 = first + ph.first + part.g * ph.j0 - p.a  # index in p.w of the phase's first window
                     sl = slice(m0, m0 + part.g * (ph.j1 - ph.j0), part.g)

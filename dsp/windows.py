@@ -160,6 +160,15 @@ class _Run:
     def __init__(self, m0: int, count: int, buf: np.ndarray, offsets: list[int]):
         self.m0, self.count, self.buf, self.offsets = m0, count, buf, offsets
         self._converted: dict[int, np.ndarray] = {}
+        self._nominal: np.ndarray | None = None
+
+    def nominal(self, g: int, period: int) -> np.ndarray:
+        """Each window's nominal frame start in ``buf`` (capture samples) ``[count]``: window ``i``
+        at ``offsets[i % g] + (i // g) period`` (kept)."""
+        if self._nominal is None:
+            i = np.arange(self.count)
+            self._nominal = np.asarray(self.offsets, np.int64)[i % g] + (i // g) * period
+        return self._nominal
 
     def samples(self, row: int) -> np.ndarray:
         """Channel ``row`` of ``buf`` as complex64 ``[sample]`` (int16 pairs converted once, kept

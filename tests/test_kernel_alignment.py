@@ -202,7 +202,9 @@ def test_int16_pairs_are_read_in_place_as_their_conversion_is_by_blas(monkeypatc
     count = 200
     rng, _, buf, start, ka, cols, reference, _ = _setup(5, count, 8)
     x = buf._q.chunks[0][0]
-    pairs = complex_to_ci16(x[None, :] / np.abs(x).max() * 0.5)  # [1, sample, 2] int16
+    x = x / np.abs(x).max() * 0.5
+    noise = 0.005 * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))  # the probe's
+    pairs = complex_to_ci16((x + noise)[None, :])  # [1, sample, 2] int16
     bufs = {}
     for name, data in (("pairs", pairs), ("complex", sc16_to_complex64(pairs))):
         b = ResamplingBuffer(N, UP, DOWN)
@@ -222,8 +224,11 @@ def test_int16_pairs_are_read_in_place_as_their_conversion_is_by_blas(monkeypatc
             SumPart(block, 0, 150, count, w[150:], f[150:]),
         ]
         got[name] = (*ka.project(block, 0, cols, f, curv), ka.window_sum(parts, CFO_HZ))
-    (z, _, err, total), (z_c, _, err_c, total_c) = got["complex"], got["pairs"]
+    (z, probe, err, total), (z_c, probe_c, err_c, total_c) = got["complex"], got["pairs"]
     np.testing.assert_allclose(z_c, z, rtol=1e-5, atol=1e-5 * np.abs(z).max())
+    # the probe sees the noise (-40 dB of the signal, power 5e-5 against the guard-band leakage
+    # of float32 rounding, ~1e-6 of the terms): to 1e-3 of its size
+    np.testing.assert_allclose(probe_c, probe, rtol=1e-3, atol=1e-3 * np.abs(probe).max())
     assert err_c == pytest.approx(err, rel=1e-4, abs=1e-6)
     np.testing.assert_allclose(total_c, total, rtol=1e-5, atol=1e-5 * np.abs(total).max())
 
