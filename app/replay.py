@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.read_ahead import read_ahead
 from app.run import Run, receive, summarise
 from app.session import ReceiverSettings, SessionError, open_receiver
 from calibration.workflow import settings_from_capture
@@ -57,9 +56,9 @@ def replay_capture(
         truth = cap.truth()
         rx = capture_receiver(cap, path, settings, truth)
         with (progress or _no_progress)(cap.n_samples) as bar:
-            # int16 pairs as stored (ci16_le): the receiver reads them in place, no conversion;
-            # read on a thread ahead of the receiver (app/read_ahead.py)
-            chunks = read_ahead((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK, pairs=True))
+            # int16 pairs as stored (ci16_le): the receiver reads them in place, no conversion
+            # (a reader thread ahead of the receiver was tried: no faster, docs/RECEIVER.md)
+            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK, pairs=True))
             run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["file"] = str(path)

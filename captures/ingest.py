@@ -204,9 +204,10 @@ class SlabReader:
 
     def _pread_chunk(self, index: int, buffers: list[np.ndarray]) -> bool:
         """Stored chunk ``index`` (its bytes, then its checksum) read with one ``preadv`` into
-        ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): the system
-        call releases the GIL, where h5py's read holds it (replay reads ahead on a thread,
-        app/read_ahead.py).  ``False`` (nothing to trust in ``buffers``) where the chunk is not
+        ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): a chunk
+        lands straight in the caller's rows (no copy out of a staging buffer), and the system
+        call releases the GIL where h5py's read holds it.  ``False`` (nothing to trust in
+        ``buffers``) where the chunk is not
         stored plainly where HDF5 says or the file has no descriptor; the checksum is the
         caller's to verify."""
         if self._fd is None:
