@@ -18,7 +18,6 @@ the conversion: the receiver reads them in place (dsp/direct_windows.py).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import h5py
@@ -30,14 +29,7 @@ SLAB_SAMPLES = 1 << 18
 """Samples per channel per ``read_direct`` in the general path."""
 _FLETCHER_ROW_WORDS = 4096
 _FLETCHER_BLOCK_ROWS = 16384
-
-
-@functools.cache
-def _ramp(n: int) -> np.ndarray:
-    """``0, 1, ..., n - 1`` as int64 (kept: the same few lengths recur for every chunk)."""
-    r = np.arange(n, dtype=np.int64)
-    r.flags.writeable = False
-    return r
+_FLETCHER_PIECE_WORDS = 1 << 23
 
 
 def fletcher32(data: np.ndarray) -> int:
@@ -77,22 +69,17 @@ def fletcher32_parts(parts: list[np.ndarray]) -> int:
 
 
 def _word_sums(v: np.ndarray) -> tuple[int, int]:
-    """``(sum_j v_j, sum_j j v_j)`` of little-endian words ``v`` ``[n]`` (see :func:`fletcher32`)."""
-    n, width = v.size, _FLETCHER_ROW_WORDS
-    m = n // width
-    body = v[: m * width].reshape(m, width)
-    total = weighted = 0
-    if m * width < n:
-        tail = v[m * width :].astype(np.int64)
-        total, weighted = int(tail.sum()), int(np.dot(np.arange(m * width, n, dtype=np.int64), tail))
-    from captures.fletcher_kernel import row_col_sums  # numba: imported on first use
+    """``(sum_j v_j, sum_j j v_j)`` of little-endian words ``v`` ``[n]`` (see :func:`fletcher32`):
+    compiled sums over pieces of ``_FLETCHER_PIECE_WORDS`` (their int64 sums cannot overflow:
+    ``sum j v_j < 2**46 * 65535 / 2 < 2**63``), combined as Python integers."""
+    from captures.fletcher_kernel import word_sums  # numba: imported on first use
 
-    for r0 in range(0, m, _FLETCHER_BLOCK_ROWS):  # uint32 / int64 partial sums cannot overflow
-        cols = np.zeros(width, np.uint32)
-        rows_total, rows_weighted = row_col_sums(body[r0 : r0 + _FLETCHER_BLOCK_ROWS], cols)
-        total += int(rows_total)
-        weighted += width * (r0 * int(rows_total) + int(rows_weighted))
-        weighted += int(np.dot(_ramp(width), cols.astype(np.int64)))
+    v = np.ascontiguousarray(v)
+    total = weighted = 0
+    for a in range(0, v.size, _FLETCHER_PIECE_WORDS):
+        t, w = word_sums(v[a : a + _FLETCHER_PIECE_WORDS], _FLETCHER_ROW_WORDS, _FLETCHER_BLOCK_ROWS)
+        total += int(t)
+        weighted += int(w) + a * int(t)
     return total, weighted
 
 
@@ -128,6 +115,7 @@ class SlabReader:
         self._slab: np.ndarray | None = None
         self.chunk_samples = 0  # > 0: the raw-chunk fast path applies
         self._fd: int | None = None  # the file's descriptor, for reads without the GIL
+        self._infos: dict[int, object] | None = None  # stored chunk index -> HDF5 StoreInfo
         self._checksum = False
         chunks = ds.chunks
         if (
@@ -202,6 +190,37 @@ class SlabReader:
                 out[:, lo - start : hi - start] = pairs[:, lo - k * c : hi - k * c]
         return out
 
+    def _chunk_info(self, index: int):
+        """HDF5's ``StoreInfo`` of stored chunk ``index`` (None if it has none): all chunks'
+        listed once by ``H5Dchunk_iter`` (4 us a chunk, where a lookup per chunk took 20-130
+        us here), looked up one by one for chunks written since (a growing SWMR file).  Only
+        complete chunks are kept: the last one of a growing file may still be rewritten
+        elsewhere, and its old bytes would pass their old checksum."""
+        c = self.chunk_samples
+        complete = self.ds.shape[1] // c  # chunks 0 .. complete - 1 are never written again
+        if self._infos is None:
+            infos: dict[int, object] = {}
+
+            def keep(si: object) -> None:
+                k = si.chunk_offset[1] // c
+                if k < complete:
+                    infos[k] = si
+
+            try:
+                self.ds.id.chunk_iter(keep)
+            except (AttributeError, OSError, RuntimeError, ValueError, KeyError):
+                pass  # no chunk_iter (older HDF5): one lookup per chunk
+            self._infos = infos
+        info = self._infos.get(index)
+        if info is None:
+            try:
+                info = self.ds.id.get_chunk_info_by_coord((0, index * c, 0))
+            except (OSError, RuntimeError, ValueError, KeyError):
+                return None
+            if info.byte_offset is not None and index < complete:
+                self._infos[index] = info
+        return info
+
     def _pread_chunk(self, index: int, buffers: list[np.ndarray]) -> bool:
         """Stored chunk ``index`` (its bytes, then its checksum) read with one ``preadv`` into
         ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): a chunk
@@ -212,11 +231,8 @@ class SlabReader:
         caller's to verify."""
         if self._fd is None:
             return False
-        try:
-            info = self.ds.id.get_chunk_info_by_coord((0, index * self.chunk_samples, 0))
-        except (OSError, RuntimeError, ValueError, KeyError):
-            return False
-        if info.byte_offset is None or info.filter_mask != 0 or info.size != self._raw.size:
+        info = self._chunk_info(index)
+        if info is None or info.byte_offset is None or info.filter_mask != 0 or info.size != self._raw.size:
             return False
         views = [b.reshape(-1).view(np.uint8) for b in buffers]
         if sum(v.size for v in views) != info.size:
