@@ -23,6 +23,7 @@ import os
 import h5py
 import numpy as np
 
+from dsp.chunks import BufferPool
 from dsp.sc16 import sc16_to_complex64
 
 SLAB_SAMPLES = 1 << 18
@@ -116,6 +117,7 @@ class SlabReader:
         self.chunk_samples = 0  # > 0: the raw-chunk fast path applies
         self._fd: int | None = None  # the file's descriptor, for reads without the GIL
         self._infos: dict[int, object] | None = None  # stored chunk index -> HDF5 StoreInfo
+        self._pool = BufferPool()  # read_pairs' outputs, reused once nobody holds them
         self._checksum = False
         chunks = ds.chunks
         if (
@@ -164,15 +166,18 @@ class SlabReader:
         return out
 
     def read_pairs(self, start: int, stop: int) -> np.ndarray:
-        """A new int16 ``[channel, stop - start, 2]`` holding samples ``[start, stop)`` as stored
-        (``ci16_le`` only): what the receiver reads in place, 4 bytes a sample, no conversion.
-        Same checks and fallbacks as :meth:`read_into`."""
+        """Samples ``[start, stop)`` as stored (``ci16_le`` only), int16 ``[channel, stop - start,
+        2]``: what the receiver reads in place, 4 bytes a sample, no conversion.  The array is one
+        nobody else holds: new, or one handed out before and let go since (held by reference or
+        by a view, never by a raw pointer).  Same checks and fallbacks as :meth:`read_into`."""
         n = stop - start
         if self.datatype != "ci16_le":
             raise ValueError(f"int16 pairs need a ci16_le capture, this one is {self.datatype}")
         if not 0 <= start <= stop <= self.ds.shape[1]:
             raise ValueError(f"samples {start}..{stop} outside 0..{self.ds.shape[1]}")
-        out = np.empty((self.n_channels, n, 2), np.int16)
+        # a pooled array nobody holds any more (the receiver keeps views of recent chunks, which
+        # keep theirs out): a fresh one per chunk cost a page fault per 4 KiB on first touch
+        out = self._pool.take((self.n_channels, n, 2), np.int16)
         if n == 0:
             return out
         c = self.chunk_samples

@@ -7,6 +7,9 @@ a view where its layout allows.  Both buffers of :mod:`dsp.windows` hold their i
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 
 from dsp.sc16 import sc16_to_complex64
@@ -95,3 +98,42 @@ def check_block(start: int, count: int, first: int, available: int) -> None:
             f"cannot take {count} windows from sample {start}: the buffer holds {available} windows "
             f"there and starts at {first}"
         )
+
+
+class BufferPool:
+    """Arrays handed out again once nothing refers to them any more (complex64 unless asked).
+
+    A fresh array per message costs a page fault per 4 KiB page on first touch: converting a
+    3 x 262144-sample sc16 message took 1.27 ms into new arrays against 0.85 ms into a reused
+    one (median of 50, this machine), a third of the worker's conversion time.  An array is
+    free when its CPython reference count is the pool's own (the list, the loop variable and
+    ``getrefcount``'s argument): a consumer holding the array or any view of it (the receiver
+    keeps views of recent chunks) keeps it out of the pool.  At most ``capacity`` arrays are
+    kept (32 default messages: 0.27 s of signal, above the receiver's working set of a packet
+    and a segment); beyond that the oldest is forgotten (and freed once its holders let go).
+    """
+
+    _FREE_REFS = 3
+
+    def __init__(self, capacity: int = 32):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._arrays: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype | type = np.complex64) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` that nobody else holds (reused, else new)."""
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        with self._lock:
+            for a in self._arrays:
+                if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) <= self._FREE_REFS:
+                    return a
+            new = np.empty(shape, dtype)
+            self._arrays.append(new)
+            if len(self._arrays) > self.capacity:
+                del self._arrays[0]
+            return new

@@ -357,3 +357,21 @@ def test_int16_pairs_of_a_growing_file_are_never_read_from_a_chunk_since_rewritt
             whole = np.concatenate([first, more], axis=1)
             np.testing.assert_array_equal(cap.read(0, whole.shape[1], pairs=True), whole)
             np.testing.assert_array_equal(cap.read(c, 2 * c, pairs=True), whole[:, c : 2 * c])
+
+
+def test_int16_pairs_arrays_are_reused_only_once_let_go(datasets):
+    """``read_pairs`` hands out pooled arrays (no page faults on fresh memory per chunk): never
+    one that a caller still holds, or views (the receiver keeps views of recent chunks)."""
+    f, pairs = datasets
+    reader = SlabReader(f["writer (fast path, fletcher32)"], "ci16_le")
+    a = reader.read_pairs(0, 512)
+    view = a[:, 100:]
+    a_id = id(a)
+    del a
+    b = reader.read_pairs(512, 1024)  # a is still viewed: another array
+    assert id(b) != a_id
+    np.testing.assert_array_equal(view, pairs[:, 100:512])  # the view still holds its samples
+    del view, b
+    c = reader.read_pairs(1024, 1536)
+    assert id(c) == a_id  # free again: the first array comes back, with the new samples
+    np.testing.assert_array_equal(c, pairs[:, 1024:1536])

@@ -677,6 +677,11 @@ def test_buffer_pool_reuses_an_array_only_once_nothing_else_refers_to_it():
     assert len({id(h) for h in held}) == 6 and len(pool) == 4  # the pool forgets the oldest
     with pytest.raises(ValueError, match="capacity"):
         BufferPool(0)
+    c = pool.take((5, 2))  # complex64 unless asked; an int16 request never gets it
+    c_id = id(c)
+    del c
+    p16 = pool.take((5, 2), np.int16)
+    assert p16.dtype == np.int16 and id(p16) != c_id
 
 
 def test_sc16_message_converts_into_pooled_arrays_bit_for_bit():

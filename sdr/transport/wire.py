@@ -6,8 +6,6 @@ See ``sdr/MESSAGES.md`` for the format and :mod:`sdr.transport` for an overview.
 from __future__ import annotations
 
 import re
-import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -15,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dsp.bands import BANDS
+from dsp.chunks import BufferPool
 from dsp.errors import BackscatterError
 from dsp.sc16 import sc16_to_complex64
 from dsp.waveform import WaveformConfig
@@ -199,45 +198,6 @@ class IQMessage:
         if pool is None:
             return sc16_to_complex(self.iq)
         return sc16_to_complex64(self.iq, pool.take(self.iq.shape[:-1]))
-
-
-class BufferPool:
-    """complex64 arrays handed out again once nothing refers to them any more.
-
-    A fresh array per message costs a page fault per 4 KiB page on first touch: converting a
-    3 x 262144-sample sc16 message took 1.27 ms into new arrays against 0.85 ms into a reused
-    one (median of 50, this machine), a third of the worker's conversion time.  An array is
-    free when its CPython reference count is the pool's own (the list, the loop variable and
-    ``getrefcount``'s argument): a consumer holding the array or any view of it (the receiver
-    keeps views of recent chunks) keeps it out of the pool.  At most ``capacity`` arrays are
-    kept (32 default messages: 0.27 s of signal, above the receiver's working set of a packet
-    and a segment); beyond that the oldest is forgotten (and freed once its holders let go).
-    """
-
-    _FREE_REFS = 3
-
-    def __init__(self, capacity: int = 32):
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self._arrays: list[np.ndarray] = []
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._arrays)
-
-    def take(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A complex64 array of ``shape`` that nobody else holds (reused, else new)."""
-        shape = tuple(shape)
-        with self._lock:
-            for a in self._arrays:
-                if a.shape == shape and sys.getrefcount(a) <= self._FREE_REFS:
-                    return a
-            new = np.empty(shape, np.complex64)
-            self._arrays.append(new)
-            if len(self._arrays) > self.capacity:
-                del self._arrays[0]
-            return new
 
 
 @dataclass(frozen=True)
