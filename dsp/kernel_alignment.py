@@ -271,12 +271,28 @@ class KernelAlignment:
                     pos = run.nominal(g, part.period)
                     project_windows(
                         x, pos, shift[a:b], level[a:b], tab, zf[first + a : first + b],
-                        first + a, PROBE_STEP, ptab, pf, SLOPE_STEP if want_slope else 0, stab, dzf,
+                        first + a, 1, PROBE_STEP, ptab, pf, SLOPE_STEP if want_slope else 0, stab, dzf,
                     )  # fmt: skip
                 continue
             for ph in self._phases(part, f[first : first + part.count], 0, part.count):
                 m0 = first + ph.first + g * ph.j0  # block index of the phase's first window
                 nj = ph.j1 - ph.j0
+                e[m0 : m0 + g * nj : g] = ph.e
+                frames = self._frames(part, ph, row)
+                if frames is not None and (frames[0].dtype == np.int16 or ph.short()):
+                    from dsp.frames_kernel import project_windows
+
+                    x, start, scale = frames
+                    tab, ptab = self._split(cols, "column", scale), self._split(cols, "probe", scale)
+                    stab = self._split(cols, "slope", scale) if want_slope else tab
+                    zph = np.empty(nj, np.complex64)
+                    project_windows(
+                        x, start + part.period * np.arange(nj), ph.shift_w, ph.level_w, tab,
+                        zph.view(np.float32).reshape(-1, 2), m0, g, PROBE_STEP, ptab, pf,
+                        SLOPE_STEP if want_slope else 0, stab, dzf,
+                    )  # fmt: skip
+                    z[m0 : m0 + g * nj : g] = zph
+                    continue
                 # the slope's windows are every SLOPE_STEP-th of the block, whatever the runs and
                 # groups (so chunking changes nothing): j with m0 + g j = 0 mod SLOPE_STEP; the
                 # noise probe's every PROBE_STEP-th, at its nominal frame through kernel 0 (it
@@ -285,13 +301,8 @@ class KernelAlignment:
                 jp, sp = _every(m0, g, PROBE_STEP)
                 j_slope = np.arange(js, nj, ss) if js is not None else np.zeros(0, np.int64)
                 j_probe = np.arange(jp, nj, sp) if jp is not None else np.zeros(0, np.int64)
-                frames = self._frames(part, ph, row)
-                if frames is not None and (frames[0].dtype == np.int16 or ph.short()):
-                    zph, dzs, pzs = self._project_compiled(part, ph, cols, frames, j_probe, sp, j_slope, ss)
-                else:
-                    zph, dzs, pzs = self._project_blas(part, ph, row, cols, j_probe, sp, j_slope, ss)
+                zph, dzs, pzs = self._project_blas(part, ph, row, cols, j_probe, sp, j_slope, ss)
                 z[m0 : m0 + g * nj : g] = zph
-                e[m0 : m0 + g * nj : g] = ph.e
                 dz[(m0 + g * j_slope) // SLOPE_STEP] = dzs
                 probe[(m0 + g * j_probe) // PROBE_STEP] = pzs
         if not want_slope:
@@ -307,35 +318,6 @@ class KernelAlignment:
         measured = float(np.sum((np.conj(zs) * dz).real)) / (curvature * weight)  # vs the read delay
         return z, probe, measured - float(power @ res) / weight
 
-    def _project_compiled(
-        self,
-        part: ResampledWindows,
-        ph: _Phase,
-        cols: KernelColumns,
-        frames: tuple[np.ndarray, int, float],
-        j_probe: np.ndarray,
-        sp: int,
-        j_slope: np.ndarray,
-        ss: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A phase's tag samples ``[j]``, slope products ``[j_slope]`` and probe products
-        ``[j_probe]`` in one compiled pass over its frames (dsp/frames_kernel.py)."""
-        from dsp.frames_kernel import project_frames  # numba: imported on first use
-
-        x, start, scale = frames
-        zph = np.empty(ph.j1 - ph.j0, np.complex64)
-        pzs = np.empty(j_probe.size, np.complex64)
-        dzs = np.empty(j_slope.size, np.complex64)
-        tab = self._split(cols, "column", scale)
-        ptab = self._split(cols, "probe", scale)
-        stab = self._split(cols, "slope", scale) if j_slope.size else tab
-        project_frames(
-            x, start, part.period, ph.shift_w, ph.level_w, tab, zph.view(np.float32).reshape(-1, 2),
-            int(j_probe[0]) if j_probe.size else -1, max(sp, 1), ptab, pzs.view(np.float32).reshape(-1, 2),
-            int(j_slope[0]) if j_slope.size else -1, max(ss, 1), stab, dzs.view(np.float32).reshape(-1, 2),
-        )  # fmt: skip
-        return zph, dzs, pzs
-
     def _project_blas(
         self,
         part: ResampledWindows,
@@ -347,7 +329,8 @@ class KernelAlignment:
         j_slope: np.ndarray,
         ss: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`_project_compiled` by one BLAS product per group of windows read alike (long
+        """A phase's tag samples ``[j]``, slope products ``[j_slope]`` and probe products
+        ``[j_probe]`` by one BLAS product per group of windows read alike (long
         groups: small drift)."""
         zph = np.empty(ph.j1 - ph.j0, np.complex64)
         dzs = np.empty(j_slope.size, np.complex64)
@@ -437,12 +420,12 @@ class KernelAlignment:
                     moment += np.bincount(ph.level_w, aw * r, self.levels)
                     frames = self._frames(part, ph, p.row)
                     if frames is not None and (frames[0].dtype == np.int16 or ph.short()):
-                        from dsp.frames_kernel import sum_frames_any  # numba: imported on first use
+                        from dsp.frames_kernel import sum_windows  # numba: imported on first use
 
                         x, start, scale = frames
                         wv = (w * np.float32(scale)).view(np.float32).reshape(-1, 2)
-                        accf = acc.view(np.float32)
-                        sum_frames_any(x, start, part.period, ph.shift_w, ph.level_w, wv, accf)
+                        pos = start + part.period * np.arange(ph.j1 - ph.j0)
+                        sum_windows(x, pos, ph.shift_w, ph.level_w, wv, acc.view(np.float32))
                         continue
                     views = {}
                     for c, (a, b) in enumerate(itertools.pairwise(ph.cuts)):

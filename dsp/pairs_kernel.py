@@ -36,6 +36,8 @@ def split_columns(table: np.ndarray, scale: float) -> np.ndarray:
 
 @compiled(fastmath=True, error_model="numpy")
 def _dot_split(xm: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.float32, np.float32]:
+    """``(xm . a, xm . b)`` (int16 or float32 ``xm``, float32 ``a``, ``b``; pass slices, not
+    offsets: numba leaves an offset-indexed loop scalar)."""
     re = np.float32(0.0)
     im = np.float32(0.0)
     for j in range(xm.shape[0]):
@@ -43,6 +45,17 @@ def _dot_split(xm: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.float32
         re += v * a[j]
         im += v * b[j]
     return re, im
+
+
+@compiled(fastmath=True, error_model="numpy")
+def _axpy_split(xm: np.ndarray, wr: np.float32, wi: np.float32, a: np.ndarray) -> None:
+    """``a += (wr + j wi) xm`` over interleaved complex ``xm`` (int16 or float32) and ``a``
+    (float32), both ``[2 L]``."""
+    for k in range(a.shape[0] // 2):
+        xr = np.float32(xm[2 * k])
+        xi = np.float32(xm[2 * k + 1])
+        a[2 * k] += wr * xr - wi * xi
+        a[2 * k + 1] += wr * xi + wi * xr
 
 
 @compiled(fastmath=True, error_model="numpy")
@@ -62,15 +75,7 @@ def sum_levels_pairs(x: np.ndarray, w: np.ndarray, lev: np.ndarray, acc: np.ndar
     ``[window, 2]`` (the scale folded in), ``lev`` ``[window]``, ``acc`` float32 ``[level, 2 N]``
     (a view of complex64)."""
     for m in range(x.shape[0]):
-        a = acc[lev[m]]
-        xm = x[m]
-        wr = w[m, 0]
-        wi = w[m, 1]
-        for k in range(xm.shape[0] // 2):
-            xr = np.float32(xm[2 * k])
-            xi = np.float32(xm[2 * k + 1])
-            a[2 * k] += wr * xr - wi * xi
-            a[2 * k + 1] += wr * xi + wi * xr
+        _axpy_split(x[m], w[m, 0], w[m, 1], acc[lev[m]])
 
 
 @compiled(fastmath=True, error_model="numpy")
