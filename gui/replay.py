@@ -17,6 +17,7 @@ import scipy.signal
 from app.replay import CHUNK, capture_receiver
 from app.session import ReceiverSettings
 from captures.reader import Capture, open_capture
+from dsp.chunks import as_complex64
 from dsp.receiver import Receiver
 from gui.inbox import Inbox
 from gui.source import SourceThread
@@ -27,8 +28,9 @@ PSD_MAX_SAMPLES = 1 << 16  # Welch on the first samples of a chunk only: cheap, 
 
 
 def chunk_spectrum(cap: Capture, iq: np.ndarray, time_s: float) -> tuple[str, dict, dict[str, np.ndarray]]:
-    """Welch PSD (dB/Hz, full scale 1) of each channel of a chunk on the RF frequency axis."""
-    x = iq[:, :PSD_MAX_SAMPLES]
+    """Welch PSD (dB/Hz, full scale 1) of each channel of a chunk (complex ``[channel, sample]`` or
+    int16 pairs ``[channel, sample, 2]``) on the RF frequency axis."""
+    x = as_complex64(iq[:, :PSD_MAX_SAMPLES])
     nper = min(PSD_BINS, x.shape[1])
     f_hz, psd = scipy.signal.welch(x, cap.capture_rate_hz, nperseg=nper, return_onesided=False, axis=-1)
     f_hz, psd = np.fft.fftshift(f_hz), np.fft.fftshift(psd, axes=-1)
@@ -98,7 +100,7 @@ class ReplaySource(SourceThread):
             for r in results:
                 self.inbox.put(*result_to_wire(r, wf, range_true_m))
 
-        for start, iq, lost in cap.iter_chunks(self.chunk_samples):
+        for start, iq, lost in cap.iter_chunks(self.chunk_samples, pairs=True):  # read in place
             if self.stopping:
                 return
             t0 = time.perf_counter()
