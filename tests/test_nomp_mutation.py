@@ -1,0 +1,219 @@
+"""NOMP's result stage against its definitions (issue 19, the mutation check; docs/MUTATION.md
+session 10): the first path's deviation, the merge of close delays, the whitened cost, the small
+linear solves and the group significance, each against the formula its docstring states, with
+tolerances from rounding or from a closed form."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dsp.crlb import delay_crlb_s2, single_path_crlb_s2
+from dsp.ranging import get_method
+from dsp.ranging.nomp import _Basis, _cost, _lu_solve, _solve_gram
+from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
+
+
+@pytest.fixture(scope="module")
+def wf():
+    return get_profile("default")
+
+
+@pytest.fixture(scope="module")
+def nomp(wf):
+    return get_method("nomp", wf)
+
+
+def test_the_deviation_of_one_path_is_the_closed_form_with_the_bands_information_added(wf, nomp):
+    """``_std``: ``sqrt(CRLB)`` of the first delay, the bands' information adding.  One path of
+    gains ``a_b`` in noise ``v_b``: ``1 / std^2 = sum_b 8 pi^2 (abs(a_b)^2 / v_b) sum_k (f_k -
+    f_mean)^2`` (SYSTEM.md section 7, ``single_path_crlb_s2``); a band where the path's gain is 0
+    adds nothing; no band with the path: ``inf``."""
+    f = wf.active_freqs_hz
+    tau = np.array([173e-9])
+    a = np.array([[0.3 - 0.1j], [1.2j], [0.0]])
+    var = np.array([1e-3, 5e-2, 1e-4])
+    info = sum(1 / single_path_crlb_s2(f, a[b, 0], var[b]) for b in (0, 1))
+    assert nomp._std(tau, a, var, 0) == pytest.approx(1 / math.sqrt(info), rel=1e-9)
+    assert nomp._std(tau, a[:1], var[:1], 0) == pytest.approx(
+        math.sqrt(single_path_crlb_s2(f, a[0, 0], var[0])), rel=1e-9
+    )
+    assert math.isinf(nomp._std(tau, a[2:], var[2:], 0))
+
+
+def test_the_deviation_of_a_later_first_path_treats_the_others_as_nuisances(wf, nomp):
+    """With several paths the first one's bound is ``delay_crlb_s2`` with the first path put
+    first and every other delay and gain unknown; naming path ``i`` first gives the bound of the
+    path list reordered with ``i`` at the front (the same numbers), and a nuisance path can only
+    lose information (the bound is no lower than the path alone)."""
+    f = wf.active_freqs_hz
+    tau = np.array([120e-9, 95e-9, 160e-9])  # not in delay order: _std takes them as given
+    a = np.array([[0.5, 0.9j, -0.2], [0.1j, 0.4, 0.3]])
+    var = np.array([2e-3, 1e-3])
+    for first in range(3):
+        order = [first, *[i for i in range(3) if i != first]]
+        info = sum(1 / delay_crlb_s2(f, tau[order], a[b, order], var[b]) for b in (0, 1))
+        assert nomp._std(tau, a, var, first) == pytest.approx(1 / math.sqrt(info), rel=1e-9)
+        alone = sum(1 / single_path_crlb_s2(f, a[b, first], var[b]) for b in (0, 1))
+        assert nomp._std(tau, a, var, first) >= 1 / math.sqrt(alone) * (1 - 1e-9)
+
+
+def test_merge_keeps_the_first_of_each_run_of_close_delays_and_wraps(nomp):
+    """``_merge``: delays (sorted) closer than ``merge_cells`` cells to the one before them go; the
+    first after the wrap goes when the last one is within the tolerance of it (circular gaps)."""
+    tol = nomp.params.merge_cells * nomp.cell_w
+    two_pi = 2 * np.pi
+    np.testing.assert_array_equal(nomp._merge(np.array([0.7])), [0.7])
+    np.testing.assert_array_equal(nomp._merge(np.array([3.0, 1.0 + 0.5 * tol, 1.0, 5.0])), [1.0, 3.0, 5.0])
+    run = np.array([2.0, 2.0 + 0.6 * tol, 2.0 + 1.2 * tol, 4.0])  # a chain: each close to the one before
+    np.testing.assert_array_equal(nomp._merge(run), [2.0, 4.0])
+    wrap = np.array([0.2 * tol, 2.0, two_pi - 0.3 * tol])
+    np.testing.assert_array_equal(nomp._merge(wrap), [2.0, two_pi - 0.3 * tol])
+    apart = np.array([0.5, 0.5 + 1.5 * tol, 0.5 + 3 * tol])
+    np.testing.assert_array_equal(nomp._merge(apart), apart)
+    for w in (wrap, run, apart, np.array([1.0, 1.0 + 0.5 * tol])):
+        assert nomp._collide(w) == (nomp._merge(w).size < w.size)
+
+
+def test_cost_is_the_whitened_residual_energy():
+    """``_cost``: ``sum_b sum_n abs(r_bn)^2 / sigma_b^2``; the same sums in another order: equal
+    within the rounding of ``2 N`` terms (1e-12)."""
+    rng = np.random.default_rng(5)
+    r = rng.standard_normal((3, 50)) + 1j * rng.standard_normal((3, 50))
+    inv_var = np.array([2.0, 0.5, 10.0])
+    assert _cost(r, inv_var) == pytest.approx(float(np.sum(np.abs(r) ** 2 * inv_var[:, None])), rel=1e-12)
+
+
+def test_the_small_solves_are_the_inverse_or_the_pseudo_inverse():
+    """``_lu_solve`` is ``a^-1 b`` (``None`` when ``a`` is singular), real or complex;
+    ``_solve_gram`` solves a ``[path, ...]`` right side, falls back to the pseudo-inverse for a
+    singular Gram matrix; ``_Basis`` holds ``E^H E`` and its
+    inverse.  Well conditioned systems: within 1e-12."""
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    b = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    np.testing.assert_allclose(_lu_solve(a, b), np.linalg.solve(a, b), rtol=1e-12)
+    ar, br = a.real.copy(), b.real.copy()
+    x = _lu_solve(ar, br)
+    assert x.dtype == np.float64
+    np.testing.assert_allclose(x, np.linalg.solve(ar, br), rtol=1e-12)
+    assert _lu_solve(np.ones((2, 2), complex), np.ones((2, 1), complex)) is None
+    rhs = rng.standard_normal((3, 2, 4)) + 0j
+    np.testing.assert_allclose(
+        _solve_gram(a, rhs), np.linalg.solve(a, rhs.reshape(3, 8)).reshape(3, 2, 4), rtol=1e-12
+    )
+    sing = np.array([[1.0, 1.0], [1.0, 1.0]], complex)
+    np.testing.assert_allclose(
+        _solve_gram(sing, rhs[:2]), (np.linalg.pinv(sing) @ rhs[:2].reshape(2, 8)).reshape(2, 2, 4)
+    )
+    e = rng.standard_normal((20, 3)) + 1j * rng.standard_normal((20, 3))
+    basis = _Basis(e)
+    np.testing.assert_allclose(basis.gram, e.conj().T @ e, rtol=1e-12)
+    np.testing.assert_allclose(basis.gram_inv() @ basis.gram, np.eye(3), atol=1e-12)
+    assert basis.gram_inv() is basis.gram_inv()
+
+
+def test_group_significance_is_the_glrt_of_dropping_the_group(wf, nomp):
+    """``_group_power``: for a group ``g`` of atoms, ``sum_b a_bg^H ([(E^H E)^-1]_gg)^-1 a_bg /
+    sigma_b^2`` (the GLRT of dropping them at once); for one atom ``sum_b abs(a_bl)^2 /
+    [(E^H E)^-1]_ll / sigma_b^2``.  Two atoms half a cell apart (strongly coupled) form one group,
+    a third far away its own; checked against the inverse computed here (1e-9)."""
+    cell = nomp.cell_w
+    w = np.array([1.0, 1.0 + 0.5 * cell, 1.0 + 20 * cell])
+    a = np.array([[1.0, -0.7j, 0.2], [0.3j, 0.5, -0.4]])
+    var = np.array([1e-3, 3e-3])
+    e = np.exp(-1j * np.outer(nomp.k, w))
+    inv = np.linalg.inv(e.conj().T @ e)
+    groups = [np.array([0, 1]), np.array([2])]
+    got = nomp._group_power(a, var, w, groups)
+    pair = sum(
+        float(np.real(a[b, :2].conj() @ np.linalg.solve(inv[:2, :2], a[b, :2]))) / var[b] for b in (0, 1)
+    )
+    lone = sum(abs(a[b, 2]) ** 2 / inv[2, 2].real / var[b] for b in (0, 1))
+    np.testing.assert_allclose(got, [pair, lone], rtol=1e-9)
+    np.testing.assert_allclose(
+        nomp._group_power(a, var, w, [np.array([2]), np.array([0, 1])]), [lone, pair], rtol=1e-9
+    )
+
+
+def test_merge_of_a_pair_across_the_wrap_keeps_one(nomp):
+    """Two delays within the tolerance across ``2 pi``: one remains (the one before the wrap)."""
+    tol = nomp.params.merge_cells * nomp.cell_w
+    np.testing.assert_array_equal(
+        nomp._merge(np.array([0.1 * tol, 2 * np.pi - 0.2 * tol])), [2 * np.pi - 0.2 * tol]
+    )
+
+
+def test_separated_delays_are_separate_components_and_have_no_near_neighbour(nomp):
+    """``components`` and ``_has_near_neighbour`` measure the circular gaps, the wrap's being ``2 pi``
+    less the span: delays many cells apart (also the last and the first) are each alone."""
+    for w in (np.array([1.0, 4.0]), np.array([5.0, 0.5, 2.5])):
+        assert sorted(g.tolist() for g in nomp.components(w)) == [[i] for i in range(w.size)]
+        np.testing.assert_array_equal(nomp._has_near_neighbour(w), np.zeros(w.size, bool))
+
+
+def _lead_rad(wf, metres: float) -> float:
+    return 2 * np.pi * wf.subcarrier_spacing_hz * metres / SPEED_OF_LIGHT_M_S
+
+
+@pytest.mark.parametrize(("lead_m", "w_strong"), [(100.0, 3.0), (200.0, 3.0), (80.0, 0.02), (140.0, 0.01)])
+def test_the_first_path_is_at_most_max_lead_ahead_also_across_the_wrap(wf, nomp, lead_m, w_strong):
+    """``_first_path``: the earliest component no more than ``max_lead_m`` (150 m) ahead of the most
+    significant one and within ``first_path_db`` of it.  Two isolated paths (``lead_m`` is 10 or
+    more resolution cells), the later 2 dB stronger: the earlier is the first path at 100 m, 80 m
+    and 140 m ahead, not at 200 m; with the strongest just after delay 0 the earlier lies just
+    before ``1 / df``, ahead of it across the wrap."""
+    w = np.array([np.mod(w_strong - _lead_rad(wf, lead_m), 2 * np.pi), w_strong])
+    a = np.array([[0.8, 1.0j]])
+    var = np.array([1e-3])
+    assert lead_m <= nomp.params.max_lead_m or lead_m > 1.2 * nomp.params.max_lead_m  # far from the limit
+    want = 0 if lead_m <= nomp.params.max_lead_m else 1
+    assert nomp._first_path(w, a, var) == want
+
+
+def test_a_band_without_the_path_adds_nothing_wherever_it_is(wf, nomp):
+    """``_std`` skips a band where the first path's gain is 0, before or between the others."""
+    f = wf.active_freqs_hz
+    tau = np.array([173e-9])
+    a = np.array([[0.0], [0.3 - 0.1j], [0.0], [1.2j]])
+    var = np.array([1e-4, 1e-3, 1e-4, 5e-2])
+    info = 1 / single_path_crlb_s2(f, a[1, 0], var[1]) + 1 / single_path_crlb_s2(f, a[3, 0], var[3])
+    assert nomp._std(tau, a, var, 0) == pytest.approx(1 / math.sqrt(info), rel=1e-9)
+
+
+def test_lu_solve_of_mixed_real_and_complex_is_complex():
+    """``_lu_solve`` solves in complex arithmetic when either side is complex (1e-12)."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    b = rng.standard_normal((3, 2))
+    for aa, bb in ((a + 0.5j * np.eye(3), b), (a, b + 0.5j)):
+        np.testing.assert_allclose(_lu_solve(aa, bb), np.linalg.solve(aa, bb), rtol=1e-12)
+
+
+def test_the_matched_filter_is_the_whitened_steering_correlation_summed_over_bands(wf, nomp):
+    """``_matched``: ``G(w_q) = sum_b abs(e(w_q)^H r_b)^2 / (N sigma_b^2)`` on the CIR grid
+    ``w_q = 2 pi q / K`` with ``e(w) = exp(-j k w)``, the correlation evaluated here as a direct sum
+    at a few ``q`` (rounding of 800 terms: 1e-10 relative)."""
+    rng = np.random.default_rng(9)
+    n, k_fft = wf.active_subcarriers.size, wf.cir_fft_size
+    r = rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n))
+    var = np.array([1e-3, 4e-3])
+    g, spec = nomp._matched(r, var)
+    for q in (0, 1, 777, k_fft - 1):
+        z = np.exp(1j * nomp.k * 2 * np.pi * q / k_fft) @ r.T  # e(w_q)^H r_b, [band]
+        np.testing.assert_allclose(spec[:, q], z, rtol=1e-10)
+        assert g[q] == pytest.approx(float(np.sum(np.abs(z) ** 2 / (n * var))), rel=1e-10)
+
+
+@pytest.mark.parametrize("length", [9, 10])
+def test_the_noise_is_the_median_spectral_power_over_n_ln2(wf, nomp, length):
+    """``_noise_from_power``: ``median(p) / (N ln 2)`` per band (the median of an exponential
+    variable of mean ``N sigma^2``), odd and even lengths, as ``np.median`` takes it; the floor of
+    ``1e-12`` of the residual's power does not act here."""
+    rng = np.random.default_rng(10 + length)
+    p = rng.exponential(size=(2, length))
+    r = 1e-3 * (rng.standard_normal((2, 800)) + 1j * rng.standard_normal((2, 800)))
+    want = np.median(p, axis=-1) / (math.log(2) * nomp.k.size)
+    np.testing.assert_allclose(nomp._noise_from_power(r, p), want, rtol=1e-12)
