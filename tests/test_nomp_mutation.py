@@ -217,3 +217,23 @@ def test_the_noise_is_the_median_spectral_power_over_n_ln2(wf, nomp, length):
     r = 1e-3 * (rng.standard_normal((2, 800)) + 1j * rng.standard_normal((2, 800)))
     want = np.median(p, axis=-1) / (math.log(2) * nomp.k.size)
     np.testing.assert_allclose(nomp._noise_from_power(r, p), want, rtol=1e-12)
+
+
+def test_malformed_cfrs_are_refused_with_their_reason(wf, nomp):
+    """``_check``: a CFR that is not ``[subcarrier]`` or ``[band, subcarrier]`` of the profile's
+    subcarriers, not numeric, not finite or all zero is refused, saying which."""
+    n = nomp.k.size
+    for bad in (
+        np.ones(n - 1, complex),
+        np.ones((2, n + 1), complex),
+        np.ones((1, 2, n), complex),
+        np.array(["x"] * n),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"^nomp: cfr must be numeric \[subcarrier\] .* {n} subcarriers, got shape"
+        ):
+            nomp.fit(bad)
+    with pytest.raises(ValueError, match=r"^nomp: cfr contains NaN or infinite values$"):
+        nomp.fit(np.r_[np.ones(n - 1), np.nan])
+    with pytest.raises(ValueError, match=r"^nomp: cfr is identically zero$"):
+        nomp.fit(np.zeros((2, n), complex))
