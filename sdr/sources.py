@@ -244,7 +244,7 @@ class ReplaySource:
     def __iter__(self) -> Iterator[Chunk]:
         fs, t0 = self.capture_rate_hz, self.time_first_sample_s
         lost_total = 0
-        for start, iq, lost in self._cap.iter_chunks(self.chunk_samples):
+        for start, iq, lost in self._cap.iter_chunks(self.chunk_samples, pairs=True):  # ci16: as stored
             if self._stop:
                 return
             lost_total += lost
