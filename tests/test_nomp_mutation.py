@@ -237,3 +237,23 @@ def test_malformed_cfrs_are_refused_with_their_reason(wf, nomp):
         nomp.fit(np.r_[np.ones(n - 1), np.nan])
     with pytest.raises(ValueError, match=r"^nomp: cfr is identically zero$"):
         nomp.fit(np.zeros((2, n), complex))
+
+
+@pytest.mark.parametrize("frac", [0.000015, 0.15, 0.52, 0.9, 0.99997])
+def test_one_path_anywhere_in_the_window_is_found_within_five_sigma(wf, nomp, frac):
+    """The other tests' paths lie near 1 us (``w`` = 0.19 rad); a path at any delay of the window
+    ``[0, 1 / df)``, also 0.5 ns after its start or 1 ns before its end (where the new delay's Newton
+    step or a Gauss-Newton step crosses ``w = 0``, wrapped modulo ``2 pi``), is fitted within 5
+    Cramer-Rao deviations at 30 dB per subcarrier (one chance in 1.7 million for an efficient
+    estimator; ``test_ranging_nomp``'s rule), the distance taken around the circle ``1 / df``."""
+    rng = np.random.default_rng(int(frac * 1e5))
+    f = wf.active_freqs_hz
+    period = 1 / wf.subcarrier_spacing_hz
+    tau, gain = frac * period, 0.8 * np.exp(2.1j)
+    h0 = gain * np.exp(-2j * np.pi * np.mod(f * tau, 1.0))
+    var = float(np.mean(np.abs(h0) ** 2)) / 10 ** (30 / 10)
+    h = h0 + math.sqrt(var / 2) * (rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size))
+    est = nomp.fit(h)
+    err = (est.delay_s - tau + period / 2) % period - period / 2
+    assert 0 <= est.delay_s < period
+    assert abs(err) <= 5 * math.sqrt(single_path_crlb_s2(f, gain, var))
