@@ -306,3 +306,25 @@ def test_a_close_pair_straddling_one_cell_after_the_first_path_is_still_tested(w
     assert nomp._has_near_neighbour(w).tolist() == [False, True, True]
     w1, _, _ = nomp._prune_close(y, w, a, r, noise, nomp.threshold[1])
     assert w1.size == 2
+
+
+def test_singular_normal_equations_give_the_minimum_norm_least_squares_step(nomp):
+    """``_gn_step``'s fallback: a path with gain 0 in every band has a zero Jacobian column, so the
+    normal equations are exactly singular; the step is then the minimum-norm least-squares step of
+    ``[Re J; Im J] s = [Re r_w; Im r_w]`` (``J`` from ``_jacobian``), 0 for that path, within the
+    rounding times the condition of the other columns (1e-9)."""
+    rng = np.random.default_rng(25)
+    w = np.array([0.4, 1.9, 4.2])
+    a = rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))
+    y = a @ nomp._steer(w + 0.01 * nomp.cell_w).T
+    y = y + 0.01 * (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+    _, a_fit, r = nomp._project(y, w)
+    a_fit[:, 1] = 0.0
+    inv_sd = np.array([1.3, 0.8])
+    jac = nomp._jacobian(nomp._steer(w), a_fit, inv_sd).reshape(-1, 3)
+    res = (r * inv_sd[:, None]).reshape(-1)
+    stacked = np.concatenate([jac.real, jac.imag])
+    ref = np.linalg.lstsq(stacked, np.concatenate([res.real, res.imag]), rcond=None)[0]
+    got = nomp._gn_step(nomp._basis(w), a_fit, r, inv_sd)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.max(np.abs(ref)))
+    assert abs(got[1]) <= 1e-9 * np.max(np.abs(got)) and np.max(np.abs(got)) > 0
