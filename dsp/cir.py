@@ -113,9 +113,10 @@ def fit_cfr(
         raise ValueError(
             f"fit_cfr: CFRs must be [{k_sub.size}] on the active subcarriers, got {h.shape}, {m.shape}"
         )
-    w = 1.0 / np.broadcast_to(np.asarray(noise_var, np.float64), h.shape)
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+    v = np.broadcast_to(np.asarray(noise_var, np.float64), h.shape)
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):  # checked before dividing (no warning first)
         raise ValueError("fit_cfr: noise_var must be positive and finite")
+    w = 1.0 / v
     f = wf.active_freqs_hz
     a = w * np.conj(m) * h
     k_fft = wf.cir_fft_size
@@ -130,6 +131,8 @@ def fit_cfr(
 
     tau = float(scipy.optimize.minimize_scalar(neg_match, bounds=(tau0 - step, tau0 + step), method="bounded",
                                                options={"xatol": 1e-6 * step}).x)  # fmt: skip
+    period = k_fft * step  # 1 / df: the refinement may step past an end of (-K/2, K/2]: wrap it
+    tau = period / 2 - (period / 2 - tau) % period
     md = m * np.exp(-2j * np.pi * f * tau)
     gain = complex(np.sum(w * np.conj(md) * h) / np.sum(w * np.abs(md) ** 2))
     d = np.stack([md, 1j * md, -2j * np.pi * f * gain * md], axis=1)  # d mu / d (g.re, g.im, tau)

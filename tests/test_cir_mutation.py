@@ -122,6 +122,20 @@ def test_noise_free_fit_returns_the_gain_and_the_delay_in_half_the_grid(wf, step
     assert abs(fit.gain - gain) <= abs(gain) * 2 * np.pi * np.abs(f).max() * bound
 
 
+def test_a_delay_near_the_end_of_the_interval_comes_back_inside_it(wf):
+    """A delay of ``K/2 - 0.4`` steps: the coarse grid finds its peak at ``-K/2`` (the same point
+    modulo ``K``) and the refinement steps past the end; the fit wraps it back into
+    ``(-K/2, K/2]`` as the docstring says (the same delay modulo ``1/df`` either way)."""
+    step, k = wf.cir_grid_step_s, wf.cir_fft_size
+    f = wf.active_freqs_hz
+    model = _model(wf)
+    for steps in (k / 2 - 0.4, -k / 2 + 0.4):
+        tau = steps * step
+        fit = fit_cfr(0.7 * model * np.exp(-2j * np.pi * f * tau), model, wf, 0.5)
+        assert -k / 2 * step < fit.delay_s <= k / 2 * step
+        assert abs(fit.delay_s - tau) <= _brent_bound(tau, step)
+
+
 def _numerical_fisher(fit, model, f, w) -> np.ndarray:
     """``J = 2 Re(D^H W D)`` with ``D`` the central differences of the noise-free model
     ``mu = (g_re + j g_im) m exp(-j 2 pi f tau)`` at the fitted parameters."""
@@ -186,9 +200,6 @@ def test_fit_refuses_misshaped_cfrs_and_bad_noise_variances(wf):
         with pytest.raises(ValueError, match=rf"^fit_cfr: CFRs must be \[{n}\] on the active subcarriers"):
             fit_cfr(h, m, wf, 1.0)
     for v in (0.0, -1.0, np.inf, np.nan, np.r_[np.ones(n - 1), 0.0], np.r_[np.ones(n - 1), -2.0]):
-        # 1 / 0 is inf (a weight that is not finite); numpy's warning of it is not the point here
-        with (
-            np.errstate(divide="ignore"),
-            pytest.raises(ValueError, match=r"^fit_cfr: noise_var must be positive"),
-        ):
+        # refused before any division (under -W error a warning would come first)
+        with pytest.raises(ValueError, match=r"^fit_cfr: noise_var must be positive"):
             fit_cfr(ok, ok, wf, v)

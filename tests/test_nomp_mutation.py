@@ -108,6 +108,7 @@ def test_the_small_solves_are_the_inverse_or_the_pseudo_inverse():
     np.testing.assert_allclose(
         _solve_gram(sing, rhs[:2]), (np.linalg.pinv(sing) @ rhs[:2].reshape(2, 8)).reshape(2, 2, 4)
     )
+    assert _solve_gram(np.zeros((0, 0), complex), np.zeros((0, 5), complex)).shape == (0, 5)  # no path
     e = rng.standard_normal((20, 3)) + 1j * rng.standard_normal((20, 3))
     basis = _Basis(e)
     np.testing.assert_allclose(basis.gram, e.conj().T @ e, rtol=1e-12)

@@ -306,12 +306,6 @@ class Nomp(RangingMethod):
         """Per-band noise variance per subcarrier ``[band]`` from the residual (median over the window)."""
         return self._noise_and_power(r)[0]
 
-    def _noise_and_spectrum(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_noise` and the residual's spectrum ``[band, K]`` it was computed from (the next
-        detection's matched filter reuses it)."""
-        spec = self._spectrum(r)
-        return self._noise_from_power(r, spec.real**2 + spec.imag**2), spec
-
     def _noise_and_power(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_noise` and the residual's spectral power ``abs(e(w_q)^H r_b)**2`` ``[band, K]``."""
         spec = self._spectrum(r)
@@ -574,7 +568,7 @@ def _lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 def _solve_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """``gram^-1 rhs`` for ``rhs`` ``[path, ...]`` (LU; pseudo-inverse if singular)."""
-    flat = rhs.reshape(rhs.shape[0], -1)
+    flat = rhs.reshape(rhs.shape[0], int(np.prod(rhs.shape[1:])))  # (-1 cannot size zero paths)
     out = _lu_solve(gram, flat) if gram.size else flat.copy()
     if out is None:
         out = np.linalg.pinv(gram) @ flat
