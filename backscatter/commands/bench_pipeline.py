@@ -195,8 +195,8 @@ def describe(out: dict) -> str:
                 f"{out['capture_rate_hz'] / 1e6:g} MS/s {out['format']} (loop {out['loop_s']:g} s), "
                 f"streamer {s['realtime_factor']:.3f}x real time, max lag {_ms(s['max_lag_s'])}",
                 f"  worker: {w['samples_lost']} samples lost, {w['realtime_factor'] or 0:.2f}x real time "
-                f"(receiver thread; {w.get('realtime_factor_one_core') or 0:.2f}x with the reader's "
-                "conversion on the same core), "
+                f"(receiver thread; {w.get('realtime_factor_one_core') or 0:.2f}x with the reader "
+                "thread on the same core), "
                 f"p95 latency {_ms(w['latency']['p95_s'])} (target <= {_ms(TARGET_LATENCY_P95_S)}), "
                 f"{w['packets']} packets ({w['crc_ok']} CRC ok)",
                 f"  results: {r['epochs_received']} epochs of {r['epochs_expected']} packets streamed, "
