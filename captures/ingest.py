@@ -231,9 +231,8 @@ class SlabReader:
         ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): a chunk
         lands straight in the caller's rows (no copy out of a staging buffer), and the system
         call releases the GIL where h5py's read holds it.  ``False`` (nothing to trust in
-        ``buffers``) where the chunk is not
-        stored plainly where HDF5 says or the file has no descriptor; the checksum is the
-        caller's to verify."""
+        ``buffers``) where the chunk is not stored plainly where HDF5 says or the file has no
+        descriptor; the checksum is the caller's to verify."""
         if self._fd is None:
             return False
         info = self._chunk_info(index)

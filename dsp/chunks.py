@@ -3,6 +3,8 @@
 A chunk is complex64 ``[channel, sample]`` or, as a radio or a ``ci16_le`` capture delivers
 it, int16 I/Q pairs ``[channel, sample, 2]`` (32767 = 1.0, :mod:`dsp.sc16`); either is kept as
 a view where its layout allows.  Both buffers of :mod:`dsp.windows` hold their input here.
+:class:`BufferPool` hands arrays out again once nobody holds them (a capture's int16 chunks
+for replay: no page faults on fresh memory per chunk).
 """
 
 from __future__ import annotations

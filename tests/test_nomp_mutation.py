@@ -13,12 +13,7 @@ import pytest
 from dsp.crlb import delay_crlb_s2, single_path_crlb_s2
 from dsp.ranging import get_method
 from dsp.ranging.nomp import _Basis, _cost, _lu_solve, _solve_gram
-from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
-
-
-@pytest.fixture(scope="module")
-def wf():
-    return get_profile("default")
+from dsp.waveform import SPEED_OF_LIGHT_M_S
 
 
 @pytest.fixture(scope="module")

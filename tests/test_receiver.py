@@ -284,23 +284,27 @@ def x410_cw(wf):
     return sc, emu, scipy.signal.resample_poly(emu.generate(), 3125, 1536, axis=1).astype(np.complex64)
 
 
-def test_x410_rate_is_received_without_resampling_and_chunk_invariant(x410_cw):
-    """A 62.5 MS/s capture (the emulated signal resampled up): windows are read at the capture rate."""
+def _x410_receiver(sc, emu) -> Receiver:
+    """A CW receiver at 62.5 MS/s with the true circuitry: isolates the capture-rate window path
+    (no resampling); a workflow calibration would need a CW run at 62.5 MS/s."""
     from dsp.waveform import get_profile
 
-    sc, emu, up = x410_cw
     x410 = get_profile("x410-62m5")
+    return Receiver(
+        x410,
+        list(sc.bands),
+        x410.capture_rate_hz,
+        ReceiverConfig(tag_mode="cw", tx_rx_distance_m=D0_TYPED_M),
+        calibration=dict(emu.truth.cfr_circuitry),
+    )
+
+
+def test_x410_rate_is_received_without_resampling_and_chunk_invariant(x410_cw):
+    """A 62.5 MS/s capture (the emulated signal resampled up): windows are read at the capture rate."""
+    sc, emu, up = x410_cw
     ranges = []
     for chunk in (up.shape[1], 77_777):
-        rx = Receiver(
-            x410,
-            list(sc.bands),
-            x410.capture_rate_hz,
-            ReceiverConfig(tag_mode="cw", tx_rx_distance_m=D0_TYPED_M),
-            # the true circuitry: isolates the capture-rate window path (no resampling) and its
-            # chunk invariance; a workflow calibration would need a CW run at 62.5 MS/s
-            calibration=dict(emu.truth.cfr_circuitry),
-        )
+        rx = _x410_receiver(sc, emu)
         out = [r for i in range(0, up.shape[1], chunk) for r in rx.push(up[:, i : i + chunk])] + rx.flush()
         e = epochs(out)
         assert e and abs(e[-1].range_m["ir_first_interp"] - emu.truth.range_true_m) < 0.3
@@ -313,20 +317,11 @@ def test_x410_int16_pairs_give_the_estimates_of_their_complex64_conversion(x410_
     (dsp/frames_kernel.py) and converts only for acquisition's BLAS products: the epochs equal
     those of the same samples converted to complex64, to float32 summation
     order (bound as in the working-rate test above: CFRs within 1e-4 relative, ranges 1 mm)."""
-    from dsp.waveform import get_profile
-
     sc, emu, up = x410_cw
     pairs = complex_to_ci16(up)
-    x410 = get_profile("x410-62m5")
 
     def run(x, chunk):
-        rx = Receiver(
-            x410,
-            list(sc.bands),
-            x410.capture_rate_hz,
-            ReceiverConfig(tag_mode="cw", tx_rx_distance_m=D0_TYPED_M),
-            calibration=dict(emu.truth.cfr_circuitry),
-        )
+        rx = _x410_receiver(sc, emu)
         return epochs(
             [r for i in range(0, x.shape[1], chunk) for r in rx.push(x[:, i : i + chunk])] + rx.flush()
         )
