@@ -11,6 +11,7 @@ from typing import Any
 from app.run import Run, receive, summarise
 from app.session import ReceiverSettings, SessionError, open_receiver
 from calibration.workflow import settings_from_capture
+from captures.read_ahead import ReadAhead
 from captures.reader import Capture, open_capture
 from dsp.receiver import Receiver, ReceiverError
 from dsp.truth import GroundTruth
@@ -49,23 +50,31 @@ def _no_progress(total: int) -> contextlib.AbstractContextManager[Any]:
 
 
 def replay_capture(
-    path: Path | str, settings: ReceiverSettings, progress: Progress | None = None
+    path: Path | str, settings: ReceiverSettings, progress: Progress | None = None, read_ahead: bool = True
 ) -> tuple[dict, Run]:
-    """The receiver over one capture: its summary (with ``file`` and ``calibration``) and the run."""
+    """The receiver over one capture: its summary (with ``file`` and ``calibration``) and the run.
+
+    ``read_ahead``: a forked process reads the capture ahead of the receiver on the second core
+    (``captures/read_ahead.py``); off where the cores are busy already (the fan-out)."""
     with open_capture(path) as cap:
         truth = cap.truth()
         rx = capture_receiver(cap, path, settings, truth)
-        with (progress or _no_progress)(cap.n_samples) as bar:
-            # int16 pairs as stored (ci16_le): the receiver reads them in place, no conversion
-            # (a reader thread ahead of the receiver was tried: no faster, docs/RECEIVER.md)
-            chunks = ((iq, lost) for _, iq, lost in cap.iter_chunks(CHUNK, pairs=True))
-            run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
+        # int16 pairs as stored (ci16_le): the receiver reads them in place, no conversion
+        with ReadAhead(cap, CHUNK) if read_ahead else _in_process(cap) as pieces:
+            with (progress or _no_progress)(cap.n_samples) as bar:
+                chunks = ((iq, lost) for _, iq, lost in pieces)
+                run = receive(rx, chunks, cap.waveform, cap.duration_s, truth, bar.update)
     summary = summarise(run)
     summary["file"] = str(path)
     summary["calibration"] = settings.calibration_note
     return summary, run
 
 
+def _in_process(cap: Capture) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext(cap.iter_chunks(CHUNK, pairs=True))
+
+
 def replay_summary(path: str, settings: ReceiverSettings) -> dict:
-    """One file's summary for the fan-out (a picklable module-level function)."""
-    return replay_capture(Path(path), settings)[0]
+    """One file's summary for the fan-out (a picklable module-level function): every worker
+    has a core, so no reader process of its own."""
+    return replay_capture(Path(path), settings, read_ahead=False)[0]

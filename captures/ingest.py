@@ -195,7 +195,7 @@ class SlabReader:
                 out[:, lo - start : hi - start] = pairs[:, lo - k * c : hi - k * c]
         return out
 
-    def _chunk_info(self, index: int):
+    def _chunk_info(self, index: int, lookup: bool = True):
         """HDF5's ``StoreInfo`` of stored chunk ``index`` (None if it has none): all chunks'
         listed once by ``H5Dchunk_iter`` (4 us a chunk, where a lookup per chunk took 20-130
         us here), looked up one by one for chunks written since (a growing SWMR file).  Only
@@ -217,7 +217,7 @@ class SlabReader:
                 pass  # no chunk_iter (older HDF5): one lookup per chunk
             self._infos = infos
         info = self._infos.get(index)
-        if info is None:
+        if info is None and lookup:
             try:
                 info = self.ds.id.get_chunk_info_by_coord((0, index * c, 0))
             except (OSError, RuntimeError, ValueError, KeyError):
@@ -226,7 +226,7 @@ class SlabReader:
                 self._infos[index] = info
         return info
 
-    def _pread_chunk(self, index: int, buffers: list[np.ndarray]) -> bool:
+    def _pread_chunk(self, index: int, buffers: list[np.ndarray], lookup: bool = True) -> bool:
         """Stored chunk ``index`` (its bytes, then its checksum) read with one ``preadv`` into
         ``buffers`` (writable, C-contiguous, their sizes summing to the stored size): a chunk
         lands straight in the caller's rows (no copy out of a staging buffer), and the system
@@ -235,7 +235,7 @@ class SlabReader:
         descriptor; the checksum is the caller's to verify."""
         if self._fd is None:
             return False
-        info = self._chunk_info(index)
+        info = self._chunk_info(index, lookup)
         if info is None or info.byte_offset is None or info.filter_mask != 0 or info.size != self._raw.size:
             return False
         views = [b.reshape(-1).view(np.uint8) for b in buffers]
@@ -246,13 +246,52 @@ class SlabReader:
         except OSError:
             return False
 
-    def _scatter_chunk(self, index: int, rows: list[np.ndarray]) -> bool:
+    def _scatter_chunk(self, index: int, rows: list[np.ndarray], lookup: bool = True) -> bool:
         """Chunk ``index`` straight into ``rows`` (one int16 ``[chunk_samples, 2]`` contiguous
         array per channel, e.g. the output's): no copy; ``False`` unless read and verified."""
         tail = self._raw[self._chunk_bytes :]  # the stored checksum, when there is one
-        if not self._pread_chunk(index, [*rows, tail]):
+        if not self._pread_chunk(index, [*rows, tail], lookup):
             return False
         return not self._checksum or fletcher32_parts(rows) == int(tail.view("<u4")[0])
+
+    def index_all_chunks(self) -> bool:
+        """List the place of every stored chunk now, the last partial one included, so that
+        :meth:`fill_pairs_raw` makes no HDF5 call (``captures/read_ahead.py`` runs it in a
+        forked process).  Only for a capture that no longer grows (not opened SWMR): a growing
+        file's last chunk may still be rewritten elsewhere.  ``False`` where the raw path does
+        not apply (another layout or driver)."""
+        if not self.fast or self._fd is None:
+            return False
+        c = self.chunk_samples
+        for k in range(-(-int(self.ds.shape[1]) // c)):
+            info = self._chunk_info(k)
+            if info is not None and self._infos is not None:
+                self._infos[k] = info
+        return True
+
+    def fill_pairs_raw(self, start: int, stop: int, out: np.ndarray) -> bool:
+        """Samples ``[start, stop)`` into ``out`` (int16 ``[channel, stop - start, 2]``, each
+        channel's row contiguous) by raw reads and this module's checksum alone, chunk places
+        from :meth:`index_all_chunks`: no HDF5 call, so a forked process may run it.  ``False``
+        (``out`` partly written) where any chunk needs HDF5: unlisted, filtered, or failing its
+        checksum; :meth:`read_pairs` then decides, and raises what HDF5 raises."""
+        c = self.chunk_samples
+        if not self.fast or stop <= start:
+            return self.fast
+        for k in range(start // c, (stop - 1) // c + 1):
+            lo, hi = max(start, k * c), min(stop, (k + 1) * c)
+            dst = out[:, lo - start : hi - start]
+            if hi - lo == c:
+                if not self._scatter_chunk(k, list(dst), lookup=False):
+                    return False
+                continue
+            if not self._pread_chunk(k, [self._raw], lookup=False):
+                return False
+            pairs = self._checked_raw()
+            if pairs is None:
+                return False
+            dst[...] = pairs[:, lo - k * c : hi - k * c]
+        return True
 
     def raw_chunk(self, index: int) -> np.ndarray | None:
         """Chunk ``index`` as int16 ``[channel, chunk_samples, 2]`` (a view of the reused buffer,
@@ -264,6 +303,11 @@ class SlabReader:
                 return None
             if mask != 0 or len(mv) != self._raw.size:
                 return None
+        return self._checked_raw()
+
+    def _checked_raw(self) -> np.ndarray | None:
+        """The chunk in the reused buffer as int16 ``[channel, chunk_samples, 2]``, or ``None``
+        if its checksum fails."""
         data = self._raw[: self._chunk_bytes]
         if self._checksum:
             stored = int(self._raw[self._chunk_bytes :].view("<u4")[0])

@@ -206,14 +206,23 @@ class Capture:
     def iter_chunks(self, chunk_samples: int, pairs: bool = False) -> Iterator[tuple[int, np.ndarray, int]]:
         """Yield ``(start, iq[channel, sample], samples_lost_before)``, split at every gap (``iq``
         as :meth:`read` gives it, with ``pairs``)."""
+        for start, stop, lost in self.chunk_ranges(chunk_samples):
+            yield start, self.read(start, stop, pairs), lost
+
+    def chunk_ranges(self, chunk_samples: int) -> Iterator[tuple[int, int, int]]:
+        """``(start, stop, samples_lost_before)`` of :meth:`iter_chunks`' pieces, in order."""
         cuts = sorted({0, self.n_samples, *self.gaps[:, 0].tolist()})
         lost = dict.fromkeys(self.gaps[:, 0].tolist(), 0)
         for s, k in self.gaps:
             lost[int(s)] += int(k)
         for lo, hi in itertools.pairwise(cuts):
             for start in range(lo, hi, chunk_samples):
-                stop = min(start + chunk_samples, hi)
-                yield start, self.read(start, stop, pairs), (lost.get(lo, 0) if start == lo else 0)
+                yield start, min(start + chunk_samples, hi), (lost.get(lo, 0) if start == lo else 0)
+
+    @property
+    def grows(self) -> bool:
+        """Whether the file was opened in SWMR mode (a recording that may still grow)."""
+        return bool(self._f.swmr_mode)
 
     @property
     def has_truth(self) -> bool:
