@@ -48,6 +48,8 @@ def test_stage_figures_carry_the_raw_timings_behind_every_ratio(figures):
             assert r["ratio_to_copy_cpu"][stage] == pytest.approx(cpu_copy / statistics.median(times))
     rep = statistics.median(r["timings_s"]["replay"])
     assert r["replay"]["realtime_factor"] == pytest.approx(r["signal_s"] / rep)
+    one = statistics.median(r["timings_s"]["replay_one_process"])
+    assert r["replay"]["one_process_realtime_factor"] == pytest.approx(r["signal_s"] / one)
     assert r["receiver_realtime_factor"] == pytest.approx(r["signal_s"] / r["median_s"]["receiver"])
     text = describe(r)
     assert "replay end to end" in text and "convert" in text

@@ -18,20 +18,25 @@ Definitions (one profile, one run):
   capture delivers them, int16 pairs, in replay's chunks (it reads them in place at the working
   rate, dsp/direct_windows.py; a resampling profile converts them inside the stage).
 * ``results``: ``summarise`` of that receiver run plus ``write_results`` to an HDF5 file.
-* ``replay``: ``app.replay.replay_capture`` on the capture, end to end (open, read, convert, receive,
-  summarise).
+* ``replay``: ``app.replay.replay_capture`` on the capture, end to end (open, read, receive,
+  summarise), as ``backscatter replay`` runs it: a forked process reads ahead on the second core
+  (``captures/read_ahead.py``) where there is one.
+* ``replay_one_process``: the same with the reads in the receiver's own process
+  (``read_ahead=False``), as the fan-out of many files runs each.
 
 Every stage is timed once per round, in the same rounds as the copy (round-robin, so a busy
 machine slows all of them alike); ``timings_s`` holds each stage's times in round order.
 ``ratio_to_copy[stage] = median(timings_s["copy"]) / median(timings_s[stage])``: the stage's
 speed as a fraction of a copy of the same samples (1.0: as fast as the copy).
-``replay.realtime_factor = signal_s / median(timings_s["replay"])``.  The same stages' CPU
+``replay.realtime_factor = signal_s / median(timings_s["replay"])``, and likewise
+``replay.one_process_realtime_factor``.  The same stages' CPU
 seconds of this process (``time.process_time``) are in ``cpu_timings_s`` with their ratios in
 ``ratio_to_copy_cpu``: on a shared machine they show the work without the waits for a core.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -55,7 +60,17 @@ from dsp.waveform import WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
 
-STAGES = ("copy", "read", "checksum", "convert", "ingest", "receiver", "results", "replay")
+STAGES = (
+    "copy",
+    "read",
+    "checksum",
+    "convert",
+    "ingest",
+    "receiver",
+    "results",
+    "replay",
+    "replay_one_process",
+)
 RATIO_STAGES = ("read", "checksum", "convert", "ingest", "receiver", "results")
 
 
@@ -170,6 +185,7 @@ def _measure(
             run = timed("receiver", receiver)
             timed("results", partial(_results, run, tmp / "results.h5"))
             timed("replay", partial(replay_capture, path, settings))
+            timed("replay_one_process", partial(replay_capture, path, settings, read_ahead=False))
     med = {s: statistics.median(v) for s, v in timings.items()}
     samples = n_ch * n
     return {
@@ -184,7 +200,12 @@ def _measure(
         "ratio_to_copy": ratios(timings),
         "cpu_timings_s": cpu_timings,
         "ratio_to_copy_cpu": ratios(cpu_timings),
-        "replay": {"median_wall_s": med["replay"], "realtime_factor": signal_s / med["replay"]},
+        "replay": {
+            "median_wall_s": med["replay"],
+            "realtime_factor": signal_s / med["replay"],
+            "one_process_realtime_factor": signal_s / med["replay_one_process"],
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        },
         "receiver_realtime_factor": signal_s / med["receiver"],
     }
 
@@ -201,7 +222,8 @@ def describe(r: dict) -> str:
         f"{r['signal_s']:g} s, median of {r['repeats']}; ratio to a numpy copy of the same samples "
         f"({mss['copy'] / 1e6:.0f} MS/s): {fmt(r['ratio_to_copy'])}\n"
         f"  CPU time ratios: {fmt(r['ratio_to_copy_cpu'])}\n"
-        f"  replay end to end {r['replay']['realtime_factor']:.2f}x real time "
+        f"  replay end to end {r['replay']['realtime_factor']:.2f}x real time, reading ahead in a second "
+        f"process ({r['replay']['one_process_realtime_factor']:.2f}x in one) "
         f"(receiver alone {r['receiver_realtime_factor']:.2f}x; ingest {mss['ingest'] / 1e6:.0f} MS/s, "
         f"read {mss['read'] / 1e6:.0f} MS/s, convert {mss['convert'] / 1e6:.0f} MS/s)\n"
         f"  with impairments {'on' if c['impairments'] else 'off'} (LO {c['lo_ppm']:+.2f} ppm, sample clock "
