@@ -40,7 +40,14 @@ from dsp.phasor import cis
 from dsp.references import ramp
 from dsp.sc16 import SC16_SCALE
 from dsp.waveform import WaveformConfig
-from dsp.windows import CompositeWindows, ResampledWindows, ResamplingBuffer, WindowBlock, fractional_kernel
+from dsp.windows import (
+    CompositeWindows,
+    ResampledWindows,
+    ResamplingBuffer,
+    WindowBlock,
+    band_form,
+    fractional_kernel,
+)
 
 
 @dataclass(frozen=True)
@@ -102,18 +109,6 @@ def _every(m0: int, g: int, step: int) -> tuple[int | None, int]:
     return None, 0
 
 
-def _band_form(kernel) -> tuple[np.ndarray, np.ndarray]:
-    """A :func:`dsp.windows.fractional_kernel` matrix ``[N, length]`` as ``(vals [N, taps],
-    first column [N])``: every row holds ``taps`` consecutive columns (for dsp/frames_kernel.py's
-    banded products, 10x scipy's sparse ones here)."""
-    n = kernel.shape[0]
-    taps = int(kernel.indptr[1] - kernel.indptr[0])
-    cols = kernel.indices.reshape(n, taps)
-    if np.any(np.diff(kernel.indptr) != taps) or np.any(np.diff(cols, axis=1) != 1):
-        raise ValueError("kernel rows must each hold the same number of consecutive columns")
-    return np.ascontiguousarray(kernel.data.reshape(n, taps), np.float32), cols[:, 0].astype(np.int64)
-
-
 class KernelAlignment:
     """Windows read at their fractional delays through ``levels`` fixed kernels (module docstring)."""
 
@@ -128,7 +123,7 @@ class KernelAlignment:
                               buffer.length)
             for k in range(levels)
         ]  # fmt: skip
-        self._bands = [_band_form(k) for k in self._kernels]  # the same, as (taps, first column)
+        self._bands = [band_form(k) for k in self._kernels]  # the same, as (taps, first column)
 
     def install(self, reference: np.ndarray, cfo_hz: float, probe: np.ndarray, slope: bool) -> KernelColumns:
         cols = self._zero.install(reference, cfo_hz, probe, slope)

@@ -134,19 +134,41 @@ def fractional_kernel(
     return scipy.sparse.csr_array((vals32, cols.ravel(), indptr), shape=(n, length))
 
 
+def band_form(kernel: scipy.sparse.csr_array) -> tuple[np.ndarray, np.ndarray]:
+    """A :func:`fractional_kernel` matrix ``[N, length]`` as ``(vals [N, taps], first column
+    [N])``: every row holds ``taps`` consecutive columns (for dsp/frames_kernel.py's banded
+    products, 10x scipy's sparse ones here)."""
+    n = kernel.shape[0]
+    taps = int(kernel.indptr[1] - kernel.indptr[0])
+    cols = kernel.indices.reshape(n, taps)
+    if np.any(np.diff(kernel.indptr) != taps) or np.any(np.diff(cols, axis=1) != 1):
+        raise ValueError("kernel rows must each hold the same number of consecutive columns")
+    return np.ascontiguousarray(kernel.data.reshape(n, taps), np.float32), cols[:, 0].astype(np.int64)
+
+
 class _Kernel:
     """One phase's interpolation matrix ``[N, length]`` and its pulled-back projections."""
 
     def __init__(self, matrix: scipy.sparse.csr_array):
         self.matrix = matrix
+        self._band: tuple[np.ndarray, np.ndarray] | None = None
         self._pulled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def pull(self, mat: np.ndarray) -> np.ndarray:
-        """``matrix.T @ mat`` ``[length, c]`` as complex64, cached while ``mat`` is the same array."""
+        """``matrix.T @ mat`` ``[length, c]`` as complex64 (``mat`` ``[N, c]``), cached while
+        ``mat`` is the same array: the banded compiled product (dsp/frames_kernel.py)."""
+        from dsp.frames_kernel import band_pull_cols  # numba: imported on first use
+
         hit = self._pulled.get(id(mat))
         if hit is not None and hit[0] is mat:
             return hit[1]
-        pulled = np.ascontiguousarray(self.matrix.T @ mat, np.complex64)
+        if self._band is None:
+            self._band = band_form(self.matrix)
+        vals, base = self._band
+        x = np.ascontiguousarray(mat, np.complex64).reshape(mat.shape[0], -1)
+        pulled = np.empty((self.matrix.shape[1], x.shape[1]), np.complex64)
+        band_pull_cols(vals, base, x.view(np.float32), pulled.view(np.float32))
+        pulled = pulled.reshape(self.matrix.shape[1], *mat.shape[1:])
         if len(self._pulled) >= 8:
             self._pulled.pop(next(iter(self._pulled)))
         self._pulled[id(mat)] = (mat, pulled)

@@ -238,13 +238,12 @@ def test_banded_products_equal_the_sparse_matrix_products(frac):
     """The kernels' banded products (dsp/frames_kernel.py) against scipy's: ``K.T @ c`` and
     ``K @ x`` to float32 rounding (each output sums at most ``taps`` = 96 products: within
     ``2 (96 + 2) eps sum |K| |x|``)."""
-    from dsp.frames_kernel import band_apply, band_pull
-    from dsp.kernel_alignment import _band_form
-    from dsp.windows import fractional_kernel
+    from dsp.frames_kernel import band_apply, band_pull, band_pull_cols
+    from dsp.windows import _Kernel, band_form, fractional_kernel
 
     buf = ResamplingBuffer(N, UP, DOWN)
     k = fractional_kernel(buf.half_span + frac, N, buf.ratio, buf.half_span, buf.length)
-    vals, base = _band_form(k)
+    vals, base = band_form(k)
     rng = np.random.default_rng(1)
     c = (rng.standard_normal(N) + 1j * rng.standard_normal(N)).astype(np.complex64)
     x = (rng.standard_normal(buf.length) + 1j * rng.standard_normal(buf.length)).astype(np.complex64)
@@ -258,8 +257,18 @@ def test_banded_products_equal_the_sparse_matrix_products(frac):
     band_apply(vals, base, x.view(np.float32), applied.view(np.float32))
     bound = eps * (ka @ (np.abs(x.real) + np.abs(x.imag)))
     assert np.all(np.abs(applied - k @ x.astype(complex)) <= bound + 1e-12)
+    # several columns at once (acquisition's features, dsp.windows._Kernel.pull): the same bound
+    # per column
+    cols = (rng.standard_normal((N, 5)) + 1j * rng.standard_normal((N, 5))).astype(np.complex64)
+    many = np.full((buf.length, 5), 7 + 7j, np.complex64)  # zeroed by the kernel
+    band_pull_cols(vals, base, cols.view(np.float32), many.view(np.float32))
+    bound = eps * (ka.T @ (np.abs(cols.real) + np.abs(cols.imag)))
+    assert np.all(np.abs(many - k.T @ cols.astype(complex)) <= bound + 1e-12)
+    window = _Kernel(k)
+    np.testing.assert_array_equal(window.pull(cols), many)
+    assert window.pull(cols) is window.pull(cols)  # cached while the columns are the same array
     bad = k.copy()
     bad.indices = bad.indices.copy()
     bad.indices[5] += 1  # a gap in row 0's columns
     with pytest.raises(ValueError, match="consecutive"):
-        _band_form(bad)
+        band_form(bad)
