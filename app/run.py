@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.stale import StaleWatch
+from dsp.ranging import implausibility
 from dsp.receiver import Receiver, Result
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
 from dsp.truth import GroundTruth
@@ -87,18 +88,22 @@ def direct_path_watch(run: Run) -> dict | None:
 
 
 def implausible_ranges(run: Run, range_m: dict[str, float | None]) -> dict[str, str]:
-    """Method -> why its median range cannot be a TX-tag-RX path: shorter than the TX-RX
-    distance by more than a tenth of the resolution ``c / B_occ`` (the triangle inequality;
-    the margin covers estimation noise when the tag sits on the TX-RX line)."""
-    d0 = run.tx_rx_distance_m
-    if d0 is None:
-        return {}
-    margin = 0.1 * run.wf.resolution_m
+    """Method -> why its median range cannot be a TX-tag-RX path
+    (:func:`dsp.ranging.implausibility`)."""
     return {
-        m: f"{v:.2f} m is below the TX-RX distance {d0:.2f} m"
+        m: why
         for m, v in range_m.items()
-        if v is not None and v < d0 - margin
+        if v is not None and (why := implausibility(v, run.tx_rx_distance_m, run.wf)) is not None
     }
+
+
+def implausible_epochs(run: Run) -> dict[str, int]:
+    """Method -> how many of the run's epochs carry an implausible range (``RangingEpoch.implausible``)."""
+    counts: dict[str, int] = {}
+    for e in run.epochs:
+        for m in e.implausible:
+            counts[m] = counts.get(m, 0) + 1
+    return counts
 
 
 def summarise(run: Run) -> dict:
@@ -139,6 +144,7 @@ def summarise(run: Run) -> dict:
         "gaps": [{"index": g.index, "samples_lost": g.samples_lost} for g in run.gaps],
         "direct_path": direct_path_watch(run),
         "implausible": implausible_ranges(run, range_m),
+        "implausible_epochs": implausible_epochs(run),
     }
     if truth is not None:
         n_total = run.duration_s * wf.working_rate_hz

@@ -61,3 +61,6 @@ def write_results(path: str | os.PathLike, run: Any, summary: dict, force: bool 
         ep["range_std_m"] = np.array(  # nan where a method gives no uncertainty
             [[e.range_std_m.get(m, np.nan) for m in methods] for e in es]
         ).reshape(len(es), len(methods))
+        ep["implausible"] = np.array(  # a range physics forbids (RangingEpoch.implausible)
+            [[m in e.implausible for m in methods] for e in es], bool
+        ).reshape(len(es), len(methods))

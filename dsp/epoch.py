@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dsp.cir import cfr_to_cir
 from dsp.phasor import cis
-from dsp.ranging import REGISTRY, RangingMethod, bistatic_range_m, combine_ranges
+from dsp.ranging import REGISTRY, RangingMethod, bistatic_range_m, combine_ranges, implausibility
 from dsp.references import cfr_from_symbol
 from dsp.results import RangingEpoch
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
@@ -56,7 +56,8 @@ class RangingJob:
     (:func:`range_methods`).
 
     ``cfr`` ``{band: [subcarrier]}`` and ``cir`` ``{band: [K]}`` are the epoch's (calibrated);
-    ``reliability`` weighs the side bands (linear SNR); ``d_cal_m`` per side band.
+    ``reliability`` weighs the side bands (linear SNR); ``d_cal_m`` per side band;
+    ``tx_rx_known``: whether ``tx_rx_distance_m`` was given (else 0: excess path lengths).
     """
 
     wf: WaveformConfig
@@ -68,6 +69,7 @@ class RangingJob:
     tx_rx_distance_m: float
     d_cal_m: dict[str, float]
     method_params: Mapping[str, Mapping[str, Any]]
+    tx_rx_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,13 @@ class RangingOutcome:
     range_band_m: dict[str, dict[str, float]]
     range_std_m: dict[str, float]
     busy_s: float = 0.0
+    implausible: dict[str, str] = field(default_factory=dict)
 
     def fill(self, epoch: RangingEpoch) -> RangingEpoch:
         """``epoch`` with these answers and no ``job`` left (in place; returned)."""
         epoch.delay_s, epoch.range_m = self.delay_s, self.range_m
         epoch.range_band_m, epoch.range_std_m = self.range_band_m, self.range_std_m
+        epoch.implausible = self.implausible
         epoch.job = None
         return epoch
 
@@ -136,6 +140,7 @@ def ranging_epoch(
         tx_rx_distance_m=tx_rx_distance_m or 0.0,
         d_cal_m={b: (d_cal_m or {}).get(b, 0.0) for b in sides},
         method_params={k: dict(v) for k, v in method_params.items()},
+        tx_rx_known=tx_rx_distance_m is not None,
     )
     epoch = RangingEpoch(
         time_s=time_s,
@@ -175,7 +180,9 @@ def range_methods(job: RangingJob) -> RangingOutcome:
         std = _range_std_m(std_s, sides, job.reliability, joint=getattr(method, "joint_bands", False))
         if np.isfinite(std):
             range_std[name] = std
-    return RangingOutcome(delays, ranges, per_band, range_std, time.perf_counter() - t0)
+    known = job.tx_rx_distance_m if job.tx_rx_known else None
+    flags = {m: why for m, r in ranges.items() if (why := implausibility(r, known, wf)) is not None}
+    return RangingOutcome(delays, ranges, per_band, range_std, time.perf_counter() - t0, flags)
 
 
 def _delays(

@@ -40,6 +40,9 @@ class RangingEpoch:
     # method -> standard deviation of range_m (m), from the method's fitted model (Fisher
     # information); methods that give none are absent
     range_std_m: dict[str, float] = field(default_factory=dict)
+    # method -> why its range_m cannot be a TX-tag-RX path (dsp.ranging.base.implausibility);
+    # plausible ranges are absent
+    implausible: dict[str, str] = field(default_factory=dict)
     # the ranging still to run (dsp.epoch.RangingJob) when the receiver deferred it; None once
     # the method fields above are filled
     job: Any = field(default=None, repr=False, compare=False)

@@ -166,6 +166,7 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
     for m, ep in enumerate(epochs):
         if ep is None:
             lost = {f"err_{name}_m": math.nan for name in cfg.method_names}
+            lost.update({f"implausible_{name}": False for name in cfg.method_names})
             lost.update(n_nlos=params["n_nlos"], scenario=params["scenario"], measurement=m, seed=sc.seed)
             lost.update(attenuation_db=params["attenuation_db"], snr_side_set_db=snr_side, lost=True)
             lost.update(
@@ -189,6 +190,8 @@ def run_ranging(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]
         row.update(
             {f"err_{name}_m": _wrap(ep.range_m[name] - truth, wf.max_range_m) for name in cfg.method_names}
         )
+        # a range physics forbids, flagged by the receiver (dsp.ranging.implausibility)
+        row.update({f"implausible_{name}": name in ep.implausible for name in cfg.method_names})
         rows.append(row)
     return {"rows": rows}
 

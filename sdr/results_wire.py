@@ -41,6 +41,7 @@ def epoch_to_wire(e: RangingEpoch, wf: WaveformConfig, range_true_m: float | Non
         "range_m": _floats(e.range_m),
         "range_band_m": _floats(e.range_band_m),
         "range_std_m": _floats(e.range_std_m),  # optional on the wire (older senders lack it)
+        "implausible": {m: str(why) for m, why in e.implausible.items()},  # optional, likewise
         "delay_s": _floats(e.delay_s),
         "snr_db": _floats(e.snr_db),
         "cfo_hz": _floats(e.cfo_hz),

@@ -74,6 +74,24 @@ def bistatic_range_m(
     return float(np.mod(tx_rx_distance_m + delta, max_range_m))
 
 
+def implausibility(range_m: float, tx_rx_distance_m: float | None, wf: WaveformConfig) -> str | None:
+    """Why ``range_m`` cannot be a TX-tag-RX path length, or ``None``.
+
+    * Shorter than the TX-RX distance ``d_0`` by more than a tenth of the resolution
+      ``c / B_occ`` (the triangle inequality; the margin covers estimation noise when the tag
+      sits on the TX-RX line).  Not checked when ``d_0`` is unknown (the ranges are then excess
+      path lengths modulo ``R_max``).
+    * Beyond half the unambiguous range ``R_max = c / df`` (eq. (78) is modulo ``R_max``): a
+      first path found before the direct path's wraps to kilometres, which no room holds.
+    """
+    if tx_rx_distance_m is not None and range_m < tx_rx_distance_m - 0.1 * wf.resolution_m:
+        return f"{range_m:.2f} m is below the TX-RX distance {tx_rx_distance_m:.2f} m"
+    if range_m > wf.max_range_m / 2:
+        half = wf.max_range_m / 2
+        return f"{range_m:.0f} m is beyond half the unambiguous range, {half:.0f} m (a wrapped delay)"
+    return None
+
+
 def combine_ranges(ranges_m: dict[str, float], reliability: dict[str, float]) -> float:
     """Eq. (79): reliability-weighted mean of per-band ranges."""
     w = np.array([max(reliability.get(b, 0.0), 0.0) for b in ranges_m])

@@ -136,9 +136,9 @@ class CirPanel(QWidget):
     @staticmethod
     def _summary(fields: dict) -> str:
         parts = [f"epoch at {fields.get('time_s', math.nan):.3f} s, {fields.get('n_symbols', 0)} symbols"]
-        std = fields.get("range_std_m", {})
+        std, bad = fields.get("range_std_m", {}), fields.get("implausible", {})
         parts += [
-            f"{m} {r:.2f}" + (f" ± {std[m]:.2f}" if m in std else "") + " m"
+            f"{m} {r:.2f}" + (f" ± {std[m]:.2f}" if m in std else "") + " m" + (" IMPLAUSIBLE" * (m in bad))
             for m, r in fields.get("range_m", {}).items()
         ]
         if fields.get("range_true_m") is not None:
