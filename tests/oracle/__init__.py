@@ -11,4 +11,6 @@ emulator and the receiver shows up here.  One module per job:
 * :mod:`.synth` the band-limited periodic waveform at arbitrary (stretched) times;
 * :mod:`.writer` the HDF5 capture writer;
 * :mod:`.scenario` a scenario and the capture it makes, with its ground truth.
+* :mod:`.campaign` issue 13's targets on the oracle's captures, the receiver run through
+  ``backscatter replay`` in a subprocess (``python -m tests.oracle.campaign --out DIR``).
 """
