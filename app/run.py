@@ -106,6 +106,18 @@ def implausible_epochs(run: Run) -> dict[str, int]:
     return counts
 
 
+def timing_drift(run: Run) -> dict[str, float | bool | None]:
+    """The sample-clock drift at the end of the run (issue 13: both reported): ``prior`` (the
+    shared-reference model, central CFO / carrier), ``measured`` (the central band's timing),
+    ``locked``; ``None`` where the receiver has not formed one (no tracking, or no segment)."""
+    s = run.last_block
+    return {
+        "prior": None if s is None else s.timing_drift_ppm,
+        "measured": None if s is None else s.timing_drift_measured_ppm,
+        "locked": None if s is None else s.timing_locked,
+    }
+
+
 def summarise(run: Run) -> dict:
     """The JSON summary of ``replay`` and ``demo`` (see README for the fields)."""
     wf, truth = run.wf, run.truth
@@ -145,6 +157,7 @@ def summarise(run: Run) -> dict:
         "direct_path": direct_path_watch(run),
         "implausible": implausible_ranges(run, range_m),
         "implausible_epochs": implausible_epochs(run),
+        "timing_drift_ppm": timing_drift(run),
     }
     if truth is not None:
         n_total = run.duration_s * wf.working_rate_hz

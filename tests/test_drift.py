@@ -176,3 +176,27 @@ def test_an_untied_clock_with_a_small_carrier_offset_is_caught_at_start_up(wf):
     assert errs and max(errs) < 0.05, max(errs)  # what the receiver reports, every segment
     assert np.max(np.abs(_timing_error(rx, emu.truth))) < 0.05  # and against the truth, at the end
     assert sum(isinstance(o, PacketResult) and o.crc_ok for o in out) >= 4
+
+
+def test_replay_reports_the_prior_and_the_measured_drift(wf, capsys):
+    """The summary carries the last segment's two drifts (issue 13: "report both"), and the human
+    output prints them; a run with no segment reports none."""
+    from app.run import Run, summarise
+    from backscatter.commands.receive_cmd import print_human
+
+    sc = ScenarioConfig(seed=5, duration_s=0.3, lo_ppm=-7.0, snr_lower_db=-20, snr_upper_db=-20)
+    emu = Emulator(wf, sc)
+    rx = Receiver(wf, list(sc.bands))
+    run = Run(wf, list(sc.bands), sc.duration_s, None, processing_s=1.0)
+    run.add(_run(emu, rx))
+    drift = summarise(run)["timing_drift_ppm"]
+    assert drift["prior"] == run.last_block.timing_drift_ppm == pytest.approx(-7.0, abs=0.05)
+    assert drift["measured"] == run.last_block.timing_drift_measured_ppm
+    assert drift["measured"] == pytest.approx(-7.0, abs=0.05) and drift["locked"]
+    print_human(summarise(run), "replay")
+    assert "sample-clock drift" in capsys.readouterr().out
+    assert summarise(Run(wf, list(sc.bands), 0.0, None))["timing_drift_ppm"] == {
+        "prior": None,
+        "measured": None,
+        "locked": None,
+    }

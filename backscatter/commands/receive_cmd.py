@@ -56,6 +56,14 @@ def print_human(s: dict, title: str) -> None:
         print(f"  range {m:16s} {r:8.3f} m{err}{flag}" if r is not None else f"  range {m}: none")
     if s["range_true_m"] is not None:
         print(f"  range true             {s['range_true_m']:8.3f} m")
+    drift = s.get("timing_drift_ppm") or {}
+    if drift.get("prior") is not None:
+        meas = drift.get("measured")
+        print(
+            f"  sample-clock drift      {drift['prior']:+.3f} ppm (CFO / fc)"
+            + (f", measured {meas:+.3f} ppm" if meas is not None else "")
+            + (", timing locked" if drift.get("locked") else "")
+        )
     snr = ", ".join(f"{b} {v:.1f} dB" for b, v in s["snr_db"].items() if v is not None)
     cfo = ", ".join(f"{b} {v:+.1f} Hz" for b, v in s["cfo_hz"].items())
     print(f"  SNR per subcarrier: {snr}")
