@@ -48,15 +48,12 @@ _FREE_REFS = 2  # the slot list and getrefcount's argument
 
 def _serve(reader: SlabReader, slots: list[np.ndarray], conn: Connection) -> None:
     """The child's loop: fill ``slots[i][:, :stop - start]`` for each ``(i, start, stop)`` and
-    answer ``(i, ok)``; returns at ``None`` or when the parent has gone."""
+    answer ``(i, ok)``; returns when the parent has closed its end."""
     while True:
         try:
-            msg = conn.recv()
+            i, start, stop = conn.recv()
         except (EOFError, OSError):
             return
-        if msg is None:
-            return
-        i, start, stop = msg
         try:
             ok = reader.fill_pairs_raw(start, stop, slots[i][:, : stop - start])
         except Exception:  # the parent reads it again and raises what it finds
