@@ -86,8 +86,8 @@ def implausibility(range_m: float, tx_rx_distance_m: float | None, wf: WaveformC
     """
     if tx_rx_distance_m is not None and range_m < tx_rx_distance_m - 0.1 * wf.resolution_m:
         return f"{range_m:.2f} m is below the TX-RX distance {tx_rx_distance_m:.2f} m"
-    if range_m > wf.max_range_m / 2:
-        half = wf.max_range_m / 2
+    half = wf.max_range_m / 2
+    if range_m > half:
         return f"{range_m:.0f} m is beyond half the unambiguous range, {half:.0f} m (a wrapped delay)"
     return None
 
