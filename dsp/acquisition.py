@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from dsp.references import ramp
 from dsp.waveform import WaveformConfig
 
 
@@ -35,7 +36,6 @@ class TapSpace:
         gram = self.E.conj().T @ self.E  # noise covariance of taps per unit noise, [L, L]
         w, v = np.linalg.eigh(gram)
         self.whiten = (v / np.sqrt(w)) @ v.conj().T  # gram^-1/2
-        self.unwhiten = (v * np.sqrt(w)) @ v.conj().T
         # [N, L]: DFT(window)[active] / X @ E @ whiten, i.e. sum_b exp(-2j pi n b / N) Y[b, l] with
         # Y the active rows of (E @ whiten) / X and zeros elsewhere: one FFT per tap, not an
         # [N, K] matrix of exponentials (80 ms of the receiver's start-up).
@@ -54,9 +54,31 @@ class TapSpace:
         """
         return (derotate[:, None] * self._taps_from_window).astype(np.complex64)
 
-    def cfr_from_taps(self, taps_white: np.ndarray) -> np.ndarray:
-        """CFR ``[subcarrier]`` of a whitened tap vector ``[L]``."""
-        return self._cfr_basis @ (self.unwhiten @ taps_white)
+    def cfr_from_taps(self, taps_white: np.ndarray, offset_hz: float = 0.0) -> np.ndarray:
+        """CFR ``[subcarrier]`` of the window whose features are ``taps_white`` ``[L]``, its
+        content ``offset_hz`` above the CFO the features' derotation removed.
+
+        A window holding ``r = ramp(offset) * symbol_from_cfr(H, 0)`` with ``H = B h`` in the
+        span of the taps (``B`` = ``self._cfr_basis``) has features ``t = h @ Q``, ``Q[d]`` the
+        features of tap ``d``'s own window (:meth:`tap_response`), hence ``h = t Q^-1``.  With no
+        offset ``Q = K sqrt(N) conj(gram^(1/2))`` (``K`` active subcarriers).  Blind acquisition
+        takes features at the central band's CFO before the tag's offset is known, so a side
+        band sits ``eps f_sh`` away (up to 4.5 kHz at 100 ppm, 0.15 subcarrier): read as if it
+        were not, the CFR came out smeared, a reference 0.3 dB short of the channel at 100 ppm.
+        (Until session 12 this also multiplied by ``gram^(1/2)`` instead of inverting ``Q``,
+        smoothing the CFR by the tap Gram matrix.)
+        """
+        h = np.linalg.solve(self.tap_response(offset_hz).T, taps_white)
+        return self._cfr_basis @ h
+
+    def tap_response(self, offset_hz: float) -> np.ndarray:
+        """``[L, L]``: row ``d`` holds the features of the window ``ramp(offset_hz) *
+        symbol_from_cfr(B[:, d], 0)`` (one delay tap), taken without derotation."""
+        wf = self.wf
+        spec = np.zeros((len(self.delays), wf.fft_size), complex)
+        spec[:, wf.active_bins] = self._cfr_basis.T * wf.zadoff_chu
+        windows = scipy.fft.ifft(spec, axis=-1) * np.sqrt(wf.fft_size) * ramp(wf, offset_hz)
+        return windows @ self._taps_from_window
 
     def denoise(self, cfr: np.ndarray) -> np.ndarray:
         """``cfr`` ``[subcarrier]`` projected (least squares) on the CFRs of the tap window.

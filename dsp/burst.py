@@ -88,6 +88,9 @@ class BurstSearch:
                 continue
             out.extend(result)
             self._search_from = int(starts[k]) + (pkt_windows - 2) * n
+            if len(result) == 1 and self._lookback:  # look-back: the references were refined
+                _, z, rows = self._stacked()
+                nv = self._z_noise(rows)
         return out
 
     def _template(self, period: float) -> np.ndarray:
@@ -170,6 +173,7 @@ class BurstSearch:
             )
             self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
         if not self._windows_kept(lo, hi):  # decoded by look-back: no raw windows left to range on
+            self._learn_from_features(st, self._fractions(lo, hi), weights)
             return [result]
         epoch = self._epoch(lo, hi, weights, t0 / self.fs)
         for b in weights:  # refine the side-band references with this packet's estimate
@@ -177,6 +181,17 @@ class BurstSearch:
                 b, epoch.cfr[b] if self.calibration is None else epoch.cfr[b] * self.calibration[b]
             )
         return [result, epoch]
+
+    def _learn_from_features(self, st: np.ndarray, f: np.ndarray, weights: dict[str, np.ndarray]) -> None:
+        """Refine the side-band references from a packet decoded by look-back, through its
+        windows' tap features (:meth:`dsp.look_back.LookBack.cfr`), as an epoch refines them
+        after acquisition, and project the history again on them."""
+        for b, w in weights.items():
+            lb = self._lookback.get(b)
+            cfr = None if lb is None else lb.cfr(st, f, w, self.cfo_hz[b])
+            if cfr is not None:
+                self._refresh_reference(b, cfr)
+                self._reproject(b)
 
     def _idle_samples(self, period: float) -> float:
         """Working-rate samples by which the next packet's start is at least ahead of a candidate

@@ -22,6 +22,7 @@ from dsp.chunks import is_pairs
 from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
 from dsp.kernel_alignment import KernelAlignment
+from dsp.look_back import LookBack
 from dsp.packet import bits_to_symbols, preamble_bits
 from dsp.phasor import cis, cis32
 from dsp.receiver_config import ReceiverConfig
@@ -144,9 +145,9 @@ class Receiver(BurstSearch):
         self._proj: dict[str, object] = dict.fromkeys(self.bands)  # columns of self._align
         self._acq: dict[str, SubspaceAcquirer] = {}
         self._refreshes: dict[str, int] = {}  # side band -> reference refreshes since acquisition
-        # side band -> (window starts, tap features, central CFO) kept by acquisition: decodes the
-        # packets whose raw windows were dropped before the band was acquired (_look_back)
-        self._lookback: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # side band -> the tap features acquisition kept: decodes the packets whose raw windows
+        # were dropped before the band was acquired (_reproject), until those windows are trimmed
+        self._lookback: dict[str, LookBack] = {}
         # side bands: the nominal CFO phase is continuous across CFO updates; it is
         # anchor_phase + cfo * (index - anchor_index) / fs (see _nominal_phase, _set_cfo)
         self._anchor: dict[str, tuple[int, float]] = {b: (0, 0.0) for b in self.bands}
@@ -376,11 +377,8 @@ class Receiver(BurstSearch):
                 continue
             self._acquire_step(b, seg)
         for b in self.sides:  # acquired in this segment: project every window still in the history
-            i = self.bands.index(b)
-            if self._ref[b] is not None and np.isnan(seg.z[i]).any():
-                for s in self._history:
-                    s.z[i] = self._project(b, s) if s.block is not None else self._look_back(b, s)
-                self._lookback.pop(b, None)
+            if self._ref[b] is not None and np.isnan(seg.z[self.bands.index(b)]).any():
+                self._reproject(b)
         out: list[Result] = [
             BlockStats(
                 time_s=starts[0] / fs,
@@ -449,20 +447,20 @@ class Receiver(BurstSearch):
         seg.ph[row] = self._nominal_phase(band, seg.starts)
         return (z * cis32(-2 * np.pi * seg.ph[row])).astype(np.complex64, copy=False)  # ph: cycles in [0, 1)
 
-    def _look_back(self, band: str, seg: _Segment) -> np.ndarray:
-        """Tag samples ``[window]`` of a segment whose raw windows were dropped while acquiring,
-        from the projections acquisition left in ``_lookback`` (nan where there are none)."""
+    def _reproject(self, band: str) -> None:
+        """Project the band's history windows on its current reference: the raw ones as they
+        arrive, the light ones through the look-back features (nan where none are kept)."""
         row = self.bands.index(band)
-        seg.ph[row] = self._nominal_phase(band, seg.starts)
-        z = np.full(seg.starts.size, np.nan + 0j, np.complex64)
-        kept = self._lookback.get(band)
-        if kept is None:
-            return z
-        starts, zk = kept
-        pos = np.searchsorted(starts, seg.starts)
-        ok = (pos < starts.size) & (starts[np.minimum(pos, starts.size - 1)] == seg.starts)
-        z[ok] = zk[pos[ok]] * cis(-2 * np.pi * seg.ph[row][ok])
-        return z
+        lb = self._lookback.get(band)
+        cols = None if lb is None else lb.columns(self._ref[band], self.cfo_hz[band])
+        for s in self._history:
+            if s.block is not None:
+                s.z[row] = self._project(band, s)
+                continue
+            s.ph[row] = self._nominal_phase(band, s.starts)
+            s.z[row] = np.nan
+            if cols is not None:
+                s.z[row] = lb.tag_samples(s.starts, s.f, cols) * cis(-2 * np.pi * s.ph[row])
 
     def _nominal_phase(self, band: str, index: np.ndarray) -> np.ndarray:
         """Nominal CFO phase (cycles, mod 1) of a side band at continuous working-rate ``index``."""
@@ -531,20 +529,13 @@ class Receiver(BurstSearch):
         eps_fsh = tag_offset_hz(z, self.wf.subcarrier_spacing_hz, modulated=self.cfg.tag_mode == "burst")
         for b, v in ready.items():
             self.cfo_hz[b] = nu0 + (eps_fsh if b == "upper" else -eps_fsh)
-            self._install(b, symbol_from_cfr(self.wf, self._space.cfr_from_taps(v), self.cfo_hz[b]))
+            cfr = self._space.cfr_from_taps(v, self.cfo_hz[b] - nu0)  # features: nu0 removed
+            self._install(b, symbol_from_cfr(self.wf, cfr, self.cfo_hz[b]))
             self._refreshes[b] = 0
-            self._lookback[b] = self._projections_from_features(b, self._acq.pop(b), nu0)
-
-    def _projections_from_features(
-        self, band: str, acq: SubspaceAcquirer, nu0: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(window starts, projections on the just-acquired reference) of every window acquisition
-        kept features of.  The reference lies in the span of the taps, so its projection is
-        ``features @ c`` with ``c`` the least-squares solution of ``F c = q`` (``F`` the feature
-        matrix, ``q`` the projection column): 32 numbers a window instead of ``N``."""
-        fmat = self._space.feature_matrix(np.conj(ramp(self.wf, nu0)))
-        c = np.linalg.lstsq(fmat, self._align.column0(self._proj[band]), rcond=None)[0]
-        return np.concatenate(acq.starts), np.concatenate(acq.features) @ c
+            acq = self._acq.pop(b)
+            self._lookback[b] = LookBack(
+                self._space, self._basis, np.concatenate(acq.starts), np.concatenate(acq.features), nu0
+            )
 
     # ----- packets (burst mode) ------------------------------------------
     def _tag_symbol_samples(self) -> float:
@@ -562,6 +553,10 @@ class Receiver(BurstSearch):
         starts = np.concatenate([s.starts for s in self._history])
         z = np.concatenate([s.z[rows] for s in self._history], axis=1).astype(complex)
         return starts, z, rows
+
+    def _fractions(self, lo: int, hi: int) -> np.ndarray:
+        """Fractional delays ``[window]`` of history windows ``lo..hi``."""
+        return np.concatenate([s.f for s in self._history])[lo:hi]
 
     def _phases(self, rows: list[int], lo: int, hi: int) -> np.ndarray:
         """Stored nominal phases ``[row, window]`` of history windows ``lo..hi``."""
@@ -705,3 +700,5 @@ class Receiver(BurstSearch):
         keep_from = mark - 3 * self.n - IDLE_SYMBOLS * self._tag_symbol_samples()  # _idle_before
         while self._history and self._history[0].starts[-1] < keep_from:
             self._history.pop(0)
+        if self._lookback and all(s.block is not None for s in self._history):
+            self._lookback.clear()  # no window left that only the features describe

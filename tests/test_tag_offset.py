@@ -172,7 +172,7 @@ def test_the_spike_gives_the_tag_channel_and_matched_tag_samples():
 
 def test_the_feature_matrix_is_the_whitened_taps_of_the_window_cfr():
     """``TapSpace`` against its definitions (dsp/acquisition.py): ``E[k, l] = exp(j 2 pi k d_l / N)
-    / K``, ``whiten = (E^H E)^(-1/2)`` (so ``whiten gram whiten = I``, ``unwhiten whiten = I``), and
+    / K``, ``whiten = (E^H E)^(-1/2)`` (so ``whiten gram whiten = I``), and
     ``window @ feature_matrix(r)`` equals ``FFT(window r)[active] / X @ E @ whiten`` (X the
     Zadoff-Chu symbol), computed here with numpy's FFT on a random window and a phase ramp."""
     space = TapSpace(WF, 40, 32)
@@ -181,7 +181,6 @@ def test_the_feature_matrix_is_the_whitened_taps_of_the_window_cfr():
     np.testing.assert_allclose(space.E, e, atol=1e-12)
     gram = e.conj().T @ e
     np.testing.assert_allclose(space.whiten @ gram @ space.whiten, np.eye(32), atol=1e-8)
-    np.testing.assert_allclose(space.unwhiten @ space.whiten, np.eye(32), atol=1e-8)
     rng = np.random.default_rng(4)
     win = rng.normal(size=(3, n_fft)) + 1j * rng.normal(size=(3, n_fft))
     ramp = np.exp(2j * np.pi * 0.37 * np.arange(n_fft) / n_fft)
@@ -190,26 +189,38 @@ def test_the_feature_matrix_is_the_whitened_taps_of_the_window_cfr():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
-def test_cfr_from_taps_undoes_the_whitening():
-    """``cfr_from_taps(whiten @ t) = sum_l t_l exp(-j 2 pi k d_l / N)`` for any taps ``t``."""
+def test_cfr_from_taps_is_the_cfr_of_the_window_the_features_came_from():
+    """A window ``symbol_from_cfr(H)`` with ``H`` in the span of the taps (integer taps inside
+    the window): its features taken to a CFR give ``H`` itself, to the features' complex64
+    rounding.  (A conversion by ``gram^(1/2)`` instead of ``conj(whiten)``, as before session
+    12, passed the correlation test above at 0.996 but is 0.5 of the largest value off here.)"""
+    from dsp.references import symbol_from_cfr
+
     space = TapSpace(WF, 40, 32)
-    t = np.random.default_rng(6).normal(size=32) + 0j
-    want = np.exp(-2j * np.pi * np.outer(WF.active_subcarriers, space.delays) / WF.fft_size) @ t
-    np.testing.assert_allclose(space.cfr_from_taps(space.whiten @ t), want, atol=1e-8 * np.abs(want).max())
+    rng = np.random.default_rng(6)
+    taps = np.zeros(32, complex)
+    taps[[3, 9, 20]] = rng.normal(size=3) + 1j * rng.normal(size=3)
+    h = np.exp(-2j * np.pi * np.outer(WF.active_subcarriers, space.delays) / WF.fft_size) @ taps
+    feats = symbol_from_cfr(WF, h, 0.0) @ space.feature_matrix(np.ones(WF.fft_size))
+    np.testing.assert_allclose(space.cfr_from_taps(feats), h, atol=1e-5 * np.abs(h).max())
 
 
-def test_both_bands_and_their_cross_product_are_combined_at_low_snr():
-    """At -12 dB per sample (4,000 samples) the tone of ``2 eps f_sh`` is near the threshold of
-    the periodogram's largest noise bin, so an estimator that drops one of its three spectra
-    (``upper**2``, ``conj(lower)**2``, ``conj(lower) upper``) picks a noise bin far more often.
-    300 seeded draws (about 1 s): the three-spectrum sum errs by more than 5 Hz in 10 (3.3 %);
-    without the cross product 68, without the upper band's square 39 (a pilot run of these
-    variants).  Limit 15 (5 %): an empirical limit, not a bound (the outlier probability of a sum
-    of three correlated periodograms is not derived here), deterministic with the seed."""
-    rng = np.random.default_rng(1)
-    offset = 2345.6
-    outliers = 0
-    for _ in range(300):
-        z = side_samples(rng, offset, 4000, snr=10 ** (-12 / 10))
-        outliers += abs(tag_offset_hz(z, RATE) - offset) > 5
-    assert outliers <= 15, outliers
+@pytest.mark.parametrize("offset_hz", [4500.0, -2000.0])
+def test_cfr_from_taps_reads_a_band_offset_from_the_features_derotation(offset_hz):
+    """Blind acquisition's features remove the central CFO, so a side band sits ``eps f_sh``
+    away (4.5 kHz for a tag at 100 ppm of 45 MHz).  Features of ``symbol_from_cfr(H, offset)``
+    taken without derotation, read at that offset, give ``H`` to complex64 rounding; read as
+    if there were no offset they are off by more than 10 % of the largest value (the smear
+    of 0.15 subcarrier)."""
+    from dsp.references import symbol_from_cfr
+
+    space = TapSpace(WF, 40, 32)
+    rng = np.random.default_rng(7)
+    taps = np.zeros(32, complex)
+    taps[[5, 11]] = rng.normal(size=2) + 1j * rng.normal(size=2)
+    h = np.exp(-2j * np.pi * np.outer(WF.active_subcarriers, space.delays) / WF.fft_size) @ taps
+    feats = symbol_from_cfr(WF, h, offset_hz) @ space.feature_matrix(np.ones(WF.fft_size))
+    np.testing.assert_allclose(space.cfr_from_taps(feats, offset_hz), h, atol=1e-5 * np.abs(h).max())
+    naive = space.cfr_from_taps(feats)
+    naive = naive * np.vdot(naive, h) / np.vdot(naive, naive)
+    assert np.max(np.abs(naive - h)) > 0.1 * np.abs(h).max()
