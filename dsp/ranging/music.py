@@ -33,6 +33,7 @@ noise floor of ``P``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,8 @@ MAX_DEFAULT_SUBVECTOR_LEN = 256
 # be more than 1e-8 of the value there)
 _EXACT_BELOW = 1e-6
 _REFINE_STEPS = 3  # parabolic refinements: on the grid, then on grids 4x and 16x finer
+_CANDIDATES = 8  # ungated: grid peaks per model order whose refined heights are compared
+_TINY = np.finfo(float).tiny
 
 
 @dataclass(frozen=True)
@@ -417,8 +420,16 @@ class Music(RangingMethod):
             subspace = _Subspace(length, None, v[:, : length - order])
         den = subspace.grid(k_fft)
         pseudo = 1.0 / den
-        q = self._first_peak(pseudo, order, self._gate(cir, k_fft))
-        delay = self._refine(subspace, den, q)
+        refined: dict[int, float] = {}
+
+        def height(peaks: np.ndarray) -> np.ndarray:
+            for q in peaks:
+                refined[int(q)] = self._refine(subspace, den, int(q))
+            taus = np.array([refined[int(q)] for q in peaks])
+            return 1.0 / np.maximum(subspace.at(taus, wf.subcarrier_spacing_hz), _TINY)
+
+        q = self._first_peak(pseudo, order, self._gate(cir, k_fft), height)
+        delay = refined[q] if q in refined else self._refine(subspace, den, q)
         return MusicEstimate(delay, order, w[::-1].copy(), pseudo)
 
     def _gate(self, cir: np.ndarray | None, k_fft: int) -> tuple[int, np.ndarray] | None:
@@ -433,25 +444,39 @@ class Music(RangingMethod):
         before = self.params.gate_cells_before
         return q_ir, np.arange(q_ir - before * cell, q_ir + cell + 1) % k_fft
 
-    def _first_peak(self, pseudo: np.ndarray, order: int, gate: tuple[int, np.ndarray] | None = None) -> int:
+    def _first_peak(
+        self,
+        pseudo: np.ndarray,
+        order: int,
+        gate: tuple[int, np.ndarray] | None = None,
+        height: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> int:
         """Earliest of the ``order`` highest circular local maxima within the threshold of the top
-        (inside the gate when there is one; IR First's own peak when MUSIC has none there)."""
+        (inside the gate when there is one; IR First's own peak when MUSIC has none there).
+
+        ``height`` gives the peaks' heights off the grid (grid indices ``[peak]`` in, heights out;
+        default: the grid values).  At high SNR a path's peak is narrower than a grid step, so
+        its grid value may lie tens of dB below its height and below a sidelobe's: ranked on the
+        grid, a path half a step off it lost to a sidelobe 15 m early (docs/MUTATION.md, session
+        11).  Ungated, only the ``_CANDIDATES x order`` highest grid peaks are measured."""
         peaks = np.flatnonzero((pseudo >= np.roll(pseudo, 1)) & (pseudo > np.roll(pseudo, -1)))
         if gate is not None:
             q_ir, allowed = gate
             peaks = np.intersect1d(peaks, allowed)
             if peaks.size == 0:
                 return q_ir
-            # earliest in the gate's own order (it may wrap around index 0)
-            pos = {int(q): i for i, q in enumerate(allowed)}
-            peaks = peaks[np.argsort(pseudo[peaks])[::-1][:order]]
-            level = pseudo[peaks[0]] * 10 ** (-self.peak_threshold_db / 10)
-            return int(min(peaks[pseudo[peaks] >= level], key=lambda q: pos[int(q)]))
-        if peaks.size == 0:  # flat spectrum
+        elif peaks.size == 0:  # flat spectrum
             return int(np.argmax(pseudo))
-        peaks = peaks[np.argsort(pseudo[peaks])[::-1][:order]]
-        level = pseudo[peaks[0]] * 10 ** (-self.peak_threshold_db / 10)
-        return int(peaks[pseudo[peaks] >= level].min())
+        else:
+            peaks = peaks[np.argsort(pseudo[peaks])[::-1][: _CANDIDATES * order]]
+        h = pseudo[peaks] if height is None else np.asarray(height(peaks), float)
+        top = np.argsort(h)[::-1][:order]
+        peaks, h = peaks[top], h[top]
+        chosen = peaks[h >= h[0] * 10 ** (-self.peak_threshold_db / 10)]
+        if gate is None:
+            return int(chosen.min())
+        pos = {int(q): i for i, q in enumerate(allowed)}  # earliest in the gate's own order (it may wrap)
+        return int(min(chosen, key=lambda q: pos[int(q)]))
 
     def _refine(self, subspace: _Subspace, den: np.ndarray, q: int) -> float:
         """Sub-grid minimum of the denominator near grid index ``q``, in ``[0, 1 / df)``."""
