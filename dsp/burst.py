@@ -16,7 +16,14 @@ from dsp.packet import parse_packet
 from dsp.packet_checks import energy_match, gain_match, tag_idle
 from dsp.phasor import cis
 from dsp.results import PacketResult
-from dsp.tagdemod import demodulate, detection_statistic, overlap_matrix, preamble_template, preamble_waves
+from dsp.tagdemod import (
+    demodulate,
+    detection_statistic,
+    overlap_csr,
+    overlap_matrix,
+    preamble_template,
+    preamble_waves,
+)
 
 if TYPE_CHECKING:
     from dsp.receiver import Result
@@ -141,7 +148,7 @@ class BurstSearch:
         best, t0 = float(stat_c[best_i]), float(cand[best_i])
         if not energy_match(zz_p, nv, waves[best_i], self.cfg.preamble_match):
             return "data"  # (before demodulating: at high SNR most data stops here, cheaply)
-        o = overlap_matrix(t0, period, pkt, st, n)
+        o = overlap_csr(t0, period, pkt, st, n)  # [tag_symbol, window], sparse
         times = (st + n / 2) / self.fs
         dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)
         if not gain_match(zz_p, nv, waves[best_i], dem.gains, self.cfg.preamble_match):

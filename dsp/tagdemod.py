@@ -11,8 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from dsp.phasor import cis
+
+
+def _overlap_runs(
+    t0: float | np.ndarray, period: float, n_symbols: int, starts: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each symbol's run of overlapped windows: their indices and overlaps ``[..., tag_symbol,
+    width]`` and whether each lies inside the run (``width`` the longest run; the formula's
+    windows only: ``s < a + period`` and ``s + n > a``, the starts being increasing)."""
+    a = np.asarray(t0, float)[..., None] + period * np.arange(n_symbols)  # [..., tag_symbol]
+    s = starts.astype(np.float64)
+    m = s.size
+    lo = np.searchsorted(s, a - n, side="right")
+    hi = np.searchsorted(s, a + period, side="left")
+    width = int(np.max(hi - lo, initial=0))
+    idx = lo[..., None] + np.arange(width)  # [..., tag_symbol, width]
+    inside = idx < hi[..., None]
+    sw = s[np.minimum(idx, max(m - 1, 0))] if m else np.zeros(idx.shape)
+    a3 = a[..., None]
+    val = np.clip(np.minimum(sw + n, a3 + period) - np.maximum(sw, a3), 0.0, None) / n
+    return idx, inside, val
 
 
 def overlap_matrix(
@@ -22,22 +43,20 @@ def overlap_matrix(
     leading axes those of ``t0``: several packet starts at once).  ``starts`` ``[window]`` must
     be increasing (window starts on the grid); the result equals the dense formula
     ``clip(min(s + n, a + T) - max(s, a), 0) / n`` for every symbol start ``a`` and window ``s``."""
-    a = np.asarray(t0, float)[..., None] + period * np.arange(n_symbols)  # [..., tag_symbol]
-    s = starts.astype(np.float64)
-    m = s.size
-    # each symbol overlaps only the few windows with s < a + period and s + n > a (starts are
-    # increasing): the formula on those, zeros elsewhere, as the dense formula gives there
-    lo = np.searchsorted(s, a - n, side="right")
-    hi = np.searchsorted(s, a + period, side="left")
-    width = int(np.max(hi - lo, initial=0))
-    idx = lo[..., None] + np.arange(width)  # [..., tag_symbol, width]
-    inside = idx < hi[..., None]
-    sw = s[np.minimum(idx, max(m - 1, 0))] if m else np.zeros(idx.shape)
-    a3 = a[..., None]
-    val = np.clip(np.minimum(sw + n, a3 + period) - np.maximum(sw, a3), 0.0, None) / n
-    out = np.zeros((*a.shape, m + 1))  # a spare column takes the entries past each symbol's run
+    idx, inside, val = _overlap_runs(t0, period, n_symbols, starts, n)
+    m = starts.size
+    out = np.zeros((*idx.shape[:-1], m + 1))  # a spare column takes the entries past each run
     np.put_along_axis(out, np.where(inside, idx, m), np.where(inside, val, 0.0), axis=-1)
     return out[..., :m]
+
+
+def overlap_csr(t0: float, period: float, n_symbols: int, starts: np.ndarray, n: int) -> csr_array:
+    """:func:`overlap_matrix` for one packet start as a sparse ``[tag_symbol, window]`` matrix
+    (the same values; a symbol overlaps ``period / n + 1`` windows at most, so a packet's
+    products with it cost that many terms a symbol instead of one a window)."""
+    idx, inside, val = _overlap_runs(float(t0), period, n_symbols, starts, n)
+    indptr = np.concatenate([[0], np.cumsum(np.sum(inside, axis=1))])
+    return csr_array((val[inside], idx[inside], indptr), shape=(n_symbols, starts.size))
 
 
 def preamble_waves(
@@ -86,15 +105,16 @@ class Demodulated:
     snr_per_bit: np.ndarray  # [band] estimated Eb/N0 (linear) per band
 
 
-def _times_real(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for complex ``a`` and real ``b`` without casting ``b`` to complex (a copy)."""
+def _times_real(a: np.ndarray, b: np.ndarray | csr_array) -> np.ndarray:
+    """``a @ b`` for complex ``a`` and real ``b`` (dense or sparse) without casting ``b`` to
+    complex (a copy)."""
     return a.real @ b + 1j * (a.imag @ b)
 
 
 def demodulate(
     z: np.ndarray,
     noise_var: np.ndarray,
-    overlaps: np.ndarray,
+    overlaps: np.ndarray | csr_array,
     preamble: np.ndarray,
     times_s: np.ndarray,
     max_offset_hz: float = 4.0,
@@ -103,7 +123,8 @@ def demodulate(
     """Coherent MRC demodulation of one packet.
 
     ``z`` ``[band, window]`` tag samples with the nominal CFO removed, ``noise_var``
-    ``[band]`` their noise variance; ``overlaps`` ``[tag_symbol, window]``;
+    ``[band]`` their noise variance; ``overlaps`` ``[tag_symbol, window]`` (dense or
+    :func:`overlap_csr`'s sparse matrix: the same products);
     ``preamble`` ``[p]`` the known first symbols (+-1); ``times_s`` ``[window]``.
     The model is ``z[b, m] = g_b exp(j 2 pi f_b t_m) sum_j s_j O[j, m] + noise``.
     The gains ``g_b`` start from the preamble; decision-directed iterations then
