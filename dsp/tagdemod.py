@@ -25,7 +25,9 @@ def _overlap_runs(
     a = np.asarray(t0, float)[..., None] + period * np.arange(n_symbols)  # [..., tag_symbol]
     s = starts.astype(np.float64)
     m = s.size
-    lo = np.searchsorted(s, a - n, side="right")
+    # the formula's own comparisons (``s + n > a``, not ``s > a - n``: at a symbol start an ulp
+    # off a window end the two differ, and the formula's 5e-15 sliver was lost)
+    lo = np.searchsorted(s + n, a, side="right")
     hi = np.searchsorted(s, a + period, side="left")
     width = int(np.max(hi - lo, initial=0))
     idx = lo[..., None] + np.arange(width)  # [..., tag_symbol, width]
