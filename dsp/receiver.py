@@ -15,29 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.acquisition import SubspaceAcquirer, TapSpace, tag_offset_hz
-from dsp.alignment import LevelAlignment, PolynomialAlignment, SumPart
+from dsp.alignment import LevelAlignment, PolynomialAlignment
 from dsp.bands import BANDS, SIDE_BANDS
 from dsp.burst import IDLE_SYMBOLS, BurstSearch
 from dsp.chunks import is_pairs
-from dsp.epoch import ranging_epoch
 from dsp.errors import BackscatterError
 from dsp.kernel_alignment import KernelAlignment
 from dsp.look_back import LookBack
 from dsp.packet import bits_to_symbols, preamble_bits
 from dsp.phasor import cis, cis32
 from dsp.receiver_config import ReceiverConfig
+from dsp.receiver_epochs import EpochMaths
+from dsp.receiver_startup import TimingStartup
 from dsp.references import guard_probe, ramp, symbol_from_cfr
 from dsp.results import BlockStats, GapEvent, PacketResult, RangingEpoch
-from dsp.tagdemod import demodulate
-from dsp.timing import coarse_cfo_hz, symbol_timing
 from dsp.tracking import DelayBasis, TimingModel
 from dsp.waveform import WaveformConfig
 from dsp.windows import DirectBuffer, WindowBlock, join_blocks, make_buffer
-
-BOOT_WINDOWS = 32  # central windows averaged into the first reference (0.33 samples of drift at 10 ppm)
-CHECK_WINDOWS = 48  # windows over which the drift is measured at start-up (0.49 samples at 10 ppm)
-DRIFT_CHECK_FLOOR = 0.05e-6  # the start-up drift check never tightens below 0.05 ppm (1.5 samples/s)
-STARTUP_WINDOWS = 9 + BOOT_WINDOWS + CHECK_WINDOWS + 2  # what timing acquisition needs at start
 
 Result = PacketResult | RangingEpoch | BlockStats | GapEvent
 
@@ -68,7 +62,7 @@ class _Segment:
         return self.block.weighted_sum(row, lo, hi, w)
 
 
-class Receiver(BurstSearch):
+class Receiver(BurstSearch, EpochMaths, TimingStartup):
     """Stateful bistatic backscatter receiver for one capture or stream.
 
     ``bands`` lists the channel order of the input (``central`` required, plus
@@ -247,115 +241,6 @@ class Receiver(BurstSearch):
         nom0 = int(nom[0])
         self._next_nom = int(nom[m - 1]) + n
         return starts, block, g[:m] - k, nom0
-
-    def _start_timing(self) -> bool:
-        """Place the window grid (at start, or after a gap); False while too few samples wait.
-
-        At start: the carrier offset over +-``cfo_max_ppm`` (whole subcarriers included,
-        :func:`dsp.timing.coarse_cfo_hz`), symbol timing on the de-rotated central band, the
-        first central reference and the drift rate (:meth:`_bootstrap_central`).  After a gap
-        the timing model continues across the lost samples when the symbol timing agrees with
-        it (within 3 samples); otherwise (a jump in the sample count) the grid is placed anew.
-        """
-        n, wf, buf = self.n, self.wf, self._buf
-        first = buf.first_index()
-        boot = self._ref["central"] is None
-        need = STARTUP_WINDOWS if boot else 9
-        if buf.windows_available(first) < need:
-            return False
-        x = buf.block(first, 9).windows(self.c0).reshape(-1)
-        cfo = self.cfo_hz["central"]
-        if cfo is None:
-            cfo = coarse_cfo_hz(x, wf, self.cfg.cfo_max_ppm * 1e-6 * wf.carrier_freq_hz)
-        t = np.arange(x.size)
-        n_hat, _ = symbol_timing(x * np.exp(-2j * np.pi * cfo * t / self.fs), wf)
-        cand = first + (n_hat - self.cfg.timing_guard_samples) % n
-        if boot:
-            self._next_nom = cand
-            self._timing = TimingModel(anchor=cand)
-            self.reference_index = cand
-            self._bootstrap_central(cand, cfo)
-            return True
-        tm = self._timing
-        x = cand - (round(float(tm.at(cand))) if self.cfg.timing_tracking else 0)
-        nom = x + (tm.anchor - x + n // 2) % n - n // 2  # the nominal grid point whose window is near cand
-        g = float(tm.at(nom)) if self.cfg.timing_tracking else 0.0
-        if abs((nom + g - cand + n / 2) % n - n / 2) <= 3:
-            self._next_nom = nom if nom + round(g) >= first else nom + n
-        else:  # the sample count jumped: keep the rate, restart the offset on the new grid
-            self._timing.move_anchor(cand)
-            self._timing.offset = 0.0
-            self._next_nom = cand
-        return True
-
-    def _bootstrap_central(self, start: int, cfo_coarse: float) -> None:
-        """First central reference, fine CFO and drift rate from the windows at ``start``.
-
-        The known symbol (strongest path at the guard) gives per-window samples whose lag
-        products refine the CFO.  The drift is then measured over ``CHECK_WINDOWS`` windows
-        and compared with the shared-reference prior ``cfo / fc``: the prior is kept when they
-        agree within ``drift_check_ppm`` (real radios), else the measurement is used (radios
-        whose sample clocks are not tied to their LOs, or an emulation without drift).
-        """
-        wf, n, c0 = self.wf, self.n, self.c0
-        count = BOOT_WINDOWS + CHECK_WINDOWS
-        block = self._buf.block(start, count)
-        known = np.roll(wf.symbol_time, self.cfg.timing_guard_samples) * ramp(wf, cfo_coarse)
-        zz = block.matmul(c0, np.conj(known).astype(np.complex64))
-        frac = float(np.angle(np.vdot(zz[:-1], zz[1:]))) * self.fs / (2 * np.pi * n)
-        spacing = self.fs / n
-        cfo = frac + spacing * round((cfo_coarse - frac) / spacing)
-        self.cfo_hz["central"] = cfo
-        prior = -cfo / wf.carrier_freq_hz  # g rate: the symbol grid moves by -delta per sample
-        rate, self._tied = prior, True
-        if self.cfg.timing_tracking:
-            got = self._measure_rate(block, zz)
-            if got is not None:
-                measured, sigma = got
-                # the prior stands unless the measurement differs by more than its own noise
-                # allows (4 standard errors; at least 0.05 ppm or 1 % of the prior, the
-                # measurement's own bias: -0.05 ppm at 10 ppm) or by drift_check_ppm: a clock
-                # untied from the LO with a CFO under drift_check_ppm is then caught too
-                floor = max(DRIFT_CHECK_FLOOR, 0.01 * abs(prior))
-                limit = min(self.cfg.drift_check_ppm * 1e-6, max(4 * sigma, floor))
-                if abs(measured - prior) > limit:
-                    rate, self._tied = measured, False
-        else:
-            rate, self._tied = 0.0, False
-        self._timing.prior_rate = rate
-        f = rate * n * np.arange(BOOT_WINDOWS)
-        w = np.conj(zz[:BOOT_WINDOWS]) / np.maximum(np.abs(zz[:BOOT_WINDOWS]), 1e-30)
-        sums = block.weighted_sum(c0, 0, BOOT_WINDOWS, w[None, :] * self._basis.powers(f).T)
-        self._install("central", self._basis.align(sums, cfo) / BOOT_WINDOWS)
-
-    def _measure_rate(self, block: WindowBlock, zz: np.ndarray) -> tuple[float, float] | None:
-        """Drift rate (samples per sample) measured on the first windows, with no prior, and
-        its standard error (from the scatter of the residuals about the last fit).
-
-        A reference from the first 8 windows (at most 0.08 samples of drift at 10 ppm), then
-        three passes of the delay residual of every window against it, each pass with the
-        delays predicted by the previous rate, so that the residuals stay in the estimator's
-        linear range (a single pass overestimated 10 ppm by 14 %).
-        """
-        n, c0, cfo = self.n, self.c0, self.cfo_hz["central"]
-        head = 8
-        w = np.conj(zz[:head]) / np.maximum(np.abs(zz[:head]), 1e-30)
-        ref = block.weighted_sum(c0, 0, head, w) / head
-        cols = self._basis.columns(ref, cfo)
-        curv = self._basis.curvature(ref, cfo)
-        zp = block.matmul(c0, cols)  # [window, P + 1]
-        m = np.arange(len(zz), dtype=float) - (head - 1) / 2  # windows from the reference's centre
-        rate, sigma = 0.0, np.inf
-        for _ in range(3):
-            f = np.clip(rate * n * m, -0.5, 0.5)
-            e = self._basis.residuals(zp, f, curv)
-            good = np.abs(rate * n * m) <= 0.5
-            if good.sum() < 8:
-                return None
-            coef, cov = np.polyfit(m[good], e[good], 1, cov=True)
-            rate += float(coef[0]) / n
-            sigma = float(np.sqrt(max(cov[0, 0], 0.0))) / n
-        return rate, sigma
 
     # ----- per segment ---------------------------------------------------
     def _segment(self, starts: np.ndarray, block: WindowBlock, f: np.ndarray, nom0: int) -> list[Result]:
@@ -568,118 +453,6 @@ class Receiver(BurstSearch):
             b = self.bands[r]
             out.append(self.noise_var[b] / np.vdot(self._ref[b], self._ref[b]).real)
         return np.asarray(out)
-
-    # ----- CW mode ------------------------------------------------------------
-    def _cw(self, final: bool) -> list[Result]:
-        if not self._history or not any(self._ref[b] is not None for b in self.sides):
-            return []  # no side band acquired: no epoch to range on
-        starts, z, rows = self._stacked()
-        e = self.cfg.epoch_symbols
-        if self._epoch_from is None:
-            self._epoch_from = int(starts[0])
-        out: list[Result] = []
-        while True:
-            i0 = int(np.searchsorted(starts, self._epoch_from))
-            avail = len(starts) - i0
-            if avail < e and not (final and avail >= e // 2):
-                break
-            hi = i0 + min(e, avail)
-            st = starts[i0:hi]
-            times = (st + self.n / 2) / self.fs
-            weights: dict[str, np.ndarray] = {}
-            # CW: the tag's data is known (constant); cut the epoch into known "symbols" so the
-            # residual-frequency search sees the phase evolve across the epoch
-            n_sub = max(1, min(32, (hi - i0) // 8))
-            blocks = np.zeros((n_sub, hi - i0))
-            blocks[np.arange(hi - i0) * n_sub // (hi - i0), np.arange(hi - i0)] = 1.0
-            dem = demodulate(
-                z[:, i0:hi], self._z_noise(rows), blocks, np.ones(n_sub), times, self.cfg.phase_track_max_hz
-            )
-            phases = self._phases(rows, i0, hi)
-            for r, b in enumerate([self.bands[i] for i in rows]):
-                g = dem.gains[r]
-                ph = phases[r]
-                weights[b] = cis(-2 * np.pi * (ph + dem.freq_offset_hz[r] * times)) * np.conj(g) / abs(g)
-                self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
-            if self._windows_kept(i0, hi):
-                out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
-            self._epoch_from = int(st[-1]) + self.n
-            if hi >= len(starts):
-                break
-        return out
-
-    # ----- shared epoch maths ------------------------------------------------
-    def _windows_kept(self, lo: int, hi: int) -> bool:
-        """Whether history windows ``lo..hi`` still have their raw samples (not look-back only)."""
-        pos = 0
-        for s in self._history:
-            m = s.starts.size
-            if pos < hi and pos + m > lo and s.block is None:
-                return False
-            pos += m
-        return True
-
-    def _window_sum(self, band_row: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
-        """``sum_m w[m] window[m]`` over history windows ``lo..hi`` (spanning segments), each
-        window aligned to the reference frame (its fractional delay undone, dsp.tracking)."""
-        parts, pos = [], 0
-        for s in self._history:
-            m = s.starts.size
-            if pos < hi and pos + m > lo:
-                a, b = max(lo - pos, 0), min(hi - pos, m)
-                ws = w[pos + a - lo : pos + b - lo]
-                parts.append(SumPart(s.block, band_row, a, b, ws, s.f[a:b]))
-            pos += m
-        return self._align.window_sum(parts, self.cfo_hz[self.bands[band_row]])
-
-    def _epoch(self, lo: int, hi: int, side_weights: dict[str, np.ndarray], time_s: float) -> RangingEpoch:
-        z0 = np.concatenate([s.z[self.c0] for s in self._history])[lo:hi]
-        w0 = np.conj(z0) / np.maximum(np.abs(z0), 1e-30)
-        sums = {"central": self._window_sum(self.c0, lo, hi, w0)}
-        norms = {"central": float(hi - lo)}
-        self._refresh_central(sums["central"] / (hi - lo))
-        for b, w in side_weights.items():
-            sums[b] = self._window_sum(self.bands.index(b), lo, hi, w)
-            norms[b] = float(np.sum(np.abs(w) ** 2))
-        return ranging_epoch(
-            self.wf,
-            time_s,
-            hi - lo,
-            sums,
-            norms,
-            {b: float(self.cfo_hz[b]) for b in sums},
-            {b: float(self.noise_var[b]) for b in sums},
-            self.cfg.methods,
-            self.cfg.ir_threshold,
-            self.cfg.tx_rx_distance_m,
-            self.calibration,
-            self.d_cal_m,
-            method_params=self.cfg.method_params,
-            defer=self.defer_ranging,
-        )
-
-    def _refresh_central(self, new: np.ndarray) -> None:
-        """New central reference (same phase as the old one) and noise probe at the current CFO."""
-        old = self._ref["central"]
-        self._install("central", new * np.exp(-1j * np.angle(np.vdot(old, new))))
-
-    def _refresh_reference(self, band: str, cfr: np.ndarray) -> None:
-        """Fold one packet's (or epoch's) CFR estimate into the band's reference.
-
-        The estimate is first projected on the tap window (:meth:`TapSpace.denoise`).  The
-        k-th estimate after acquisition gets weight ``1 / (k + 1)`` (a running mean with the
-        acquisition's estimate counted as one), down to ``1 - reference_forget``: at -36 dB the
-        blind acquisition's reference is about 1 dB short of the channel, and a fixed 5 %
-        weight took some 20 packets to recover it; a seeded reference is kept as converged.
-        """
-        old = self._ref[band]
-        new = symbol_from_cfr(self.wf, self._space.denoise(cfr), self.cfo_hz[band])
-        new = new * np.exp(-1j * np.angle(np.vdot(old, new)))
-        scale = np.sqrt(np.vdot(old, old).real / max(np.vdot(new, new).real, 1e-30))
-        k = self._refreshes.get(band, 0) + 1
-        self._refreshes[band] = k
-        a = min(self.cfg.reference_forget, k / (k + 1))
-        self._install(band, a * old + (1 - a) * new * scale)
 
     def _trim(self) -> None:
         """Drop history segments no future packet or epoch can need."""

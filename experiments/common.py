@@ -47,8 +47,9 @@ from app.run import Run
 from app.session import ReceiverSettings, emulated_radio, open_receiver
 from calibration.store import Calibration
 from dsp.bands import SIDE_BANDS
-from dsp.receiver import STARTUP_WINDOWS, Receiver
+from dsp.receiver import Receiver
 from dsp.receiver_config import ReceiverConfig
+from dsp.receiver_startup import STARTUP_WINDOWS
 from dsp.waveform import WaveformConfig
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
