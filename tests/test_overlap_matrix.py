@@ -18,13 +18,18 @@ def dense(t0, period: float, n_symbols: int, starts: np.ndarray, n: int) -> np.n
     return np.clip(np.minimum(s + n, a + period) - np.maximum(s, a), 0.0, None) / n
 
 
+GRID = {  # a window grid that slips by whole samples, a tag period, a packet's symbol count
+    "n": st.integers(4, 64),
+    "steps": st.lists(st.integers(-2, 2), max_size=60),
+    "first": st.integers(-500, 500),
+    "period_windows": st.floats(0.3, 20.0),
+    "n_symbols": st.integers(0, 30),
+}
+
+
 @settings(max_examples=200, deadline=None)
 @given(
-    n=st.integers(4, 64),
-    steps=st.lists(st.integers(-2, 2), max_size=60),
-    first=st.integers(-500, 500),
-    period_windows=st.floats(0.3, 20.0),
-    n_symbols=st.integers(0, 30),
+    **GRID,
     t0_windows=st.lists(st.floats(-3.0, 70.0), min_size=1, max_size=6),
     scalar=st.booleans(),
 )
@@ -47,11 +52,7 @@ def test_overlap_matrix_equals_the_dense_formula(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    n=st.integers(4, 64),
-    steps=st.lists(st.integers(-2, 2), max_size=60),
-    first=st.integers(-500, 500),
-    period_windows=st.floats(0.3, 20.0),
-    n_symbols=st.integers(0, 30),
+    **GRID,
     t0_windows=st.floats(-3.0, 70.0),
 )
 @example(n=6, steps=[0, 0, 1, 2], first=-283, period_windows=0.3, n_symbols=8, t0_windows=3.4)
