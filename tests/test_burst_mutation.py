@@ -428,3 +428,137 @@ def test_at_high_snr_data_is_rejected_by_energy_a_template_at_a_time(monkeypatch
     p = _packets(rx.search())
     assert [q.truth_index for q in p] == [1, 2, 3] and all(q.crc_ok for q in p)
     assert len(calls) <= 8 + 2 * 3
+
+
+# session 13 (docs/MUTATION.md): the three mutants session 11 left
+
+TAIL_END = 435  # the window at which packet 0 (cut: its last 29 symbols in the stream) ends
+TAIL_LANDING = 421  # where the search lands after rejecting its data (pilot run; asserted)
+TAIL_SNR = 27.0  # |g|**2 / nv in each band (14.3 dB a window): see the first test below
+
+
+def _tail_stream():
+    """A noise-free stream joined inside packet 0 (``_packet(1)``, 29 of its symbols left, ending on
+    window ``TAIL_END``) and packet 1 (``_packet(7)``) an idle time (1125 windows) after it, at
+    ``|g|**2 / nv`` = ``TAIL_SNR`` in both bands; ``(starts, z, nv)``."""
+    s0 = _packet(1)
+    t1 = (TAIL_END + 1125) * N
+    packets = [(TAIL_END * N - s0.size * PERIOD, s0), (t1, _packet(7))]
+    starts, z = _samples(TAIL_END + 1125 + 1877 + 20, packets, np.sqrt(TAIL_SNR) * np.array([1.0, 1.0j]))
+    return starts, z, np.array([1.0, 1.0])
+
+
+def test_data_that_only_the_fine_start_s_energy_test_rejects_is_data(monkeypatch):
+    """The fine timing's energy test (``_decode``, before demodulating) rejects data that the
+    search's energy test at the coarse window let through: the candidate is "data", nothing of it
+    reaches the output, and the search goes on to the next packet.
+
+    The stream (``_tail_stream``): the search meets packet 0's data (high SNR: the coarse energy
+    test rejects it), moves a template on and lands on window ``TAIL_LANDING`` = ``TAIL_END`` - 14,
+    where the template's first 14 windows hold packet 0's last symbol and the rest is idle: the
+    statistic is ``2 |g|**2 / nv 14**2 / 195`` = 54 > 30.  The energy test decides only where the
+    tag's energy under the wave reaches the noise's; with noise-free samples and ``nv`` told, that
+    is ``sum_b (|g_b|**2 on - nv_b w.w) >= sum_b nv_b w.w``, ``27 on >= 2 * 195``, ``on >= 14.4``
+    windows of tag energy under the wave.  The coarse template has 14 (378 < 390: no decision, it
+    passes); the fine timing's best start is a window earlier (the grid's end: the whole symbol
+    under the wave, statistic 62 against 54), 15 windows (405 >= 390: a decision), and the shape
+    is not the preamble's, ``(27 * 15**2 - 195) / ((27 * 15 - 195) 195)`` = 0.14 < 0.5: "data".
+    The recorded energy tests show it: the coarse test passing, the decoder's (on the fine span,
+    200 windows) failing.  Packet 1 is then found, CRC right, and the output holds it and its
+    epoch only.
+
+    Kills: ``return "XXdataXX"`` at the fine-timing energy test (the string, neither "data" nor
+    "yield" nor a tuple, is extended into the output character by character, and the search
+    skips a packet's span: packet 1, an idle time later, is lost)."""
+    import dsp.burst
+
+    calls = []
+
+    def recording(z, *args, **kwargs):
+        ok = energy_match(z, *args, **kwargs)
+        calls.append((z.shape[1], ok))
+        return ok
+
+    monkeypatch.setattr(dsp.burst, "energy_match", recording)
+    starts, z, nv = _tail_stream()
+    rx = _Rx(starts, z, nv)
+    out = rx.search()
+    assert all(isinstance(r, PacketResult | SimpleNamespace) for r in out) and len(out) == 2
+    (p,) = _packets(out)
+    assert p.crc_ok and np.array_equal(p.bits, ((1 - _packet(7)) / 2).astype(np.uint8))
+    assert abs(p.start_sample - (TAIL_END + 1125) * N) <= STEP
+    assert rx.decoded[0] == (float(starts[TAIL_LANDING]), "data")
+    # the data rejected first by the coarse test, then the landing: coarse passes, fine fails
+    assert calls[:3] == [(196, False), (196, True), (200, False)]
+
+
+def test_after_data_the_search_resumes_a_window_after_the_first_crossing():
+    """After "data" the search resumes one window after the statistic's first crossing (the data
+    candidate is not a preamble; the next may start a window on).  In ``_tail_stream`` the search
+    lands on window ``TAIL_LANDING`` (``k``), whose statistic crosses the threshold (54, see the
+    test above), so the first crossing is ``k`` itself and, the candidate being "data", the next
+    candidate is searched from ``k + 1``: its statistic (13 windows of the symbol,
+    ``2 * 27 * 13**2 / 195`` = 47) crosses, and over the next 226 windows the statistic only falls
+    (the template leaves the symbol; packet 1 is 1125 windows on), so the next candidate decoded
+    is ``k + 1``.  Fed as a stream whose first search may start candidates up to window
+    ``2524 - 1877 - 226`` = ``k`` (``last``), the landing's crossing is the only one in the range
+    searched: the search must not fail there, and finds what the whole search finds.
+
+    Kills: after "data", ``int(starts[i0 + hits[1]]) + n`` (the second crossing: the next
+    candidate ``k + 2``; with one crossing in range, an IndexError)."""
+    starts, z, nv = _tail_stream()
+    streamed = _Rx(starts, z, nv)
+    p = _packets(streamed.search(chunk=TAIL_LANDING + 1877 + 226))
+    rx = _Rx(starts, z, nv)
+    whole = _packets(rx.search())
+    assert [(q.start_sample, q.detection) for q in p] == [(q.start_sample, q.detection) for q in whole]
+    assert len(whole) == 1 and whole[0].crc_ok
+    assert rx.decoded[0] == (float(starts[TAIL_LANDING]), "data")
+    assert rx.decoded[1][0] == float(starts[TAIL_LANDING + 1])
+    assert streamed.decoded == rx.decoded
+
+
+def test_a_yield_to_a_preamble_within_a_template_after_the_candidate_ends():
+    """After "yield" the search resumes at ``max(k + 1, stronger - len(tpl))``: past the yielding
+    candidate ``k``, and no later than a template before the stronger preamble.  When that
+    preamble lies within a template after ``k`` the first term decides; the search must then
+    terminate and decode the stronger preamble's packet next.
+
+    One tag cannot make this case: ``k`` is the statistic's maximum over the 226 windows after
+    its first crossing, so the stronger preamble lies beyond them, at least 31 windows of
+    crossing before ``k`` and more than 226 windows before the preamble; a template there needs
+    the tag on within the 16 symbols before the preamble, which its idle test then rejects
+    ("inside").  So two tags: tag A sends 3 data symbols and then the code with its first bit
+    flipped (squared correlation ``(11 / 13)**2`` = 0.72 of a preamble's, above the energy and gain
+    tests' 0.5) on windows 40-234, tag B a packet on window 235 = 40 + 195, its gain in quadrature
+    with A's (B's idle test, coherent with B's gain, sees none of A's power), both
+    ``|g|**2 / nv`` = 27, noise-free.  The stream starts on A's data (the first crossing within
+    its first windows), the candidate is A's code at ``k`` = 40 (no idle test: the stream's start
+    is within 4 symbols), its CRC fails, and B's preamble has ``(13 / 11)**2`` = 1.40 > 1.25 times
+    its statistic at ``k + 195``: "yield", resume at ``k + 1`` (``235 - 196`` = 39 is less).  The
+    next candidate decoded is B's packet, CRC and bits right; nothing else is decoded or output,
+    whole or fed 300 windows at a time.
+
+    The mutant ``max(k - 1, ...)`` (resume at 39 here) survives this, and is harmless: from
+    ``k - 1`` the first crossing is at most ``k`` and the range searched for the maximum, 226
+    windows from it, holds the stronger preamble (at most ``k + 196``), whose statistic exceeds
+    ``k``'s and ``k - 1``'s (``k`` was the maximum of a range holding ``k - 1``): the same packet
+    is decoded next, no loop (docs/MUTATION.md, session 13)."""
+    rng = np.random.default_rng(0)
+    code = PRE.copy()
+    code[0] *= -1
+    a = np.r_[rng.choice([-1.0, 1.0], 3), code]
+    k, pre_b = 40, 40 + 195
+    s = _packet(50)
+    g = np.sqrt(27.0) * np.array([1.0, 1.0j])
+    m = pre_b + 1877 + 20
+    starts, z_a = _samples(m, [(k * N - 3 * PERIOD, a)], 1j * g)
+    _, z_b = _samples(m, [(pre_b * N, s)], g)
+    for chunk in (None, 300):
+        rx = _Rx(starts, z_a + z_b, [1.0, 1.0])
+        out = rx.search(chunk=chunk)
+        assert [(d / N, r) for d, r in rx.decoded] == [(k, "yield"), (pre_b, "packet")], chunk
+        assert len(out) == 2
+        (p,) = _packets(out)
+        assert p.crc_ok and np.array_equal(p.bits, ((1 - s) / 2).astype(np.uint8))
+        assert abs(p.start_sample - pre_b * N) <= STEP
