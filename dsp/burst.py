@@ -147,7 +147,10 @@ class BurstSearch:
         best_i = int(np.argmax(stat_c))
         best, t0 = float(stat_c[best_i]), float(cand[best_i])
         if not energy_match(zz_p, nv, waves[best_i], self.cfg.preamble_match):
-            return "data"  # (before demodulating: at high SNR most data stops here, cheaply)
+            # before demodulating: data the coarse energy test let through (its span and the fine
+            # start's fall either side of its decision level; most data stops there, a template at
+            # a time)
+            return "data"
         o = overlap_csr(t0, period, pkt, st, n)  # [tag_symbol, window], sparse
         times = (st + n / 2) / self.fs
         dem = demodulate(zz, nv, o, self._preamble, times, self.cfg.phase_track_max_hz)
