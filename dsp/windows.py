@@ -211,7 +211,7 @@ class ResampledWindows:
     of phase ``p = i % g`` reads ``buf[:, offsets[p] + (i // g) * period :][:, :length]``
     through the kernel of its phase in the block, ``kernels[(m0 + i) % g]``.  Every run's
     ``buf`` also holds ``FRAME_MARGIN`` samples before and after its frames, so a window may be
-    read a few capture samples off its nominal frame (:class:`dsp.alignment.KernelAlignment`).
+    read a few capture samples off its nominal frame (:class:`dsp.kernel_alignment.KernelAlignment`).
     ``residues[p]`` is phase ``p``'s fractional capture position, ``residues[p] / up`` samples
     after its frame's ``half_span``-th sample; the kernels are built on first use.
     """
