@@ -9,6 +9,8 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import chi2
@@ -16,6 +18,44 @@ from scipy.stats import chi2
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig, get_profile
 from sdr.emulator.emulator import Emulator
 from sdr.emulator.scenario import ScenarioConfig
+
+
+class EmptyToleranceWarning(UserWarning):
+    """A ``pytest.approx`` whose relative tolerance is smaller than its default absolute one."""
+
+
+_approx = pytest.approx
+
+
+def _approx_that_can_fail(expected, rel=None, abs=None, nan_ok=False):
+    """``pytest.approx``, refusing a comparison that its default ``abs=1e-12`` makes empty.
+
+    Without ``abs``, approx allows ``max(rel |x|, 1e-12)`` (``rel`` 1e-6 by default), so bounds in
+    s^2 (1e-22 to 1e-17) compared "to 1e-9" passed for any two values and deviations in s (5e-11)
+    within 2 % (the session-13 mutation check of dsp/crlb.py: 17 comparisons of s^2 were empty).
+    Values under 1e-9 whose written tolerance the default ``abs`` exceeds tenfold are refused:
+    such a test says ``abs=0`` (or compares a ratio with 1).  With warnings as errors the warning
+    fails it.
+    """
+    if abs is None:
+        try:
+            mags = np.abs(np.asarray(expected, dtype=complex)).ravel()
+        except (TypeError, ValueError):  # a mapping or a mixed sequence: approx checks it itself
+            mags = np.zeros(0)
+        r = 1e-6 if rel is None else rel
+        # the default abs both dominates the written tolerance tenfold and allows more than 0.1 %
+        small = mags[(mags > 0) & (10 * r * mags < 1e-12) & (mags < 1e-9)]
+        if small.size:
+            warnings.warn(
+                f"pytest.approx({float(small[0]):.3g}, rel={r:g}) is within 1e-12 of anything that small: "
+                "the default abs=1e-12 makes the comparison empty; pass abs=0 or compare a ratio",
+                EmptyToleranceWarning,
+                stacklevel=2,
+            )
+    return _approx(expected, rel=rel, abs=abs, nan_ok=nan_ok)
+
+
+pytest.approx = _approx_that_can_fail
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,10 @@ def test_single_path_matches_the_closed_form(wf, lopsided, which):
     expected = closed_form_s2(f, gain, noise_var, n_symbols)
     for delay_s in (0.0, 1.234e-7, 21.5e-6):
         # QR of a well-conditioned 1600 x 3 matrix: relative error near machine precision, far inside 1 %
-        assert delay_crlb_s2(f, [delay_s], [gain], noise_var, n_symbols) == pytest.approx(expected, rel=1e-9)
-    assert single_path_crlb_s2(f, gain, noise_var, n_symbols) == pytest.approx(expected, rel=1e-12)
+        assert delay_crlb_s2(f, [delay_s], [gain], noise_var, n_symbols) == pytest.approx(
+            expected, rel=1e-9, abs=0
+        )
+    assert single_path_crlb_s2(f, gain, noise_var, n_symbols) == pytest.approx(expected, rel=1e-12, abs=0)
     # the centring matters where the band is lopsided: the uncentred sum would be more than 1 % off
     uncentred = 1.0 / (8 * math.pi**2 * abs(gain) ** 2 * n_symbols / noise_var * np.sum(f**2))
     assert (abs(uncentred / expected - 1) > 0.01) == (which == "lopsided")
@@ -107,17 +109,17 @@ def test_bound_falls_tenfold_per_10_db(wf):
     tau = 2e-7 + cell_s * np.array([0.0, 1.3, 2.9])
     a = np.array([1.0, -0.6j, 0.4 + 0.1j])
     b = delay_crlb_s2(f, tau, a, 1e-2)
-    assert delay_crlb_s2(f, tau, a, 1e-3) == pytest.approx(b / 10, rel=1e-9)
-    assert delay_crlb_s2(f, tau, a, 1e-2, n_symbols=10) == pytest.approx(b / 10, rel=1e-9)
+    assert delay_crlb_s2(f, tau, a, 1e-3) == pytest.approx(b / 10, rel=1e-9, abs=0)
+    assert delay_crlb_s2(f, tau, a, 1e-2, n_symbols=10) == pytest.approx(b / 10, rel=1e-9, abs=0)
     los, tag, back = (
         Paths([20.0, 31.0], [1, 0.5j]),
         Paths([9.0, 17.0], [1, 0.3]),
         Paths([14.0, 26.0], [1, -0.4]),
     )
     r20, r30 = range_bound(wf, los, tag, back, 20, 20), range_bound(wf, los, tag, back, 30, 30)
-    assert r30.direct_s2 == pytest.approx(r20.direct_s2 / 10, rel=1e-9)
-    assert r30.backscatter_s2 == pytest.approx(r20.backscatter_s2 / 10, rel=1e-9)
-    assert r30.bistatic_rmse_m == pytest.approx(r20.bistatic_rmse_m / math.sqrt(10), rel=1e-9)
+    assert r30.direct_s2 == pytest.approx(r20.direct_s2 / 10, rel=1e-9, abs=0)
+    assert r30.backscatter_s2 == pytest.approx(r20.backscatter_s2 / 10, rel=1e-9, abs=0)
+    assert r30.bistatic_rmse_m == pytest.approx(r20.bistatic_rmse_m / math.sqrt(10), rel=1e-9, abs=0)
 
 
 def test_compound_channel_model(wf):
@@ -125,7 +127,7 @@ def test_compound_channel_model(wf):
     tag_rx = Paths([14.0, 21.0, 30.0], [0.4, -0.1, 0.05 + 0.05j])
     for band in ("lower", "upper"):
         tau, a = compound_model(tx_tag, tag_rx, wf, band)
-        assert tau.size == 6 and tau[0] == pytest.approx((9.0 + 14.0) / C)
+        assert tau.size == 6 and tau[0] == pytest.approx((9.0 + 14.0) / C, abs=0)
         mu = model_cfr(wf.active_freqs_hz, tau, a)
         np.testing.assert_allclose(
             mu, analytic_compound_cfr(tx_tag, tag_rx, wf, band), rtol=1e-10, atol=1e-12
@@ -133,7 +135,7 @@ def test_compound_channel_model(wf):
     # LoS-only links: one compound path of gain a1 a2, i.e. the closed form
     los1, los2 = Paths([9.0], [0.5]), Paths([14.0], [0.2j])
     got = backscatter_crlb_s2(los1, los2, wf, 1e-4, n_symbols=3)
-    assert got == pytest.approx(closed_form_s2(wf.active_freqs_hz, 0.5 * 0.2, 1e-4, 3), rel=1e-9)
+    assert got == pytest.approx(closed_form_s2(wf.active_freqs_hz, 0.5 * 0.2, 1e-4, 3), rel=1e-9, abs=0)
 
 
 def test_coincident_compound_paths_merge(wf):
@@ -146,7 +148,7 @@ def test_coincident_compound_paths_merge(wf):
     assert a_m[1] == pytest.approx(a[1] + a[2])
     bound = backscatter_crlb_s2(tx_tag, tag_rx, wf, 1e-3)
     assert math.isfinite(bound)
-    assert bound == pytest.approx(delay_crlb_s2(wf.active_freqs_hz, t_m, a_m, 1e-3), rel=1e-12)
+    assert bound == pytest.approx(delay_crlb_s2(wf.active_freqs_hz, t_m, a_m, 1e-3), rel=1e-12, abs=0)
     # an NLoS path without gain carries no information and is dropped
     t_z, a_z = merge_coincident([1e-7, 2e-7, 3e-7], [1.0, 0.0, 0.5], tol)
     np.testing.assert_array_equal(t_z, [1e-7, 3e-7])
@@ -154,18 +156,20 @@ def test_coincident_compound_paths_merge(wf):
 
 
 def test_bistatic_bound_sums_the_two_variances(wf):
-    assert bistatic_range_crlb_m2(2e-20, 3e-20) == pytest.approx(C**2 * 5e-20, rel=1e-15)
+    assert bistatic_range_crlb_m2(2e-20, 3e-20) == pytest.approx(C**2 * 5e-20, rel=1e-15, abs=0)
     rb = RangeBound(2e-20, 3e-20)
-    assert rb.bistatic_rmse_m**2 == pytest.approx(rb.direct_rmse_m**2 + rb.backscatter_rmse_m**2, rel=1e-12)
+    assert rb.bistatic_rmse_m**2 == pytest.approx(
+        rb.direct_rmse_m**2 + rb.backscatter_rmse_m**2, rel=1e-12, abs=0
+    )
     f = wf.active_freqs_hz
     assert direct_crlb_s2(Paths([20.0], [0.5j]), wf, 1e-3, 2) == pytest.approx(
-        closed_form_s2(f, 0.5, 1e-3, 2), rel=1e-9
+        closed_form_s2(f, 0.5, 1e-3, 2), rel=1e-9, abs=0
     )
     tx_rx, tx_tag, tag_rx = Paths([20.0], [1.0]), Paths([9.0], [1.0]), Paths([14.0], [1.0])
     r = range_bound(wf, tx_rx, tx_tag, tag_rx, 25.0, 5.0, n_symbols=7)
     # LoS only: abs(a)^2 / sigma^2 is the band's SNR
-    assert r.direct_s2 == pytest.approx(closed_form_s2(f, 1.0, 10**-2.5, 7), rel=1e-9)
-    assert r.backscatter_s2 == pytest.approx(closed_form_s2(f, 1.0, 10**-0.5, 7), rel=1e-9)
+    assert r.direct_s2 == pytest.approx(closed_form_s2(f, 1.0, 10**-2.5, 7), rel=1e-9, abs=0)
+    assert r.backscatter_s2 == pytest.approx(closed_form_s2(f, 1.0, 10**-0.5, 7), rel=1e-9, abs=0)
 
 
 def test_stochastic_bound(wf):
@@ -173,8 +177,8 @@ def test_stochastic_bound(wf):
     # LoS only: every trial has abs(a)^2 / sigma^2 = SNR, so the average is the closed form
     sc0 = ScenarioConfig(n_nlos=0)
     r0 = stochastic_range_bound(wf, lambda rng: draw_paths(sc0, wf, rng)[:3], 5, 1, 30.0, 10.0)
-    assert r0.direct_s2 == pytest.approx(closed_form_s2(f, 1.0, 1e-3, 1), rel=1e-9)
-    assert r0.backscatter_s2 == pytest.approx(closed_form_s2(f, 1.0, 1e-1, 1), rel=1e-9)
+    assert r0.direct_s2 == pytest.approx(closed_form_s2(f, 1.0, 1e-3, 1), rel=1e-9, abs=0)
+    assert r0.backscatter_s2 == pytest.approx(closed_form_s2(f, 1.0, 1e-1, 1), rel=1e-9, abs=0)
     # the running QR equals inverting the averaged Fisher information (well-conditioned channels)
     fixed = [
         (Paths([20.0, 35.0], [1, 0.5j]), Paths([9.0, 30.0], [1, 0.3]), Paths([14.0, 40.0], [1, -0.4])),
@@ -187,7 +191,7 @@ def test_stochastic_bound(wf):
         a0 = tx_rx.gains * np.exp(-2j * np.pi * wf.carrier_freq_hz * tx_rx.delays_s)
         var = np.mean(np.abs(tx_rx.cfr(f, wf.carrier_freq_hz)) ** 2) / 1e3
         j_avg = j_avg + fisher_information(f, tx_rx.delays_s, a0, var) / 2
-    assert r.direct_s2 == pytest.approx(np.linalg.inv(j_avg)[0, 0], rel=1e-6)
+    assert r.direct_s2 == pytest.approx(np.linalg.inv(j_avg)[0, 0], rel=1e-6, abs=0)
     # seeded: the same seed gives the same bound, another seed another one
     sc = ScenarioConfig(n_nlos=2)
 
@@ -263,9 +267,9 @@ def test_cli_text_and_json(wf, tmp_path, capsys):
     direct_m = C * math.sqrt(closed_form_s2(f, 1.0, 1e-2, 4))
     back_m = C * math.sqrt(closed_form_s2(f, 1.0, 1e-1, 4))
     for key in ("bound_m", "single_path_m"):
-        assert res[key]["direct_m"] == pytest.approx(direct_m, rel=1e-9)
-        assert res[key]["backscatter_m"] == pytest.approx(back_m, rel=1e-9)
-        assert res[key]["bistatic_m"] == pytest.approx(math.hypot(direct_m, back_m), rel=1e-9)
+        assert res[key]["direct_m"] == pytest.approx(direct_m, rel=1e-9, abs=0)
+        assert res[key]["backscatter_m"] == pytest.approx(back_m, rel=1e-9, abs=0)
+        assert res[key]["bistatic_m"] == pytest.approx(math.hypot(direct_m, back_m), rel=1e-9, abs=0)
 
 
 def test_cli_stochastic(capsys):
@@ -274,7 +278,9 @@ def test_cli_stochastic(capsys):
     assert "stochastic R-CRLB (2 NLoS, 3 trials)" in text
     st = out["stochastic"]
     assert st["trials"] == 3 and st["n_nlos"] == 2 and st["seed"] == 5
-    assert st["bistatic_m"] == pytest.approx(math.hypot(st["direct_m"], st["backscatter_m"]), rel=1e-12)
+    assert st["bistatic_m"] == pytest.approx(
+        math.hypot(st["direct_m"], st["backscatter_m"]), rel=1e-12, abs=0
+    )
     assert run_cli(["--paths", "2", "--seed", "5"])["stochastic"]["trials"] == crlb_cmd.DEFAULT_TRIALS
 
 

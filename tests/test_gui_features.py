@@ -243,7 +243,8 @@ def test_recording_starts_and_stops_from_the_gui(window, qtbot, tmp_path):
     )
     win.lab.program = (sys.executable, ["-c", script])
     win.lab.record_button.click()
-    qtbot.waitUntil(log.exists, timeout=10_000)
+    # the file exists before the child has written it (seen once under load): wait for the text
+    qtbot.waitUntil(lambda: log.exists() and log.read_text() != "", timeout=10_000)
     assert log.read_text() == f"record --connect tcp://127.0.0.1:5555 --out {tmp_path / 'recording.h5'}"
     assert win.lab.record_button.text() == "Stop recording"
     win.lab.record_button.click()

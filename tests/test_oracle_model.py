@@ -130,7 +130,7 @@ def test_windows_one_second_apart_drift_by_delta_fs_samples():
     assert a0 == pytest.approx(-sc.timing_offset_samples, abs=1e-6)
     assert a1 - a0 == pytest.approx(delta * fs, abs=1e-6)
     assert abs(np.angle(np.exp(1j * (p1 - p0 - np.pi)))) < 1e-6
-    assert tr.cfo_hz["central"] == pytest.approx(2104.5, rel=1e-12)
+    assert tr.cfo_hz["central"] == pytest.approx(2104.5, rel=1e-12, abs=0)
 
 
 def test_tag_symbols_last_fs_over_rb_one_plus_eps_samples_and_idle_is_zero():
@@ -139,7 +139,7 @@ def test_tag_symbols_last_fs_over_rb_one_plus_eps_samples_and_idle_is_zero():
     sc = Scenario(bands=("central", "upper"), tag_clock_ppm=100.0, first_packet_s=0.001, duration_s=0.08)
     tr = plan(sc)
     period = NUM.working_rate_hz / (NUM.tag_symbol_rate_baud * (1 + 100e-6))
-    assert tr.tag_symbol_samples == pytest.approx(period, rel=1e-12)
+    assert tr.tag_symbol_samples == pytest.approx(period, rel=1e-12, abs=0)
     start = tr.packet_start_sample[0]
     n0, n1 = int(start) - 2 * N, int(start + 3 * period)
     x = samples(sc, tr, n0, n1 - n0, None)[1]
@@ -155,7 +155,7 @@ def test_crlb_of_one_path_is_the_closed_form_and_nuisance_paths_only_raise_it():
     f = NUM.freqs_hz
     closed = single_path_crlb_s2(f, 0.01, 1875)
     fisher = delay_crlb_s2(f, [40e-9], [cmath.rect(1.0, 0.7)], 100.0, 1875)  # snr 1 / 100
-    assert fisher == pytest.approx(closed, rel=1e-9)
+    assert fisher == pytest.approx(closed, rel=1e-9, abs=0)
     # 4 cm at -20 dB per subcarrier and one 62.5 ms packet (1875 symbols): the figure the tests use
     assert np.sqrt(closed) * SPEED_OF_LIGHT_M_S == pytest.approx(0.0397, abs=5e-4)
     tau, g = compound_paths(MULTIPATH["tx_tag"], NUM.carrier_freq_hz, MULTIPATH["tag_rx"], 960e6)
@@ -179,7 +179,7 @@ def test_the_capture_follows_format_md_and_the_reader_gets_the_truth_back(tmp_pa
         got = cap.truth()
         iq = cap.read(0, N)
     assert got.sample_clock_ppm == 3.0 and got.tag_clock_ppm == -40.0
-    assert got.lo_ppm == pytest.approx(3.0, rel=1e-12)  # nu_0 / fc: the LO offset tied to the clock
+    assert got.lo_ppm == pytest.approx(3.0, rel=1e-12, abs=0)  # nu_0 / fc: the LO offset tied to the clock
     assert got.range_true_m == tr.range_true_m and got.tx_rx_distance_m == 20.0
     np.testing.assert_array_equal(got.packet_bits, tr.packet_bits)
     np.testing.assert_array_equal(got.packet_start_sample, [0.002 * NUM.working_rate_hz])
