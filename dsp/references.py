@@ -46,29 +46,32 @@ def cfr_from_symbol(wf: WaveformConfig, symbol: np.ndarray, cfo_hz: float) -> np
 
 def guard_probe(wf: WaveformConfig, cfo_hz: float) -> np.ndarray:
     """Unit-modulus random-phase probe on unused subcarriers, ``[N]``: its projection is noise only."""
-    return (_guard_shape(wf.fft_size, wf.subcarrier_max) * ramp(wf, cfo_hz)).astype(np.complex64)
+    shape = _guard_shape(wf.fft_size, wf.subcarrier_min, wf.subcarrier_max)
+    return (shape * ramp(wf, cfo_hz)).astype(np.complex64)
 
 
 @functools.lru_cache(maxsize=4)
-def _guard_shape(n: int, subcarrier_max: int) -> np.ndarray:
-    """The guard probe at zero CFO, ``[N]`` complex128 (read-only; made once per numerology)."""
+def _guard_shape(n: int, subcarrier_min: int, subcarrier_max: int) -> np.ndarray:
+    """The guard probe at zero CFO, ``[N]`` complex128 (read-only; made once per numerology).
+
+    Subcarriers ``+-GUARD_SUBCARRIERS`` (both signs), clamped below Nyquist; where the band
+    reaches them on either side, from one past the band's widest subcarrier, and where it reaches
+    past their end, every unused subcarrier up to Nyquist (WaveformConfig keeps one free).  Until
+    session 13 only ``subcarrier_max`` was looked at: a band to -450 put half the probe on active
+    subcarriers, and one to +450 left it empty (a nan noise variance)."""
     lo, hi = GUARD_SUBCARRIERS
     half = n // 2
     lo, hi = min(lo, half - 2), min(hi, half - 1)
-    if lo <= subcarrier_max:
-        lo = min(subcarrier_max + 1, half - 2)
+    edge = max(subcarrier_max, -subcarrier_min)  # the band's widest subcarrier, either side
+    if lo <= edge:
+        lo = edge + 1
+    if hi < lo:
+        hi = half - 1
+    if hi < lo:
+        raise ValueError(f"no unused subcarrier beyond {edge} below Nyquist ({half}) for the noise probe")
     k = np.concatenate([np.arange(lo, hi + 1), -np.arange(lo, hi + 1)])
     spec = np.zeros(n, complex)
     spec[np.mod(k, n)] = np.exp(2j * np.pi * np.random.default_rng(12345).random(k.size))
     shape = np.fft.ifft(spec) * np.sqrt(n)
     shape.setflags(write=False)
     return shape
-
-
-def projection_matrix(reference: np.ndarray, guard: np.ndarray) -> np.ndarray:
-    """``[N, 2]`` matrix whose product with windows ``[window, N]`` gives (tag sample, noise probe).
-
-    The first column is scaled so that a window equal to ``c * reference`` projects to ``c``.
-    """
-    q = reference / np.vdot(reference, reference).real
-    return np.stack([np.conj(q), np.conj(guard)], axis=1).astype(np.complex64)

@@ -69,6 +69,13 @@ class WaveformConfig(ConfigBase):
             self._fail("subcarrier_min", f"must lie in ({-half}, 0) for fft_size {self.fft_size}")
         if not (0 < self.subcarrier_max < half):
             self._fail("subcarrier_max", f"must lie in (0, {half}) for fft_size {self.fft_size}")
+        if max(self.subcarrier_max, -self.subcarrier_min) > half - 2:  # dsp.references.guard_probe
+            edge = "subcarrier_max" if self.subcarrier_max >= -self.subcarrier_min else "subcarrier_min"
+            self._fail(
+                edge,
+                f"leaves no unused subcarrier between the band and Nyquist for the noise probe: "
+                f"|subcarrier| must stay <= {half - 2} for fft_size {self.fft_size}",
+            )
         n_act = len(self.active_subcarriers)
         if n_act < 8:
             self._fail("subcarrier_max", "fewer than 8 active subcarriers")

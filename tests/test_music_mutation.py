@@ -216,7 +216,7 @@ def test_order_is_clamped_at_the_default_32_and_at_l_minus_one(wf):
 def test_default_sub_vector_length_is_half_the_longest_run_at_most_256(wf):
     wide = wf.replace(fft_size=2048, subcarrier_min=-600, subcarrier_max=600)  # runs of 600
     assert get_method("music", wide).subvector_len == 256
-    assert get_method("music", wf.replace(subcarrier_min=-511, subcarrier_max=511)).subvector_len == 255
+    assert get_method("music", wf.replace(subcarrier_min=-510, subcarrier_max=510)).subvector_len == 255
     # the ends of the documented range [2, longest run] are accepted, one past them refused
     assert get_method("music", wf, subvector_len=2).subvector_len == 2
     whole = get_method("music", wf, subvector_len=400)  # one sub-vector per run, two in all

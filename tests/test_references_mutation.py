@@ -55,8 +55,12 @@ def _spectrum(wf: WaveformConfig, cfo_hz: float = 0.0) -> np.ndarray:
         (WaveformConfig(fft_size=512, subcarrier_min=-200, subcarrier_max=200), 254, 255),
         # the band reaches the run's start: the run begins one past the band's edge
         (WaveformConfig(subcarrier_max=410), 411, 440),
+        # the band past the run's end, on either side: every unused subcarrier up to Nyquist (the
+        # probe was empty, a nan noise variance, for +450; half on active subcarriers for -450)
+        (WaveformConfig(subcarrier_max=450, tag_shift_hz=50e6), 451, 511),
+        (WaveformConfig(subcarrier_min=-450, tag_shift_hz=50e6), 451, 511),
     ],
-    ids=["default", "fft512", "band_to_410"],
+    ids=["default", "fft512", "band_to_410", "band_to_450", "band_from_-450"],
 )
 def test_guard_probe_is_the_seeded_unit_phasors_on_the_guard_subcarriers(wf, lo, hi):
     """Kills: the run's ends (411, 441, ``hi - 1``, ``hi + 2`` on either side, the mirror's sign),
@@ -69,6 +73,13 @@ def test_guard_probe_is_the_seeded_unit_phasors_on_the_guard_subcarriers(wf, lo,
     # the probe is noise only: none of its subcarriers is active
     occupied = np.flatnonzero(np.abs(expected) > 0)
     assert not set(occupied) & set(np.mod(wf.active_subcarriers, wf.fft_size))
+
+
+@pytest.mark.parametrize(("field", "value"), [("subcarrier_max", 511), ("subcarrier_min", -511)])
+def test_a_band_leaving_no_subcarrier_for_the_probe_is_refused_naming_its_edge(field, value):
+    """Subcarrier 511 of 1024 is the last below Nyquist: a band to it leaves the probe nothing."""
+    with pytest.raises(ValueError, match=rf"^WaveformConfig\.{field} = {value}: leaves no unused subcarrier"):
+        WaveformConfig(**{field: value, "tag_shift_hz": 50e6})
 
 
 def test_guard_probe_carries_the_cfo_ramp():

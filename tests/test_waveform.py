@@ -127,12 +127,13 @@ def shift_configs(draw) -> tuple[dict, str | None]:
     validator must name (``None``: every value valid).  Half the examples are valid; the others
     break exactly one of the three, drawn from the invalid side of that field's bound.
 
-    Valid: ``0 < smax < 512``; ``shift`` from the occupied bandwidth ``(smax + 401) df``
-    (subcarriers ``-400..smax``) up to the carrier (excluded); ``rate`` above ``RATE_MIN``
+    Valid: ``0 < smax < 511`` (one unused subcarrier below Nyquist for the noise probe);
+    ``shift`` from the occupied bandwidth ``(smax + 401) df`` (subcarriers ``-400..smax``) up to
+    the carrier (excluded); ``rate`` above ``RATE_MIN``
     (kept 1e-9 off it: the packet duration is computed in floats) and below the OFDM symbol
     rate ``df``.  A rate in ``(0, RATE_MIN]`` is refused through ``burst_period_s``.
     """
-    smax = draw(st.integers(1, 511))
+    smax = draw(st.integers(1, 510))
     b_occ = (smax + 401) * DF_HZ
     shift = draw(st.floats(b_occ, FC_HZ, exclude_max=True))
     rate = draw(st.floats(RATE_MIN * (1 + 1e-9), DF_HZ, exclude_max=True))
@@ -140,7 +141,7 @@ def shift_configs(draw) -> tuple[dict, str | None]:
     broken = draw(st.sampled_from((None,) * len(fields) + fields))  # valid half of the time
     field = broken
     if broken == "subcarrier_max":
-        smax = draw(st.integers(-2000, 0) | st.integers(512, 2000))
+        smax = draw(st.integers(-2000, 0) | st.integers(511, 2000))
     elif broken == "tag_shift_hz":
         shift = draw(st.floats(0, b_occ, exclude_max=True) | st.floats(FC_HZ, 1e12))
     elif broken == "tag_symbol_rate_baud":
@@ -161,7 +162,7 @@ def test_any_configuration_is_valid_or_refused_with_a_named_field(case):
             WaveformConfig(**fields)
         return
     wf = WaveformConfig(**fields)
-    assert 0 < wf.subcarrier_max < wf.fft_size // 2
+    assert 0 < wf.subcarrier_max < wf.fft_size // 2 - 1
     assert wf.occupied_bandwidth_hz <= wf.tag_shift_hz < wf.carrier_freq_hz
     assert 0 < wf.tag_symbol_rate_baud < wf.ofdm_symbol_rate_hz
     assert wf.packet_duration_s < wf.burst_period_s
