@@ -61,7 +61,9 @@ class EpochMaths:
                 self._set_cfo(b, self.cfo_hz[b] + 0.5 * dem.freq_offset_hz[r])
             if self._windows_kept(i0, hi):
                 out.append(self._epoch(i0, hi, weights, st[0] / self.fs))
-            self._epoch_from = int(st[-1]) + self.n
+            # the next window, wherever the drifting grid puts it (``+ n`` lost one window when
+            # the grid stepped back a sample at an epoch's edge: about 1 % of edges at +10 ppm)
+            self._epoch_from = int(st[-1]) + 1
             if hi >= len(starts):
                 break
         return out

@@ -358,6 +358,20 @@ def test_cw_epochs_start_at_their_first_window_and_come_out_once_complete(cw):
     assert len(epochs) >= 5 and waiting and max(waiting) < 960, waiting
 
 
+def test_cw_epochs_leave_no_window_out_where_the_grid_steps_back():
+    """At +10 ppm the sample clock runs fast, so the window grid steps back one sample every
+    ~3,300 windows; where a step falls on an epoch's edge the next window starts at ``st[-1] + N
+    - 1``.  Epochs of 50 windows over 0.3 s (about 180 edges): the epochs tile the grid, each
+    starting at the window after the previous one's last (``N - 1``, ``N`` or ``N + 1`` later).
+    The next epoch was searched from ``st[-1] + N``, which skipped that window (4 of the edges
+    of this run: seed 3; found by the session-13 mutation check)."""
+    _, x = _capture(WF, 0.3, seed=3, lo_ppm=10.0, snr_upper_db=20)
+    _, _, epochs, _, spans = _cw_run(x, epoch_symbols=50)
+    assert len(epochs) > 150
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
+    assert set(gaps) <= {N - 1, N, N + 1} and N - 1 in gaps, sorted(set(gaps))
+
+
 def test_no_cw_epoch_without_an_acquired_side_band():
     """The upper band at -40 dB is not acquired in 0.05 s: the flush publishes no epoch (mutant
     3: ``and`` for ``or`` ranged on no side band)."""
