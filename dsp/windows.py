@@ -140,8 +140,10 @@ def band_form(kernel: scipy.sparse.csr_array) -> tuple[np.ndarray, np.ndarray]:
     products, 10x scipy's sparse ones here)."""
     n = kernel.shape[0]
     taps = int(kernel.indptr[1] - kernel.indptr[0])
+    if np.any(np.diff(kernel.indptr) != taps):  # before the reshape, which would fail on its own
+        raise ValueError("kernel rows must each hold the same number of consecutive columns")
     cols = kernel.indices.reshape(n, taps)
-    if np.any(np.diff(kernel.indptr) != taps) or np.any(np.diff(cols, axis=1) != 1):
+    if np.any(np.diff(cols, axis=1) != 1):
         raise ValueError("kernel rows must each hold the same number of consecutive columns")
     return np.ascontiguousarray(kernel.data.reshape(n, taps), np.float32), cols[:, 0].astype(np.int64)
 

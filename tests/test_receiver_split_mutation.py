@@ -359,8 +359,8 @@ def test_cw_epochs_start_at_their_first_window_and_come_out_once_complete(cw):
 
 
 def test_cw_epochs_leave_no_window_out_where_the_grid_steps_back():
-    """At +10 ppm the sample clock runs fast, so the window grid steps back one sample every
-    ~3,300 windows; where a step falls on an epoch's edge the next window starts at ``st[-1] + N
+    """At +10 ppm the window grid moves 0.01 samples a window (one sample about every 100
+    windows) and can step back at an epoch's edge: the next window then starts at ``st[-1] + N
     - 1``.  Epochs of 50 windows over 0.3 s (about 180 edges): the epochs tile the grid, each
     starting at the window after the previous one's last (``N - 1``, ``N`` or ``N + 1`` later).
     The next epoch was searched from ``st[-1] + N``, which skipped that window (4 of the edges

@@ -86,6 +86,12 @@ def test_kernel_support_may_fill_the_frame_exactly():
         ValueError, match=r"^kernel rows must each hold the same number of consecutive columns$"
     ):
         band_form(bad)
+    uneven = fractional_kernel(47.5, 10, 3125 / 1536, 48, 116).tolil()
+    uneven[0, 115] = 1.0  # one row a column longer: refused with the same message, not numpy's
+    with pytest.raises(
+        ValueError, match=r"^kernel rows must each hold the same number of consecutive columns$"
+    ):
+        band_form(uneven.tocsr())
 
 
 def test_factors_must_be_positive_and_one_is_allowed():
