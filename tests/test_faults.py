@@ -293,7 +293,11 @@ def test_worker_killed_mid_stream_is_replaced_by_a_new_one(wf, tmp_path):
     good: dict[str, int] = {}
 
     def good_packets_from_a_new_stream(n: int, old: str | None) -> bool:
-        while (m := listener.recv(timeout_s=0.05)) is not None:
+        # drain for at most 0.5 s: a worker several times faster than real time publishes a packet
+        # every ~10 ms, so "until 50 ms pass without one" never ended and _wait_for's deadline
+        # was never checked (a clean clone hung here for ten minutes)
+        until = time.monotonic() + 0.5
+        while time.monotonic() < until and (m := listener.recv(timeout_s=0.05)) is not None:
             good[m.stream_id] = good.get(m.stream_id, 0) + bool(m.fields["crc_ok"])
         return any(v >= n for s, v in good.items() if s != old)
 
