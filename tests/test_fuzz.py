@@ -67,7 +67,10 @@ _COMMON = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
-settings.register_profile("brief", max_examples=25, **_COMMON)
+# brief (make test, CI): the same 25 examples every run (derandomized); a new random draw is the
+# fuzz profile's job (make fuzz), where a hang is looked into, not met by chance in CI: a draw of
+# session 13's clean clone hung inside HDF5 reading a corrupt calibration's attribute (fuzz/README.md)
+settings.register_profile("brief", max_examples=25, derandomize=True, **_COMMON)
 settings.register_profile("fuzz", max_examples=3000, **_COMMON)
 PROFILE = "fuzz" if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else "brief"
 FUZZ = settings(settings.get_profile(PROFILE))
