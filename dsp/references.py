@@ -65,10 +65,8 @@ def _guard_shape(n: int, subcarrier_min: int, subcarrier_max: int) -> np.ndarray
     edge = max(subcarrier_max, -subcarrier_min)  # the band's widest subcarrier, either side
     if lo <= edge:
         lo = edge + 1
-    if hi < lo:
+    if hi < lo:  # (never empty: WaveformConfig keeps the band within half - 2)
         hi = half - 1
-    if hi < lo:
-        raise ValueError(f"no unused subcarrier beyond {edge} below Nyquist ({half}) for the noise probe")
     k = np.concatenate([np.arange(lo, hi + 1), -np.arange(lo, hi + 1)])
     spec = np.zeros(n, complex)
     spec[np.mod(k, n)] = np.exp(2j * np.pi * np.random.default_rng(12345).random(k.size))
