@@ -23,6 +23,7 @@ from dsp.sc16 import sc16_to_complex64
 from dsp.tracking import DelayBasis
 from dsp.waveform import WaveformConfig, get_profile
 from dsp.windows import DirectWindows, ResamplingBuffer, join_blocks
+from tests.test_kernel_alignment import CFO_HZ, FS, signal_from_spec
 
 WF = WaveformConfig()
 K = WF.active_subcarriers
@@ -30,10 +31,10 @@ N = WF.fft_size
 W_MAX = 2 * np.pi * WF.subcarrier_max / N
 
 X4 = get_profile("x410-62m5")
-FS4 = X4.working_rate_hz
+FS4 = FS  # the shared signal (tests/test_kernel_alignment.py) is written at these
 UP, DOWN = X4.resample_ratio.numerator, X4.resample_ratio.denominator
 K4 = X4.active_subcarriers
-CFO4 = 3100.0
+CFO4 = CFO_HZ
 W_MAX4 = 2 * np.pi * (np.max(np.abs(K4)) / N + CFO4 / FS4)
 
 
@@ -287,22 +288,9 @@ def _capture(rng, d0: float, capture_samples: int, step_at: float | None = None,
     samples) the capture samples from there on are doubled (``x_at`` gives the unit signal)."""
     h = _channel(rng, K4, k_max)
     spec = h * np.exp(-2j * np.pi * K4 * d0 / N) / np.sqrt(N)
-
-    def x_at(pos: np.ndarray) -> np.ndarray:
-        pos = np.atleast_1d(np.asarray(pos, float))
-        grid = np.zeros((pos.size, N), complex)
-        grid[:, np.mod(K4, N)] = spec[None, :] * np.exp(2j * np.pi * np.outer(pos, K4) / N)
-        tau = pos[:, None] + np.arange(N)
-        return np.fft.ifft(grid, axis=1) * N * np.exp(2j * np.pi * CFO4 * tau / FS4)
-
-    period = 3 * N * DOWN // UP  # 6250 capture samples: 3 symbols
-    grid = np.zeros(period, complex)
-    grid[np.mod(3 * K4, period)] = spec
-    one = np.fft.ifft(grid) * period
-    c = np.arange(capture_samples)
-    x = np.resize(one, capture_samples) * np.exp(2j * np.pi * CFO4 * c * UP / DOWN / FS4)
+    x_at, x = signal_from_spec(spec, capture_samples)
     if step_at is not None:
-        x[c * UP / DOWN >= step_at] *= 2
+        x[np.arange(capture_samples) * UP / DOWN >= step_at] *= 2
     return x_at, x.astype(np.complex64)
 
 

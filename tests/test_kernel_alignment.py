@@ -31,13 +31,20 @@ W_MAX = 2 * np.pi * (np.max(np.abs(K)) / N + CFO_HZ / FS)
 
 
 def _signal(rng: np.random.Generator, d0: float, capture_samples: int):
-    """``(x_at, x)``: the exact windows read at working positions ``pos`` (``x_at(pos)``,
-    ``[window, N]``) and the capture-rate samples ``[capture_samples]``.  Both by FFT: 6250
-    capture samples hold exactly 3 symbols, subcarrier ``k`` on bin ``3 k``."""
+    """``(x_at, x)`` of a three-path channel delayed by ``d0`` (:func:`signal_from_spec`)."""
     d = rng.uniform(0, 40, 3)
     a = rng.normal(size=3) + 1j * rng.normal(size=3)
     h = (a[None, :] * np.exp(-2j * np.pi * np.outer(K, d) / N)).sum(axis=1)
     spec = h * np.exp(-2j * np.pi * K * d0 / N) / np.sqrt(N)  # [subcarrier] at tau = 0
+    x_at, x = signal_from_spec(spec, capture_samples)
+    return x_at, x.astype(np.complex64)
+
+
+def signal_from_spec(spec: np.ndarray, capture_samples: int):
+    """``(x_at, x)`` of the symbol with spectrum ``spec`` ``[subcarrier]`` at ``CFO_HZ``: the exact
+    windows read at working positions ``pos`` (``x_at(pos)``, ``[window, N]``) and the
+    capture-rate samples ``[capture_samples]`` (complex128).  Both by FFT: 6250 capture samples
+    hold exactly 3 symbols, subcarrier ``k`` on bin ``3 k``."""
 
     def x_at(pos: np.ndarray) -> np.ndarray:
         pos = np.atleast_1d(np.asarray(pos, float))
@@ -51,8 +58,7 @@ def _signal(rng: np.random.Generator, d0: float, capture_samples: int):
     grid[np.mod(3 * K, period)] = spec
     one = np.fft.ifft(grid) * period
     c = np.arange(capture_samples)
-    x = np.resize(one, capture_samples) * np.exp(2j * np.pi * CFO_HZ * c * UP / DOWN / FS)
-    return x_at, x.astype(np.complex64)
+    return x_at, np.resize(one, capture_samples) * np.exp(2j * np.pi * CFO_HZ * c * UP / DOWN / FS)
 
 
 def _setup(seed: int, count: int, levels: int):
