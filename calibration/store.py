@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from captures.heap_check import global_heap_problem
 from dsp.config_base import ConfigError
 from dsp.errors import BackscatterError, OutputExistsError
 from dsp.waveform import WaveformConfig
@@ -172,9 +173,13 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
         return CalibrationError(f"{path}: {where}: {problem}")
 
     try:
+        heap = global_heap_problem(path)  # before HDF5 reads it: a corrupt heap hangs libhdf5
         f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"{path}: cannot open as HDF5: {exc}") from None
+    if heap is not None:
+        f.close()
+        raise CalibrationError(f"{path}: corrupt HDF5 metadata (libhdf5 would never return): {heap}")
     with f:
         try:
             return _read(f, fail)

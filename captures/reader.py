@@ -20,6 +20,7 @@ from captures.format import (
     CaptureError,
     ChannelInfo,
 )
+from captures.heap_check import global_heap_problem
 from captures.ingest import SlabReader
 from captures.swmr import open_swmr_reader
 from captures.truth_io import read_truth
@@ -39,6 +40,12 @@ class Capture:
         self.path = Path(path)
         if not self.path.exists():
             raise CaptureError(self.path, "/", "no such file")
+        try:
+            heap = global_heap_problem(self.path)
+        except OSError as exc:
+            raise CaptureError(self.path, "/", f"unreadable: {exc}") from None
+        if heap is not None:  # checked before HDF5 reads the file: libhdf5 would loop forever
+            raise CaptureError(self.path, "/", f"corrupt HDF5 metadata: {heap}")
         try:
             self._f = open_swmr_reader(self.path) if swmr else h5py.File(self.path, "r")
         except OSError as exc:

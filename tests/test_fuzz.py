@@ -61,6 +61,7 @@ from sdr.transport import (
     encode_result,
     new_stream_id,
 )
+from tests.test_heap_check import free_space_zeroed, load_in_a_child
 from tests.test_transport import _results
 
 _COMMON = {
@@ -515,6 +516,23 @@ def test_fuzz_calibration_loader_on_corrupt_and_truncated_files(calibration_byte
         load_calibration(path)
     except CalibrationError as exc:
         assert type(exc) is CalibrationError and str(path) in str(exc)
+
+
+def test_a_calibration_whose_global_heap_would_hang_hdf5_is_refused_at_once(calibration_bytes):
+    """The mutant the fuzzer met in session 13 (five bytes: an object's size in the global heap
+    grows by 768 and the walk lands on zeros, a free space of size 0) and the free space itself
+    zeroed: libhdf5 never returned on either (measured, ten minutes and 30 s);
+    ``captures/heap_check.py`` refuses them before HDF5 reads a byte.  Loaded in a child (a
+    regression hangs with the GIL held), then here."""
+    path, base = calibration_bytes
+    edits = [("head", 0.6215171209731114, 4), ("any", 0.7412934175182007, 127), ("tail", 0.0, 200),
+             ("head", 0.6416351222452854, 96), ("tail", 0.4590654789115501, 114)]  # fmt: skip
+    for data in (_mutant(path, base, edits, None).read_bytes(), free_space_zeroed(base)):
+        path.write_bytes(data)
+        out = load_in_a_child("calibration", path)
+        assert out.startswith(f"CalibrationError {path}: corrupt HDF5 metadata"), out
+        with pytest.raises(CalibrationError, match="does not advance the walk"):
+            load_calibration(path)
 
 
 _CAL_TARGETS = (
