@@ -286,6 +286,13 @@ def test_capture_rate_within_a_factor_8_and_rationally_related():
             "below 10000 reaches working_rate_hz 30720000.0",
             capture_rate_hz=capture,
         )
+    # the tolerance is inclusive: 1 Hz off at 1 MHz (1e-6 exactly, in floats too) is taken as 1
+    slow = {"working_rate_hz": 1e6, "tag_symbol_rate_baud": 500.0, "burst_period_s": 1.0}
+    assert WaveformConfig(capture_rate_hz=1e6 + 1, **slow).resample_ratio == 1
+    with pytest.raises(
+        ConfigError, match=r"^WaveformConfig\.capture_rate_hz = 1000001\.0000001: no rational"
+    ):
+        WaveformConfig(capture_rate_hz=1e6 + 1.0000001, **slow)
     # the ratio is the nearest fraction with a denominator of at most 10000: 10000/10001 is taken
     # as 9999/10000 (1e-8 off, within the tolerance)
     assert WaveformConfig(capture_rate_hz=30.72e6 * 1.0001).resample_ratio == Fraction(9_999, 10_000)
