@@ -21,10 +21,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from captures.heap_check import global_heap_problem
 from dsp.config_base import ConfigError
 from dsp.errors import BackscatterError, OutputExistsError
 from dsp.waveform import WaveformConfig
+from h5safe.probe import hdf5_problem
 
 CAL_FORMAT = "backscatter-calibration"
 CAL_VERSION = 1
@@ -173,13 +173,15 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
         return CalibrationError(f"{path}: {where}: {problem}")
 
     try:
-        heap = global_heap_problem(path)  # before HDF5 reads it: a corrupt heap hangs libhdf5
+        problem = hdf5_problem(path)  # before HDF5 reads it here: it may crash or loop on a corrupt file
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot open as HDF5: {exc}") from None
+    if problem is not None:
+        raise CalibrationError(f"{path}: {problem}")
+    try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"{path}: cannot open as HDF5: {exc}") from None
-    if heap is not None:
-        f.close()
-        raise CalibrationError(f"{path}: corrupt HDF5 metadata (libhdf5 would never return): {heap}")
     with f:
         try:
             return _read(f, fail)

@@ -20,13 +20,13 @@ from captures.format import (
     CaptureError,
     ChannelInfo,
 )
-from captures.heap_check import global_heap_problem
 from captures.ingest import SlabReader
-from captures.swmr import open_swmr_reader
 from captures.truth_io import read_truth
 from dsp.config_base import ConfigError
 from dsp.truth import GroundTruth
 from dsp.waveform import PROFILES, WaveformConfig
+from h5safe.probe import hdf5_problem
+from h5safe.swmr import open_swmr_reader
 
 
 def _str(v: Any) -> str:
@@ -41,11 +41,11 @@ class Capture:
         if not self.path.exists():
             raise CaptureError(self.path, "/", "no such file")
         try:
-            heap = global_heap_problem(self.path)
+            problem = hdf5_problem(self.path)  # before HDF5 reads it here: it may crash or loop
         except OSError as exc:
             raise CaptureError(self.path, "/", f"unreadable: {exc}") from None
-        if heap is not None:  # checked before HDF5 reads the file: libhdf5 would loop forever
-            raise CaptureError(self.path, "/", f"corrupt HDF5 metadata: {heap}")
+        if problem is not None:
+            raise CaptureError(self.path, "/", problem)
         try:
             self._f = open_swmr_reader(self.path) if swmr else h5py.File(self.path, "r")
         except OSError as exc:

@@ -63,6 +63,35 @@ def wf() -> WaveformConfig:
     return get_profile("default")
 
 
+@pytest.fixture(scope="session")
+def calibration_file(tmp_path_factory):
+    """A valid calibration file of the default waveform (three bands, a history), as
+    ``calibration.store.save_calibration`` writes it; for the loader's tests of corrupt files."""
+    from calibration.store import BandSetting, Calibration, RadioSettings, load_calibration, save_calibration
+
+    wf = get_profile("default")
+    bands = ("central", "lower", "upper")
+    n_k = len(wf.active_subcarriers)
+    cal = Calibration(
+        RadioSettings(
+            wf, wf.working_rate_hz, tuple(BandSetting(b, wf.band_centers_hz[b], 30.0, "RX1") for b in bands)
+        ),
+        {b: np.exp(1j * np.linspace(0, 1, n_k)) for b in bands},
+        dict.fromkeys(bands, 1e-8),
+        {"lower": 1.5, "upper": -0.5},
+        25.0,
+        20.0,
+        {"snr_db": 30.0},
+        np.zeros((4, 3)),
+        "fuzz",
+        "2026-01-01T00:00:00Z",
+    )
+    path = tmp_path_factory.mktemp("calibration") / "cal.h5"
+    save_calibration(path, cal)
+    load_calibration(path)  # valid
+    return path
+
+
 def known_timing_cfr(emu: Emulator, iq: np.ndarray, band: str) -> np.ndarray:
     """Least-squares CFR ``[subcarrier]`` of one band at the true timing and CFO.
 

@@ -30,12 +30,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from calibration.store import (
-    BandSetting,
-    Calibration,
     CalibrationError,
-    RadioSettings,
     load_calibration,
-    save_calibration,
 )
 from captures.format import CaptureError
 from captures.reader import open_capture
@@ -482,27 +478,9 @@ def test_fuzz_config_json_text(text):
 
 # ----- calibration loader -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def calibration_bytes(tmp_path_factory) -> tuple[Path, bytes]:
-    """A valid calibration file (three bands, history) and a scratch path for mutants."""
-    d = tmp_path_factory.mktemp("calfuzz")
-    n_k = len(WF.active_subcarriers)
-    bands = ("central", "lower", "upper")
-    cal = Calibration(
-        RadioSettings(WF, WF.working_rate_hz, tuple(BandSetting(b, WF.band_centers_hz[b], 30.0, "RX1")
-                                                   for b in bands)),
-        {b: np.exp(1j * np.linspace(0, 1, n_k)) for b in bands},
-        dict.fromkeys(bands, 1e-8),
-        {"lower": 1.5, "upper": -0.5},
-        25.0,
-        20.0,
-        {"snr_db": 30.0},
-        np.zeros((4, 3)),
-        "fuzz",
-        "2026-01-01T00:00:00Z",
-    )  # fmt: skip
-    save_calibration(d / "base.h5", cal)
-    load_calibration(d / "base.h5")  # valid before mutation
-    return d / "mutant.h5", (d / "base.h5").read_bytes()
+def calibration_bytes(calibration_file, tmp_path_factory) -> tuple[Path, bytes]:
+    """A valid calibration file (``calibration_file``) and a scratch path for mutants."""
+    return tmp_path_factory.mktemp("calfuzz") / "mutant.h5", calibration_file.read_bytes()
 
 
 @scaled(0.5)
@@ -522,7 +500,7 @@ def test_a_calibration_whose_global_heap_would_hang_hdf5_is_refused_at_once(cali
     """The mutant the fuzzer met in session 13 (five bytes: an object's size in the global heap
     grows by 768 and the walk lands on zeros, a free space of size 0) and the free space itself
     zeroed: libhdf5 never returned on either (measured, ten minutes and 30 s);
-    ``captures/heap_check.py`` refuses them before HDF5 reads a byte.  Loaded in a child (a
+    ``h5safe/heap_check.py`` refuses them before HDF5 reads a byte.  Loaded in a child (a
     regression hangs with the GIL held), then here."""
     path, base = calibration_bytes
     edits = [("head", 0.6215171209731114, 4), ("any", 0.7412934175182007, 127), ("tail", 0.0, 200),

@@ -1,4 +1,4 @@
-"""captures/heap_check.py: refuse the global heap collections libhdf5 would loop on, pass every
+"""h5safe/heap_check.py: refuse the global heap collections libhdf5 would loop on, pass every
 collection HDF5 writes.
 
 Collections are built here byte by byte from the HDF5 file format specification ("Global Heap
@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from captures import heap_check
 from captures.format import CaptureError
-from captures.heap_check import global_heap_problem
 from captures.reader import open_capture
 from dsp.waveform import WaveformConfig
+from h5safe import heap_check
+from h5safe.heap_check import global_heap_problem
 from sdr.emulator.capture import write_emulated_capture
 from sdr.emulator.scenario import ScenarioConfig
 
@@ -182,7 +182,8 @@ def test_a_capture_whose_heap_would_hang_hdf5_is_refused_at_once(tmp_path, kind)
     )
     bad = write(tmp_path, free_space_zeroed(good.read_bytes()), name="bad.h5")
     out = load_in_a_child(kind, bad)
-    assert out.startswith(f"CaptureError {bad}:/: corrupt HDF5 metadata: global heap collection"), out
+    want = "corrupt HDF5 metadata (libhdf5 would never return): global heap collection at byte"
+    assert out.startswith(f"CaptureError {bad}:/: {want}"), out
     with pytest.raises(CaptureError, match="does not advance"):
         open_capture(bad)
     open_capture(good).close()
