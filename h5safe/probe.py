@@ -8,23 +8,28 @@ attribute, and a global heap that makes it loop forever with the GIL held (that 
 recognised at once by :mod:`h5safe.heap_check`).  Nothing inside the process can catch a
 segmentation fault or interrupt such a loop; a child can die instead.
 
-:func:`probe_problem` runs this module in a child (``python -m h5safe.probe PATH``),
-which imports h5py alone, opens the file the way the readers do (plainly, or in SWMR mode with
-bounded retries if a writer still has it open), and reads every attribute of every object, each
-dataset's type and shape, small datasets whole and a large one's chunk index (if it has at most
-:data:`MAX_CHUNKS_WALKED` chunks).  The child costs
-about 0.1 s (measured: interpreter and h5py start-up; a capture's metadata is read in
-milliseconds).  A Python error in the child is not reported here: the caller's own reading
-meets it again and says what is wrong with more context.
+:func:`probe_problem` asks a child process (this module, ``python -m h5safe.probe --serve``,
+started at the first request and kept for the next; ``python -m h5safe.probe PATH`` probes one
+file), which imports h5py alone, opens the file the way the readers do (plainly, or in SWMR mode
+with bounded retries if a writer still has it open), and reads every attribute of every object,
+each dataset's type and shape, small datasets whole and a large one's chunk index (if it has at
+most :data:`MAX_CHUNKS_WALKED` chunks).  Starting the child costs about 0.1 s once per process
+(interpreter and h5py start-up); a request then takes about a millisecond plus the metadata's
+own reading.  A Python error in the child is not reported here: the caller's own reading meets
+it again and says what is wrong with more context.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import math
 import os
+import selectors
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from h5safe.heap_check import global_heap_problem
@@ -48,28 +53,92 @@ def hdf5_problem(path: str | os.PathLike) -> str | None:
     return probe_problem(path)
 
 
-def probe_problem(path: str | os.PathLike, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """What libhdf5 did wrong reading the metadata of the file at ``path`` in a child process
-    (a signal, or no answer within ``timeout_s``), or ``None``."""
-    root = str(Path(__file__).resolve().parents[1])  # this package, whatever the child's path
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "h5safe.probe", os.fspath(path)],
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-            env=env,
+class _Prober:
+    """One child that reads files' metadata on request (a JSON path a line in, ``ok`` or
+    ``error`` a line out), started at the first request of this process and kept for the next;
+    a child that dies or stops answering is reported and replaced by a new one next time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._pid = 0  # the process that started the child
+
+    def _start(self) -> subprocess.Popen:
+        root = str(Path(__file__).resolve().parents[1])  # this package, whatever the child's path
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        self._pid = os.getpid()
+        return subprocess.Popen(
+            [sys.executable, "-m", "h5safe.probe", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONPATH=path),
         )
-    except subprocess.TimeoutExpired:
-        return f"libhdf5 did not return within {timeout_s:g} s reading the file's metadata (corrupt?)"
-    if proc.returncode < 0:
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and self._pid == os.getpid():
+            proc.kill()
+            proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
+
+    def check(self, path: str | os.PathLike, timeout_s: float) -> str | None:
+        with self._lock:
+            if self._proc is None or self._pid != os.getpid() or self._proc.poll() is not None:
+                self._stop()
+                self._proc = self._start()
+            proc = self._proc
+            try:
+                proc.stdin.write(json.dumps(os.fsdecode(path)).encode() + b"\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died: read the end below
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                ready = sel.select(timeout_s)
+            if not ready:
+                self._stop()
+                return f"libhdf5 did not return within {timeout_s:g} s reading the file's metadata (corrupt?)"
+            if proc.stdout.readline():
+                return None  # read, or a Python error the caller's own reading reports better
+            code = proc.wait()
+            self._stop()
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"exit status {code}"
+            return f"libhdf5 crashed ({name}) reading the file's metadata: the file is corrupt"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._pid == os.getpid():
+                self._proc.stdin.close()  # the child ends at the end of its input
+                self._proc.wait()
+                self._proc.stdout.close()
+            self._proc = None
+
+
+_PROBER = _Prober()
+atexit.register(_PROBER.close)
+os.register_at_fork(after_in_child=_PROBER.__init__)  # a fork asks a child of its own
+
+
+def probe_problem(path: str | os.PathLike, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """What libhdf5 did wrong reading the metadata of the file at ``path`` in the child process
+    (it died, or gave no answer within ``timeout_s``), or ``None``."""
+    return _PROBER.check(path, timeout_s)
+
+
+def _serve() -> None:
+    for line in sys.stdin.buffer:
         try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        return f"libhdf5 crashed ({name}) reading the file's metadata: the file is corrupt"
-    return None
+            _read_metadata(json.loads(line))
+            answer = b"ok\n"
+        except Exception:
+            answer = b"error\n"
+        sys.stdout.buffer.write(answer)
+        sys.stdout.buffer.flush()
 
 
 def _read_metadata(path: str) -> None:
@@ -101,4 +170,7 @@ def _read_metadata(path: str) -> None:
 
 
 if __name__ == "__main__":
-    _read_metadata(sys.argv[1])
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+    else:
+        _read_metadata(sys.argv[1])

@@ -9,6 +9,7 @@ types 2, 13 and 15 all do; 0x0D was the fuzzer's byte).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from calibration.store import CalibrationError, load_calibration
 from captures.format import CaptureError
 from captures.reader import open_capture
 from dsp.waveform import WaveformConfig
+from h5safe import probe
 from h5safe.probe import probe_problem
 from sdr.emulator.capture import write_emulated_capture
 from tests.test_heap_check import SMALL, free_space_zeroed, write
@@ -94,3 +96,33 @@ def test_sound_files_and_python_errors_are_left_to_the_reader(tmp_path, capture_
     assert probe_problem(text) is None
     with pytest.raises(CaptureError, match="not a readable HDF5 file"):
         open_capture(text)
+
+
+def test_one_child_answers_many_requests_and_a_dead_one_is_replaced(tmp_path, plain_file):
+    bad = write(tmp_path, vlen_type_broken(plain_file.read_bytes(), b"core:recorder"), name="bad.h5")
+    assert probe_problem(plain_file) is None
+    first = probe._PROBER._proc.pid
+    assert probe_problem(plain_file) is None and probe._PROBER._proc.pid == first
+    assert "SIGSEGV" in probe_problem(bad)
+    assert probe._PROBER._proc is None  # the dead child is let go
+    assert probe_problem(plain_file) is None and probe._PROBER._proc.pid != first
+
+
+def test_a_forked_process_asks_a_child_of_its_own(plain_file):
+    """After ``fork`` (replay's read-ahead) the child process must not write into its parent's
+    pipe: it starts its own prober; the parent's is untouched."""
+    assert probe_problem(plain_file) is None
+    parent_child = probe._PROBER._proc.pid
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked child reports through the pipe
+        ok = probe._PROBER._proc is None and probe_problem(plain_file) is None
+        os.write(w, b"%d %d" % (ok, probe._PROBER._proc.pid))
+        probe._PROBER.close()
+        os._exit(0)
+    os.close(w)
+    assert os.waitpid(pid, 0)[1] == 0
+    ok, its_child = map(int, os.read(r, 64).split())
+    os.close(r)
+    assert ok == 1 and its_child != parent_child
+    assert probe._PROBER._proc.pid == parent_child and probe_problem(plain_file) is None
