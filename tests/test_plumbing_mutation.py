@@ -274,6 +274,8 @@ def test_paths_validate_their_arrays():
     assert p.lengths_m.dtype == np.float64 and p.gains.dtype == np.complex128
     assert Paths(4.0, 2.0).lengths_m.shape == (1,) and len(Paths(4.0, 2.0)) == 1
     assert Paths([0.0], [0.0]).los_length_m == 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.gains = np.ones(2)  # type: ignore[misc]
     bad = [
         (([1.0, 2.0], [1.0]), "Paths: lengths_m (2,) and gains (1,) must be equal, non-empty 1-D"),
         (([], []), "Paths: lengths_m (0,) and gains (0,) must be equal, non-empty 1-D"),
