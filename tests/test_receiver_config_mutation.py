@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -192,6 +193,13 @@ def test_method_params_checked_and_kept_as_plain_dicts():
     cfg = ReceiverConfig(method_params={"music": {"gate_cells_before": 4}, "nomp": {}})
     assert cfg.method_params == {"music": {"gate_cells_before": 4}, "nomp": {}}
     assert type(cfg.method_params["music"]) is dict
+    # the checked values replace the given ones: coerced to their types, in plain dicts
+    cfg = ReceiverConfig(
+        method_params=MappingProxyType({"ir_first_interp": MappingProxyType({"oversample": 8.0})})
+    )
+    assert cfg.method_params == {"ir_first_interp": {"oversample": 8}}
+    assert type(cfg.method_params) is dict and type(cfg.method_params["ir_first_interp"]) is dict
+    assert type(cfg.method_params["ir_first_interp"]["oversample"]) is int
     with pytest.raises(ConfigError) as exc:
         ReceiverConfig(method_params={"musik": {}})
     assert (
