@@ -145,7 +145,9 @@ def test_each_segment_publishes_the_cfos_noise_acquisition_and_drift_of_the_trut
     subcarriers see the residual CFO's leakage and the fractional-delay interpolation; a weight
     or scale mutant multiplies it by 2 or more, or by the probe's energy); the drift prior is
     ``cfo / fc`` in ppm, so within 1 Hz / fc = 1.1e-3 ppm of the truth's -4 ppm; the timing
-    loop's last error within its 0.05-sample target (tests/test_drift.py) and locked."""
+    loop's last error within its 0.05-sample target (tests/test_drift.py) and locked; the
+    measured drift not yet published (its fit needs 0.2 s of segments, ``int(0.2 / fs)``
+    published it from the third segment on)."""
     emu, _, _, out = cw3
     tr = emu.truth
     fc = WF.carrier_freq_hz
@@ -158,6 +160,7 @@ def test_each_segment_publishes_the_cfos_noise_acquisition_and_drift_of_the_trut
         assert b.timing_drift_ppm == pytest.approx(b.cfo_hz["central"] / fc * 1e6, rel=1e-12, abs=0)
         assert abs(b.timing_drift_ppm - tr.lo_ppm) < 1.1e-3
         assert abs(b.timing_error_samples) < 0.05 and b.timing_locked is True
+        assert b.timing_drift_measured_ppm is None  # published once the loop's fits span 0.2 s
     assert _stats(out)[-1].acquired == dict.fromkeys(BANDS3, True)
 
 
@@ -309,11 +312,13 @@ def test_every_window_of_a_segment_is_the_input_at_its_start_where_the_grid_step
     ``+ 2``, read it one sample off: its projection keeps 0.26 of the signal, ``|mean exp(2j pi
     k / N)|`` over the 800 subcarriers, yet over a few such windows an epoch's central SNR moved
     by 0.03 dB and the timing error by 0.005 samples, below what a test of published numbers
-    resolves: mutant 161)."""
+    resolves: mutant 161).  Segments of 16 windows, so that a step falls between the first two
+    windows of one: each publishes its first window's start and offset (``starts[1]``,
+    mutant 185, moved the offset by the step there)."""
     sc = ScenarioConfig(duration_s=0.04, seed=8, mode="cw", bands=("central", "upper"), lo_ppm=10.0)
     emu = Emulator(WF, sc)
     x = emu.generate()
-    rx = Receiver(WF, list(sc.bands), config=ReceiverConfig(tag_mode="cw"))
+    rx = Receiver(WF, list(sc.bands), config=ReceiverConfig(tag_mode="cw", segment_symbols=16))
     seen = []
     real = rx._segment
 
@@ -322,12 +327,39 @@ def test_every_window_of_a_segment_is_the_input_at_its_start_where_the_grid_step
         return real(starts, block, f, nom0)
 
     rx._segment = segment
-    rx.push(x)
-    rx.flush()
-    steps = 0
-    for starts, w0, w1 in seen:
+    stats = _stats(rx.push(x) + rx.flush())
+    assert len(stats) == len(seen)
+    steps = first = 0
+    for (starts, w0, w1), b in zip(seen, stats, strict=True):
         steps += int(np.count_nonzero(np.diff(starts) != N))
+        first += int(starts[1] - starts[0] != N)
         idx = starts[:, None] + np.arange(N)
         np.testing.assert_array_equal(w0, x[0, idx])
         np.testing.assert_array_equal(w1, x[1, idx])
-    assert steps >= 8  # 1200 windows at 0.0102 samples a window
+        assert (b.time_s, b.timing_offset, b.symbols) == (starts[0] / FS, starts[0] % N, starts.size)
+    assert steps >= 8 and first >= 1, (steps, first)  # 1200 windows at 0.0102 samples a window
+
+
+def test_both_alignments_of_a_resampled_capture_receive_it():
+    """A 62.5 MS/s capture (the X410 profile; the emulator at that rate, 0.04 s, -8 ppm) read
+    through the resampling kernels, with the windows aligned either way
+    (``resampled_alignment``): each run publishes the upper band at its 20 dB SNR within 1 dB
+    (the receiver tests' 0.5 dB plus the impairments; measured within 0.14 dB) and the central
+    CFO within 1 Hz, and the two agree on the ranges within 1 mm (they align the same windows;
+    measured 0.1 mm; the polynomial alignment was not built for a resampled capture: mutant 52)."""
+    x410 = get_profile("x410-62m5")
+    sc = ScenarioConfig(
+        duration_s=0.04, seed=3, mode="cw", bands=("central", "upper"), snr_upper_db=20, lo_ppm=-8.0
+    )
+    emu = Emulator(x410, sc)
+    x = emu.generate()
+    ranges = []
+    for alignment in ("kernel", "polynomial"):
+        cfg = ReceiverConfig(tag_mode="cw", resampled_alignment=alignment, epoch_symbols=400)
+        rx = Receiver(x410, list(sc.bands), config=cfg)
+        out = rx.push(x) + rx.flush()
+        eps = [r for r in out if isinstance(r, RangingEpoch)]
+        assert len(eps) == 3 and all(abs(e.snr_db["upper"] - 20) < 1 for e in eps), [e.snr_db for e in eps]
+        assert all(abs(b.cfo_hz["central"] - emu.truth.cfo_hz["central"]) < 1 for b in _stats(out))
+        ranges.append([e.range_m["ir_first_interp"] for e in eps])
+    np.testing.assert_allclose(ranges[0], ranges[1], rtol=0, atol=1e-3)
