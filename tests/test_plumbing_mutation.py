@@ -121,12 +121,22 @@ def test_complex64_pairs_view_is_a_view_or_refused():
     assert out[1, 3] == 2 - 3j
     assert complex64_pairs_view(np.zeros((4, 1), np.complex64)[::2]).shape == (2, 1, 2)  # one sample
     assert complex64_pairs_view(np.zeros((4, 3), np.complex64)[::2]).shape == (2, 3, 2)  # rows strided
+    one = np.zeros((2, 4), np.complex64)[:, ::4]  # one sample a row, its stride 32 bytes: still one sample
+    assert one.strides == (32, 32) and complex64_pairs_view(one).shape == (2, 1, 2)
+    assert sc16_to_complex64(np.array([[[1, 2]], [[3, 4]]], np.int16), out=one) is one
+    np.testing.assert_array_equal(
+        one, reference(np.array([[[1, 2]], [[3, 4]]], np.int16)).astype(np.complex64)
+    )
     bad = [
         (np.zeros(3, np.complex128), "output must be complex64, got complex128"),
         (np.zeros((), np.complex64), "output needs a contiguous sample axis, got shape () strides ()"),
         (
             np.zeros(6, np.complex64)[::2],
             "output needs a contiguous sample axis, got shape (3,) strides (16,)",
+        ),
+        (
+            np.zeros(4, np.complex64)[::2],
+            "output needs a contiguous sample axis, got shape (2,) strides (16,)",
         ),
     ]
     for arr, message in bad:
