@@ -332,6 +332,8 @@ def test_values_are_coerced_to_their_annotated_types():
     assert type(d.x) is float and type(d.maybe) is float and type(d.flag) is bool and type(d.name) is str
     assert type(d.pair) is tuple and type(d.names) is tuple
     assert Demo(flag=1).flag is True and Demo(flag=0).flag is False
+    # a numpy array's items become Python values (tolist), not numpy scalars
+    assert [type(v) for v in Demo(names=np.array(["p", "q"])).names] == [str, str]
     assert Demo(n=np.int64(4)).n == 4 and Demo(n="5").n == 5
     assert Demo(maybe=None, opt=None) == Demo()
     assert Demo(extra={"k": [1]}).extra == {"k": [1]}
