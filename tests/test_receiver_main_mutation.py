@@ -363,3 +363,61 @@ def test_both_alignments_of_a_resampled_capture_receive_it():
         assert all(abs(b.cfo_hz["central"] - emu.truth.cfo_hz["central"]) < 1 for b in _stats(out))
         ranges.append([e.range_m["ir_first_interp"] for e in eps])
     np.testing.assert_allclose(ranges[0], ranges[1], rtol=0, atol=1e-3)
+
+
+def test_the_timing_loop_tracks_while_the_side_bands_are_still_acquiring():
+    """A sample clock untied from the LO (no drift; the receiver sees at start-up that the
+    CFO's prior does not hold and measures the rate instead, to its standard error), the central
+    band at 15 dB and the side band at -40 dB, never acquired: the timing loop alone keeps the
+    grid on the truth, every segment within the 0.05-sample tracking target (tests/test_drift.py;
+    measured at most 0.023).  The loop's error is scaled by the central reference's delay
+    curvature, set when that reference is installed: set only for side bands (mutant 327) the
+    loop measured nothing until a side band came, and the grid walked off at the measured rate's
+    error (0.2 samples in the 0.3 s, while the published error read 0)."""
+    sc = ScenarioConfig(
+        seed=5,
+        duration_s=0.3,
+        mode="cw",
+        bands=("central", "upper"),
+        sample_clock_tied=False,
+        lo_ppm=5.0,
+        snr_central_db=15,
+        snr_upper_db=-40,
+    )
+    emu = Emulator(WF, sc)
+    x = emu.generate()
+    tr = emu.truth
+    rx = Receiver(WF, list(sc.bands), config=ReceiverConfig(tag_mode="cw"))
+    errs = []
+    real = rx._segment
+
+    def segment(starts, block, f, nom0):
+        s0 = rx.reference_index
+        phi0 = s0 - float(tr.illumination_delay_samples(s0))
+        pos = starts + f - tr.illumination_delay_samples(starts)
+        errs.append(float(np.max(np.abs((pos - phi0 + N / 2) % N - N / 2))))
+        return real(starts, block, f, nom0)
+
+    rx._segment = segment
+    out = rx.push(x) + rx.flush()
+    assert tr.sample_clock_ppm == 0 and not rx._tied and not any(b.acquired["upper"] for b in _stats(out))
+    assert len(errs) == 19 and max(errs) < 0.05, errs
+
+
+def test_a_seeded_reference_is_refreshed_by_the_packets_it_decodes():
+    """Burst, seeded (as experiments/common.py seeds a run), the upper band at -30 dB, 0.1 s:
+    the first packet (seed 31) is decoded with its CRC and no bit error, and its CFR is folded
+    into the seeded reference as into a converged one (``_refreshes`` of ``None`` failed there:
+    mutant 338)."""
+    sc = ScenarioConfig(duration_s=0.1, seed=31, bands=("central", "upper"), snr_upper_db=-30)
+    emu = Emulator(WF, sc)
+    x = emu.generate()
+    tr = emu.truth
+    rx = Receiver(WF, list(sc.bands), truth_packets=(tr.packet_start_sample, tr.packet_bits))
+    a = STARTUP_WINDOWS * N
+    out = rx.push(x[:, :a])
+    _seed_upper(rx, emu)
+    out += rx.push(x[:, a:]) + rx.flush()
+    pk = [r for r in out if isinstance(r, PacketResult)]
+    assert [(p.crc_ok, p.bit_errors) for p in pk] == [(True, 0)]
+    assert abs(pk[0].start_sample - tr.packet_start_sample[0]) < tr.tag_symbol_samples
