@@ -262,6 +262,10 @@ def test_check_range_bounds_finite_values_and_names_the_method():
         )
         assert str(exc.value) == want
     assert RangeProbe.range_of("open_lo") == "(0, 2]" and RangeProbe.range_of("undocumented") == ""
+    assert RangeProbe.range_of("free") == ""  # param() without a range
+    with pytest.raises(ConfigError) as exc:
+        MethodParams.from_dict({"x": 1})  # the parameters of a method that has none
+    assert str(exc.value) == "ranging method '': unknown parameter(s) ['x']; known: []"
 
 
 def test_params_from_dict_names_the_method():
@@ -307,6 +311,19 @@ def test_describe_methods_lists_every_registered_method_by_its_first_docstring_l
             "doc": "first peak above this fraction of the CIR maximum (eta, eq. (80)-(83))",
         }
     ]
+
+
+class NoDoc(RangingMethod):
+    name = ""
+
+    def first_path_delay_s(self, cfr: np.ndarray, cir: np.ndarray) -> float:
+        return 0.0
+
+
+def test_a_method_without_a_docstring_is_listed_with_an_empty_summary(monkeypatch):
+    assert NoDoc.__doc__ is None
+    monkeypatch.setitem(REGISTRY, "nodoc", NoDoc)
+    assert describe_methods()["nodoc"] == {"summary": "", "parameters": []}
 
 
 def test_validate_method_params_returns_only_the_given_parameters():
