@@ -2,9 +2,10 @@
 directly, on what their docstrings promise and the callers' tests do not reach: the mutation
 check of session 14 (docs/MUTATION.md).  About 3 s (numba compiles the loops; the checked copies once more).
 
-* ``project_windows`` / ``project_pairs``: the slope step 0 means "none" (the receiver passes 0
-  when it wants no timing slope, with an empty output: a write there lands past its end) and
-  step 1 every window (the receiver's steps are 4 and 8).
+* ``project_windows`` / ``project_pairs``: the slope step 0 means "none" (numba's ``m % 0`` is 0
+  under the numpy error model, so a test ``s_step >= 0`` writes ``dz[0]``;
+  ``DirectWindows.project_levels`` passes 0 with an empty output when it wants no timing slope:
+  a write there lands past its end) and step 1 every window (the receiver's steps are 4 and 8).
 * The loops read and write only inside the slices they take (a window, a row's band).  numba
   checks no bounds: a slice cut short (``x[o : o - n]``, ``2 * (base - taps)`` for its end) is
   still read and written through past its length, the same values by accident, so the loops are
