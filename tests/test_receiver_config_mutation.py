@@ -408,3 +408,13 @@ def test_combine_ranges_is_the_reliability_weighted_mean():
     assert combine_ranges(r, {"lower": 0.0, "upper": -1.0}) == 12.0  # no weight: the plain mean
     assert combine_ranges(r, {}) == 12.0
     assert combine_ranges({"lower": 10.0}, {"lower": 1e-300}) == 10.0
+    assert combine_ranges(r, {"lower": 0.25, "upper": 0.75}) == 13.0  # weights need not sum past 1
+    assert combine_ranges(r, {"lower": 1e-3, "upper": 3e-3}) == 13.0
+
+
+def test_a_method_must_implement_first_path_delay_s():
+    class Incomplete(RangingMethod):
+        name = ""
+
+    with pytest.raises(TypeError, match="first_path_delay_s"):
+        Incomplete(WF)  # type: ignore[abstract]
