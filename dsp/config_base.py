@@ -13,6 +13,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
+import numpy as np
+
 from dsp.errors import BackscatterError
 
 JSON_PREFIX = "json:"
@@ -49,7 +51,7 @@ def _coerce(cls_name: str, name: str, hint: Any, value: Any) -> Any:
                 )
             return tuple(_coerce(cls_name, name, a, v) for a, v in zip(args, seq, strict=True))
         if hint is bool:
-            if isinstance(value, (bool, int)) or type(value).__name__ == "bool_":
+            if isinstance(value, (bool, int, np.bool_)):
                 return bool(value)
             raise ConfigError(f"{cls_name}.{name}: expected a boolean, got {value!r}")
         if hint is int:

@@ -93,12 +93,16 @@ class ReceiverConfig(ConfigBase):
         object.__setattr__(self, "method_params", params)
         if self.tx_rx_distance_m is not None and not (0 <= self.tx_rx_distance_m < 1e5):
             self._fail("tx_rx_distance_m", "must be in [0, 1e5) m")
-        if not (0 < self.cfo_forget <= 1 and 0 <= self.reference_forget < 1):
+        if not 0 < self.cfo_forget <= 1:
             self._fail("cfo_forget", "forgetting factors must be in (0, 1]")
+        if not 0 <= self.reference_forget < 1:
+            self._fail("reference_forget", "must be in [0, 1)")
         if not (0 <= self.cfo_max_ppm <= 100):
             self._fail("cfo_max_ppm", "must be in [0, 100] ppm of the carrier")
-        if not (0 < self.timing_loop_gain <= 1 and 0 <= self.timing_rate_gain <= 0.5):
+        if not 0 < self.timing_loop_gain <= 1:
             self._fail("timing_loop_gain", "loop gains must be in (0, 1] (offset) and [0, 0.5] (rate)")
+        if not 0 <= self.timing_rate_gain <= 0.5:
+            self._fail("timing_rate_gain", "must be in [0, 0.5] (the rate's loop gain)")
         if not (2 <= self.delay_poly_degree <= 8):
             self._fail("delay_poly_degree", "must be in [2, 8]")
         if not (2 <= self.delay_levels <= 1024) or self.delay_levels % 2:

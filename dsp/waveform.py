@@ -203,7 +203,7 @@ class WaveformConfig(ConfigBase):
         if abs(float(ratio) * self.capture_rate_hz - self.working_rate_hz) > 1e-6 * self.working_rate_hz:
             raise ConfigError(
                 f"WaveformConfig.capture_rate_hz = {self.capture_rate_hz!r}: no rational resampling "
-                f"ratio with a denominator below 10000 reaches working_rate_hz {self.working_rate_hz!r}"
+                f"ratio with a denominator of at most 10000 reaches working_rate_hz {self.working_rate_hz!r}"
             )
         return ratio
 

@@ -275,7 +275,7 @@ def test_capture_rate_within_a_factor_8_and_rationally_related():
             f"WaveformConfig.capture_rate_hz = {capture!r}: must be within a factor 8 of working_rate_hz",
             capture_rate_hz=capture,
         )
-    # near 1 the nearest fractions with a denominator below 10000 are 1 and 10001/10000: a ratio
+    # near 1 the nearest fractions with a denominator of at most 10000 are 1 and 10001/10000: a ratio
     # 0.9e-6 off 1 is taken as 1 (within the 1e-6 tolerance), 1.1e-6 off is refused
     near = 30.72e6 * (1 + 0.9e-6)
     assert WaveformConfig(capture_rate_hz=near).resample_ratio == 1
@@ -283,7 +283,7 @@ def test_capture_rate_within_a_factor_8_and_rationally_related():
     for capture in (30.72e6 * (1 + 1.1e-6), 30.72e6 * (1 - 1.1e-6)):
         refused(
             f"WaveformConfig.capture_rate_hz = {capture!r}: no rational resampling ratio with a denominator "
-            "below 10000 reaches working_rate_hz 30720000.0",
+            "of at most 10000 reaches working_rate_hz 30720000.0",
             capture_rate_hz=capture,
         )
     # the tolerance is inclusive: 1 Hz off at 1 MHz (1e-6 exactly, in floats too) is taken as 1
@@ -339,12 +339,10 @@ def test_values_are_coerced_to_their_annotated_types():
     assert Demo(extra={"k": [1]}).extra == {"k": [1]}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="found on the way (MUTATION.md session 14): numpy 2 names it numpy.bool"
-)
 def test_a_numpy_boolean_is_a_boolean():
-    """``_coerce`` accepts numpy booleans by the type name ``bool_``, numpy 1's; numpy 2 calls the
-    type ``bool``, so ``np.True_`` is refused (HDF5 attributes pass: ``tolist`` first)."""
+    """``_coerce`` accepted numpy booleans by the type name ``bool_``, numpy 1's; numpy 2 calls the
+    type ``bool``, so ``np.True_`` was refused (found in session 14; HDF5 attributes passed:
+    ``tolist`` first).  Now by ``isinstance(value, np.bool_)``."""
     assert Demo(flag=np.bool_(True)).flag is True
     assert WaveformConfig(null_dc=np.bool_(False)).null_dc is False
 
