@@ -280,21 +280,22 @@ def test_the_flush_processes_a_last_window_alone_and_no_empty_segment(cw3, tail)
 
 
 def test_a_packet_that_ends_just_before_the_end_of_the_input_comes_out_of_the_flush():
-    """Burst, the upper band at -10 dB, the input ending 50 windows after the second packet
+    """Burst, the upper band at -10 dB, the input ending 10 windows after the second packet
     (seed 12: packets at 0.22 and 3.29 Msamples, 125 bits of 15 windows): the first packet comes
     out of the push, the second only out of the flush, which searches to the end of the history
-    (a search that keeps a template and two tag symbols of look-ahead, ``final=False``, finds
-    nothing there); both with their CRC, no bit error, within a tag symbol of the truth, and an
-    Eb/N0 of the band's SNR times 800 subcarriers and 15 windows a bit: 30.8 dB, within 2.5 dB
-    (the noise variance's factor 1.5 above, 1.8 dB, and the 125-bit estimate's 5 sigma of the
-    noise-free gain, 0.4 dB x 5 / sqrt(2); measured 31.0): the tag samples' noise ``nv / |ref|**2``
-    (``* |ref|**2`` moves it by tens of dB)."""
-    sc = ScenarioConfig(duration_s=0.1715, seed=12, bands=("central", "upper"), snr_upper_db=-10)
+    (a search that keeps a template and two tag symbols, 225 windows, of look-ahead past a
+    packet, ``final=False``, finds nothing there: mutant 133; 50 windows were enough for its
+    first crossing, a template before the start); both with their CRC, no bit error, within a
+    tag symbol of the truth, and an Eb/N0 of the band's SNR times 800 subcarriers and 15
+    windows a bit: 30.8 dB, within 2.5 dB (the noise variance's factor 1.5 above, 1.8 dB, and
+    the 125-bit estimate's 5 sigma of the noise-free gain, 0.4 dB x 5 / sqrt(2); measured
+    31.0): the tag samples' noise ``nv / |ref|**2`` (``* |ref|**2`` moves it by tens of dB)."""
+    sc = ScenarioConfig(duration_s=0.17005, seed=12, bands=("central", "upper"), snr_upper_db=-10)
     emu = Emulator(WF, sc)
     x = emu.generate()
     tr = emu.truth
     ends = tr.packet_start_sample + WF.packet_bits * tr.tag_symbol_samples
-    assert len(ends) == 2 and 40 * N < x.shape[1] - ends[1] < 60 * N
+    assert len(ends) == 2 and 8 * N < x.shape[1] - ends[1] < 12 * N
     rx = Receiver(WF, list(sc.bands), truth_packets=(tr.packet_start_sample, tr.packet_bits))
     pushed, flushed = rx.push(x), rx.flush()
     for out, true in ((pushed, tr.packet_start_sample[0]), (flushed, tr.packet_start_sample[1])):
@@ -421,3 +422,25 @@ def test_a_seeded_reference_is_refreshed_by_the_packets_it_decodes():
     pk = [r for r in out if isinstance(r, PacketResult)]
     assert [(p.crc_ok, p.bit_errors) for p in pk] == [(True, 0)]
     assert abs(pk[0].start_sample - tr.packet_start_sample[0]) < tr.tag_symbol_samples
+
+
+def test_a_packet_within_the_raw_span_before_acquisition_is_ranged():
+    """While acquiring, the receiver keeps raw windows for a packet (``max(epoch_symbols,
+    packet)`` = 1875 windows) and two segments more (2835), older ones as look-back features
+    only; a packet decoded from features has no ranging epoch.  Acquisition held to 2880 windows
+    (``acquisition_min_symbols``, the upper band at -10 dB has its spike long before): the
+    first packet (seed 12, windows 216-2091) lies within the raw span at the decision, so it
+    is decoded and ranged (a raw span of 915 or 1875 windows, mutants 425, 427, left it to
+    look-back: decoded, no epoch)."""
+    sc = ScenarioConfig(duration_s=0.1, seed=12, bands=("central", "upper"), snr_upper_db=-10)
+    emu = Emulator(WF, sc)
+    x = emu.generate()
+    tr = emu.truth
+    cfg = ReceiverConfig(acquisition_min_symbols=6 * SEG)
+    rx = Receiver(WF, list(sc.bands), config=cfg, truth_packets=(tr.packet_start_sample, tr.packet_bits))
+    out = rx.push(x) + rx.flush()
+    assert [b.acquired["upper"] for b in _stats(out)] == [False] * 5 + [True] * 2
+    pk = [r for r in out if isinstance(r, PacketResult)]
+    assert [(p.truth_index, p.crc_ok, p.bit_errors) for p in pk] == [(0, True, 0)]
+    eps = [r for r in out if isinstance(r, RangingEpoch)]
+    assert len(eps) == 1 and abs(eps[0].time_s - pk[0].time_s) < 1e-9
