@@ -118,7 +118,9 @@ def test_each_segment_publishes_where_it_starts_and_how_many_windows_it_holds(cw
 
 def test_a_gap_reports_where_the_input_resumes_and_restarts_acquisition(cw3):
     """600 windows (and 77 samples) in, 5000 samples lost: ``GapEvent`` reports the loss and the
-    continuous index where the input resumes (``a + lost``).  The side bands were not acquired
+    continuous index where the input resumes (``a + lost``), after every window that arrived
+    before it was processed (the windows after the last whole segment too: ``final=False``
+    there dropped them, mutant 110).  The side bands were not acquired
     yet; acquisition needs contiguous windows, so it starts again after the gap: no side band is
     acquired before ``acquisition_min_symbols`` = 960 windows after it (the features of the 599
     windows before it kept, the first segment after the gap would have acquired)."""
@@ -130,6 +132,8 @@ def test_a_gap_reports_where_the_input_resumes_and_restarts_acquisition(cw3):
     out += rx.flush()
     gaps = [r for r in out if isinstance(r, GapEvent)]
     assert [(g.index, g.samples_lost) for g in gaps] == [(a + lost, lost)]
+    before = _stats(out[: out.index(gaps[0])])  # every whole window before the gap, 599
+    assert sum(b.symbols for b in before) == (a - rx.reference_index) // N == 599
     after = out[out.index(gaps[0]) :]
     for b in _stats(after):
         end = round(b.time_s * FS) + b.symbols * N
