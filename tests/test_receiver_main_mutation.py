@@ -13,6 +13,7 @@ on dsp/receiver.py).
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -448,3 +449,31 @@ def test_a_packet_within_the_raw_span_before_acquisition_is_ranged():
     assert [(p.truth_index, p.crc_ok, p.bit_errors) for p in pk] == [(0, True, 0)]
     eps = [r for r in out if isinstance(r, RangingEpoch)]
     assert len(eps) == 1 and abs(eps[0].time_s - pk[0].time_s) < 1e-9
+
+
+def test_history_while_acquiring_keeps_the_latest_windows_without_a_hole():
+    """A side band with no tag in it (noise of the band's power instead of the emulated band):
+    acquisition times out and starts again, and the history kept meanwhile for look-back must be
+    the latest ``acquisition_max_symbols + span`` windows or so, in one piece (``pop(1)`` for
+    ``pop(0)``, mutant 434, kept the oldest segment for ever and cut a hole after it).  With
+    ``acquisition_max_symbols`` = 960 the limit is 960 + 1500 (the epoch) windows: 0.2 s of input
+    passes it twice over.  Consecutive segments' windows are one window apart, give or take the
+    grid's one-sample steps for drift."""
+    sc = ScenarioConfig(duration_s=0.2, seed=3, bands=("central", "upper"))
+    x = Emulator(WF, sc).generate()
+    rng = np.random.default_rng(5)
+    power = np.mean(np.abs(x[1]) ** 2)
+    x[1] = np.sqrt(power / 2) * (rng.standard_normal(x.shape[1]) + 1j * rng.standard_normal(x.shape[1]))
+    cfg = ReceiverConfig(acquisition_min_symbols=480, acquisition_max_symbols=960)
+    rx = Receiver(WF, ["central", "upper"], config=cfg)
+    limit = 960 + cfg.epoch_symbols
+    longest = 0
+    for i in range(0, x.shape[1], 100_003):
+        rx.push(x[:, i : i + 100_003])
+        starts = [s.starts for s in rx._history]
+        longest = max(longest, sum(s.size for s in starts))
+        assert sum(s.size for s in starts) <= limit
+        for a, b in itertools.pairwise(starts):
+            assert abs(b[0] - a[-1] - N) <= 1
+    assert rx._ref["upper"] is None  # never acquired
+    assert longest > limit - SEG  # the trim was reached
