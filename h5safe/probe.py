@@ -61,12 +61,20 @@ class _Prober:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
-        self._pid = 0  # the process that started the child
+        self._parents: list[subprocess.Popen] = []
+
+    def after_fork(self) -> None:
+        """In a forked process: a child of its own next time, a new lock (another thread may
+        have held the old one); the parent's child is kept, unused (collected, its ``Popen``
+        would warn that it still runs)."""
+        self._lock = threading.Lock()
+        if self._proc is not None:
+            self._parents.append(self._proc)
+        self._proc = None
 
     def _start(self) -> subprocess.Popen:
         root = str(Path(__file__).resolve().parents[1])  # this package, whatever the child's path
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-        self._pid = os.getpid()
         return subprocess.Popen(
             [sys.executable, "-m", "h5safe.probe", "--serve"],
             stdin=subprocess.PIPE,
@@ -77,7 +85,7 @@ class _Prober:
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and self._pid == os.getpid():
+        if proc is not None:
             proc.kill()
             proc.wait()
             proc.stdin.close()
@@ -85,7 +93,7 @@ class _Prober:
 
     def check(self, path: str | os.PathLike, timeout_s: float) -> str | None:
         with self._lock:
-            if self._proc is None or self._pid != os.getpid() or self._proc.poll() is not None:
+            if self._proc is None or self._proc.poll() is not None:
                 self._stop()
                 self._proc = self._start()
             proc = self._proc
@@ -112,7 +120,7 @@ class _Prober:
 
     def close(self) -> None:
         with self._lock:
-            if self._proc is not None and self._pid == os.getpid():
+            if self._proc is not None:
                 self._proc.stdin.close()  # the child ends at the end of its input
                 self._proc.wait()
                 self._proc.stdout.close()
@@ -121,7 +129,7 @@ class _Prober:
 
 _PROBER = _Prober()
 atexit.register(_PROBER.close)
-os.register_at_fork(after_in_child=_PROBER.__init__)  # a fork asks a child of its own
+os.register_at_fork(after_in_child=_PROBER.after_fork)
 
 
 def probe_problem(path: str | os.PathLike, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
