@@ -37,13 +37,18 @@ import numpy as np
 from dsp.bands import SIDE_BANDS
 from dsp.channel import Paths
 from dsp.crlb import (
+    RangeBound,
     _freqs,
     _los_delay_bound,
     _merge_tol_s,
     _noise,
     _paths,
     baseband_gains,
+    compound_model,
+    direct_crlb_s2,
     merge_coincident,
+    model_cfr,
+    noise_var_for_snr,
 )
 from dsp.waveform import WaveformConfig
 
@@ -155,4 +160,27 @@ def backscatter_product_crlb_s2(
         np.add.at(g2[b], group, baseband_gains(tag_rx, centers[band]))
     return product_crlb_s2(
         wf.active_freqs_hz, tau1, g1, tau2, g2, np.broadcast_to(noise_var_by_band, len(bands)), n_symbols
+    )
+
+
+def product_range_bound(
+    wf: WaveformConfig,
+    tx_rx: Paths,
+    tx_tag: Paths,
+    tag_rx: Paths,
+    snr_central_db: float,
+    snr_side_db: float,
+    n_symbols: float = 1,
+    band: str = "upper",
+) -> RangeBound:
+    """:func:`dsp.crlb.range_bound` with the side band's compound channel kept in its product form.
+
+    The direct (central) bound is the same K-path bound: the TX-RX channel has no product form.
+    """
+    f = wf.active_freqs_hz
+    var0 = noise_var_for_snr(tx_rx.cfr(f, wf.carrier_freq_hz), snr_central_db)
+    var_u = noise_var_for_snr(model_cfr(f, *compound_model(tx_tag, tag_rx, wf, band)), snr_side_db)
+    return RangeBound(
+        direct_crlb_s2(tx_rx, wf, var0, n_symbols),
+        backscatter_product_crlb_s2(tx_tag, tag_rx, wf, var_u, n_symbols, (band,)),
     )

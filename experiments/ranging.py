@@ -230,7 +230,8 @@ def run_bound(params: dict[str, Any], seeds: dict[str, np.random.SeedSequence]) 
             out[k].append(v)
     snrs = [side_snr_db(a, cfg.side_snr_at_zero_attenuation_db) for a in cfg.attenuation_db]
     kpath = kpath_bounds_m(wf, channels, cfg.snr_central_db, snrs, cfg.epoch_symbols, cfg.band)
-    arrays = {**out, "attenuation_db": list(cfg.attenuation_db), "kpath_m": kpath}
+    product = kpath_bounds_m(wf, channels, cfg.snr_central_db, snrs, cfg.epoch_symbols, cfg.band, "product")
+    arrays = {**out, "attenuation_db": list(cfg.attenuation_db), "kpath_m": kpath, "product_m": product}
     return {"rows": [], "arrays": arrays}
 
 
@@ -246,6 +247,7 @@ def summary_table(cfg: Config, rows: list[dict], arrays: dict) -> list[dict]:
     for p in cfg.n_nlos:
         bound = arrays.get(f"crlb/p{p}/bistatic_m")
         k_finite, k_median = kpath_summary(arrays.get(f"crlb/p{p}/kpath_m"))
+        p_finite, p_median = kpath_summary(arrays.get(f"crlb/p{p}/product_m"))
         for i, a in enumerate(cfg.attenuation_db):
             sel = [r for r in rows if r["n_nlos"] == p and r["attenuation_db"] == a]
             snr_meas = [r["snr_side_meas_db"] for r in sel if not r.get("lost")]
@@ -264,6 +266,8 @@ def summary_table(cfg: Config, rows: list[dict], arrays: dict) -> list[dict]:
                     "crlb_m": float(bound[i]) if bound is not None else math.nan,
                     "kpath_crlb_m": k_median[i] if k_median else math.nan,
                     "kpath_finite": k_finite[i] if k_finite else 0,
+                    "product_crlb_m": p_median[i] if p_median else math.nan,
+                    "product_finite": p_finite[i] if p_finite else 0,
                 }
             )
     return out
@@ -321,6 +325,7 @@ def finalize(cfg: Config, rows: list[dict], arrays: dict, out_dir: Path) -> dict
                 *[f"RMSE {m} (m)" for m in cfg.method_names],
                 "R-CRLB (m)",
                 f"K-path CRLB, median of finite (m) [finite of {cfg.n_scenarios}]",
+                "K-path CRLB, product form H1 H2 (m) [finite]",
             ],
             [
                 [
@@ -331,6 +336,7 @@ def finalize(cfg: Config, rows: list[dict], arrays: dict, out_dir: Path) -> dict
                     *[fmt(t["rmse_m"][m], ".3g") for m in cfg.method_names],
                     fmt(t["crlb_m"], ".3g"),
                     f"{fmt(t['kpath_crlb_m'], '.3g')} [{t['kpath_finite']}]",
+                    f"{fmt(t['product_crlb_m'], '.3g')} [{t['product_finite']}]",
                 ]
                 for t in table
             ],
@@ -374,12 +380,16 @@ def _rmse_figure(cfg: Config, table: list[dict], floor: float, path: Path) -> Pa
             ax.semilogy(x, [t["rmse_m"][m] for t in sel], "o-", color=f"C{j}", label=f"{p} NLoS")
             ax.semilogy(x, [t["crlb_m"] for t in sel], "--", color=f"C{j}", alpha=0.7)
             ax.semilogy(x, [t["kpath_crlb_m"] for t in sel], ":", color=f"C{j}", alpha=0.9)
+            ax.semilogy(x, [t["product_crlb_m"] for t in sel], "-.", color=f"C{j}", alpha=0.6)
         ax.axhline(floor, color="gray", lw=1, ls=":", label=f"grid floor {floor:.2f} m")
         ax.set_title(m, fontsize=10)
         ax.set_xlabel("Eb/N0, eq. (103) (dB)")
         ax.grid(which="both", alpha=0.3)
         attenuation_axis(ax, cfg.side_snr_at_zero_attenuation_db, gain)
-    axes[0].set_ylabel("range RMSE (m); dashed: R-CRLB; dotted: K-path CRLB (median of finite)")
+    axes[0].set_ylabel(
+        "range RMSE (m); dashed: R-CRLB; dotted / dash-dot: K-path CRLB, compound / "
+        "product form (median of finite)"
+    )
     axes[-1].legend(fontsize=8)
     fig.suptitle(
         f"Fig. 9b: range RMSE, {cfg.n_scenarios} scenarios x {cfg.n_measurements} measurements per point",

@@ -1,4 +1,4 @@
-"""The K-path CRLB of the ranging sweep: every scenario's own bound, every other path a nuisance.
+"""The K-path CRLBs of the ranging sweep: every scenario's own bound, every other path a nuisance.
 
 :func:`dsp.crlb.range_bound` bounds the bistatic range of one scenario with its NLoS
 delays and gains unknown (``c^2 (CRLB_0 + CRLB_u)``, eq. (99)).  NLoS paths a small
@@ -6,6 +6,11 @@ fraction of ``1 / B_occ`` from the line of sight make it infinite (unidentifiabl
 double precision) or huge, so per path count and attenuation the sweep reports how many
 scenarios have a finite bound and the median of those, beside the stochastic R-CRLB
 (information averaged over the scenarios before inverting).
+
+Two such bounds (issue 14): ``compound`` (:func:`dsp.crlb.range_bound`, the paper's: the side
+band's ``L_1 L_2`` compound paths each free) and ``product``
+(:func:`dsp.crlb_product.product_range_bound`: the compound channel kept as ``H_1 H_2``, so
+``L_1 + L_2`` delays), which is finite and far lower where compound paths nearly coincide.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from dsp.channel import Paths
 from dsp.crlb import range_bound
+from dsp.crlb_product import product_range_bound
 from dsp.waveform import WaveformConfig
 
 
@@ -27,13 +33,17 @@ def kpath_bounds_m(
     snr_side_db: Sequence[float],
     n_symbols: float,
     band: str,
+    structure: str = "compound",
 ) -> np.ndarray:
-    """Bistatic K-path bound (m) ``[attenuation, scenario]``; ``inf`` where unidentifiable."""
+    """Bistatic K-path bound (m) ``[attenuation, scenario]``; ``inf`` where unidentifiable.
+
+    ``structure``: ``"compound"`` (every compound path free) or ``"product"`` (``H_1 H_2``)."""
+    bound = {"compound": range_bound, "product": product_range_bound}[structure]
     out = np.full((len(snr_side_db), len(channels)), math.inf)
     for j, (tx_rx, tx_tag, tag_rx) in enumerate(channels):
         for i, snr in enumerate(snr_side_db):
             try:
-                b = range_bound(wf, tx_rx, tx_tag, tag_rx, snr_central_db, snr, n_symbols, band)
+                b = bound(wf, tx_rx, tx_tag, tag_rx, snr_central_db, snr, n_symbols, band)
                 out[i, j] = b.bistatic_rmse_m
             except ValueError:  # more unknowns than observations: unidentifiable
                 out[i, j] = math.inf

@@ -224,6 +224,9 @@ def test_ranging_quick_interpolated_methods_go_below_the_grid_floor(wf, tmp_path
     assert best["crlb_m"] < floor / 10
     assert best["rmse_m"]["ir_first_interp"] < floor / 5 and best["rmse_m"]["music"] < floor / 2
     assert best["rmse_m"]["ir_first"] > best["rmse_m"]["ir_first_interp"]
+    for t in los.values():  # one path per link: the product form H_1 H_2 is the compound model
+        assert t["product_finite"] == t["kpath_finite"] == 4
+        assert t["product_crlb_m"] == pytest.approx(t["kpath_crlb_m"], rel=1e-6)
     for t in summary["table"]:
         assert t["measurements"] == 4 * 2 and np.isfinite(t["crlb_m"])
         if t["lost"] == t["measurements"]:  # blind acquisition found no tag at this SNR (counted)
