@@ -196,19 +196,23 @@ def _delays(
     """First-path delay and its standard deviation (s) per band.
 
     A method with ``joint_bands`` fits the side bands together (common delays, per-band
-    gains) after moving each band's calibration distance ``d_cal`` out of its CFR, so the
+    gains), and one with ``product_sides`` fits them (one or two) in the product form
+    ``H_1 H_2u`` (:mod:`dsp.ranging.nomp_product`), after moving each band's calibration
+    distance ``d_cal`` out of its CFR, so the
     delay common to the bands is the propagation delay; each side band then gets that delay
     plus its own ``d_cal / c`` back, which :func:`bistatic_range_m` removes again.
     """
     delays, std = {}, {}
-    joint = getattr(method, "joint_bands", False) and len(sides) > 1
+    product = getattr(method, "product_sides", False) and len(sides) > 0
+    joint = product or (getattr(method, "joint_bands", False) and len(sides) > 1)
     for b in cfr if not joint else ["central"]:
         delays[b], std[b] = method.delay_and_std_s(cfr[b], cir[b])
     if joint:
         f = wf.active_freqs_hz
         shift_s = {b: d_cal_m[b] / SPEED_OF_LIGHT_M_S for b in sides}
         aligned = np.stack([cfr[b] * cis(2 * np.pi * np.mod(f * shift_s[b], 1.0)) for b in sides])
-        t, s = method.joint_delay_and_std_s(aligned)
+        fit = method.side_delay_and_std_s if product else method.joint_delay_and_std_s
+        t, s = fit(aligned)
         for b in sides:
             delays[b], std[b] = t + shift_s[b], s
     return delays, std

@@ -1,6 +1,6 @@
 """Ranging methods, one per module, behind :mod:`dsp.ranging.base`'s registry."""
 
-from dsp.ranging import ir_first, music, nomp  # noqa: F401  (registers the methods)
+from dsp.ranging import ir_first, music, nomp, nomp_product  # noqa: F401  (registers the methods)
 from dsp.ranging.base import (
     REGISTRY,
     RangingMethod,

@@ -28,6 +28,7 @@ class RangingMethod(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
     joint_bands: ClassVar[bool] = False  # True: :meth:`joint_delay_and_std_s` fits bands together
+    product_sides: ClassVar[bool] = False  # True: :meth:`side_delay_and_std_s` fits the side bands
 
     def __init__(self, wf: WaveformConfig, params: MethodParams | None = None):
         if params is None:
@@ -42,6 +43,11 @@ class RangingMethod(ABC):
     def joint_delay_and_std_s(self, cfrs: np.ndarray) -> tuple[float, float]:
         """First-path delay common to bands ``cfrs`` ``[band, subcarrier]`` (same delays, own gains)."""
         raise NotImplementedError(f"ranging method {self.name!r} does not fit bands jointly")
+
+    def side_delay_and_std_s(self, cfrs: np.ndarray) -> tuple[float, float]:
+        """First-path delay of the side bands ``cfrs`` ``[band, subcarrier]`` (one or two) fitted as
+        the product ``H_1 H_2u`` of the TX-tag and tag-RX channels (``product_sides`` methods)."""
+        raise NotImplementedError(f"ranging method {self.name!r} does not fit the product form")
 
     def delay_and_std_s(self, cfr: np.ndarray, cir: np.ndarray) -> tuple[float, float]:
         """First-path delay and its standard deviation (s; ``nan`` when the method gives none)."""
