@@ -100,7 +100,7 @@ class ProductFit:
 
 
 class NompProduct(Nomp):
-    """NOMP; side bands in the product form ``H_1 H_2u`` (see the module docstring)."""
+    """NOMP; the side bands refined in their product form H_1 H_2u (TX-tag x tag-RX), ~0.2 s each: replay."""
 
     name = "nomp_product"
     Params = NompProductParams
