@@ -60,6 +60,9 @@ class NompProductParams(NompParams):
         10, "hypotheses fitted in product form, the best of the linear relaxation", "[1, 100]"
     )
     fit_evaluations: int = param(100, "model evaluations of each product fit", "[5, 500]")
+    split_cells: float = param(
+        0.0, "also try offsets this many cells either side of the first path (0: off)", "[0, 1]"
+    )
     fit_sigmas: float = param(
         3.0, "the product's residual may exceed the noise by this many of its standard deviations", "(0, 100]"
     )
@@ -67,7 +70,7 @@ class NompProductParams(NompParams):
         0.5, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
     )
     max_shift_cells: float = param(
-        1.0,
+        0.5,
         "the product fit's first path is kept within this many resolution cells of NOMP's (else NOMP's)",
         "(0, 100]",
     )
@@ -80,6 +83,7 @@ class NompProductParams(NompParams):
         self._check_range("finalists", 1, 100)
         self._check_range("max_shift_cells", 0.0, 100.0, open_lo=True)
         self._check_range("fit_sigmas", 0.0, 100.0, open_lo=True)
+        self._check_range("split_cells", 0.0, 1.0)
         self._check_range("max_std_cells", 0.0, 100.0, open_lo=True)
 
 
@@ -145,6 +149,11 @@ class NompProduct(Nomp):
         others = [int(i) for i in order if i != est.first][: p.candidates]
         compound_r = y - a @ self._e(w).T
         best_score = _cost(compound_r, inv_var) + thr * w.size
+        if p.split_cells > 0:  # offsets inside the first path's cell, which NOMP may have merged
+            virtual = w0 + p.split_cells * self.cell_w * np.array([-1.0, 1.0])
+            others += [w.size, w.size + 1]
+            w = np.append(w, virtual)
+            a = np.concatenate([a, 0.5 * a0[:, None] * np.ones(2)], axis=1)
         screened: list[tuple[float, tuple[np.ndarray, ...]]] = []
         for n1, n2 in itertools.product(range(1, p.factor_offsets + 1), range(p.factor_offsets + 1)):
             for sa in itertools.combinations(others, n1):
