@@ -24,7 +24,9 @@ With every NLoS delay and gain unknown, NLoS paths a fraction of the resolution
 ``1 / B_occ`` from the LoS make the bound grow by orders of magnitude (common in
 the default geometry, whose scatterers surround the nodes); beyond what double
 precision resolves it is reported as ``inf``.  The stochastic R-CRLB of the paper
-averages the information over scenarios before inverting and stays far lower.
+averages the information over scenarios before inverting and stays far lower.  Kept in its
+product form ``H_1 H_2u`` (``L_1 + L_2`` delays), the same side band often has a bound of
+decimetres instead (:mod:`dsp.crlb_product`).
 As in the paper, the direct-channel model leaves out the tag's structural-mode
 reflection that the emulator adds to the central band.
 """
