@@ -9,6 +9,7 @@ maximum-likelihood fit in ``tests/test_crlb_product.py``); a test fails at ``abs
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -161,3 +162,22 @@ def test_parameters_are_validated_with_their_names(wf):
         get_method("nomp_product", wf, no_such_parameter=1)
     with pytest.raises(NotImplementedError, match="'music' does not fit the product form"):
         get_method("music", wf).side_delay_and_std_s(np.ones((1, wf.active_subcarriers.size)))
+
+
+def test_a_product_no_better_than_as_many_free_compound_paths_gives_way(wf, product, nomp, monkeypatch):
+    """The compound fit grown to as many free paths as the product has is never worse for more
+    paths (each refit starts from the smaller fit), and where it fits at least as well as the
+    product the answer is NOMP's (here forced by a compound cost of zero)."""
+    tx_tag, tag_rx, _ = _scenario()
+    h = model_cfr(wf.active_freqs_hz, *compound_model(tx_tag, tag_rx, wf, "upper"))
+    y = _noisy(h, noise_var_for_snr(h, 27.8), np.random.default_rng(5))[None]
+    est = product.fit(y)
+    w = est.delays_s * (2 * np.pi * wf.subcarrier_spacing_hz)
+    costs = [product._compound_cost(y, w, est.noise_var, n) for n in range(w.size, w.size + 4)]
+    assert all(b <= a + 1e-6 * a for a, b in itertools.pairwise(costs))
+    # NOMP held to three paths, so that the product (four here) has more than NOMP's fit
+    small = get_method("nomp_product", wf, max_paths=3)
+    fit = small.product_fit(y, small.fit(y))
+    assert fit is not None and fit.n_paths > small.fit(y).order
+    monkeypatch.setattr(type(small), "_compound_cost", lambda *args: 0.0)
+    assert small.product_fit(y, small.fit(y)) is None

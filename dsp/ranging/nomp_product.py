@@ -18,16 +18,21 @@ The central band (TX-RX, no product form) is fitted by NOMP as before.  The side
 2. **Hypotheses.**  The ``candidates`` most significant other atoms give offsets ``w_k - w_0``.
    Every choice "offsets ``A`` belong to ``H_1``, offsets ``B`` to ``H_2``" (1 to ``factor_offsets``
    in ``A``, 0 to ``factor_offsets`` in ``B``; an atom may be in both: a merged pair whose two legs
-   have the same excess length) starts a Levenberg-Marquardt fit of the product model
-   (``scipy.optimize.least_squares``, analytic Jacobian) with the gauge ``w_10 = 0``,
-   ``g_10 = 1`` (the product is unchanged by moving a delay or a gain factor from one factor to
-   the other).
+   have the same excess length) is ranked by its **linear relaxation** (the compound model on the
+   sumset of delays, every gain free: one least-squares solve); the ``finalists`` best start a
+   Levenberg-Marquardt fit of the product model (``scipy.optimize.least_squares``, analytic
+   Jacobian, ``fit_evaluations``) with the gauge ``w_10 = 0``, ``g_10 = 1`` (the product is
+   unchanged by moving a delay or a gain factor from one factor to the other).
 3. **Selection.**  Each model's whitened residual energy plus ``T`` per path (``T`` NOMP's
-   detection threshold, ``ln(N / pfa)`` for one band): the compound NOMP fit is a candidate too
-   (``L_1 = 1``), so where no product explains the data better, NOMP's answer stands (rich
-   multipath, more paths than the hypotheses hold).
+   detection threshold, ``ln(N / pfa)`` for one band): NOMP's compound fit is a candidate too,
+   so where no product explains the data better, NOMP's answer stands.
 4. **Pruning.**  A product path whose drop, the rest re-fitted, costs less than ``T`` goes.
-5. **First path** ``w_1,first + w_2,first``: in each factor the earliest path no weaker than its
+5. **Guards** (each falls back to NOMP's estimate): the product must fit better than NOMP's fit
+   grown to as many free compound paths (else it found model mismatch, not structure); its
+   residual must reach the noise (``fit_sigmas`` deviations of the chi-square; else the channel
+   has more paths than the hypotheses hold); its first path must lie within ``max_shift_cells``
+   of NOMP's (a refinement, not another cluster) and its own bound below ``max_std_cells``.
+6. **First path** ``w_1,first + w_2,first``: in each factor the earliest path no weaker than its
    strongest by more than ``first_path_db``.  Its standard deviation is the product-form bound at
    the fitted values and the estimated noise (:func:`dsp.crlb_product.product_crlb_s2`).
 
@@ -67,7 +72,7 @@ class NompProductParams(NompParams):
         3.0, "the product's residual may exceed the noise by this many of its standard deviations", "(0, 100]"
     )
     max_std_cells: float = param(
-        0.5, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
+        0.25, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
     )
     max_shift_cells: float = param(
         0.5,
@@ -128,8 +133,8 @@ class NompProduct(Nomp):
         cell_s = 1.0 / self.wf.occupied_bandwidth_hz
         if abs(shift) > self.params.max_shift_cells * cell_s:
             return est.delay_s, est.delay_std_s
-        # a product fit that does not pin its own first path down (its bound above half a cell by
-        # default) has resolved nothing: NOMP's answer
+        # a product fit that does not pin its own first path down (its bound above a quarter of a
+        # cell by default) has resolved nothing: NOMP's answer
         if not std <= self.params.max_std_cells * cell_s:
             return est.delay_s, est.delay_std_s
         return delay, std
@@ -144,6 +149,7 @@ class NompProduct(Nomp):
         a = est.gains
         inv_var = 1.0 / est.noise_var
         w0, a0 = w[est.first], a[:, est.first]
+        w_nomp = w
         ref = int(np.argmax(np.abs(a0)))  # the band whose first gain fixes the H_1 gains' scale
         order = np.argsort(-np.sum(np.abs(a) ** 2 * inv_var[:, None], axis=0))
         others = [int(i) for i in order if i != est.first][: p.candidates]
@@ -176,6 +182,12 @@ class NompProduct(Nomp):
         if best is None:
             return None
         best = self._prune(y, best, inv_var, thr)
+        # as many compound paths, free: a product that fits no better than they do has found model
+        # mismatch (or noise), not structure; its extra factor paths would only move the first path
+        if best.n_paths > w_nomp.size and best.cost >= self._compound_cost(
+            y, w_nomp, est.noise_var, best.n_paths
+        ):
+            return None
         # the product must explain the data down to the noise: its whitened residual energy is
         # chi-square with 2 B N degrees of freedom over 2, mean B N and deviation sqrt(B N); more than
         # `fit_sigmas` deviations above is a model too small for the channel (rich multipath)
@@ -188,6 +200,20 @@ class NompProduct(Nomp):
         e = self._e((w1[:, None] + w2[None, :]).ravel())
         g = np.linalg.lstsq(e, y.T, rcond=1e-10)[0]
         return _cost(y - (e @ g).T, inv_var)
+
+    def _compound_cost(self, y: np.ndarray, w: np.ndarray, var: np.ndarray, n_paths: int) -> float:
+        """Whitened residual energy of NOMP's compound fit grown greedily (matched filter, Newton,
+        refit: NOMP's own steps, no stopping rule) from the delays ``w`` to ``n_paths`` atoms."""
+        w, _, r = self._refit(y, w, var, self.params.refine_steps)
+        while w.size < n_paths:
+            g, _ = self._matched(r, var)
+            q = int(np.argmax(g))
+            w_new = self._newton_one(r, var, 2 * np.pi * q / g.size, self.params.newton_steps)
+            before = w.size
+            w, _, r = self._refit(y, np.append(w, w_new), var, self.params.refine_steps)
+            if w.size <= before:  # merged into a fitted path: no better compound fit of this size
+                break
+        return _cost(r, 1.0 / var)
 
     def _prune(self, y: np.ndarray, fit: ProductFit, inv_var: np.ndarray, thr: float) -> ProductFit:
         """Drop the path whose removal (the rest re-fitted) costs least, while that is below ``thr``."""
