@@ -295,14 +295,28 @@ def range_bound(
     band: str = "upper",
 ) -> RangeBound:
     """Bound for one scenario with known NLoS paths, each band at its SNR per subcarrier."""
-    f = wf.active_freqs_hz
-    var0 = noise_var_for_snr(tx_rx.cfr(f, wf.carrier_freq_hz), snr_central_db)
-    tau_u, a_u = compound_model(tx_tag, tag_rx, wf, band)
-    var_u = noise_var_for_snr(model_cfr(f, tau_u, a_u), snr_side_db)
+    var0, var_u = scenario_noise_vars(wf, tx_rx, tx_tag, tag_rx, snr_central_db, snr_side_db, band)
     return RangeBound(
         direct_crlb_s2(tx_rx, wf, var0, n_symbols),
         backscatter_crlb_s2(tx_tag, tag_rx, wf, var_u, n_symbols, band),
     )
+
+
+def scenario_noise_vars(
+    wf: WaveformConfig,
+    tx_rx: Paths,
+    tx_tag: Paths,
+    tag_rx: Paths,
+    snr_central_db: float,
+    snr_side_db: float,
+    band: str = "upper",
+) -> tuple[float, float]:
+    """Noise variances per subcarrier ``(central, side band)`` at the bands' SNRs (the emulator's
+    convention: relative to each band's mean CFR power, the side band's its compound channel's)."""
+    f = wf.active_freqs_hz
+    var0 = noise_var_for_snr(tx_rx.cfr(f, wf.carrier_freq_hz), snr_central_db)
+    var_u = noise_var_for_snr(model_cfr(f, *compound_model(tx_tag, tag_rx, wf, band)), snr_side_db)
+    return var0, var_u
 
 
 def single_path_range_bound(

@@ -44,11 +44,9 @@ from dsp.crlb import (
     _noise,
     _paths,
     baseband_gains,
-    compound_model,
     direct_crlb_s2,
     merge_coincident,
-    model_cfr,
-    noise_var_for_snr,
+    scenario_noise_vars,
 )
 from dsp.waveform import WaveformConfig
 
@@ -177,9 +175,7 @@ def product_range_bound(
 
     The direct (central) bound is the same K-path bound: the TX-RX channel has no product form.
     """
-    f = wf.active_freqs_hz
-    var0 = noise_var_for_snr(tx_rx.cfr(f, wf.carrier_freq_hz), snr_central_db)
-    var_u = noise_var_for_snr(model_cfr(f, *compound_model(tx_tag, tag_rx, wf, band)), snr_side_db)
+    var0, var_u = scenario_noise_vars(wf, tx_rx, tx_tag, tag_rx, snr_central_db, snr_side_db, band)
     return RangeBound(
         direct_crlb_s2(tx_rx, wf, var0, n_symbols),
         backscatter_product_crlb_s2(tx_tag, tag_rx, wf, var_u, n_symbols, (band,)),
