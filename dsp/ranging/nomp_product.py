@@ -20,9 +20,10 @@ The central band (TX-RX, no product form) is fitted by NOMP as before.  The side
    in ``A``, 0 to ``factor_offsets`` in ``B``; an atom may be in both: a merged pair whose two legs
    have the same excess length) is ranked by its **linear relaxation** (the compound model on the
    sumset of delays, every gain free: one least-squares solve); the ``finalists`` best start a
-   Levenberg-Marquardt fit of the product model (``scipy.optimize.least_squares``, analytic
-   Jacobian, ``fit_evaluations``) with the gauge ``w_10 = 0``, ``g_10 = 1`` (the product is
-   unchanged by moving a delay or a gain factor from one factor to the other).
+   Levenberg-Marquardt fit of the product model (analytic Jacobian, normal equations in complex
+   form, at most ``fit_evaluations`` model evaluations) with the gauge ``w_10 = 0``,
+   ``g_10 = 1`` (the product is unchanged by moving a delay or a gain factor from one factor to
+   the other).
 3. **Selection.**  Each model's whitened residual energy plus ``T`` per path (``T`` NOMP's
    detection threshold, ``ln(N / pfa)`` for one band): NOMP's compound fit is a candidate too,
    so where no product explains the data better, NOMP's answer stands.
@@ -47,7 +48,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 
 from dsp.crlb_product import product_crlb_s2
 from dsp.ranging.nomp import Nomp, NompEstimate, NompParams
@@ -64,7 +64,7 @@ class NompProductParams(NompParams):
     finalists: int = param(
         10, "hypotheses fitted in product form, the best of the linear relaxation", "[1, 100]"
     )
-    fit_evaluations: int = param(100, "model evaluations of each product fit", "[5, 500]")
+    fit_evaluations: int = param(200, "model evaluations of each product fit", "[5, 500]")
     split_cells: float = param(
         0.0, "also try offsets this many cells either side of the first path (0: off)", "[0, 1]"
     )
@@ -72,7 +72,7 @@ class NompProductParams(NompParams):
         3.0, "the product's residual may exceed the noise by this many of its standard deviations", "(0, 100]"
     )
     max_std_cells: float = param(
-        0.25, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
+        0.2, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
     )
     max_shift_cells: float = param(
         0.5,
@@ -133,8 +133,8 @@ class NompProduct(Nomp):
         cell_s = 1.0 / self.wf.occupied_bandwidth_hz
         if abs(shift) > self.params.max_shift_cells * cell_s:
             return est.delay_s, est.delay_std_s
-        # a product fit that does not pin its own first path down (its bound above a quarter of a
-        # cell by default) has resolved nothing: NOMP's answer
+        # a product fit that does not pin its own first path down (its bound above a fifth of a cell
+        # by default) has resolved nothing: NOMP's answer
         if not std <= self.params.max_std_cells * cell_s:
             return est.delay_s, est.delay_std_s
         return delay, std
@@ -259,37 +259,65 @@ class NompProduct(Nomp):
                 g[l1 - 1 :].reshape(n_bands, l2),
             )
 
-        def residual(x: np.ndarray) -> np.ndarray:
-            a1, b1, a2, b2 = unpack(x)
-            r = sd * (y - (self._e(a1) @ b1) * (self._e(a2) @ b2.T).T)
-            return r.view(np.float64).ravel()
-
-        def jacobian(x: np.ndarray) -> np.ndarray:
+        def evaluate(x: np.ndarray) -> tuple[np.ndarray, float, tuple]:
             a1, b1, a2, b2 = unpack(x)
             e1, e2 = self._e(a1), self._e(a2)
             h1, h2 = e1 @ b1, (e2 @ b2.T).T  # [N], [band, N]
-            cols = np.zeros((n_bands, n, x.size), np.complex128)
-            for b in range(n_bands):
-                c = [
-                    (h2[b][:, None] * minus_jk * e1 * b1)[:, 1:],  # w_1i, i >= 1
-                    h1[:, None] * minus_jk * e2 * b2[b],  # w_2j
-                ]
-                g1c = (h2[b][:, None] * e1)[:, 1:]
-                gains = np.zeros((n, 2 * (l1 - 1 + n_bands * l2)), np.complex128)
-                gains[:, 0 : 2 * (l1 - 1) : 2], gains[:, 1 : 2 * (l1 - 1) : 2] = g1c, 1j * g1c
-                start = 2 * (l1 - 1 + b * l2)
-                g2c = h1[:, None] * e2
-                gains[:, start : start + 2 * l2 : 2], gains[:, start + 1 : start + 2 * l2 : 2] = g2c, 1j * g2c
-                cols[b] = -sd[b] * np.concatenate([*c, gains], axis=1)
-            # residual layout: [band, subcarrier] complex viewed as (re, im) pairs
-            return np.stack([cols.real, cols.imag], axis=2).reshape(2 * n_bands * n, x.size)
+            r = sd * (y - h1 * h2)
+            return r, float(np.sum(r.real**2 + r.imag**2)), (b1, b2, e1, e2, h1, h2)
 
-        x0 = np.concatenate(
+        def jacobian(parts: tuple) -> np.ndarray:
+            """``d r / d x`` ``[band N, parameter]`` (complex; ``r`` is complex, ``x`` real)."""
+            b1, b2, e1, e2, h1, h2 = parts
+            cols = np.zeros((n_bands, n, n_par), np.complex128)
+            for b in range(n_bands):
+                g1c = (h2[b][:, None] * e1)[:, 1:]
+                g2c = h1[:, None] * e2
+                cols[b, :, : l1 - 1] = g1c * minus_jk * b1[1:]  # w_1i, i >= 1
+                cols[b, :, l1 - 1 : l1 - 1 + l2] = g2c * minus_jk * b2[b]  # w_2j
+                at = l1 - 1 + l2
+                cols[b, :, at : at + 2 * (l1 - 1) : 2] = g1c  # Re g_1i, Im g_1i
+                cols[b, :, at + 1 : at + 2 * (l1 - 1) : 2] = 1j * g1c
+                at += 2 * (l1 - 1 + b * l2)
+                cols[b, :, at : at + 2 * l2 : 2] = g2c  # this band's Re g_2j, Im g_2j
+                cols[b, :, at + 1 : at + 2 * l2 : 2] = 1j * g2c
+                cols[b] *= -sd[b]
+            return cols.reshape(n_bands * n, n_par)
+
+        x = np.concatenate(
             [w1[1:], w2, np.concatenate([g1[1:], g2.ravel()]).astype(np.complex128).view(np.float64)]
         )
-        sol = scipy.optimize.least_squares(residual, x0, jac=jacobian, method="lm", max_nfev=evaluations)
-        a1, b1, a2, b2 = unpack(sol.x)
-        return ProductFit(a1, b1.copy(), np.mod(a2, 2 * np.pi), b2.copy(), float(2 * sol.cost))
+        n_par = x.size
+        r, cost, parts = evaluate(x)
+        used, damping = 1, 1e-1
+        while used < evaluations:
+            jc = jacobian(parts)
+            normal = (jc.conj().T @ jc).real  # J^T J of the real residual [Re r; Im r]
+            grad = (jc.conj().T @ r.ravel()).real
+            diag = np.maximum(np.diag(normal), 1e-300)
+            while used < evaluations:
+                try:
+                    step = np.linalg.solve(normal + damping * np.diag(diag), -grad)
+                except np.linalg.LinAlgError:
+                    damping *= 10
+                    used += 1
+                    continue
+                r_try, c_try, p_try = evaluate(x + step)
+                used += 1
+                if c_try < cost:
+                    break
+                damping *= 4
+            else:
+                break
+            if c_try >= cost:
+                break
+            improvement = cost - c_try
+            x, r, cost, parts = x + step, r_try, c_try, p_try
+            damping = max(damping / 3, 1e-12)
+            if improvement < 1e-9 * cost:
+                break
+        a1, b1, a2, b2 = unpack(x)
+        return ProductFit(a1, b1.copy(), np.mod(a2, 2 * np.pi), b2.copy(), cost)
 
     def _e(self, w: np.ndarray) -> np.ndarray:
         """``exp(-j k w)`` ``[N, path]`` from two small tables, ``k = k_min + 32 q + r`` (as
