@@ -109,7 +109,7 @@ class ProductFit:
 
 
 class NompProduct(Nomp):
-    """NOMP; the side bands refined in their product form H_1 H_2u (TX-tag x tag-RX), ~0.2 s each: replay."""
+    """NOMP; the side bands refined in their product form H_1 H_2u (TX-tag x tag-RX), ~0.16 s each: replay."""
 
     name = "nomp_product"
     Params = NompProductParams
