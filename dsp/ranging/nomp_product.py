@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.crlb_product import product_crlb_s2
-from dsp.ranging.nomp import Nomp, NompEstimate, NompParams
+from dsp.ranging.nomp import Nomp, NompEstimate, NompParams, gamma_threshold
 from dsp.ranging.params import param
 
 
@@ -144,7 +144,7 @@ class NompProduct(Nomp):
         """The best product model started from NOMP's atoms, or ``None`` where NOMP's compound fit
         has the lower penalised cost.  ``y`` ``[band, subcarrier]``."""
         p = self.params
-        thr = self.threshold.get(y.shape[0])
+        thr = self.threshold.get(y.shape[0]) or gamma_threshold(self.k.size, y.shape[0], p.pfa)
         w = est.delays_s * (2 * np.pi * self.wf.subcarrier_spacing_hz)
         a = est.gains
         inv_var = 1.0 / est.noise_var
@@ -167,10 +167,9 @@ class NompProduct(Nomp):
                     ia, ib = list(sa), list(sb)
                     w1 = np.concatenate([[0.0], _wrap(w[ia] - w0)])
                     w2 = np.concatenate([[w0], w[ib]])
-                    # linear relaxation: the sumset of delays, every compound gain free
                     g1 = np.concatenate([[1.0], a[ref, ia] / a0[ref]])
                     g2 = np.concatenate([a0[:, None], a[:, ib]], axis=1)
-                    cost = self._relaxed_cost(y, w1, w2, inv_var)
+                    cost = self._relaxed_cost(y, w1, w2, inv_var)  # ranks; the finalists are fitted
                     screened.append((cost + thr * (n1 + n2 + 1), (w1, g1, w2, g2)))
         screened.sort(key=lambda t: t[0])
         best: ProductFit | None = None
