@@ -27,38 +27,43 @@ from tests.oracle.scenario import Scenario, write_capture
 METHODS = ("music", "nomp", "nomp_product")
 
 
+def scenario(k: int, rng: np.random.Generator) -> Scenario:
+    """One random geometry with ``k`` scatterers around the nodes (the module docstring)."""
+    tx, rx = np.array([0.0, 0.0]), np.array([20.0, 0.0])
+    tag = np.array([rng.uniform(3, 17), rng.uniform(4, 12)])
+    nodes = (tx, rx, tag)
+    scat = np.array([nodes[rng.integers(3)] + rng.normal(0, 3.0, 2) for _ in range(k)])
+
+    def link(a: np.ndarray, b: np.ndarray) -> tuple:
+        d0 = float(np.linalg.norm(a - b))
+        rows = [(d0, 1.0 + 0j)]
+        for s in scat:
+            d = float(np.linalg.norm(a - s) + np.linalg.norm(s - b))
+            rows.append((d, cmath.rect(0.6 * d0 / d, rng.uniform(0, 2 * math.pi))))
+        return tuple(rows)
+
+    return Scenario(
+        tx_rx=link(tx, rx),
+        tx_tag=link(tx, tag),
+        tag_rx=link(tag, rx),
+        duration_s=1.0,
+        mode="cw",
+        snr_db=(30.0, -20.0, -20.0),
+        clock_offset_ppm=float(rng.uniform(-5, 5)),
+        tag_clock_ppm=float(rng.uniform(-80, 80)),
+        timing_offset_samples=float(rng.uniform(0, 1000)),
+        seed=int(rng.integers(1 << 30)),
+    )
+
+
 def main() -> None:
     k, seed, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     work = Path("/tmp/oracle_nlos")
     work.mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
-    tx, rx = np.array([0.0, 0.0]), np.array([20.0, 0.0])
     medians = []
     for case in range(n):
-        tag = np.array([rng.uniform(3, 17), rng.uniform(4, 12)])
-        nodes = (tx, rx, tag)
-        scat = np.array([nodes[rng.integers(3)] + rng.normal(0, 3.0, 2) for _ in range(k)])
-
-        def link(a: np.ndarray, b: np.ndarray, scat: np.ndarray = scat) -> tuple:
-            d0 = float(np.linalg.norm(a - b))
-            rows = [(d0, 1.0 + 0j)]
-            for s in scat:
-                d = float(np.linalg.norm(a - s) + np.linalg.norm(s - b))
-                rows.append((d, cmath.rect(0.6 * d0 / d, rng.uniform(0, 2 * math.pi))))
-            return tuple(rows)
-
-        sc = Scenario(
-            tx_rx=link(tx, rx),
-            tx_tag=link(tx, tag),
-            tag_rx=link(tag, rx),
-            duration_s=1.0,
-            mode="cw",
-            snr_db=(30.0, -20.0, -20.0),
-            clock_offset_ppm=float(rng.uniform(-5, 5)),
-            tag_clock_ppm=float(rng.uniform(-80, 80)),
-            timing_offset_samples=float(rng.uniform(0, 1000)),
-            seed=int(rng.integers(1 << 30)),
-        )
+        sc = scenario(k, rng)
         cap, res = work / f"k{k}_{seed}_{case}.h5", work / f"k{k}_{seed}_{case}.results.h5"
         truth = write_capture(sc, cap)
         _, out = replay(cap, sc, METHODS, res)
