@@ -53,13 +53,13 @@ def test_a_detection_that_merges_is_retried_three_times_then_the_loop_stops(wf, 
     real = m._refit
     calls: list[tuple[int, int]] = []
 
-    def spy(y, w, var, steps):
+    def spy(y, w, var, steps, keep_out=None):
         calls.append((w.size, steps))
         if sum(s == 4 for _, s in calls) > 12:
             raise AssertionError("the detection loop does not stop after merges")
         if steps == 4 and w.size > 1:  # every later detection merges: drop the new delay
-            return real(y, w[:-1], var, steps)
-        return real(y, w, var, steps)
+            return real(y, w[:-1], var, steps, keep_out)
+        return real(y, w, var, steps, keep_out)
 
     monkeypatch.setattr(m, "_refit", spy)
     est = m.fit(h)
@@ -75,9 +75,9 @@ def _with_final(m, monkeypatch, final):
     real = m._refit
     calls: list[tuple[int, int]] = []
 
-    def spy(y, w, var, steps):
+    def spy(y, w, var, steps, keep_out=None):
         calls.append((w.size, steps))
-        out = real(y, w, var, steps)
+        out = real(y, w, var, steps, keep_out)
         if steps == m.params.final_steps and sum(s == steps for _, s in calls) == 1:
             w2 = final(y, out[0], var)
             _, a2, r2 = m._fit_gains(y, w2)

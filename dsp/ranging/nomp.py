@@ -39,8 +39,12 @@ earliest that lies at most ``max_lead_m`` ahead of the most significant one (del
 circular over the window) and is no weaker than it by more than ``first_path_db`` (a dense
 cluster of unresolvable paths is fitted with a few strong paths and weak ghosts around its
 edges, up to tens of metres ahead); the first path is that component's most significant
-atom.  Its standard deviation is ``sqrt([J^-1]_00)`` of the fitted model with every other
-path a nuisance (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
+atom.  A first component ahead of the most significant one must then be *needed*
+(:mod:`dsp.ranging.nomp_lead`, ``lead_test``): refitted with no path allowed ahead of the next
+component, the capture must be explained worse by more than the detection threshold, else that
+component was a ghost of a dense cluster behind it and goes.  The first path's standard deviation
+is ``sqrt([J^-1]_00)`` of the fitted model with every other path a nuisance
+(:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
 Cost: one ``K``-point FFT and ``O(N L B)`` work per detected path (``L`` paths), and a
 Gauss-Newton refit per close path tested in the pruning.  The fit is thousands of small steps,
@@ -63,8 +67,9 @@ import scipy.special
 from scipy.linalg import lapack
 
 from dsp.crlb import delay_crlb_s2
-from dsp.ranging import nomp_kernels
+from dsp.ranging import nomp_kernels, nomp_lead
 from dsp.ranging.base import RangingMethod
+from dsp.ranging.nomp_lead import KeepOut
 from dsp.ranging.params import MethodParams, param
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
@@ -102,6 +107,13 @@ class NompParams(MethodParams):
         0.15,
         "fitted paths closer than this many resolution cells are one component for the first-path rule",
         "[0, 1)",
+    )
+    lead_test: bool = param(
+        True,
+        "a component ahead of the strongest must be needed: the fit without it, every path re-fitted and "
+        "re-detected from the next component on, must score worse by the detection threshold "
+        "(residual energy plus the threshold per path; dsp/ranging/nomp_lead.py)",
+        "true / false",
     )
 
     def _validate(self) -> None:
@@ -179,45 +191,65 @@ class Nomp(RangingMethod):
     def fit(self, cfr: np.ndarray) -> NompEstimate:
         """Fit ``cfr`` ``[subcarrier]`` (one band) or ``[band, subcarrier]`` (delays common to the bands)."""
         y = self._check(cfr)
+        thr = self.threshold.get(y.shape[0]) or gamma_threshold(self.k.size, y.shape[0], self.params.pfa)
+        w, a, r, var = self.detect(y, np.zeros(0), thr)
+        if self.params.lead_test and w.size > 1:
+            w, a, r, var = nomp_lead.lead_test(self, y, w, a, r, var, thr)
+        return self._result(y, w, a, var)
+
+    def detect(
+        self, y: np.ndarray, w: np.ndarray, thr: float, keep_out: KeepOut | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """Greedy detection from the delays ``w`` on, the final refit and the pruning: ``(w, a, r,
+        var)``.  ``y`` ``[band, subcarrier]``; with ``keep_out`` no path is placed in its delays."""
         p = self.params
         n_bands = y.shape[0]
-        thr = self.threshold.get(n_bands) or gamma_threshold(self.k.size, n_bands, p.pfa)
-        w = np.zeros(0)
-        a = np.zeros((n_bands, 0), np.complex128)
-        r = y
+        if w.size:
+            w, a, r = self._refit(y, w, self._noise(y), p.refine_steps, keep_out)
+        else:
+            a, r = np.zeros((n_bands, 0), np.complex128), y
         var, power = self._noise_and_power(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
         merges = 0
         while w.size < p.max_paths:
             g = self._matched_power(power, var)  # the spectrum of r, from the noise estimate
+            if keep_out is not None:
+                g = np.where(keep_out.grid, 0.0, g)
             q = int(np.argmax(g))
             if g[q] < thr or (w.size and g[q] < floor * np.max(self._power(a, var, w))):
                 break
             w_new = self._newton_one(r, var, 2 * np.pi * q / power.shape[-1], p.newton_steps)
             before = w.size
-            w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps)
+            w, a, r = self._refit(y, np.append(w, w_new), var, p.refine_steps, keep_out)
             var, power = self._noise_and_power(r)
             if w.size <= before:  # it merged into a fitted path (the refit moves them on: retry, 3 times)
                 merges += 1
                 if merges > 3:
                     break
         if w.size:
-            w, a, r = self._refit(y, w, var, p.final_steps)
+            w, a, r = self._refit(y, w, var, p.final_steps, keep_out)
             # prune what the refit left below the detection rule, weakest first
             while w.size > 1:
                 pw = self._power(a, var, w)
                 weakest = int(np.argmin(pw))
                 if pw[weakest] >= max(thr, floor * pw.max()):
                     break
-                w, a, r = self._refit(y, np.delete(w, weakest), var, 2)
+                w, a, r = self._refit(y, np.delete(w, weakest), var, 2, keep_out)
             var = self._noise(r)
             if p.near_cells > 0 and w.size > 1:
-                w, a, r = self._prune_close(y, w, a, r, var, thr)
+                w, a, r = self._prune_close(y, w, a, r, var, thr, keep_out)
                 var = self._noise(r)
-        return self._result(y, w, a, var)
+        return w, a, r, var
 
     def _prune_close(
-        self, y: np.ndarray, w: np.ndarray, a: np.ndarray, r: np.ndarray, var: np.ndarray, thr: float
+        self,
+        y: np.ndarray,
+        w: np.ndarray,
+        a: np.ndarray,
+        r: np.ndarray,
+        var: np.ndarray,
+        thr: float,
+        keep_out: KeepOut | None = None,
     ) -> tuple[np.ndarray, ...]:
         """Drop a path that has a neighbour within ``near_cells`` resolution cells, and lies at
         most one cell after the first path, when the fit without it, **every other delay
@@ -238,7 +270,7 @@ class Nomp(RangingMethod):
                 break
             pw = self._power(a, var, w)
             for i in near[np.argsort(pw[near])]:
-                w2, a2, r2 = self._refit(y, np.delete(w, i), var, self.params.final_steps)
+                w2, a2, r2 = self._refit(y, np.delete(w, i), var, self.params.final_steps, keep_out)
                 c2 = _cost(r2, inv_var)
                 if c2 - cost < thr:
                     w, a, r, cost = w2, a2, r2, c2
@@ -382,10 +414,23 @@ class Nomp(RangingMethod):
         """``(E^H E)^-1 rhs`` for ``rhs`` ``[path, ...]`` (LU; pseudo-inverse if singular)."""
         return _solve_gram(e.conj().T @ e, rhs)
 
-    def _refit(self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int) -> tuple[np.ndarray, ...]:
+    def _refit(
+        self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int, keep_out: KeepOut | None = None
+    ) -> tuple[np.ndarray, ...]:
         """Gauss-Newton on the delays with the gains projected out (variable projection, Kaufman's
         Jacobian ``P_perp dE/dw a_b``), every band weighted by ``1 / sigma_b^2``; a step that does
-        not lower the weighted residual is halved (three times at most); coincident paths merge."""
+        not lower the weighted residual is halved (three times at most); coincident paths merge.
+        A delay that ends inside ``keep_out`` is put on its nearer edge (the gains re-fitted)."""
+        w, a, r = self._gauss_newton(y, w, var, steps)
+        if keep_out is not None and keep_out.inside(w).any():
+            w = self._merge(keep_out.clip(w))  # two put on the same edge become one
+            _, a, r = self._fit_gains(y, w)
+        return w, a, r
+
+    def _gauss_newton(
+        self, y: np.ndarray, w: np.ndarray, var: np.ndarray, steps: int
+    ) -> tuple[np.ndarray, ...]:
+        """:meth:`_refit` without ``keep_out``."""
         basis, a, r = self._fit_gains(y, w)
         inv_sd = 1.0 / np.sqrt(var)
         inv_var = 1.0 / var
