@@ -58,10 +58,21 @@ def test_ghosts_ahead_of_a_dense_cluster_go(wf, with_test, without):
         assert abs(err_m) < 0.25 * cell_m, (str(label), err_m)
 
 
-def test_a_real_path_ahead_of_a_strong_cluster_stays(wf, with_test, without):
+def test_a_real_path_ahead_of_a_strong_cluster_stays(wf, with_test, without, monkeypatch):
     """The line of sight 10 dB below a cluster of three paths 1.2-1.6 cells behind it (the
-    cluster is the most significant component, so the line of sight is tested), 30 dB per
-    subcarrier: dropping it costs its energy, about 26 dB above the threshold."""
+    cluster is the most significant component, so the line of sight is a candidate), 30 dB per
+    subcarrier: dropping it costs its energy, about 26 dB above the threshold.  Its delay is well
+    determined, so the default skips the test (``lead_std_cells``); with that gate at 0 the test
+    runs, fits without it, and keeps it."""
+    always = get_method("nomp", wf, lead_std_cells=0.0)
+    constrained = []
+    real = always.detect
+
+    def spy(y, w, thr, keep_out=None, max_paths=None):
+        constrained.append(keep_out is not None)
+        return real(y, w, thr, keep_out, max_paths)
+
+    monkeypatch.setattr(always, "detect", spy)
     f = wf.active_freqs_hz
     cell = 1.0 / wf.occupied_bandwidth_hz
     rng = np.random.default_rng(3)
@@ -72,9 +83,11 @@ def test_a_real_path_ahead_of_a_strong_cluster_stays(wf, with_test, without):
         var = noise_var_for_snr(h0, 30.0)
         y = _noisy(h0, var, rng)
         bound_s = math.sqrt(delay_crlb_s2(f, tau, gains, var))
-        est = with_test.fit(y)
-        assert est.delay_s == without.fit(y).delay_s
-        assert abs(est.delay_s - tau[0]) < 5 * bound_s
+        plain = without.fit(y).delay_s
+        assert with_test.fit(y).delay_s == plain
+        assert always.fit(y).delay_s == plain
+        assert abs(plain - tau[0]) < 5 * bound_s
+    assert sum(constrained) >= 4  # the test ran (two starts per fit where it did)
 
 
 @settings(max_examples=30, deadline=None)
@@ -129,3 +142,15 @@ def test_lead_test_is_a_typed_parameter(wf):
     with pytest.raises(ConfigError, match="lead_test"):
         get_method("nomp", wf, lead_test="yes")
     assert get_method("nomp_product", wf, lead_test=False).params.lead_test is False
+
+
+def test_detect_stops_at_max_paths(wf, without):
+    """Four paths two cells apart at 30 dB: all four are found, or two when capped at two."""
+    f = wf.active_freqs_hz
+    cell = 1.0 / wf.occupied_bandwidth_hz
+    tau = 1e-6 + cell * np.array([0.0, 2.0, 4.0, 6.0])
+    h0 = model_cfr(f, tau, np.array([1.0, 0.8j, -0.7, 0.6]))
+    y = _noisy(h0, noise_var_for_snr(h0, 30.0), np.random.default_rng(1))[None]
+    thr = without.threshold[1]
+    assert without.detect(y, np.zeros(0), thr)[0].size == 4
+    assert without.detect(y, np.zeros(0), thr, max_paths=2)[0].size == 2

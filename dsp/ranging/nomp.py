@@ -115,6 +115,12 @@ class NompParams(MethodParams):
         "(residual energy plus the threshold per path; dsp/ranging/nomp_lead.py)",
         "true / false",
     )
+    lead_std_cells: float = param(
+        0.1,
+        "the lead test runs only where the first path's standard deviation (K-path bound of the fit) "
+        "exceeds this many resolution cells",
+        "[0, 10]",
+    )
 
     def _validate(self) -> None:
         self._check_range("pfa", 0.0, 0.5, open_lo=True)
@@ -130,6 +136,7 @@ class NompParams(MethodParams):
             self._fail("component_cells", "must be in [0, 1)")
         self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
         self._check_range("dynamic_range_db", 10.0, 100.0)
+        self._check_range("lead_std_cells", 0.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -198,11 +205,18 @@ class Nomp(RangingMethod):
         return self._result(y, w, a, var)
 
     def detect(
-        self, y: np.ndarray, w: np.ndarray, thr: float, keep_out: KeepOut | None = None
+        self,
+        y: np.ndarray,
+        w: np.ndarray,
+        thr: float,
+        keep_out: KeepOut | None = None,
+        max_paths: int | None = None,
     ) -> tuple[np.ndarray, ...]:
         """Greedy detection from the delays ``w`` on, the final refit and the pruning: ``(w, a, r,
-        var)``.  ``y`` ``[band, subcarrier]``; with ``keep_out`` no path is placed in its delays."""
+        var)``.  ``y`` ``[band, subcarrier]``; with ``keep_out`` no path is placed in its delays;
+        at most ``max_paths`` paths (default the parameter's)."""
         p = self.params
+        max_paths = p.max_paths if max_paths is None else min(max_paths, p.max_paths)
         n_bands = y.shape[0]
         if w.size:
             w, a, r = self._refit(y, w, self._noise(y), p.refine_steps, keep_out)
@@ -211,7 +225,7 @@ class Nomp(RangingMethod):
         var, power = self._noise_and_power(r)
         floor = 10 ** (-p.dynamic_range_db / 10)
         merges = 0
-        while w.size < p.max_paths:
+        while w.size < max_paths:
             g = self._matched_power(power, var)  # the spectrum of r, from the noise estimate
             if keep_out is not None:
                 g = np.where(keep_out.grid, 0.0, g)
