@@ -11,6 +11,11 @@ Two such bounds (issue 14): ``compound`` (:func:`dsp.crlb.range_bound`, the pape
 band's ``L_1 L_2`` compound paths each free) and ``product``
 (:func:`dsp.crlb_product.product_range_bound`: the compound channel kept as ``H_1 H_2``, so
 ``L_1 + L_2`` delays), which is finite and far lower where compound paths nearly coincide.
+
+Where even the product-form bound is metres, no estimator can place the first path and an RMSE
+over such scenarios measures luck as much as method; :func:`identifiable_table` gives the RMSE over
+the scenarios whose product-form bound is below a tenth of a resolution cell ``c / B_occ``, where
+it measures the method.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import numpy as np
 from dsp.channel import Paths
 from dsp.crlb import range_bound
 from dsp.crlb_product import product_range_bound
-from dsp.waveform import WaveformConfig
+from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
+from experiments.common import rmse
+
+IDENTIFIABLE_CELLS = 0.1  # a first path is identifiable where its bound is below this many cells
 
 
 def kpath_bounds_m(
@@ -58,3 +66,43 @@ def kpath_summary(bounds_m: np.ndarray | None) -> tuple[list[int], list[float]]:
     finite = np.isfinite(b)
     med = [float(np.median(row[ok])) if ok.any() else math.nan for row, ok in zip(b, finite, strict=True)]
     return [int(n) for n in finite.sum(axis=1)], med
+
+
+def identifiable_limit_m(wf: WaveformConfig) -> float:
+    """The bound (m) below which a scenario's first path counts as identifiable."""
+    return IDENTIFIABLE_CELLS * SPEED_OF_LIGHT_M_S / wf.occupied_bandwidth_hz
+
+
+def identifiable_table(
+    rows: list[dict],
+    arrays: dict,
+    n_nlos: Sequence[int],
+    attenuation_db: Sequence[float],
+    methods: Sequence[str],
+    limit_m: float,
+) -> list[dict]:
+    """Per (paths, attenuation): every method's RMSE over the scenarios whose product-form bound
+    (``arrays["crlb/p{P}/product_m"]`` ``[attenuation, scenario]``) is below ``limit_m``, how many
+    they are, and the median of their bounds."""
+    out = []
+    for p in n_nlos:
+        bounds = arrays.get(f"crlb/p{p}/product_m")
+        if bounds is None:
+            continue
+        b = np.atleast_2d(np.asarray(bounds, np.float64))
+        for i, a in enumerate(attenuation_db):
+            ok = {int(s) for s in np.flatnonzero(b[i] < limit_m)}
+            sel = [
+                r for r in rows if r["n_nlos"] == p and r["attenuation_db"] == a and int(r["scenario"]) in ok
+            ]
+            out.append(
+                {
+                    "n_nlos": p,
+                    "attenuation_db": a,
+                    "scenarios": len(ok),
+                    "of": int(b.shape[1]),
+                    "rmse_m": {m: rmse([r[f"err_{m}_m"] for r in sel]) for m in methods},
+                    "bound_m": float(np.median(b[i, sorted(ok)])) if ok else math.nan,
+                }
+            )
+    return out
