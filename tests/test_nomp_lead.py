@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from dsp.config_base import ConfigError
 from dsp.crlb import delay_crlb_s2, model_cfr, noise_var_for_snr
 from dsp.ranging import get_method, nomp_lead
-from dsp.ranging.nomp import _cost
+from dsp.ranging.nomp_linalg import _cost
 from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
 
 DATA = Path(__file__).parent / "data"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from dsp.ranging import get_method, nomp_kernels
-from dsp.ranging.nomp import NompParams, _cost
+from dsp.ranging.nomp_linalg import _cost
+from dsp.ranging.nomp_params import NompParams
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from dsp.crlb import delay_crlb_s2, single_path_crlb_s2
 from dsp.ranging import get_method
-from dsp.ranging.nomp import _Basis, _cost, _lu_solve, _solve_gram
+from dsp.ranging.nomp_linalg import _Basis, _cost, _lu_solve, _solve_gram
 from dsp.waveform import SPEED_OF_LIGHT_M_S
 
 

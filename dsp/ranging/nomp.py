@@ -64,79 +64,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 import scipy.special
-from scipy.linalg import lapack
 
 from dsp.crlb import delay_crlb_s2
 from dsp.ranging import nomp_kernels, nomp_lead
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.nomp_lead import KeepOut
-from dsp.ranging.params import MethodParams, param
+from dsp.ranging.nomp_linalg import _Basis, _cost, _lu_solve, _solve_gram
+from dsp.ranging.nomp_params import NompParams
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 _LN2 = math.log(2.0)
-_ZGESV, _DGESV = lapack.zgesv, lapack.dgesv
-
-
-@dataclass(frozen=True)
-class NompParams(MethodParams):
-    method = "nomp"
-    pfa: float = param(1e-3, "false-alarm probability of the stopping rule, per estimate", "(0, 0.5]")
-    max_paths: int = param(24, "most paths fitted", "[1, 128]")
-    newton_steps: int = param(3, "Newton steps on each new delay", "[0, 20]")
-    final_steps: int = param(10, "Gauss-Newton steps on every delay after the last detection", "[0, 50]")
-    merge_cells: float = param(0.05, "paths closer than this many resolution cells 1/B_occ merge", "[0, 1)")
-    max_lead_m: float = param(
-        150.0, "how far ahead of the strongest path the first path may lie", "(0, 1e4] m"
-    )
-    dynamic_range_db: float = param(
-        40.0,
-        "paths weaker than the strongest by more than this are not detected (model mismatch)",
-        "[10, 100] dB",
-    )
-    first_path_db: float = param(
-        15.0, "the first path is the earliest no weaker than the strongest by more than this", "(0, 100] dB"
-    )
-    refine_steps: int = param(4, "Gauss-Newton steps on every delay after each detection", "[0, 50]")
-    near_cells: float = param(
-        0.5,
-        "a path this close (resolution cells) to another must beat the detection threshold with "
-        "the other delays re-fitted (0: off)",
-        "[0, 2]",
-    )
-    component_cells: float = param(
-        0.15,
-        "fitted paths closer than this many resolution cells are one component for the first-path rule",
-        "[0, 1)",
-    )
-    lead_test: bool = param(
-        True,
-        "a component ahead of the strongest must be needed: the fit without it, every path re-fitted and "
-        "re-detected from the next component on, must score worse by the detection threshold "
-        "(residual energy plus the threshold per path; dsp/ranging/nomp_lead.py)",
-        "true / false",
-    )
-    lead_std_cells: float = param(
-        0.1,
-        "the lead test runs only where the first path's standard deviation (K-path bound of the fit) "
-        "exceeds this many resolution cells",
-        "[0, 10]",
-    )
-
-    def _validate(self) -> None:
-        self._check_range("pfa", 0.0, 0.5, open_lo=True)
-        self._check_range("max_paths", 1, 128)
-        self._check_range("newton_steps", 0, 20)
-        self._check_range("final_steps", 0, 50)
-        self._check_range("refine_steps", 0, 50)
-        self._check_range("first_path_db", 0.0, 100.0, open_lo=True)
-        if not 0 <= self.merge_cells < 1:
-            self._fail("merge_cells", "must be in [0, 1)")
-        self._check_range("near_cells", 0.0, 2.0)
-        if not 0 <= self.component_cells < 1:
-            self._fail("component_cells", "must be in [0, 1)")
-        self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
-        self._check_range("dynamic_range_db", 10.0, 100.0)
-        self._check_range("lead_std_cells", 0.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -605,51 +542,3 @@ class Nomp(RangingMethod):
             crlb = delay_crlb_s2(f, delays[order], a[b, order], float(var[b]))
             info += 1.0 / crlb if crlb > 0 else math.inf
         return float(1.0 / math.sqrt(info)) if info > 0 else math.inf
-
-
-def _cost(r: np.ndarray, inv_var: np.ndarray) -> float:
-    """Whitened residual energy ``sum_b sum_n abs(r_bn)**2 / sigma_b^2`` (the squares summed over
-    the interleaved real and imaginary parts: a third of the time of ``abs(r)**2``)."""
-    parts = np.ascontiguousarray(r).view(np.float64)
-    return float(np.einsum("bn,bn->b", parts, parts) @ inv_var)
-
-
-def _lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """``a^-1 b`` by LAPACK's ``gesv`` (what ``np.linalg.solve`` calls, the same result to the bit,
-    without its ~10 us of Python per call: the fit solves thousands of tiny systems); ``None`` when
-    ``a`` is singular (where ``np.linalg.solve`` raises)."""
-    gesv = _ZGESV if a.dtype.kind == "c" or b.dtype.kind == "c" else _DGESV
-    _, _, x, info = gesv(a, b)
-    if info < 0:
-        raise ValueError(f"gesv: argument {-info} is invalid")
-    return x if info == 0 else None
-
-
-def _solve_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``gram^-1 rhs`` for ``rhs`` ``[path, ...]`` (LU; pseudo-inverse if singular)."""
-    flat = rhs.reshape(rhs.shape[0], int(np.prod(rhs.shape[1:])))  # (-1 cannot size zero paths)
-    out = _lu_solve(gram, flat) if gram.size else flat.copy()
-    if out is None:
-        out = np.linalg.pinv(gram) @ flat
-    return out.reshape(rhs.shape)
-
-
-class _Basis:
-    """``E`` ``[N, path]``, ``conj(E)`` and ``E^H E`` (and, once asked for, its inverse); shared by
-    the callers at the same delays, so never written to."""
-
-    __slots__ = ("_inv", "e", "ec", "gram")
-
-    def __init__(self, e: np.ndarray, ec: np.ndarray | None = None, gram: np.ndarray | None = None):
-        self.e = e
-        self.ec = e.conj() if ec is None else ec
-        self.gram = self.ec.T @ e if gram is None else gram
-        self._inv = None
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return _solve_gram(self.gram, rhs)
-
-    def gram_inv(self) -> np.ndarray:
-        if self._inv is None:
-            self._inv = self.solve(np.eye(self.gram.shape[0], dtype=np.complex128))
-        return self._inv

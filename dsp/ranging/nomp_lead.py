@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dsp.ranging.nomp_linalg import _cost
+
 if TYPE_CHECKING:
     from dsp.ranging.nomp import Nomp
 
@@ -80,8 +82,6 @@ def lead_test(
 ) -> tuple[np.ndarray, ...]:
     """The module's test on NOMP's free fit ``(w [path], a [band, path], r [band, subcarrier], var
     [band])`` of ``y`` ``[band, subcarrier]``: ``(w, a, r, var)`` of the fit kept."""
-    from dsp.ranging.nomp import _cost
-
     inv_var = 1.0 / var
     cost_free = _cost(r, inv_var)
     n_free = w.size
