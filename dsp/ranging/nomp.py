@@ -517,6 +517,14 @@ class Nomp(RangingMethod):
         """Index of the first path: the most significant atom of the earliest component that is at
         most ``max_lead_m`` ahead of the most significant component and within ``first_path_db``
         of it."""
+        return self.first_component(w, a, var)[0]
+
+    def first_component(
+        self, w: np.ndarray, a: np.ndarray, var: np.ndarray
+    ) -> tuple[int, list[np.ndarray], int, int]:
+        """:meth:`_first_path`'s decision with what it rests on: ``(first, groups, g_first,
+        g_strongest)``: the first path's index, the components (:meth:`components`), the index of
+        the first path's component and of the most significant one."""
         p = self.params
         groups = self.components(w)
         gpow = self._group_power(a, var, w, groups)
@@ -526,7 +534,8 @@ class Nomp(RangingMethod):
         lead = np.mod(w[rep[s]] - w[rep], 2 * np.pi) / (2 * np.pi * self.wf.subcarrier_spacing_hz)
         strong = gpow >= gpow[s] * 10 ** (-p.first_path_db / 10)
         cand = np.flatnonzero((lead <= p.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
-        return int(rep[cand[np.argmax(lead[cand])]])
+        c = int(cand[np.argmax(lead[cand])])
+        return int(rep[c]), groups, c, s
 
     def _std(self, delays: np.ndarray, a: np.ndarray, var: np.ndarray, first: int) -> float:
         """``sqrt(CRLB)`` of the first delay with every other path a nuisance (bands: information adds)."""
