@@ -523,8 +523,8 @@ class Nomp(RangingMethod):
         self, w: np.ndarray, a: np.ndarray, var: np.ndarray
     ) -> tuple[int, list[np.ndarray], int, int]:
         """:meth:`_first_path`'s decision with what it rests on: ``(first, groups, g_first,
-        g_strongest)``: the first path's index, the components (:meth:`components`), the index of
-        the first path's component and of the most significant one."""
+        strongest)``: the first path's index, the components (:meth:`components`), the index of the
+        first path's component, and the most significant atom of the most significant component."""
         p = self.params
         groups = self.components(w)
         gpow = self._group_power(a, var, w, groups)
@@ -535,7 +535,7 @@ class Nomp(RangingMethod):
         strong = gpow >= gpow[s] * 10 ** (-p.first_path_db / 10)
         cand = np.flatnonzero((lead <= p.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
         c = int(cand[np.argmax(lead[cand])])
-        return int(rep[c]), groups, c, s
+        return int(rep[c]), groups, c, int(rep[s])
 
     def _std(self, delays: np.ndarray, a: np.ndarray, var: np.ndarray, first: int) -> float:
         """``sqrt(CRLB)`` of the first delay with every other path a nuisance (bands: information adds)."""

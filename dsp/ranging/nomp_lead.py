@@ -90,14 +90,14 @@ def lead_test(
     if cost_free > dof + FIT_SIGMAS * math.sqrt(dof):
         return w, a, r, var  # the free fit does not reach the noise: costs compare nothing
     for _ in range(w.size):
-        first, groups, c_first, c_strongest = nomp.first_component(w, a, var)
-        if c_first == c_strongest:
+        first, groups, c_first, strongest = nomp.first_component(w, a, var)
+        g_first = groups[c_first]
+        if strongest in g_first:
             break
         delays_s = w / (2 * math.pi * nomp.wf.subcarrier_spacing_hz)
         if nomp._std(delays_s, a, var, first) * nomp.wf.occupied_bandwidth_hz < nomp.params.lead_std_cells:
             break  # a first path this well placed is no ghost: its neighbours do not explain it
-        strongest, g_first = groups[c_strongest], groups[c_first]
-        w_ref = w[strongest[int(np.argmax(nomp._power(a, var, w)[strongest]))]]
+        w_ref = w[strongest]
         lead = np.mod(w_ref - w, _TWO_PI)
         drop = (lead >= lead[g_first].min()) & (lead < math.pi)  # the first component and all ahead
         lo = float(lead[~drop & (lead < math.pi)].max())  # the next component: the boundary
