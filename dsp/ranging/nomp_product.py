@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.crlb_product import product_crlb_s2
+from dsp.ranging import nomp_product_kernels
 from dsp.ranging.nomp import Nomp, NompEstimate, NompParams, gamma_threshold
 from dsp.ranging.params import param
 
@@ -243,80 +244,28 @@ class NompProduct(Nomp):
         inv_var: np.ndarray,
         evaluations: int,
     ) -> ProductFit:
-        """Levenberg-Marquardt on the whitened product model from ``(w1, g1, w2, g2)``."""
-        n_bands, n = y.shape
-        l1, l2 = w1.size, w2.size
-        sd = np.sqrt(inv_var)[:, None]  # whitening per band
-        minus_jk = -1j * self.k[:, None]
-
-        def unpack(x: np.ndarray) -> tuple[np.ndarray, ...]:
-            g = x[l1 - 1 + l2 :].view(np.complex128)
-            return (
-                np.concatenate([[0.0], x[: l1 - 1]]),
-                np.concatenate([[1.0 + 0j], g[: l1 - 1]]),
-                x[l1 - 1 : l1 - 1 + l2],
-                g[l1 - 1 :].reshape(n_bands, l2),
-            )
-
-        def evaluate(x: np.ndarray) -> tuple[np.ndarray, float, tuple]:
-            a1, b1, a2, b2 = unpack(x)
-            e1, e2 = self._e(a1), self._e(a2)
-            h1, h2 = e1 @ b1, (e2 @ b2.T).T  # [N], [band, N]
-            r = sd * (y - h1 * h2)
-            return r, float(np.sum(r.real**2 + r.imag**2)), (b1, b2, e1, e2, h1, h2)
-
-        def jacobian(parts: tuple) -> np.ndarray:
-            """``d r / d x`` ``[band N, parameter]`` (complex; ``r`` is complex, ``x`` real)."""
-            b1, b2, e1, e2, h1, h2 = parts
-            cols = np.zeros((n_bands, n, n_par), np.complex128)
-            for b in range(n_bands):
-                g1c = (h2[b][:, None] * e1)[:, 1:]
-                g2c = h1[:, None] * e2
-                cols[b, :, : l1 - 1] = g1c * minus_jk * b1[1:]  # w_1i, i >= 1
-                cols[b, :, l1 - 1 : l1 - 1 + l2] = g2c * minus_jk * b2[b]  # w_2j
-                at = l1 - 1 + l2
-                cols[b, :, at : at + 2 * (l1 - 1) : 2] = g1c  # Re g_1i, Im g_1i
-                cols[b, :, at + 1 : at + 2 * (l1 - 1) : 2] = 1j * g1c
-                at += 2 * (l1 - 1 + b * l2)
-                cols[b, :, at : at + 2 * l2 : 2] = g2c  # this band's Re g_2j, Im g_2j
-                cols[b, :, at + 1 : at + 2 * l2 : 2] = 1j * g2c
-                cols[b] *= -sd[b]
-            return cols.reshape(n_bands * n, n_par)
-
-        x = np.concatenate(
+        """Levenberg-Marquardt on the whitened product model from ``(w1, g1, w2, g2)``: at most
+        ``evaluations`` model evaluations (:func:`dsp.ranging.nomp_product_kernels.product_lm`)."""
+        y = np.ascontiguousarray(y, np.complex128)
+        x0 = np.concatenate(
             [w1[1:], w2, np.concatenate([g1[1:], g2.ravel()]).astype(np.complex128).view(np.float64)]
         )
-        n_par = x.size
-        r, cost, parts = evaluate(x)
-        used, damping = 1, 1e-1
-        while used < evaluations:
-            jc = jacobian(parts)
-            normal = (jc.conj().T @ jc).real  # J^T J of the real residual [Re r; Im r]
-            grad = (jc.conj().T @ r.ravel()).real
-            diag = np.maximum(np.diag(normal), 1e-300)
-            while used < evaluations:
-                try:
-                    step = np.linalg.solve(normal + damping * np.diag(diag), -grad)
-                except np.linalg.LinAlgError:
-                    damping *= 10
-                    used += 1
-                    continue
-                r_try, c_try, p_try = evaluate(x + step)
-                used += 1
-                if c_try < cost:
-                    break
-                damping *= 4
-            else:
-                break
-            if c_try >= cost:
-                break
-            improvement = cost - c_try
-            x, r, cost, parts = x + step, r_try, c_try, p_try
-            damping = max(damping / 3, 1e-12)
-            if improvement < 1e-9 * cost:
-                break
-        a1, b1, a2, b2 = unpack(x)
-        return ProductFit(a1, b1.copy(), np.mod(a2, 2 * np.pi), b2.copy(), cost)
+        l1, l2 = w1.size, w2.size
+        x, cost = nomp_product_kernels.product_lm(
+            y,
+            np.sqrt(inv_var),
+            x0,
+            l1,
+            l2,
+            int(evaluations),
+            self.k,
+            self._k_coarse,
+            self._k_fine,
+            self._q,
+            self._r,
+        )
+        a1, a2, b1, b2 = nomp_product_kernels.unpack(x, l1, l2, y.shape[0])
+        return ProductFit(a1, b1, np.mod(a2, 2 * np.pi), b2, float(cost))
 
     def _e(self, w: np.ndarray) -> np.ndarray:
         """``exp(-j k w)`` ``[N, path]`` from two small tables, ``k = k_min + 32 q + r`` (as
