@@ -80,3 +80,25 @@ def test_estimate_matches_the_reference(method, name):
         np.testing.assert_allclose(got["cost"], ref["cost"], rtol=tol[2], atol=0)
         w_got, w_ref = np.r_[got["w1"], got["w2"]], np.r_[ref["w1"], ref["w2"]]
         assert np.max(np.abs(w_got - w_ref)) / (2 * np.pi) <= tol[3]
+
+
+def test_screening_ranks_by_the_least_squares_relaxation(method):
+    """:meth:`NompProduct._screen` (one pool of sumset atoms, a Cholesky solve per hypothesis) gives
+    each hypothesis :meth:`NompProduct._relaxed_cost` (least squares on its own atoms) to rounding:
+    well separated offsets, an offset in both factors (duplicate sumset atoms), and two offsets
+    1e-9 cells apart (a singular pool Gram: the least-squares fall-back)."""
+    rng = np.random.default_rng(5)
+    cell = method.cell_w
+    for offsets in ([1.3, 2.9, 4.4, 7.1], [1.3, 1.3 + 1e-9, 4.4, 7.1], [0.4, 2.0, 2.6]):
+        w0 = 1.0
+        w = np.r_[w0, w0 + cell * np.array(offsets)]
+        a = rng.standard_normal((1, w.size)) + 1j * rng.standard_normal((1, w.size))
+        y = a @ method._e(w).T + 0.05 * (rng.standard_normal((1, 800)) + 1j * rng.standard_normal((1, 800)))
+        inv_var = np.array([1.0 / 0.005])
+        others = list(range(1, w.size))
+        screened = method._screen(y, w, a, w0, a[:, 0], 0, others, inv_var, 10.0)
+        assert len(screened) == 110 if len(others) == 4 else len(screened) > 0
+        for score, (w1, _, w2, _) in screened:
+            ref = method._relaxed_cost(y, w1, w2, inv_var) + 10.0 * (w1.size + w2.size - 1)
+            assert score == pytest.approx(ref, rel=1e-9, abs=1e-6 * y.shape[1])
+        assert [s for s, _ in screened] == sorted(s for s, _ in screened)

@@ -161,18 +161,7 @@ class NompProduct(Nomp):
             others += [w.size, w.size + 1]
             w = np.append(w, virtual)
             a = np.concatenate([a, 0.5 * a0[:, None] * np.ones(2)], axis=1)
-        screened: list[tuple[float, tuple[np.ndarray, ...]]] = []
-        for n1, n2 in itertools.product(range(1, p.factor_offsets + 1), range(p.factor_offsets + 1)):
-            for sa in itertools.combinations(others, n1):
-                for sb in itertools.combinations(others, n2):
-                    ia, ib = list(sa), list(sb)
-                    w1 = np.concatenate([[0.0], _wrap(w[ia] - w0)])
-                    w2 = np.concatenate([[w0], w[ib]])
-                    g1 = np.concatenate([[1.0], a[ref, ia] / a0[ref]])
-                    g2 = np.concatenate([a0[:, None], a[:, ib]], axis=1)
-                    cost = self._relaxed_cost(y, w1, w2, inv_var)  # ranks; the finalists are fitted
-                    screened.append((cost + thr * (n1 + n2 + 1), (w1, g1, w2, g2)))
-        screened.sort(key=lambda t: t[0])
+        screened = self._screen(y, w, a, w0, a0, ref, others, inv_var, thr)
         best: ProductFit | None = None
         for _, (w1, g1, w2, g2) in screened[: p.finalists]:
             fit = self._lm(y, w1, g1, w2, g2, inv_var, p.fit_evaluations)
@@ -193,6 +182,62 @@ class NompProduct(Nomp):
         # `fit_sigmas` deviations above is a model too small for the channel (rich multipath)
         n_obs = y.size
         return best if best.cost <= n_obs + p.fit_sigmas * math.sqrt(n_obs) else None
+
+    def _screen(
+        self,
+        y: np.ndarray,
+        w: np.ndarray,
+        a: np.ndarray,
+        w0: float,
+        a0: np.ndarray,
+        ref: int,
+        others: list[int],
+        inv_var: np.ndarray,
+        thr: float,
+    ) -> list[tuple[float, tuple[np.ndarray, ...]]]:
+        """Every hypothesis "offsets ``A`` in ``H_1``, ``B`` in ``H_2``" with its start ``(w1, g1, w2,
+        g2)``, ranked by its linear relaxation's penalised cost (:meth:`_relaxed_cost`), best first.
+
+        The hypotheses' sumset atoms ``w_1a + w_2b`` all come from one pool (``a``, ``b`` the first
+        path or an offset in ``others``; ``(a, b)`` and ``(b, a)`` are one atom), so ``E^H E`` and
+        ``E^H y`` are formed once for the pool and each relaxation is a small Cholesky solve
+        (:func:`~dsp.ranging.nomp_product_kernels.relaxed_costs`): the same projection as
+        :meth:`_relaxed_cost`'s least squares, to rounding."""
+        p = self.params
+        if not others:  # NOMP fitted one path: nothing to factor
+            return []
+        pool_w1 = np.concatenate([[0.0], _wrap(w[others] - w0)])  # [1 + offsets]: 0 is the first path
+        pool_w2 = np.concatenate([[w0], w[others]])
+        keys = [(i, j) for i in range(len(others) + 1) for j in range(i, len(others) + 1)]
+        atom = {key: u for u, key in enumerate(keys)}
+        e = self._e(np.array([pool_w1[i] + pool_w2[j] for i, j in keys]))  # [N, U]
+        ec = e.conj()
+        gram, proj = ec.T @ e, y @ ec  # [U, U], [band, U]
+        energy = np.sum(y.real**2 + y.imag**2, axis=1)
+        starts, subsets = [], []
+        pos = {o: i + 1 for i, o in enumerate(others)}
+        for n1, n2 in itertools.product(range(1, p.factor_offsets + 1), range(p.factor_offsets + 1)):
+            for sa in itertools.combinations(others, n1):
+                for sb in itertools.combinations(others, n2):
+                    ia, ib = list(sa), list(sb)
+                    w1 = np.concatenate([[0.0], _wrap(w[ia] - w0)])
+                    w2 = np.concatenate([[w0], w[ib]])
+                    g1 = np.concatenate([[1.0], a[ref, ia] / a0[ref]])
+                    g2 = np.concatenate([a0[:, None], a[:, ib]], axis=1)
+                    starts.append((n1 + n2 + 1, (w1, g1, w2, g2)))
+                    pa, pb = [0] + [pos[o] for o in ia], [0] + [pos[o] for o in ib]
+                    subsets.append(sorted({atom[(min(i, j), max(i, j))] for i in pa for j in pb}))
+        sizes = np.array([len(s) for s in subsets])
+        padded = np.zeros((len(subsets), sizes.max()), np.int64)
+        for h, s in enumerate(subsets):
+            padded[h, : len(s)] = s
+        costs = nomp_product_kernels.relaxed_costs(gram, proj, energy, inv_var, padded, sizes)
+        for h in np.flatnonzero(~np.isfinite(costs)):  # atoms too close for the Cholesky: least squares
+            _, (w1, _, w2, _) = starts[h]
+            costs[h] = self._relaxed_cost(y, w1, w2, inv_var)
+        screened = [(c + thr * n, start) for c, (n, start) in zip(costs.tolist(), starts, strict=True)]
+        screened.sort(key=lambda t: t[0])
+        return screened
 
     def _relaxed_cost(self, y: np.ndarray, w1: np.ndarray, w2: np.ndarray, inv_var: np.ndarray) -> float:
         """Whitened residual energy of the product model relaxed: every compound gain on the sumset

@@ -234,3 +234,54 @@ def product_lm(y, sd, x0, l1, l2, evaluations, k, k_coarse, k_fine, q, r):  # pr
         if improvement < 1e-9 * cost:
             break
     return x, cost
+
+
+@compiled(error_model="numpy")
+def relaxed_costs(gram, p, y_energy, inv_var, subsets, sizes):  # pragma: no cover - compiled
+    """Whitened residual energy of each hypothesis' linear relaxation ``[hypothesis]``: ``y``
+    projected on the span of its atoms, ``sum_b (|y_b|^2 - p_bS^H G_SS^-1 p_bS) / sigma_b^2``.
+
+    ``gram`` ``[U, U]`` is ``E^H E`` and ``p`` ``[band, U]`` is ``E^H y_b`` of the ``U`` distinct
+    sumset atoms that the hypotheses draw from, ``y_energy`` ``[band]`` is ``|y_b|^2``, ``subsets``
+    ``[hypothesis, S]`` the atoms of each (the first ``sizes[h]``).  ``G_SS`` is factored by
+    Cholesky; a pivot below ``1e-10`` of its diagonal (atoms the band cannot tell apart) gives NaN,
+    for the caller to solve by least squares on the atoms themselves."""
+    n_h = subsets.shape[0]
+    n_bands = p.shape[0]
+    out = np.empty(n_h)
+    chol = np.zeros((subsets.shape[1], subsets.shape[1]), np.complex128)
+    z = np.empty(subsets.shape[1], np.complex128)
+    for h in range(n_h):
+        s = sizes[h]
+        idx = subsets[h]
+        ok = True
+        for i in range(s):  # G_SS = L L^H
+            for j in range(i + 1):
+                acc = gram[idx[i], idx[j]]
+                for t in range(j):
+                    acc -= chol[i, t] * chol[j, t].conjugate()
+                if i == j:
+                    d = acc.real
+                    if not d > 1e-10 * gram[idx[i], idx[i]].real:
+                        ok = False
+                        break
+                    chol[i, i] = np.sqrt(d)
+                else:
+                    chol[i, j] = acc / chol[j, j].real
+            if not ok:
+                break
+        if not ok:
+            out[h] = np.nan
+            continue
+        total = 0.0
+        for b in range(n_bands):
+            explained = 0.0
+            for i in range(s):  # L z = p_S: the energy in the span is |z|^2
+                acc = p[b, idx[i]]
+                for t in range(i):
+                    acc -= chol[i, t] * z[t]
+                z[i] = acc / chol[i, i].real
+                explained += z[i].real * z[i].real + z[i].imag * z[i].imag
+            total += inv_var[b] * (y_energy[b] - explained)
+        out[h] = total
+    return out
