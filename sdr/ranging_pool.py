@@ -50,8 +50,9 @@ def _init_process(worker_pid: int) -> None:
 
 def _warm_up() -> None:
     """Import the ranging code in the new process before the first epoch needs it, and fit NOMP
-    once on a one-path CFR: its compiled kernels load on their first call (about 0.3 s from
-    numba's cache, 3 s where none can be written), which the first epoch would otherwise wait."""
+    once on a one-path CFR and ``nomp_product`` once on a three-path one: their compiled kernels
+    load on their first call (0.1 s from numba's cache; where none can be written, NOMP's compile
+    in 1-3 s and the product fit's in about 7 s), which the first epoch would otherwise wait."""
     import numpy as np
 
     from dsp.ranging import get_method
@@ -61,6 +62,9 @@ def _warm_up() -> None:
     k = wf.active_subcarriers
     cfr = np.exp(-2j * np.pi * 3.0 * k / wf.fft_size) + 0.01 * np.cos(k)  # a path 3 samples in
     get_method("nomp", wf).fit(cfr)
+    paths = ((1.0, 3.0), (0.7j, 4.1), (0.5, 6.3))  # (gain, delay in samples): offsets to factor
+    cfr = sum(g * np.exp(-2j * np.pi * d * k / wf.fft_size) for g, d in paths) + 0.001 * np.cos(k)
+    get_method("nomp_product", wf).side_delay_and_std_s(cfr[None])
 
 
 class RangingPool:
