@@ -66,7 +66,7 @@ import scipy.fft
 import scipy.special
 
 from dsp.crlb import delay_crlb_s2
-from dsp.ranging import nomp_kernels, nomp_lead
+from dsp.ranging import nomp_kernels, nomp_lead, nomp_restart
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.nomp_lead import KeepOut
 from dsp.ranging.nomp_linalg import _Basis, _cost, _lu_solve, _solve_gram
@@ -137,6 +137,8 @@ class Nomp(RangingMethod):
         y = self._check(cfr)
         thr = self.threshold.get(y.shape[0]) or gamma_threshold(self.k.size, y.shape[0], self.params.pfa)
         w, a, r, var = self.detect(y, np.zeros(0), thr)
+        if self.params.restart and w.size > 0:
+            w, a, r, var = nomp_restart.restart(self, y, w, a, r, var, thr)
         if self.params.lead_test and w.size > 1:
             w, a, r, var = nomp_lead.lead_test(self, y, w, a, r, var, thr)
         return self._result(y, w, a, var)
@@ -243,11 +245,13 @@ class Nomp(RangingMethod):
         """Significance of each path ``[path]``: how much the whitened residual energy grows when it
         alone is dropped, ``sum_b abs(a_bl)**2 / ([(E^H E)^-1]_ll sigma_b^2)`` (the GLRT statistic;
         ``N abs(a)**2 / sigma^2`` for an isolated path).  A ghost pair with large, cancelling gains
-        scores low."""
+        scores low.  ``[(E^H E)^-1]_ll >= 1 / N``; below that (to rounding) the inverse is rounding
+        noise of a numerically singular Gram matrix, atoms that the others span: significance 0."""
         if w.size == 0:
             return np.zeros(0)
         inv_diag = np.real(np.diag(self._basis(w).gram_inv()))
-        return np.sum(np.abs(a) ** 2 / var[:, None], axis=0) / np.maximum(inv_diag, 1e-300)
+        singular = ~(inv_diag >= (1 - 1e-6) / self.k.size)
+        return np.sum(np.abs(a) ** 2 / var[:, None], axis=0) / np.where(singular, np.inf, inv_diag)
 
     # ----- steps ---------------------------------------------------------------------------------
     def _check(self, cfr: np.ndarray) -> np.ndarray:
