@@ -375,3 +375,14 @@ def test_the_significance_of_isolated_paths_is_their_whitened_energy(wf, nomp):
     var = np.array([1e-3, 4e-3])
     want = n * np.sum(np.abs(a) ** 2 / var[:, None], axis=0)
     np.testing.assert_allclose(nomp._power(a, var, w), want, rtol=1e-2)
+
+
+def test_an_atom_the_others_span_has_no_significance(wf, nomp):
+    """Two atoms at the same delay: the Gram matrix is singular, dropping either costs nothing."""
+    w = np.array([0.5, 0.5, 1.5])
+    a = np.array([[1.0, 1.0, 1.0]], np.complex128)
+    pw = nomp._power(a, np.array([1e-3]), w)
+    assert np.all(np.isfinite(pw))
+    assert pw[0] == 0.0 and pw[1] == 0.0
+    # isolated but for the sidelobes of atoms 1 rad away, |rho| ~ 1 / (N sin 0.5) ~ 3e-3: |rho|^2 ~ 1e-5
+    assert pw[2] == pytest.approx(wf.active_subcarriers.size * 1e3, rel=1e-4)

@@ -66,7 +66,7 @@ import scipy.fft
 import scipy.special
 
 from dsp.crlb import delay_crlb_s2
-from dsp.ranging import nomp_kernels, nomp_lead, nomp_restart
+from dsp.ranging import nomp_kernels, nomp_lead
 from dsp.ranging.base import RangingMethod
 from dsp.ranging.nomp_lead import KeepOut
 from dsp.ranging.nomp_linalg import _Basis, _cost, _lu_solve, _solve_gram
@@ -137,8 +137,6 @@ class Nomp(RangingMethod):
         y = self._check(cfr)
         thr = self.threshold.get(y.shape[0]) or gamma_threshold(self.k.size, y.shape[0], self.params.pfa)
         w, a, r, var = self.detect(y, np.zeros(0), thr)
-        if self.params.restart and w.size > 0:
-            w, a, r, var = nomp_restart.restart(self, y, w, a, r, var, thr)
         if self.params.lead_test and w.size > 1:
             w, a, r, var = nomp_lead.lead_test(self, y, w, a, r, var, thr)
         return self._result(y, w, a, var)

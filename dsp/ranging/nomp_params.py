@@ -45,18 +45,10 @@ class NompParams(MethodParams):
         "(residual energy plus the threshold per path; dsp/ranging/nomp_lead.py)",
         "true / false",
     )
-    restart: bool = param(
-        True,
-        "a fit that stops short of the noise with an ill-placed first path (its deviation above "
-        "lead_std_cells) is fitted again from atoms a quarter cell apart over its leading cluster, and "
-        "kept if it scores better by the detection threshold with its first path within half a cell "
-        "ahead to a cell behind (dsp/ranging/nomp_restart.py)",
-        "true / false",
-    )
     lead_std_cells: float = param(
         0.1,
-        "the lead test and the restart run only where the first path's standard deviation (K-path "
-        "bound of the fit) exceeds this many resolution cells",
+        "the lead test runs only where the first path's standard deviation (K-path bound of the fit) "
+        "exceeds this many resolution cells",
         "[0, 10]",
     )
 

@@ -1,6 +1,8 @@
-"""NOMP with and without its restart on the ranging sweep's scenarios, without the receiver
-(issue 14, session 17).
+"""NOMP with and without a restart on the ranging sweep's scenarios, without the receiver
+(issue 14, session 17: tried and not kept, docs/RESULTS.md).  The restart (``restart`` parameter,
+``dsp/ranging/nomp_restart.py``) exists at commit e848203 only; run this there::
 
+    git checkout e848203
     OPENBLAS_NUM_THREADS=1 .venv/bin/python docs/results/nomp/session17/restart_harness.py SEED NLOS
 
 The analytic CFRs of ``docs/results/nomp/session15/harness.py`` (central band: TX-RX plus the
