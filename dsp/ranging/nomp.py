@@ -74,6 +74,7 @@ from dsp.ranging.nomp_params import NompParams
 from dsp.waveform import SPEED_OF_LIGHT_M_S, WaveformConfig
 
 _LN2 = math.log(2.0)
+RESCUE_STD_CELLS = 1.0  # clusters are rescued only in fits whose first path is placed within a cell
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,22 @@ class Nomp(RangingMethod):
         y = self._check(cfr)
         thr = self.threshold.get(y.shape[0]) or gamma_threshold(self.k.size, y.shape[0], self.params.pfa)
         w, a, r, var = self.detect(y, np.zeros(0), thr)
+        rescue = self.params.cluster_cells > 0 and self._may_rescue(w, a, r, var)
         if self.params.lead_test and w.size > 1:
-            w, a, r, var = nomp_lead.lead_test(self, y, w, a, r, var, thr)
-        return self._result(y, w, a, var)
+            w, a, r, var = nomp_lead.lead_test(self, y, w, a, r, var, thr, rescue)
+        return self._result(y, w, a, var, rescue)
+
+    def _may_rescue(self, w: np.ndarray, a: np.ndarray, r: np.ndarray, var: np.ndarray) -> bool:
+        """Whether clusters may be offered as first-path candidates (``cluster_cells``) in the fit
+        ``(w, a, r, var)``: only where the lead test can vet them (the fit reaches the noise) and
+        where the fit resolves its leading paths (its first path's K-path deviation below a cell;
+        above it the choice among comparable atoms is arbitrary, and more candidates only move it
+        earlier)."""
+        if w.size < 2 or not nomp_lead.reaches_noise(r, var):
+            return False
+        first = self.first_component(w, a, var)[0]
+        delays_s = w / (2 * np.pi * self.wf.subcarrier_spacing_hz)
+        return self._std(delays_s, a, var, first) * self.wf.occupied_bandwidth_hz < RESCUE_STD_CELLS
 
     def detect(
         self,
@@ -471,14 +485,16 @@ class Nomp(RangingMethod):
             keep[0] = False  # the last and the first wrap around
         return ws[keep]
 
-    def _result(self, y: np.ndarray, w: np.ndarray, a: np.ndarray, var: np.ndarray) -> NompEstimate:
+    def _result(
+        self, y: np.ndarray, w: np.ndarray, a: np.ndarray, var: np.ndarray, rescue: bool = False
+    ) -> NompEstimate:
         wf = self.wf
         if w.size == 0:
             g, _ = self._matched(y, var)
             q = int(np.argmax(g))
             return NompEstimate(w, a, var, -1, q * wf.cir_grid_step_s, math.inf)
         delays = w / (2 * np.pi * wf.subcarrier_spacing_hz)
-        first = self._first_path(w, a, var)
+        first = self.first_component(w, a, var, rescue)[0]
         return NompEstimate(delays, a, var, first, float(delays[first]), self._std(delays, a, var, first))
 
     def components(self, w: np.ndarray) -> list[np.ndarray]:
@@ -522,7 +538,7 @@ class Nomp(RangingMethod):
         return self.first_component(w, a, var)[0]
 
     def first_component(
-        self, w: np.ndarray, a: np.ndarray, var: np.ndarray
+        self, w: np.ndarray, a: np.ndarray, var: np.ndarray, rescue: bool = False
     ) -> tuple[int, list[np.ndarray], int, int]:
         """:meth:`_first_path`'s decision with what it rests on: ``(first, groups, g_first,
         strongest)``: the first path's index, the components (:meth:`components`), the index of the
@@ -534,10 +550,50 @@ class Nomp(RangingMethod):
         rep = np.array([g[int(np.argmax(power[g]))] for g in groups])  # each group's strongest atom
         s = int(np.argmax(gpow))
         lead = np.mod(w[rep[s]] - w[rep], 2 * np.pi) / (2 * np.pi * self.wf.subcarrier_spacing_hz)
-        strong = gpow >= gpow[s] * 10 ** (-p.first_path_db / 10)
-        cand = np.flatnonzero((lead <= p.max_lead_m / SPEED_OF_LIGHT_M_S) & strong)
+        floor = gpow[s] * 10 ** (-p.first_path_db / 10)
+        near = lead <= p.max_lead_m / SPEED_OF_LIGHT_M_S
+        strong = gpow >= floor
+        if rescue and p.cluster_cells > 0:
+            strong = strong | self._rescued(w, a, var, groups, gpow, rep[s], strong, floor)
+        cand = np.flatnonzero(near & strong)
         c = int(cand[np.argmax(lead[cand])])
         return int(rep[c]), groups, c, int(rep[s])
+
+    def _rescued(
+        self,
+        w: np.ndarray,
+        a: np.ndarray,
+        var: np.ndarray,
+        groups: list[np.ndarray],
+        gpow: np.ndarray,
+        w_ref_atom: int,
+        strong: np.ndarray,
+        floor: float,
+    ) -> np.ndarray:
+        """``[group]``: the most significant component of each cluster (components chained by gaps
+        below ``cluster_cells``) that holds no component as strong as ``floor`` alone but is, all
+        its atoms dropped at once."""
+        rel = np.mod(w - w[w_ref_atom] + np.pi, 2 * np.pi) - np.pi  # [path], around the strongest
+        lo = np.array([rel[g].min() for g in groups])
+        hi = np.array([rel[g].max() for g in groups])
+        order = np.argsort(lo)
+        out = np.zeros(len(groups), bool)
+        tol = self.params.cluster_cells * self.cell_w
+        clusters, current = [], [int(order[0])]
+        for g in order[1:]:
+            if lo[g] - max(hi[current]) < tol:
+                current.append(int(g))
+            else:
+                clusters.append(current)
+                current = [int(g)]
+        clusters.append(current)
+        for cl in clusters:
+            if len(cl) < 2 or strong[cl].any():
+                continue
+            atoms = np.concatenate([groups[g] for g in cl])
+            if self._group_power(a, var, w, [atoms])[0] >= floor:
+                out[cl[int(np.argmax(gpow[cl]))]] = True
+        return out
 
     def _std(self, delays: np.ndarray, a: np.ndarray, var: np.ndarray, first: int) -> float:
         """``sqrt(CRLB)`` of the first delay with every other path a nuisance (bands: information adds)."""

@@ -77,8 +77,22 @@ class KeepOut:
         return np.where(bad, np.mod(self.w_ref - edge, _TWO_PI), w)
 
 
+def reaches_noise(r: np.ndarray, var: np.ndarray) -> bool:
+    """Whether a fit's whitened residual ``r`` ``[band, subcarrier]`` is noise: its energy at most
+    ``FIT_SIGMAS`` deviations above the chi-square's mean (``Gamma(dof, 1)``, ``dof = r.size``)."""
+    dof = r.size
+    return _cost(r, 1.0 / var) <= dof + FIT_SIGMAS * math.sqrt(dof)
+
+
 def lead_test(
-    nomp: Nomp, y: np.ndarray, w: np.ndarray, a: np.ndarray, r: np.ndarray, var: np.ndarray, thr: float
+    nomp: Nomp,
+    y: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    r: np.ndarray,
+    var: np.ndarray,
+    thr: float,
+    rescue: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """The module's test on NOMP's free fit ``(w [path], a [band, path], r [band, subcarrier], var
     [band])`` of ``y`` ``[band, subcarrier]``: ``(w, a, r, var)`` of the fit kept."""
@@ -86,11 +100,10 @@ def lead_test(
     cost_free = _cost(r, inv_var)
     n_free = w.size
     penalised_free = cost_free + thr * n_free
-    dof = r.size  # the whitened residual energy of a fit that reaches the noise: Gamma(dof, 1)
-    if cost_free > dof + FIT_SIGMAS * math.sqrt(dof):
+    if not reaches_noise(r, var):
         return w, a, r, var  # the free fit does not reach the noise: costs compare nothing
     for _ in range(w.size):
-        first, groups, c_first, strongest = nomp.first_component(w, a, var)
+        first, groups, c_first, strongest = nomp.first_component(w, a, var, rescue)
         g_first = groups[c_first]
         if strongest in g_first:
             break

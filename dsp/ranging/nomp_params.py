@@ -38,6 +38,13 @@ class NompParams(MethodParams):
         "fitted paths closer than this many resolution cells are one component for the first-path rule",
         "[0, 1)",
     )
+    cluster_cells: float = param(
+        0.3,
+        "components chained by gaps below this many cells form a cluster; a cluster none of whose "
+        "components passes the first_path_db rule alone, but which passes it all at once, offers its "
+        "most significant component as a first-path candidate (0: off)",
+        "[0, 2]",
+    )
     lead_test: bool = param(
         True,
         "a component ahead of the strongest must be needed: the fit without it, every path re-fitted and "
@@ -67,3 +74,4 @@ class NompParams(MethodParams):
         self._check_range("max_lead_m", 0.0, 1e4, open_lo=True)
         self._check_range("dynamic_range_db", 10.0, 100.0)
         self._check_range("lead_std_cells", 0.0, 10.0)
+        self._check_range("cluster_cells", 0.0, 2.0)
