@@ -154,9 +154,12 @@ def test_a_line_of_sight_split_in_two_atoms_is_still_the_first_path(wf):
     truth = float(d["first_path_delay_s"])
     est = get_method("nomp", wf).fit(d["cfr"])
     assert abs(est.delay_s - truth) * SPEED_OF_LIGHT_M_S < 1.5
-    # the same fit with every atom its own component is the old rule: it must fail here
-    old = get_method("nomp", wf, component_cells=0.0).fit(d["cfr"])
+    # the same fit with every atom its own component and no clusters is the old rule: it must fail
+    # here (clusters alone find it too: the two atoms are one cluster)
+    old = get_method("nomp", wf, component_cells=0.0, cluster_cells=0.0).fit(d["cfr"])
     assert abs(old.delay_s - truth) * SPEED_OF_LIGHT_M_S > 10
+    clusters = get_method("nomp", wf, component_cells=0.0).fit(d["cfr"])
+    assert abs(clusters.delay_s - truth) * SPEED_OF_LIGHT_M_S < 1.5
 
 
 def test_components_group_close_atoms_and_wrap_around(wf, nomp):

@@ -39,10 +39,18 @@ earliest that lies at most ``max_lead_m`` ahead of the most significant one (del
 circular over the window) and is no weaker than it by more than ``first_path_db`` (a dense
 cluster of unresolvable paths is fitted with a few strong paths and weak ghosts around its
 edges, up to tens of metres ahead); the first path is that component's most significant
-atom.  A first component ahead of the most significant one must then be *needed*
-(:mod:`dsp.ranging.nomp_lead`, ``lead_test``): refitted with no path allowed ahead of the next
-component, the capture must be explained worse by more than the detection threshold, else that
-component was a ghost of a dense cluster behind it and goes.  The first path's standard deviation
+atom.  **Clusters** (``cluster_cells``): components chained by gaps below 0.3 cell form a cluster,
+and a cluster none of whose components passes the ``first_path_db`` rule alone, but which passes
+it with all its atoms dropped at once, offers its most significant component as a candidate (a
+weak line of sight that the fit holds as two atoms about 2 m apart, each taking the other's
+share: without clusters the rule skipped both and took a path 11-27 m later).  Clusters are
+offered only where the lead test can vet them (the fit reaches the noise) and where the fit places
+its first path within a cell (:meth:`Nomp._may_rescue`): in a fit whose leading atoms are all
+comparable and ill-placed, more candidates only move an arbitrary choice earlier.  A first
+component ahead of the most significant one must then be *needed* (:mod:`dsp.ranging.nomp_lead`,
+``lead_test``): refitted with no path allowed ahead of the next component, the capture must be
+explained worse by more than the detection threshold, else that component was a ghost of a dense
+cluster behind it and goes.  The first path's standard deviation
 is ``sqrt([J^-1]_00)`` of the fitted model with every other path a nuisance
 (:func:`dsp.crlb.delay_crlb_s2`), at the estimated noise.
 
