@@ -63,14 +63,9 @@ def newton_one(res, inv_var, w0, steps, max_step, k, k_coarse, k_fine, q, r):  #
 
 
 @compiled(error_model="numpy")
-def basis(w, k_coarse, k_fine, q, r, q_full):  # pragma: no cover - compiled
-    """``E = exp(-j k w)`` ``[N, path]`` with ``k_n = k_coarse[q_n] + k_fine[r_n]`` (the product of
-    the tables ``C = exp(-j k_coarse w)`` ``[Q, path]`` and ``F = exp(-j k_fine w)`` ``[32, path]``),
-    ``conj(E)`` and ``E^H E`` ``[path, path]``.  ``E_nl = C_ql F_rl`` (the
-    tables), so over a coarse index ``q`` whose fine indices are all there (``q_full[q]``) the
-    Gram sum is ``conj(C_ql) C_qm T_lm`` with ``T = F^H F`` (32 terms): about ``60 L^2`` products
-    instead of ``N L^2``; the few other subcarriers (the DC hole's row, the band edge) are added
-    one by one."""
+def tables(w, k_coarse, k_fine):  # pragma: no cover - compiled
+    """The phasor tables ``exp(-j k_coarse w)`` ``[Q, path]`` and ``exp(-j k_fine w)`` ``[32, path]``
+    whose gathered products are ``E`` (:func:`basis`, :func:`steer`)."""
     n_paths = w.size
     coarse = np.empty((k_coarse.size, n_paths), np.complex128)
     fine = np.empty((k_fine.size, n_paths), np.complex128)
@@ -82,6 +77,32 @@ def basis(w, k_coarse, k_fine, q, r, q_full):  # pragma: no cover - compiled
         for j in range(n_paths):
             x = -(k_fine[i] * w[j])
             fine[i, j] = complex(np.cos(x), np.sin(x))
+    return coarse, fine
+
+
+@compiled(error_model="numpy")
+def steer(w, k_coarse, k_fine, q, r):  # pragma: no cover - compiled
+    """``E = exp(-j k w)`` ``[N, path]`` alone (:func:`basis` without the conjugate and the Gram
+    matrix), ``k_n = k_coarse[q_n] + k_fine[r_n]``."""
+    coarse, fine = tables(w, k_coarse, k_fine)
+    e = np.empty((q.size, w.size), np.complex128)
+    for n in range(q.size):
+        for j in range(w.size):
+            e[n, j] = coarse[q[n], j] * fine[r[n], j]
+    return e
+
+
+@compiled(error_model="numpy")
+def basis(w, k_coarse, k_fine, q, r, q_full):  # pragma: no cover - compiled
+    """``E = exp(-j k w)`` ``[N, path]`` with ``k_n = k_coarse[q_n] + k_fine[r_n]`` (the product of
+    the tables ``C = exp(-j k_coarse w)`` ``[Q, path]`` and ``F = exp(-j k_fine w)`` ``[32, path]``),
+    ``conj(E)`` and ``E^H E`` ``[path, path]``.  ``E_nl = C_ql F_rl`` (the
+    tables), so over a coarse index ``q`` whose fine indices are all there (``q_full[q]``) the
+    Gram sum is ``conj(C_ql) C_qm T_lm`` with ``T = F^H F`` (32 terms): about ``60 L^2`` products
+    instead of ``N L^2``; the few other subcarriers (the DC hole's row, the band edge) are added
+    one by one."""
+    n_paths = w.size
+    coarse, fine = tables(w, k_coarse, k_fine)
     e = np.empty((q.size, n_paths), np.complex128)
     ec = np.empty((q.size, n_paths), np.complex128)
     for n in range(q.size):

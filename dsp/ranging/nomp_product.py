@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.crlb_product import product_crlb_s2
-from dsp.ranging import nomp_product_kernels
+from dsp.ranging import nomp_kernels, nomp_product_kernels
 from dsp.ranging.nomp import Nomp, NompEstimate, NompParams, gamma_threshold
 from dsp.ranging.params import param
 
@@ -318,11 +318,8 @@ class NompProduct(Nomp):
     def _e(self, w: np.ndarray) -> np.ndarray:
         """``exp(-j k w)`` ``[N, path]`` from two small tables, ``k = k_min + 32 q + r`` (as
         :meth:`Nomp._steer`, without its cache and Gram matrix, which serve NOMP's fit)."""
-        w = np.asarray(w, np.float64)[None, :]
-        return (
-            np.exp(-1j * self._k_coarse[:, None] * w)[self._q]
-            * np.exp(-1j * self._k_fine[:, None] * w)[self._r]
-        )
+        w = np.ascontiguousarray(w, np.float64).reshape(-1)
+        return nomp_kernels.steer(w, self._k_coarse, self._k_fine, self._q, self._r)
 
     # ----- the first path ------------------------------------------------------------------------
     def _first(self, fit: ProductFit, noise_var: np.ndarray) -> tuple[float, float]:

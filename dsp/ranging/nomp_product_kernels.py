@@ -29,28 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsp.jit import compiled
-
-
-@compiled(error_model="numpy")
-def steer(w, k_coarse, k_fine, q, r):  # pragma: no cover - compiled
-    """``E = exp(-j k w)`` ``[N, path]``, ``k_n = k_coarse[q_n] + k_fine[r_n]`` (two small tables,
-    as :func:`dsp.ranging.nomp_kernels.basis`, without the conjugate and the Gram matrix)."""
-    n_paths = w.size
-    coarse = np.empty((k_coarse.size, n_paths), np.complex128)
-    fine = np.empty((k_fine.size, n_paths), np.complex128)
-    for i in range(k_coarse.size):
-        for j in range(n_paths):
-            x = -(k_coarse[i] * w[j])
-            coarse[i, j] = complex(np.cos(x), np.sin(x))
-    for i in range(k_fine.size):
-        for j in range(n_paths):
-            x = -(k_fine[i] * w[j])
-            fine[i, j] = complex(np.cos(x), np.sin(x))
-    e = np.empty((q.size, n_paths), np.complex128)
-    for n in range(q.size):
-        for j in range(n_paths):
-            e[n, j] = coarse[q[n], j] * fine[r[n], j]
-    return e
+from dsp.ranging.nomp_kernels import steer
 
 
 @compiled(error_model="numpy")
