@@ -46,7 +46,7 @@ CASES = dict(MAKER.cases(WF))
 
 @pytest.fixture(scope="module")
 def method():
-    return get_method("nomp_product", WF)
+    return get_method("nomp_product", WF, **MAKER.RECORDED)  # the parameters of the recording
 
 
 def test_the_reference_covers_most_cases():

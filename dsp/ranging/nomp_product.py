@@ -32,7 +32,10 @@ The central band (TX-RX, no product form) is fitted by NOMP as before.  The side
    grown to as many free compound paths (else it found model mismatch, not structure); its
    residual must reach the noise (``fit_sigmas`` deviations of the chi-square; else the channel
    has more paths than the hypotheses hold); its first path must lie within ``max_shift_cells``
-   of NOMP's (a refinement, not another cluster) and its own bound below ``max_std_cells``.
+   (one resolution cell) of NOMP's (a refinement, not another cluster: in a cluster the band does
+   not resolve, NOMP's first path may be most of a cell off, which the product form corrects;
+   half a cell, the value until session 17, threw away 11 such corrections of 5-10 m on the ranging
+   sweeps, and 1.5 cells let a 20 m error through) and its own bound below ``max_std_cells``.
 6. **First path** ``w_1,first + w_2,first``: in each factor the earliest path no weaker than its
    strongest by more than ``first_path_db``.  Its standard deviation is the product-form bound at
    the fitted values and the estimated noise (:func:`dsp.crlb_product.product_crlb_s2`).
@@ -79,7 +82,7 @@ class NompProductParams(NompParams):
         0.2, "the product fit's first path is kept only if its bound is below this many cells", "(0, 100]"
     )
     max_shift_cells: float = param(
-        0.5,
+        1.0,
         "the product fit's first path is kept within this many resolution cells of NOMP's (else NOMP's)",
         "(0, 100]",
     )
@@ -130,8 +133,8 @@ class NompProduct(Nomp):
         if fit is None:
             return est.delay_s, est.delay_std_s
         delay, std = self._first(fit, est.noise_var)
-        # a refinement within the resolution: a first path elsewhere is another cluster's, whose
-        # choice NOMP's first-path rule (components, significance) makes better
+        # a refinement within a resolution cell: a first path farther away is another cluster's,
+        # whose choice NOMP's first-path rule (components, significance) makes better
         window = 1.0 / self.wf.subcarrier_spacing_hz
         shift = (delay - est.delay_s + window / 2) % window - window / 2
         cell_s = 1.0 / self.wf.occupied_bandwidth_hz
