@@ -116,16 +116,20 @@ def test_a_channel_without_product_form_is_left_to_nomp(wf, product, nomp):
 
 
 def test_the_guards_fall_back_to_nomp(wf, nomp):
-    """A product fit whose own bound exceeds ``max_std_cells``, or whose first path moved more than
-    ``max_shift_cells`` from NOMP's, gives way to NOMP's estimate."""
+    """A product fit whose own bound exceeds ``max_std_cells``, or whose first path moved earlier
+    than NOMP's by more than ``max_shift_cells`` or later by more than ``max_later_cells``, gives
+    way to NOMP's estimate; the limit of the other direction does not."""
     tx_tag, tag_rx, _ = _scenario()
     h = model_cfr(wf.active_freqs_hz, *compound_model(tx_tag, tag_rx, wf, "upper"))
     y = _noisy(h, noise_var_for_snr(h, 27.8), np.random.default_rng(5))
     expect = (nomp.fit(y).delay_s, nomp.fit(y).delay_std_s)
     free = get_method("nomp_product", wf).side_delay_and_std_s(y[None])
     assert free != expect  # the product fit is used here by default (the first test)
-    for guard in ({"max_std_cells": 1e-6}, {"max_shift_cells": 1e-6}):
+    later = free[0] > expect[0]
+    this, other = ("max_later_cells", "max_shift_cells") if later else ("max_shift_cells", "max_later_cells")
+    for guard in ({"max_std_cells": 1e-6}, {this: 1e-6}):
         assert get_method("nomp_product", wf, **guard).side_delay_and_std_s(y[None]) == expect
+    assert get_method("nomp_product", wf, **{other: 1e-6}).side_delay_and_std_s(y[None]) == free
 
 
 def test_an_epoch_fits_one_side_band_in_product_form(wf, product):

@@ -31,11 +31,14 @@ The central band (TX-RX, no product form) is fitted by NOMP as before.  The side
 5. **Guards** (each falls back to NOMP's estimate): the product must fit better than NOMP's fit
    grown to as many free compound paths (else it found model mismatch, not structure); its
    residual must reach the noise (``fit_sigmas`` deviations of the chi-square; else the channel
-   has more paths than the hypotheses hold); its first path must lie within ``max_shift_cells``
-   (one resolution cell) of NOMP's (a refinement, not another cluster: in a cluster the band does
-   not resolve, NOMP's first path may be most of a cell off, which the product form corrects;
-   half a cell, the value until session 17, threw away 11 such corrections of 5-10 m on the ranging
-   sweeps, and 1.5 cells let a 20 m error through) and its own bound below ``max_std_cells``.
+   has more paths than the hypotheses hold); its first path must lie at most ``max_shift_cells``
+   (one resolution cell) ahead of NOMP's and at most ``max_later_cells`` (0.75 cell) behind it (a
+   refinement, not another cluster: in a cluster the band does not resolve, NOMP's first path may
+   be most of a cell off, which the product form corrects; half a cell either way, the limits until
+   session 17, threw away 15 such corrections of 5-12 m on the ranging sweeps; later by more than
+   0.75 cell, 0.89-0.92 cell in the three cases seen, the product fit had explained NOMP's first
+   path away in unidentifiable 4- and 8-NLoS channels and was 8-13 m late) and its own bound below
+   ``max_std_cells``.
 6. **First path** ``w_1,first + w_2,first``: in each factor the earliest path no weaker than its
    strongest by more than ``first_path_db``.  Its standard deviation is the product-form bound at
    the fitted values and the estimated noise (:func:`dsp.crlb_product.product_crlb_s2`).
@@ -83,7 +86,14 @@ class NompProductParams(NompParams):
     )
     max_shift_cells: float = param(
         1.0,
-        "the product fit's first path is kept within this many resolution cells of NOMP's (else NOMP's)",
+        "the product fit's first path is kept at most this many resolution cells ahead of NOMP's "
+        "(else NOMP's)",
+        "(0, 100]",
+    )
+
+    max_later_cells: float = param(
+        0.75,
+        "the product fit's first path is kept at most this many resolution cells after NOMP's (else NOMP's)",
         "(0, 100]",
     )
 
@@ -97,6 +107,7 @@ class NompProductParams(NompParams):
         self._check_range("fit_sigmas", 0.0, 100.0, open_lo=True)
         self._check_range("split_cells", 0.0, 1.0)
         self._check_range("max_std_cells", 0.0, 100.0, open_lo=True)
+        self._check_range("max_later_cells", 0.0, 100.0, open_lo=True)
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,7 @@ class NompProduct(Nomp):
         window = 1.0 / self.wf.subcarrier_spacing_hz
         shift = (delay - est.delay_s + window / 2) % window - window / 2
         cell_s = 1.0 / self.wf.occupied_bandwidth_hz
-        if abs(shift) > self.params.max_shift_cells * cell_s:
+        if not -self.params.max_shift_cells * cell_s <= shift <= self.params.max_later_cells * cell_s:
             return est.delay_s, est.delay_std_s
         # a product fit that does not pin its own first path down (its bound above a fifth of a cell
         # by default) has resolved nothing: NOMP's answer
