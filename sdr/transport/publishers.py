@@ -209,6 +209,11 @@ class IQPublisher:
         while True:  # XPUB never blocks (it drops); PUSH waits for room, watching ``stop``
             if self._no_consumer():  # nothing goes into the pipe of one that has left
                 return self._give_up("the consumer disconnected")
+            if self.unsent.dropping:
+                # A consumer is back: reading ZMQ_EVENTS makes libzmq apply its pending pipe
+                # commands at once (a send applies them only every ~1 ms), so the departed
+                # consumer's pipe is closed before this message could be written into it.
+                self._sock.get(zmq.EVENTS)
             try:
                 self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
                 self._consumer_seen = True
