@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from dsp.config_base import ConfigError
 from dsp.crlb import model_cfr, noise_var_for_snr
-from dsp.ranging import get_method, nomp
+from dsp.ranging import get_method, nomp_first
 from dsp.ranging.nomp_linalg import _cost
 from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
 
@@ -66,7 +66,7 @@ def test_the_gates(wf, with_clusters, without, monkeypatch):
     at a hundredth of a cell: the recorded cases give the plain rule's answer), nor where the fit
     does not reach the noise (its residual scaled 4 deviations above the chi-square's mean)."""
     d = np.load(DATA / "nomp_split_first.npz")
-    monkeypatch.setattr(nomp, "RESCUE_STD_CELLS", 0.01)
+    monkeypatch.setattr(nomp_first, "RESCUE_STD_CELLS", 0.01)
     for cfr in d["cfr"]:
         assert with_clusters.fit(cfr).delay_s == without.fit(cfr).delay_s
     monkeypatch.undo()
