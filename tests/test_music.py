@@ -223,7 +223,7 @@ def _reference_estimate(m, cfr, cir=None):
     import scipy.fft
     import scipy.linalg
 
-    from dsp.ranging.music import _denominator, smoothed_covariance_direct
+    from dsp.ranging.music_subspace import _denominator, smoothed_covariance_direct
 
     wf, length = m.wf, m.subvector_len
     r, n_sub = smoothed_covariance_direct(np.atleast_2d(cfr), m.runs, length)

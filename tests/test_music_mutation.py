@@ -13,9 +13,8 @@ import pytest
 
 from dsp.config_base import ConfigError
 from dsp.ranging import get_method
-from dsp.ranging.music import (
-    Music,
-    MusicParams,
+from dsp.ranging.music import Music, MusicParams
+from dsp.ranging.music_subspace import (
     _forward_covariance,
     _unitary_left,
     _unitary_right,
