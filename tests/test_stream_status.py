@@ -14,7 +14,8 @@ from gui.model import ResultsModel
 from gui.theme import STATE_COLORS
 from sdr.transport import IQSubscriber
 from sdr.transport.codec import decode, encode_iq, encode_result
-from sdr.worker import STALLED_AFTER_S, StreamWorker
+from sdr.worker import StreamWorker
+from sdr.worker_report import STALLED_AFTER_S
 from tests.test_gui import ScriptedSource
 
 RATE_HZ = 30.72e6
