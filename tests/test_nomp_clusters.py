@@ -25,14 +25,9 @@ from dsp.config_base import ConfigError
 from dsp.crlb import model_cfr, noise_var_for_snr
 from dsp.ranging import get_method, nomp_first
 from dsp.ranging.nomp_linalg import _cost
-from dsp.waveform import SPEED_OF_LIGHT_M_S, get_profile
+from dsp.waveform import SPEED_OF_LIGHT_M_S
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def wf():
-    return get_profile("default")
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,6 @@ N_SIGMA = 5.0
 
 
 @pytest.fixture(scope="module")
-def wf():
-    return get_profile("default")
-
-
-@pytest.fixture(scope="module")
 def nomp(wf):
     return get_method("nomp", wf)
 
